@@ -1,0 +1,29 @@
+# Two commands on a fresh clone (needs only python3 >= 3.10 and the package registry):
+#   make repro   set up .venv and run the whole DVC pipeline on the offline default
+#   make test    set up .venv and run the test suite (what .ci/run calls)
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup repro test clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

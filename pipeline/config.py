@@ -1,0 +1,153 @@
+"""``params.yaml``: one validated, frozen model per section.
+
+Each stage reads exactly one section (``dvc.yaml`` lists the same keys), validated
+up front; an unknown key or out-of-range value is an error naming the key, the
+allowed range and the file. Models are frozen: nothing downstream edits config.
+The augmentation pipeline's ops are validated by the op registry
+(``pipeline.augment.registry``), which owns each op's parameter model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DownloadParams(Section):
+    dataset: str = "mnist5k"
+    mirror: str | None = None  # base URL replacing the upstream one (issue 3)
+
+
+class IngestParams(Section):
+    format: str = "imagefolder"
+    min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
+    max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
+    workers: int = Field(0, ge=0, description="decode processes; 0 = one per core")
+
+
+class SplitParams(Section):
+    seed: int = 0
+    ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+
+    @field_validator("ratios")
+    @classmethod
+    def _ratios(cls, v: dict[str, float]) -> dict[str, float]:
+        allowed = {"train", "val", "test"}
+        if unknown := set(v) - allowed:
+            raise ValueError(f"unknown split name(s) {sorted(unknown)}; allowed: train, val, test")
+        if "train" not in v or "test" not in v:
+            raise ValueError("ratios need at least train and test")
+        if any(r < 0 for r in v.values()):
+            raise ValueError("ratios must be >= 0")
+        if abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"ratios must sum to 1 (they sum to {sum(v.values()):g})")
+        return v
+
+
+class AugmentParams(Section):
+    seed: int = 0
+    copies: int = Field(1, ge=0, le=100, description="augmented copies of each training image")
+    keep_originals: bool = True
+    image_size: tuple[int, int] | None = Field(None, description="(height, width); null = keep")
+    channels: Literal[1, 3] | None = None  # null = from the data
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(256, ge=1, le=65536)
+    pipeline: tuple[dict[str, Any], ...] = ()
+
+    @model_validator(mode="after")
+    def _ops(self) -> "AugmentParams":
+        # Validate each op by its own model now, so errors surface before any work.
+        from pipeline.augment.registry import build_pipeline
+
+        build_pipeline(self.pipeline)
+        return self
+
+
+class TrainParams(Section):
+    seed: int = 0
+    model: Literal["seed_cnn"] = "seed_cnn"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = one per core")
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(512, ge=1, le=65536)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "download": DownloadParams,
+    "ingest": IngestParams,
+    "split": SplitParams,
+    "augment": AugmentParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def _format_error(source: str, section: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid `{section}` section:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in (section, *e["loc"]))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            model = SECTIONS.get(section)
+            known = ", ".join(model.model_fields) if model and len(e["loc"]) == 1 else ""
+            msg = f"unknown key" + (f" (known keys: {known})" if known else "")
+        got = e.get("input")
+        got_txt = f" (got {got!r})" if got is not None and e["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
+        lines.append(f"  {loc}: {msg}{got_txt}")
+    return "\n".join(lines)
+
+
+def parse_section(section: str, data: Any, source: str = "params.yaml") -> Section:
+    """Validate one section's raw data; ConfigError names the key and the file."""
+    model = SECTIONS[section]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: `{section}` must be a mapping, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, section, err)) from None
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found (run from the repository root or pass --params)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    if unknown := sorted(set(data) - set(SECTIONS)):
+        raise ConfigError(
+            f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
+        )
+    return data
+
+
+def load_section(section: str, path: Path | str = "params.yaml") -> Section:
+    """Read ``path`` and return the validated model for ``section``."""
+    data = read_params_file(Path(path))
+    return parse_section(section, data.get(section), source=str(path))

@@ -1,0 +1,83 @@
+"""Turn candidates into the canonical dataset: decode, check, store, in parallel.
+
+Decoding dominates ingest time, so it runs in worker processes (one per core by
+default); each worker reads the user's file, writes the canonical copy and
+returns a small result. Results are put back in candidate order, so the output
+does not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, store_image
+from pipeline.progress import progress
+from pipeline.record import IMAGES, Rejected, Sample
+
+
+@dataclass(frozen=True)
+class _Job:
+    candidate: Candidate
+    out_dir: str
+    min_size: int
+    max_pixels: int
+
+
+def image_stem(sample_id: str) -> str:
+    """File stem of a sample's canonical image: stable, filesystem-safe, unique."""
+    return hashlib.blake2b(sample_id.encode("utf-8"), digest_size=10).hexdigest()
+
+
+def _process(job: _Job) -> tuple[str, ImageInfo | None, str, str]:
+    """Worker: (stored relative path, info, reject reason, detail)."""
+    c = job.candidate
+    try:
+        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels)
+        dest = store_image(Path(c.path), img, fmt, info, Path(job.out_dir) / IMAGES / image_stem(c.id))
+    except ImageRejected as err:
+        return "", None, err.reason, err.detail
+    except OSError as err:  # e.g. the disk filled up while writing the copy
+        return "", None, "unreadable", str(err)
+    return f"{IMAGES}/{dest.name}", info, "", ""
+
+
+def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
+               workers: int = 0) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
+    """Decode and store every candidate; return (accepted with infos, rejected)."""
+    (out_dir / IMAGES).mkdir(parents=True, exist_ok=True)
+    jobs = [_Job(c, str(out_dir), min_size, max_pixels) for c in candidates]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(jobs) < 64:
+        results: Iterable = map(_process, jobs)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_process, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 8))))
+    accepted, rejected = [], []
+    try:
+        for c, (rel, info, reason, detail) in progress(
+            zip(candidates, results), desc="ingest", total=len(jobs), unit="img"
+        ):
+            if info is None:
+                rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
+                                         source=c.source.root))
+            else:
+                accepted.append((c, rel, info))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return accepted, rejected
+
+
+def to_sample(c: Candidate, rel: str, info: ImageInfo) -> Sample:
+    return Sample(
+        id=c.id, image=rel, width=info.width, height=info.height, channels=info.channels,
+        label=c.label, objects=c.objects, split=c.split, source=c.source,
+        pixel_hash=info.pixel_hash, notes=info.notes,
+    )

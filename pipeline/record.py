@@ -1,0 +1,206 @@
+"""The canonical sample record and the canonical dataset on disk.
+
+One ``Sample`` describes one image and everything known about it. Every
+ingester produces Samples, every later stage consumes them; file formats exist
+only at the edges (ingest, export). Records are frozen: a stage that changes a
+sample builds a new one with ``dataclasses.replace``.
+
+Conventions (the same everywhere in the code):
+
+* boxes are absolute pixel coordinates ``(x1, y1, x2, y2)`` in the upright image,
+  continuous: the pixel with index ``i`` spans ``[i, i + 1)``;
+* polygons are flat tuples ``(x0, y0, x1, y1, ...)`` in the same coordinates; an
+  object may have several polygon parts (labelme ``group_id``);
+* labels are class *names*; the dataset's ordered class list maps them to indices.
+
+The canonical dataset directory holds ``manifest.jsonl`` (one Sample per line,
+sorted by id), ``classes.json`` (ordered class names), ``quarantine.jsonl``
+(rejected inputs with reasons) and ``images/`` (upright image files).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+MANIFEST = "manifest.jsonl"
+CLASSES = "classes.json"
+QUARANTINE = "quarantine.jsonl"
+IMAGES = "images"
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Object:
+    """One annotated instance: a class name, its box and optional polygon parts."""
+
+    label: str
+    box: Box
+    polygons: tuple[tuple[float, ...], ...] = ()
+
+    def to_json(self) -> dict:
+        out: dict = {"label": self.label, "box": [round(v, 3) for v in self.box]}
+        if self.polygons:
+            out["polygons"] = [[round(v, 3) for v in p] for p in self.polygons]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Object":
+        return cls(
+            label=d["label"],
+            box=tuple(float(v) for v in d["box"]),  # type: ignore[arg-type]
+            polygons=tuple(tuple(float(v) for v in p) for p in d.get("polygons", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a sample came from, so any record can be traced to the user's file."""
+
+    format: str
+    path: str  # as given by the user's tree, relative to the source root
+    root: str = ""  # the source root as configured
+    annotation: str = ""  # annotation file, when separate from the image
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Source":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of the canonical dataset.
+
+    ``id`` is stable across runs (derived from the source name and the file's path
+    in its tree), so seeds, splits and traces keyed by it never move when files are
+    added elsewhere. ``image`` is relative to the dataset directory.
+    """
+
+    id: str
+    image: str
+    width: int
+    height: int
+    channels: int
+    label: str | None = None
+    objects: tuple[Object, ...] = ()
+    split: str | None = None
+    source: Source = field(default_factory=lambda: Source("unknown", ""))
+    pixel_hash: str = ""  # hash of decoded pixels: exact-duplicate detection
+    notes: tuple[str, ...] = ()  # what ingest changed, e.g. "exif-transposed:6"
+
+    def to_json(self) -> dict:
+        out: dict = {
+            "id": self.id,
+            "image": self.image,
+            "width": self.width,
+            "height": self.height,
+            "channels": self.channels,
+            "label": self.label,
+            "objects": [o.to_json() for o in self.objects],
+            "split": self.split,
+            "source": self.source.to_json(),
+            "pixel_hash": self.pixel_hash,
+        }
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Sample":
+        return cls(
+            id=d["id"],
+            image=d["image"],
+            width=int(d["width"]),
+            height=int(d["height"]),
+            channels=int(d["channels"]),
+            label=d.get("label"),
+            objects=tuple(Object.from_json(o) for o in d.get("objects", ())),
+            split=d.get("split"),
+            source=Source.from_json(d.get("source", {"format": "unknown", "path": ""})),
+            pixel_hash=d.get("pixel_hash", ""),
+            notes=tuple(d.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One input that did not become a sample, and why. Nothing is dropped silently."""
+
+    path: str
+    reason: str
+    detail: str = ""
+    source: str = ""
+    index: int | None = None  # line or shape index inside an annotation file
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Rejected":
+        return cls(**d)
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Write rows as JSON lines with sorted keys, so equal data gives equal bytes."""
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A canonical dataset loaded from its directory."""
+
+    root: Path
+    samples: tuple[Sample, ...]
+    classes: tuple[str, ...]
+    quarantine: tuple[Rejected, ...] = ()
+
+    def image_path(self, sample: Sample) -> Path:
+        return self.root / sample.image
+
+    @property
+    def kind(self) -> str:
+        """``detection`` when any sample has objects, else ``classification``."""
+        return "detection" if any(s.objects for s in self.samples) else "classification"
+
+
+def save_dataset(root: Path, samples: Iterable[Sample], classes: Iterable[str],
+                 quarantine: Iterable[Rejected]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    write_jsonl(root / MANIFEST, (s.to_json() for s in sorted(samples, key=lambda s: s.id)))
+    (root / CLASSES).write_text(json.dumps(list(classes), indent=1) + "\n", encoding="utf-8")
+    rejected = sorted(quarantine, key=lambda r: (r.path, r.index or 0, r.reason))
+    write_jsonl(root / QUARANTINE, (r.to_json() for r in rejected))
+
+
+def load_dataset(root: Path) -> Dataset:
+    """Load a canonical dataset, with an error that says what is missing."""
+    from pipeline.errors import InputError
+
+    root = Path(root)
+    for name in (MANIFEST, CLASSES):
+        if not (root / name).is_file():
+            raise InputError(
+                f"{root}: not a canonical dataset (missing {name}); "
+                "create one with `pipeline ingest`"
+            )
+    samples = tuple(Sample.from_json(d) for d in read_jsonl(root / MANIFEST))
+    classes = tuple(json.loads((root / CLASSES).read_text(encoding="utf-8")))
+    q = root / QUARANTINE
+    quarantine = tuple(Rejected.from_json(d) for d in read_jsonl(q)) if q.is_file() else ()
+    return Dataset(root=root, samples=samples, classes=classes, quarantine=quarantine)

@@ -1,0 +1,1 @@
+"""Training and evaluation of CNNs on dataset versions."""

@@ -1,0 +1,112 @@
+"""The evaluate stage: test-split metrics for a checkpoint, for DVC and TensorBoard.
+
+Writes ``metrics.json`` (accuracy, loss, macro-F1, per-class precision/recall/F1
+and the confusion matrix) and a CSV of (actual, predicted) class names per test
+image, which DVC's ``confusion`` plot template reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from pipeline.config import EvaluateParams
+from pipeline.device import resolve_device, set_threads
+from pipeline.errors import InputError
+from pipeline.train.data import load_split
+from pipeline.train.loop import evaluate_split
+from pipeline.train.models import MODELS, build_model
+
+
+def load_checkpoint(path: Path, device="cpu"):
+    """Rebuild the model stored in a checkpoint; returns (model, checkpoint dict)."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: checkpoint not found (run the train stage first)")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    if ckpt.get("model") not in MODELS:
+        raise InputError(f"{path}: unknown model {ckpt.get('model')!r} in checkpoint")
+    h, w, c = ckpt["shape"]
+    model = build_model(ckpt["model"], c, h, w, len(ckpt["classes"]), seed=0)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).to(memory_format=torch.channels_last).eval(), ckpt
+
+
+def confusion_matrix(actual: torch.Tensor, predicted: torch.Tensor, k: int) -> torch.Tensor:
+    """(k, k) counts: row = actual class, column = predicted class."""
+    return torch.bincount(actual * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def per_class_scores(cm: torch.Tensor, classes: list[str]) -> tuple[dict, float]:
+    cm = cm.to(torch.float64)
+    tp = cm.diag()
+    precision = tp / cm.sum(0).clamp(min=1)
+    recall = tp / cm.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    scores = {
+        name: {"precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
+               "f1": round(float(f1[i]), 6), "support": int(cm[i].sum())}
+        for i, name in enumerate(classes)
+    }
+    return scores, float(f1.mean())
+
+
+def confusion_figure(cm: torch.Tensor, classes: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * k + 2), max(4, 0.5 * k + 2)))
+    ax.imshow(cm.numpy(), cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=90)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    if k <= 30:
+        vmax = float(cm.max()) or 1.0
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if cm[i, j] > vmax / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
+             confusion_csv: Path, logdir: Path) -> dict:
+    from torch.utils.tensorboard import SummaryWriter
+
+    set_threads(0)
+    device = resolve_device(params.device)
+    model, ckpt = load_checkpoint(checkpoint, device)
+    classes = ckpt["classes"]
+    test = load_split(version, "test")
+    if len(test) == 0:
+        raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
+    mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
+    loss, acc, pred = evaluate_split(model, test, mean, std, device, params.batch_size)
+    cm = confusion_matrix(test.labels, pred, len(classes))
+    per_class, macro_f1 = per_class_scores(cm, classes)
+    result = {
+        "accuracy": round(acc, 6), "loss": round(loss, 6), "macro_f1": round(macro_f1, 6),
+        "test_samples": len(test), "per_class": per_class, "confusion_matrix": cm.tolist(),
+    }
+    metrics.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_text(json.dumps(result, indent=1) + "\n")
+    confusion_csv.parent.mkdir(parents=True, exist_ok=True)
+    with open(confusion_csv, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["actual", "predicted"])
+        out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
+    logdir.mkdir(parents=True, exist_ok=True)
+    with SummaryWriter(str(logdir)) as writer:
+        writer.add_scalar("test/accuracy", acc, 0)
+        writer.add_scalar("test/loss", loss, 0)
+        writer.add_scalar("test/macro_f1", macro_f1, 0)
+        writer.add_figure("test/confusion_matrix", confusion_figure(cm, classes), 0)
+    print(f"evaluate: test accuracy {acc:.4f}, macro-F1 {macro_f1:.4f} on {len(test)} images")
+    return result

@@ -1,0 +1,24 @@
+"""DVC stage `augment`: canonical dataset + splits -> dataset version --out (params `augment.*`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.runner import stage_main
+
+
+def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
+    from pipeline.config import load_section
+    from pipeline.dataset_version import write_version
+    from pipeline.record import load_dataset
+    from pipeline.split import read_splits
+
+    p = load_section("augment", params)  # validated before any data is read
+    card = write_version(load_dataset(dataset), read_splits(splits), p, out)
+    print("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+
+
+if __name__ == "__main__":
+    sys.exit(stage_main("augment", {"dataset": "canonical dataset", "splits": "split directory",
+                                    "out": "dataset version directory"}, run))

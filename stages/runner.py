@@ -1,0 +1,30 @@
+"""Shared entry point for stage modules: argument parsing and user-facing errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import PipelineError
+
+
+def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
+               argv: list[str] | None = None) -> int:
+    """Parse ``--params`` and the stage's path options, then call ``run``.
+
+    A PipelineError is printed as ``<stage>: error: <message>`` and exits 2, so DVC
+    shows the user what to fix instead of a traceback.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
+    for opt, help_text in paths.items():
+        parser.add_argument(f"--{opt}", required=True, type=Path, help=help_text)
+    args = parser.parse_args(argv)
+    try:
+        run(**vars(args))
+    except PipelineError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

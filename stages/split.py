@@ -1,0 +1,22 @@
+"""DVC stage `split`: canonical dataset --dataset -> split assignment --out (params `split.*`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.runner import stage_main
+
+
+def run(params: Path, dataset: Path, out: Path) -> None:
+    from pipeline.config import load_section
+    from pipeline.record import load_dataset
+    from pipeline.split import write_splits
+
+    p = load_section("split", params)  # validated before any data is read
+    summary = write_splits(load_dataset(dataset), p, out)
+    print(f"split: {summary['counts']}")
+
+
+if __name__ == "__main__":
+    sys.exit(stage_main("split", {"dataset": "canonical dataset", "out": "split directory"}, run))

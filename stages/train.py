@@ -1,0 +1,22 @@
+"""DVC stage `train`: dataset version -> checkpoint, TensorBoard log, metrics (params `train.*`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages.runner import stage_main
+
+
+def run(params: Path, version: Path, checkpoint: Path, logdir: Path, metrics: Path, curve: Path) -> None:
+    from pipeline.config import load_section
+    from pipeline.train.loop import train
+
+    train(version, load_section("train", params), checkpoint, logdir, metrics, curve)
+
+
+if __name__ == "__main__":
+    sys.exit(stage_main("train", {
+        "version": "dataset version", "checkpoint": "checkpoint file to write",
+        "logdir": "TensorBoard log directory", "metrics": "metrics JSON", "curve": "per-epoch CSV",
+    }, run))

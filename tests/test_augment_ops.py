@@ -1,0 +1,137 @@
+"""Augmentation ops: the table covers every registered op (meta-test), and each op
+keeps inputs unmodified, keeps dtype, is deterministic per sample key and gives the
+same result batched as one by one."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.augment import geometry
+from pipeline.augment.registry import REGISTRY, build_pipeline, dump_pipeline
+from pipeline.augment.rng import keys_tensor, uniform
+from pipeline.seeding import sample_key
+
+# Every registered op with a configuration that exercises it. The meta-test below
+# fails when an op is registered without a row here.
+OP_TABLE = {
+    "hflip": {"name": "hflip", "p": 0.5},
+    "vflip": {"name": "vflip", "p": 0.5},
+    "rotate": {"name": "rotate", "p": 0.7, "degrees": 30},
+    "crop": {"name": "crop", "p": 0.7, "padding": 3},
+}
+
+
+def test_every_registered_op_is_in_the_table():
+    assert set(REGISTRY) == set(OP_TABLE)
+
+
+def batch(b=7, c=3, h=12, w=10):
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (b, c, h, w), generator=g, dtype=torch.uint8)
+
+
+def keys(n, seed=0, copy=1):
+    return keys_tensor([sample_key(seed, f"s{i}", copy) for i in range(n)])
+
+
+@pytest.mark.parametrize("name", sorted(OP_TABLE))
+def test_op_contract(name):
+    pipe = build_pipeline([OP_TABLE[name]])
+    x = batch()
+    x0 = x.clone()
+    k = keys(len(x))
+    out = pipe.apply(x, pipe.sample(k, 12, 10))
+    assert torch.equal(x, x0), "input modified"
+    assert out.dtype == torch.uint8 and out.shape == x.shape
+    again = pipe.apply(x, pipe.sample(k, 12, 10))
+    assert torch.equal(out, again), "not deterministic for the same keys"
+    for i in range(len(x)):  # batched == one by one
+        one = pipe.apply(x[i:i + 1], pipe.sample(k[i:i + 1], 12, 10))
+        assert torch.equal(one[0], out[i])
+    fl = pipe.apply(x.float(), pipe.sample(k, 12, 10))
+    assert fl.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", sorted(OP_TABLE))
+def test_op_varies_per_sample(name):
+    """With p=0.5, between 30% and 70% of a 256-batch is changed."""
+    spec = dict(OP_TABLE[name], p=0.5)
+    pipe = build_pipeline([spec])
+    drawn = pipe.sample(keys(256), 32, 32)
+    frac = drawn[0]["applied"].float().mean().item()
+    assert 0.3 < frac < 0.7
+
+
+@pytest.mark.parametrize("name", sorted(OP_TABLE))
+def test_dump_build_round_trip(name):
+    pipe = build_pipeline([OP_TABLE[name]])
+    assert build_pipeline(dump_pipeline(pipe)) == pipe
+
+
+def test_uniform_draws_do_not_depend_on_batch_composition():
+    k = keys(64)
+    full = uniform(k, 5, 3)
+    assert torch.equal(full[10:17], uniform(k[10:17], 5, 3))
+    assert torch.equal(full[[5, 2]], uniform(k[[5, 2]], 5, 3))
+    assert not torch.equal(uniform(k, 5, 3), uniform(k, 6, 3))
+    assert full.min() >= 0 and full.max() < 1
+
+
+def test_hflip_twice_is_identity_and_matches_torch_flip():
+    x = batch()
+    pipe = build_pipeline([{"name": "hflip", "p": 1.0}])
+    k = keys(len(x))
+    once = pipe.apply(x, pipe.sample(k, 12, 10))
+    assert torch.equal(once, x.flip(-1))
+    assert torch.equal(pipe.apply(once, pipe.sample(k, 12, 10)), x)
+
+
+def test_crop_is_an_exact_integer_shift():
+    x = batch(b=1)
+    pipe = build_pipeline([{"name": "crop", "p": 1.0, "padding": 3}])
+    drawn = pipe.sample(keys(1), 12, 10)
+    dx, dy = int(drawn[0]["dx"][0]), int(drawn[0]["dy"][0])
+    out = pipe.apply(x, drawn)
+    ref = torch.zeros_like(x)
+    src = x[..., max(0, -dy):12 - max(0, dy), max(0, -dx):10 - max(0, dx)]
+    ref[..., max(0, dy):max(0, dy) + src.shape[-2], max(0, dx):max(0, dx) + src.shape[-1]] = src
+    assert torch.equal(out, ref)
+
+
+def reference_rotate(x, y, deg, cx, cy):
+    """Independent reference: rotate a point about (cx, cy), y axis pointing down."""
+    a = math.radians(deg)
+    dx, dy = x - cx, y - cy
+    return cx + dx * math.cos(a) + dy * math.sin(a), cy - dx * math.sin(a) + dy * math.cos(a)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-180, 180), st.floats(0, 50), st.floats(0, 50))
+def test_rotation_matrix_matches_reference(deg, x, y):
+    m = geometry.rotation_about(torch.tensor([deg]), 20.0, 15.0)
+    got = geometry.transform_points(m, torch.tensor([[[x, y]]]))[0, 0]
+    ex, ey = reference_rotate(x, y, deg, 20.0, 15.0)
+    assert abs(float(got[0]) - ex) < 1e-3 and abs(float(got[1]) - ey) < 1e-3
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 40), st.floats(0, 40)), min_size=3, max_size=8), st.floats(-90, 90))
+def test_rotate_then_inverse_is_identity_on_polygons(pts, deg):
+    p = torch.tensor([pts], dtype=torch.float32)
+    fwd = geometry.rotation_about(torch.tensor([deg]), 20.0, 20.0)
+    back = geometry.rotation_about(torch.tensor([-deg]), 20.0, 20.0)
+    out = geometry.transform_points(back @ fwd, p)
+    assert torch.allclose(out, p, atol=1e-3)
+
+
+def test_rotate_moves_a_bright_pixel_where_the_matrix_says():
+    x = torch.zeros(1, 1, 41, 41)
+    x[0, 0, 10, 30] = 255.0  # pixel centre (30.5, 10.5)
+    m = geometry.rotation_about(torch.tensor([90.0]), 20.5, 20.5)
+    out = geometry.warp(x, m, mode="nearest")
+    cx, cy = geometry.transform_points(m, torch.tensor([[[30.5, 10.5]]]))[0, 0]
+    yy, xx = divmod(int(out.flatten().argmax()), 41)
+    assert (xx, yy) == (int(cx), int(cy))

@@ -1,0 +1,129 @@
+"""ImageFolder ingest and the image policy: nothing lost, nothing modified."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.config import IngestParams
+from pipeline.errors import InputError
+from pipeline.ingest import ingest
+from tests.conftest import make_imagefolder, tree_digest
+
+
+def params(**kw):
+    return IngestParams(workers=1, **kw)
+
+
+def test_imagefolder_counts_labels_and_source_untouched(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=3, per_class=5)
+    before = tree_digest(src)
+    ds = ingest(src, tmp_path / "out", params())
+    assert tree_digest(src) == before
+    assert len(ds.samples) == 15 and ds.classes == ("class0", "class1", "class2")
+    assert {s.label for s in ds.samples} == set(ds.classes)
+    assert all((ds.root / s.image).is_file() and s.split is None for s in ds.samples)
+    assert ds.quarantine == ()
+    # PNG bytes are copied unchanged when nothing needed converting.
+    s = next(x for x in ds.samples if x.id == "class1/002.png")
+    assert (ds.root / s.image).read_bytes() == (src / "class1/002.png").read_bytes()
+
+
+def test_given_split_is_kept(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=3, splits=("train", "valid", "test"))
+    ds = ingest(src, tmp_path / "out", params())
+    assert {s.split for s in ds.samples} == {"train", "val", "test"}
+    assert ds.classes == ("class0", "class1")
+
+
+def test_parallel_equals_serial(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=40)
+    a = ingest(src, tmp_path / "a", IngestParams(workers=1))
+    b = ingest(src, tmp_path / "b", IngestParams(workers=2))
+    assert (a.root / "manifest.jsonl").read_bytes() == (b.root / "manifest.jsonl").read_bytes()
+
+
+def _bad_tree(root: Path) -> dict[str, str]:
+    """Write a tree of bad and odd inputs; return {relative path: expected reason}."""
+    good = make_imagefolder(root, classes=2, per_class=3, size=16)
+    d = good / "class0"
+    expected = {}
+    (d / "empty.png").write_bytes(b"")
+    expected["class0/empty.png"] = "empty-file"
+    (d / "notes.txt").write_text("not an image")
+    expected["class0/notes.txt"] = "not-an-image"
+    full = (d / "000.png").read_bytes()
+    buf = np.full((64, 64, 3), 128, np.uint8)
+    Image.fromarray(buf).save(d / "whole.jpg", quality=90)
+    jpeg = (d / "whole.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(jpeg[:300])  # cut inside the header
+    (d / "cut.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])  # cut inside the scan data
+    (d / "whole.jpg").unlink()
+    expected["class0/truncated.jpg"] = "truncated-or-corrupt"
+    expected["class0/cut.jpg"] = "truncated-or-corrupt"
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(d / "tiny.png")
+    expected["class0/tiny.png"] = "too-small"
+    Image.fromarray(np.zeros((300, 300), np.uint8)).save(d / "big.png")
+    expected["class0/big.png"] = "too-many-pixels"
+    (root / "README.md").write_text("stray file at the root")
+    expected["README.md"] = "outside-class-dir"
+    (d / "nested").mkdir()
+    (d / "nested" / "x.png").write_bytes(full)
+    expected["class0/nested/x.png"] = "outside-class-dir"
+    (d / ".DS_Store").write_bytes(b"\x00\x01garbage")
+    expected["class0/.DS_Store"] = "not-an-image"
+    return expected
+
+
+def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
+    src = tmp_path / "src"
+    expected = _bad_tree(src)
+    before = tree_digest(src)
+    ds = ingest(src, tmp_path / "out", params(max_pixels=200 * 200))
+    assert tree_digest(src) == before
+    got = {r.path: r.reason for r in ds.quarantine}
+    assert got == expected
+    assert all(r.detail for r in ds.quarantine)
+    files = [p for p in src.rglob("*") if p.is_file()]
+    assert len(ds.samples) + len(ds.quarantine) == len(files)
+    rows = [json.loads(l) for l in (ds.root / "quarantine.jsonl").read_text().splitlines()]
+    assert len(rows) == len(expected)
+
+
+def test_modes_exif_and_misnamed_formats_are_normalized(tmp_path):
+    src = tmp_path / "src"
+    d = src / "a"
+    d.mkdir(parents=True)
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[:5, :, 0] = 255  # red band on top
+    Image.fromarray(rgb).convert("CMYK").save(d / "cmyk.jpg")
+    Image.fromarray((np.arange(600, dtype=np.uint16).reshape(20, 30) * 100)).save(d / "gray16.png")
+    Image.fromarray(rgb).convert("P").save(d / "palette.gif")
+    Image.fromarray(rgb).save(d / "really_png.jpg", format="PNG")
+    Image.fromarray(rgb).convert("RGBA").save(d / "alpha.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    Image.fromarray(rgb).save(d / "exif6.jpg", exif=exif.tobytes(), quality=95)
+    ds = ingest(src, tmp_path / "out", params())
+    assert ds.quarantine == ()
+    by = {s.id.split("/")[-1]: s for s in ds.samples}
+    assert by["cmyk.jpg"].channels == 3 and "mode:CMYK->RGB" in by["cmyk.jpg"].notes
+    assert by["gray16.png"].channels == 1 and any(n.startswith("mode:I") for n in by["gray16.png"].notes)
+    assert by["palette.gif"].channels == 3
+    assert any(n.startswith("format:PNG-named") for n in by["really_png.jpg"].notes)
+    assert by["alpha.png"].channels == 3
+    e = by["exif6.jpg"]
+    assert (e.width, e.height) == (20, 30) and "exif-transposed:6" in e.notes
+    with Image.open(ds.root / e.image) as img:
+        assert img.size == (20, 30) and img.format == "PNG"
+        # The red band that was on top is now on the right after the 90-degree turn.
+        a = np.asarray(img.convert("RGB")).astype(int)
+        assert a[:, -3:, 0].mean() > 200 and a[:, :3, 0].mean() < 50
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    with pytest.raises(InputError, match="nope.*not found"):
+        ingest(tmp_path / "nope", tmp_path / "out", params())
+    assert not (tmp_path / "out").exists()
