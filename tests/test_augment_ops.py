@@ -21,6 +21,16 @@ OP_TABLE = {
     "vflip": {"name": "vflip", "p": 0.5},
     "rotate": {"name": "rotate", "p": 0.7, "degrees": 30},
     "crop": {"name": "crop", "p": 0.7, "padding": 3},
+    "random_resized_crop": {"name": "random_resized_crop", "p": 0.7, "size": [8, 9], "scale": [0.2, 1.0]},
+    "affine": {"name": "affine", "p": 0.7, "scale": [0.8, 1.2], "translate": [0.1, 0.2], "shear": [-10, 10]},
+    "color_jitter": {"name": "color_jitter", "p": 0.7, "hue": [-0.1, 0.1]},
+    "grayscale": {"name": "grayscale", "p": 0.5},
+    "gaussian_blur": {"name": "gaussian_blur", "p": 0.7, "sigma": [0.3, 1.5]},
+    "gaussian_noise": {"name": "gaussian_noise", "p": 0.7, "std": [0.02, 0.1]},
+    "cutout": {"name": "cutout", "p": 0.7, "holes": [1, 3], "size": [0.1, 0.4], "fill": 0.5},
+    "mixup": {"name": "mixup", "p": 0.7, "alpha": 0.4},
+    "cutmix": {"name": "cutmix", "p": 0.7, "alpha": 1.0},
+    "mosaic": {"name": "mosaic", "p": 0.7, "size": [16, 14]},
 }
 
 
@@ -37,22 +47,31 @@ def keys(n, seed=0, copy=1):
     return keys_tensor([sample_key(seed, f"s{i}", copy) for i in range(n)])
 
 
+def partner_batches(pipe, n, b=7):
+    """Partner samples passed in as data, as a dataset loader would."""
+    return [(batch(b=b, c=3, h=12, w=10).roll(j + 1, 0), None) for j in range(n)]
+
+
 @pytest.mark.parametrize("name", sorted(OP_TABLE))
 def test_op_contract(name):
     pipe = build_pipeline([OP_TABLE[name]])
     x = batch()
     x0 = x.clone()
     k = keys(len(x))
-    out = pipe.apply(x, pipe.sample(k, 12, 10))
+    parts = partner_batches(pipe, pipe.partner_slots()) if pipe.partner_slots() else None
+    out = pipe.apply(x, pipe.sample(k, 12, 10), parts)
     assert torch.equal(x, x0), "input modified"
-    assert out.dtype == torch.uint8 and out.shape == x.shape
-    again = pipe.apply(x, pipe.sample(k, 12, 10))
+    oh, ow = pipe.ops[0].out_hw(12, 10)
+    assert out.dtype == torch.uint8 and out.shape == (7, 3, oh, ow)
+    again = pipe.apply(x, pipe.sample(k, 12, 10), parts)
     assert torch.equal(out, again), "not deterministic for the same keys"
     for i in range(len(x)):  # batched == one by one
-        one = pipe.apply(x[i:i + 1], pipe.sample(k[i:i + 1], 12, 10))
+        one_parts = [(p[i:i + 1], None) for p, _ in parts] if parts else None
+        one = pipe.apply(x[i:i + 1], pipe.sample(k[i:i + 1], 12, 10), one_parts)
         assert torch.equal(one[0], out[i])
-    fl = pipe.apply(x.float(), pipe.sample(k, 12, 10))
+    fl = pipe.apply(x.float(), pipe.sample(k, 12, 10), parts)
     assert fl.dtype == torch.float32
+    assert not torch.equal(out, x[:, :, :oh, :ow]) or name == "grayscale", "op changed nothing"
 
 
 @pytest.mark.parametrize("name", sorted(OP_TABLE))

@@ -1,64 +1,240 @@
-"""An ordered list of ops applied to a batch, with per-sample parameters."""
+"""An ordered list of ops applied to a batch, with per-sample parameters.
+
+``sample`` draws every op's (B, ...) parameters from the per-sample keys; ``apply``
+(images only) and ``transform`` (images and targets) run them: consecutive geometric
+ops are composed and warped once, consecutive colour ops fused into one matrix pass,
+pixel ops run on the selected samples only (on the CPU; on CUDA the whole batch, to
+avoid host syncs). Mixing ops take their partner samples as data (``partners``), or,
+without it, from the batch itself at indices drawn from the keys.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 
 from pipeline.augment import geometry
-from pipeline.augment.ops import Op
+from pipeline.augment.base import Op
+from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
+from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
+Partner = tuple[torch.Tensor, "Targets | None"]
 
 
 @dataclass(frozen=True)
 class Pipeline:
     ops: tuple[Op, ...]
+    rules: Rules = field(default_factory=Rules)
+    backend: str = "torch"  # "torch" | "albumentations" | "auto" (see backend.py)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Pipeline) and [o.params for o in self.ops] == [o.params for o in other.ops]
+        return (isinstance(other, Pipeline) and [o.params for o in self.ops] == [o.params for o in other.ops]
+                and self.rules == other.rules and self.backend == other.backend)
 
     def sample(self, keys: torch.Tensor, h: int, w: int) -> Drawn:
         """Draw every op's (B, ...) parameters from the per-sample keys."""
-        return [op.sample(keys, h, w) for op in self.ops]
-
-    def apply(self, images: torch.Tensor, drawn: Drawn) -> torch.Tensor:
-        """Apply drawn parameters to uint8 or float (B, C, H, W) images.
-
-        Consecutive geometric ops are composed into one matrix and warped once, so
-        the image is resampled once per run of geometry, not once per op. uint8
-        input gives uint8 output, rounded half-to-even after the float work.
-        """
-        b, _, h, w = images.shape
-        out = images.to(torch.float32) if not images.is_floating_point() else images
-        m = None
-        for op, params in zip(self.ops, drawn):
-            if op.kind == "geometric":
-                step = op.matrix(params, h, w)
-                m = step if m is None else step @ m
-            else:  # photometric ops arrive with the augmentation engine (issue 5)
-                out = self._flush(out, m)
-                m = None
-                out = op.apply_image(out, params)
-        out = self._flush(out, m)
-        if images.dtype == torch.uint8:
-            return out.round().clamp_(0, 255).to(torch.uint8)
+        out = []
+        for op in self.ops:
+            d = op.sample(keys, h, w)
+            d.setdefault("_keys", keys)  # working data: the per-sample backend seeds from it
+            out.append(d)
+            h, w = op.out_hw(h, w)
         return out
 
-    @staticmethod
-    def _flush(images: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
-        if m is None:
-            return images
-        return geometry.warp(images, m)
+    def resolved_backend(self, device: torch.device, h: int, w: int) -> str:
+        """The backend this pipeline runs on for a batch (``auto`` decided per
+        device and image size, see backend.py); record it with the output."""
+        if self.backend != "auto":
+            return self.backend
+        from pipeline.augment.backend import choose_backend
+
+        return choose_backend(self.ops, torch.device(device), h, w)
+
+    def partner_slots(self) -> int:
+        """How many partner samples per sample the mixing ops consume, in op order."""
+        return sum(op.partners for op in self.ops)
+
+    def partner_indices(self, drawn: Drawn, pool_size: int) -> torch.Tensor:
+        """(B, partner_slots) indices into a pool of ``pool_size`` samples (a dataset
+        or the batch), drawn from the keys: pick partners with these, pass them in."""
+        cols = [d["partner_u"] for op, d in zip(self.ops, drawn) if op.partners]
+        if not cols:
+            return torch.zeros((0, 0), dtype=torch.int64)
+        return (torch.cat(cols, 1) * pool_size).long().clamp_max(pool_size - 1)
+
+    def apply(self, images: torch.Tensor, drawn: Drawn, partners: Sequence[Partner] | None = None) -> torch.Tensor:
+        """Apply drawn parameters to uint8 or float (B, C, H, W) images.
+
+        uint8 input gives uint8 output, rounded half-to-even after the float work.
+        """
+        return self.transform(images, None, drawn, partners)[0]
+
+    def transform(self, images: torch.Tensor, targets: Targets | None, drawn: Drawn,
+                  partners: Sequence[Partner] | None = None) -> tuple[torch.Tensor, Targets | None]:
+        """Apply drawn parameters to images and their targets together."""
+        if targets is not None:
+            check_targets(self.ops, targets.kinds())
+        if self.resolved_backend(images.device, *images.shape[-2:]) == "albumentations":
+            from pipeline.augment.albumentations_backend import run_albumentations
+
+            return run_albumentations(self, images, targets, drawn)
+        scale = 255.0 if images.dtype == torch.uint8 else 1.0
+        x = images.to(torch.float32) if not images.is_floating_point() else images
+        parts = [(p.to(torch.float32), pt) for p, pt in partners] if partners is not None else None
+        run = _Run(x, targets, self.rules, scale, owned=x is not images)
+        slot = 0
+        for op, params in zip(self.ops, drawn):
+            if op.kind == "geometric":
+                run.add_matrix(op, params)
+            elif op.kind == "colour":
+                run.flush_geometry()
+                run.add_colour(op, params)
+            else:
+                run.flush()
+                if op.kind == "pixel":
+                    run.pixel(op, params)
+                elif op.kind == "mixing":
+                    got = parts[slot:slot + op.partners] if parts is not None else run.in_batch(op, params)
+                    slot += op.partners
+                    run.x, run.t = op.mix(run.x, run.t, params, got, self.rules)
+                    run.owned = True
+                else:
+                    run.x, run.t = op.apply_external(run.x, run.t, params, scale)
+                    run.owned = True
+        run.flush()
+        out = run.x
+        if images.dtype == torch.uint8:
+            out = out.round().clamp_(0, 255).to(torch.uint8)
+        elif out is images:
+            out = out.clone()
+        return out, run.t
 
     @staticmethod
-    def describe(ops: tuple[Op, ...], drawn: Drawn, index: int) -> list[dict[str, float | bool | str]]:
+    def describe(ops: tuple[Op, ...], drawn: Drawn, index: int) -> list[dict]:
         """The parameters sample ``index`` received, in op order, as plain JSON data."""
         out = []
         for op, params in zip(ops, drawn):
-            d: dict[str, float | bool | str] = {"op": op.name}
+            d: dict = {"op": op.name}
             for k, v in params.items():
-                d[k] = bool(v[index]) if v.dtype == torch.bool else round(float(v[index]), 4)
+                if k.startswith("_"):
+                    continue
+                v = v[index]
+                if v.dtype == torch.bool:
+                    d[k] = bool(v) if v.ndim == 0 else v.tolist()
+                else:
+                    d[k] = round(float(v), 4) if v.ndim == 0 else [round(float(e), 4) for e in v.flatten()]
             out.append(d)
         return out
+
+
+def check_targets(ops: Sequence[Op], kinds: set[str]) -> None:
+    """Fail loudly when an op cannot handle a target kind the data carries."""
+    from pipeline.errors import ConfigError
+
+    for i, op in enumerate(ops):
+        missing = sorted(kinds - op.supports)
+        if missing:
+            raise ConfigError(f"augment.pipeline[{i}] ({op.name}) cannot transform target(s) "
+                              f"{', '.join(missing)}; remove the op or those targets")
+
+
+class _Run:
+    """The state of one ``transform`` call: images, targets, pending matrix/colour."""
+
+    def __init__(self, x, t, rules, scale, owned):
+        self.x, self.t, self.rules, self.scale = x, t, rules, scale
+        self.owned = owned  # may self.x be written in place (not the caller's tensor)?
+        self.m = None  # pending (B, 3, 3) geometry
+        self.geo_applied = None
+        self.out_hw = tuple(x.shape[-2:])
+        self.colour = None  # pending (M, offset, applied)
+
+    def put(self, idx, y):
+        """Write rows ``idx``: in place once the tensor is ours, else one copy."""
+        if self.owned:
+            self.x.index_copy_(0, idx, y)
+        else:
+            self.x, self.owned = self.x.index_copy(0, idx, y), True
+
+    def add_matrix(self, op, params):
+        h, w = self.out_hw
+        step = op.matrix(params, h, w)
+        self.m = step if self.m is None else step @ self.m
+        self.out_hw = op.out_hw(h, w)
+        a = params["applied"] | (self.out_hw != (h, w))
+        self.geo_applied = a if self.geo_applied is None else self.geo_applied | a
+
+    def flush_geometry(self):
+        if self.m is None:
+            return
+        m, a, oh_ow = self.m, self.geo_applied, self.out_hw
+        self.m = self.geo_applied = None
+        if oh_ow != tuple(self.x.shape[-2:]) or self.x.is_cuda:
+            self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
+        else:  # warp only the samples some geometric op selected
+            idx = torch.nonzero(a)[:, 0]
+            if len(idx):
+                self.put(idx, geometry.warp(self.x[idx], m[idx], oh_ow))
+        if self.t is not None:
+            t = transform_targets(self.t, m, oh_ow, self.rules)
+            if t.masks is not None:
+                from dataclasses import replace
+
+                t = replace(t, masks=transform_masks(t.masks, m, oh_ow))
+            self.t = t
+
+    def add_colour(self, op, params):
+        b, c = self.x.shape[:2]
+        if self.colour is None:
+            eye = torch.eye(c, device=self.x.device).expand(b, c, c)
+            self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"],
+                           self.x.mean((2, 3)))
+        m0, o0, a0, mean0 = self.colour
+        mean = (m0 @ mean0[:, :, None])[..., 0] + o0
+        m, o = op.affine(params, mean)
+        self.colour = (m @ m0, (m @ o0[:, :, None])[..., 0] + o, a0 | params["applied"], mean0)
+
+    def flush_colour(self):
+        if self.colour is None:
+            return
+        m, o, a, _ = self.colour
+        self.colour = None
+        x = self.x
+        idx = None if x.is_cuda else torch.nonzero(a)[:, 0]
+        if idx is not None:
+            if len(idx) == 0:
+                return
+            x, m, o = x[idx], m[idx], o[idx]
+        b, c, h, w = x.shape
+        y = torch.baddbmm(o[:, :, None], m, x.reshape(b, c, h * w)).view(b, c, h, w)
+        if idx is None:
+            self.x, self.owned = y, True
+        else:
+            self.put(idx, y)
+
+    def flush(self):
+        self.flush_geometry()
+        self.flush_colour()
+
+    def pixel(self, op, params):
+        a = params["applied"]
+        if self.x.is_cuda:
+            y = op.apply_image(self.x, params, self.scale)
+            self.x, self.owned = torch.where(a.view(-1, 1, 1, 1), y, self.x), True
+        else:
+            idx = torch.nonzero(a)[:, 0]
+            if len(idx):
+                sub = {k: v[idx] for k, v in params.items()}
+                self.put(idx, op.apply_image(self.x[idx], sub, self.scale))
+        if self.t is not None and hasattr(op, "apply_targets"):
+            self.t = op.apply_targets(self.t, params, *self.x.shape[-2:], self.rules)
+
+    def in_batch(self, op, params):
+        """Partners from the batch itself, at indices drawn from the keys."""
+        b = len(self.x)
+        idx = (params["partner_u"] * b).long().clamp_max(b - 1)
+        return [(self.x[idx[:, j]], None if self.t is None else self.t.select(idx[:, j]))
+                for j in range(op.partners)]

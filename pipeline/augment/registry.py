@@ -2,7 +2,8 @@
 
 ``build_pipeline(spec)`` validates every entry against its op's parameter model
 (errors name the entry index, the op and the key); ``dump_pipeline`` writes it back
-with a schema version, and ``build_pipeline(dump_pipeline(p)) == p``.
+with a schema version, and ``build_pipeline(dump_pipeline(p)) == p``. Names
+``albumentations.<Transform>`` run that albumentations transform per sample.
 """
 
 from __future__ import annotations
@@ -11,30 +12,50 @@ from typing import Any, Iterable
 
 from pydantic import ValidationError
 
-from pipeline.augment.ops import Crop, HFlip, Op, Rotate, VFlip
-from pipeline.augment.pipeline import Pipeline
+from pipeline.augment.ops import ALL_OPS, Op
+from pipeline.augment.pipeline import Pipeline, check_targets
+from pipeline.augment.target_geometry import Rules
 from pipeline.errors import ConfigError
 from pipeline.seeding import key64
 
-SCHEMA_VERSION = 1
-REGISTRY: dict[str, type[Op]] = {op.name: op for op in (HFlip, VFlip, Rotate, Crop)}
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1: ops only (rules and backend at their defaults)
+REGISTRY: dict[str, type[Op]] = {op.name: op for op in ALL_OPS}
+EXTERNAL_PREFIX = "albumentations."
 
 
-def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any]) -> Pipeline:
-    if isinstance(spec, dict):  # a dump: {"schema_version": 1, "ops": [...]}
-        if spec.get("schema_version") != SCHEMA_VERSION:
+def _op_class(name: str, where: str) -> type[Op]:
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if isinstance(name, str) and name.startswith(EXTERNAL_PREFIX):
+        from pipeline.augment.albumentations_backend import external_op
+
+        return external_op(name, where)
+    raise ConfigError(f"{where}: unknown op {name!r}; known ops: {', '.join(sorted(REGISTRY))}, "
+                      f"or {EXTERNAL_PREFIX}<Transform>")
+
+
+def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any], *, min_visibility: float = 0.0,
+                   min_area: float = 1.0, backend: str = "torch", targets: Iterable[str] = ()) -> Pipeline:
+    """Build and validate a pipeline. ``targets``: the target kinds the data carries
+    (boxes, polygons, keypoints, masks, classes); an op that cannot handle one fails here."""
+    if isinstance(spec, dict):  # a dump: {"schema_version": 2, "ops": [...], ...}
+        if spec.get("schema_version") not in READABLE_SCHEMAS:
             raise ConfigError(f"augment pipeline schema_version {spec.get('schema_version')!r} "
-                              f"is not supported (expected {SCHEMA_VERSION})")
+                              f"is not supported (expected one of {READABLE_SCHEMAS})")
+        min_visibility = spec.get("min_visibility", min_visibility)
+        min_area = spec.get("min_area", min_area)
+        backend = spec.get("backend", backend)
         spec = spec["ops"]
+    if backend not in ("torch", "albumentations", "auto"):
+        raise ConfigError(f"augment.backend: {backend!r} is not one of auto, torch, albumentations")
     ops = []
     for i, entry in enumerate(spec):
         where = f"augment.pipeline[{i}]"
         if not isinstance(entry, dict) or "name" not in entry:
             raise ConfigError(f"{where}: each op is a mapping with a `name` (got {entry!r})")
         name = entry["name"]
-        if name not in REGISTRY:
-            raise ConfigError(f"{where}: unknown op {name!r}; known ops: {', '.join(sorted(REGISTRY))}")
-        op_cls = REGISTRY[name]
+        op_cls = _op_class(name, where)
         try:
             params = op_cls.Params.model_validate(entry)
         except ValidationError as err:
@@ -47,9 +68,16 @@ def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any]) -> Pipeline:
             raise ConfigError(f"{where} ({name}): {msgs}") from None
         # Each op's stream depends on its position and name only.
         ops.append(op_cls(params, stream=key64("op", i, name) & 0xFFFFFFF))
-    return Pipeline(tuple(ops))
+    check_targets(ops, set(targets))
+    if backend == "albumentations":
+        from pipeline.augment.albumentations_backend import check_supported
+
+        check_supported(ops)
+    return Pipeline(tuple(ops), Rules(min_visibility, min_area), backend)
 
 
 def dump_pipeline(pipeline: Pipeline) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION,
-            "ops": [op.params.model_dump() for op in pipeline.ops]}
+            "ops": [op.params.model_dump(mode="json") for op in pipeline.ops],
+            "min_visibility": pipeline.rules.min_visibility, "min_area": pipeline.rules.min_area,
+            "backend": pipeline.backend}

@@ -48,3 +48,71 @@ def randint(keys: torch.Tensor, stream: int, n: int, low: int, high: int) -> tor
     """(B, n) int64 uniform in [low, high] inclusive."""
     span = high - low + 1
     return low + (random_bits(keys, stream, n) % span)
+
+
+def normal(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
+    """(B, n) float32 standard normal (Box-Muller on two keyed uniforms)."""
+    u = uniform(keys, stream, 2 * n)
+    u1 = u[:, :n].clamp_min(1.0 / (1 << 24))
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * torch.pi) * u[:, n:])
+
+
+def gamma(keys: torch.Tensor, stream: int, alpha: float, tries: int = 12) -> torch.Tensor:
+    """(B,) Gamma(alpha, 1) by Marsaglia-Tsang with a fixed number of vectorised tries.
+
+    Each try is accepted with probability > 0.95, so 12 tries fail with odds below
+    1e-15; a sample that still fails gets the mean ``alpha``. ``alpha < 1`` uses the
+    boost ``Gamma(a) = Gamma(a + 1) * U^(1/a)``.
+    """
+    a = alpha + 1.0 if alpha < 1.0 else alpha
+    d = a - 1.0 / 3.0
+    c = 1.0 / (9.0 * d) ** 0.5
+    z = normal(keys, stream, tries)
+    u = uniform(keys, stream + 1, tries + 1).clamp_min(1e-12)
+    v = (1.0 + c * z) ** 3
+    ok = (v > 0) & (torch.log(u[:, :tries]) < 0.5 * z * z + d - d * v + d * torch.log(v.clamp_min(1e-12)))
+    first = torch.where(ok.any(1), ok.to(torch.int8).argmax(1), -1)
+    val = (d * v).gather(1, first.clamp_min(0)[:, None])[:, 0]
+    val = torch.where(first >= 0, val, torch.full_like(val, alpha))
+    if alpha < 1.0:
+        val = val * u[:, tries] ** (1.0 / alpha)
+    return val
+
+
+def beta(keys: torch.Tensor, stream: int, alpha: float) -> torch.Tensor:
+    """(B,) Beta(alpha, alpha) as a ratio of two keyed gammas."""
+    x = gamma(keys, stream, alpha)
+    y = gamma(keys, stream + 7, alpha)
+    return x / (x + y).clamp_min(1e-12)
+
+
+_BANK_SIZE = 1 << 20
+_banks: dict[str, torch.Tensor] = {}
+
+
+def noise_bank(device: torch.device) -> torch.Tensor:
+    """A fixed table of 2^20 standard normals, the same on every device.
+
+    Per-pixel keyed hashing costs ~20 integer passes per pixel; instead each sample
+    reads a window of this table at a keyed offset and stride (``noise_field``), a
+    single gather. Built once from a fixed seed on the CPU, so CPU and CUDA agree.
+    """
+    key = str(device)
+    if key not in _banks:
+        g = torch.Generator().manual_seed(0x5EED)
+        _banks[key] = torch.randn(_BANK_SIZE, generator=g).to(device)
+    return _banks[key]
+
+
+def noise_field(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
+    """(B, n) standard normal noise, a keyed window of ``noise_bank``.
+
+    Offset and an odd stride are drawn per sample, so two samples share a pattern
+    only if both collide (odds ~ 1 / 2^39).
+    """
+    bank = noise_bank(keys.device)
+    r = random_bits(keys, stream, 2)
+    offset = r[:, :1] & (_BANK_SIZE - 1)
+    stride = (r[:, 1:] & 0x7FFF) * 2 + 1
+    idx = (offset + torch.arange(n, device=keys.device) * stride) & (_BANK_SIZE - 1)
+    return bank[idx]

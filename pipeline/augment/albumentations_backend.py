@@ -1,0 +1,184 @@
+"""albumentations 2.0.8 (MIT) as a per-sample CPU backend and as a source of ops.
+
+* ``backend: albumentations`` maps our op list onto the equivalent albumentations
+  transforms (same probabilities and ranges) and runs them one sample at a time on
+  the CPU, each seeded from its sample key: a reference and a fallback. It draws
+  its own parameters, so outputs agree with the torch backend only for
+  deterministic ops (flips, greyscale at p=1): the parity tests check those.
+* ``{name: albumentations.CLAHE, ...}`` runs that transform per sample on the CPU
+  inside any pipeline, its boxes/masks/keypoints handled by albumentations itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import ConfigDict
+
+from pipeline.augment.base import Op, OpParams
+from pipeline.augment.targets import Targets, concat
+from pipeline.errors import ConfigError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check on import
+UNSUPPORTED = {"mixup", "cutmix", "mosaic"}  # not in albumentations 2.0.8
+
+
+def check_supported(ops) -> None:
+    for i, op in enumerate(ops):
+        if op.name in UNSUPPORTED:
+            raise ConfigError(f"augment.pipeline[{i}] ({op.name}): not available with augment.backend: "
+                              "albumentations; use backend torch or auto")
+
+
+def to_albumentations(op: Op, h: int, w: int, channels: int):
+    """The albumentations transform equivalent to one of our ops."""
+    import albumentations as A
+
+    pr = op.params
+    p = pr.p
+    if op.name == "hflip":
+        return A.HorizontalFlip(p=p)
+    if op.name == "vflip":
+        return A.VerticalFlip(p=p)
+    if op.name == "rotate":
+        return A.Rotate(limit=(-pr.degrees, pr.degrees), border_mode=0, fill=0, p=p)
+    if op.name == "crop":
+        return A.Sequential([A.PadIfNeeded(h + 2 * pr.padding, w + 2 * pr.padding, border_mode=0),
+                             A.RandomCrop(h, w)], p=p)
+    if op.name == "random_resized_crop":
+        size = tuple(pr.size) if pr.size else (h, w)
+        rrc = A.RandomResizedCrop(size=size, scale=tuple(pr.scale), ratio=tuple(pr.ratio), p=1.0)
+        return rrc if p >= 1 else A.OneOf([A.RandomResizedCrop(size=size, scale=tuple(pr.scale),
+                                                               ratio=tuple(pr.ratio), p=p),
+                                           A.Resize(*size, p=1 - p)], p=1.0)
+    if op.name == "affine":
+        tx, ty = pr.translate
+        return A.Affine(scale=tuple(pr.scale), translate_percent={"x": (-tx, tx), "y": (-ty, ty)},
+                        shear={"x": tuple(pr.shear), "y": tuple(pr.shear)}, rotate=tuple(pr.rotate),
+                        border_mode=0, fill=0, p=p)
+    if op.name == "color_jitter":
+        return A.ColorJitter(brightness=tuple(pr.brightness), contrast=tuple(pr.contrast),
+                             saturation=tuple(pr.saturation), hue=tuple(pr.hue), p=p)
+    if op.name == "grayscale":
+        return A.ToGray(num_output_channels=channels, p=p if channels == 3 else 0.0)
+    if op.name == "gaussian_blur":
+        return A.GaussianBlur(blur_limit=(op.radius() * 2 + 1,) * 2, sigma_limit=tuple(pr.sigma), p=p)
+    if op.name == "gaussian_noise":
+        return A.GaussNoise(std_range=tuple(pr.std), p=p)
+    if op.name == "cutout":
+        return A.CoarseDropout(num_holes_range=tuple(pr.holes), hole_height_range=tuple(pr.size),
+                               hole_width_range=tuple(pr.size), fill=pr.fill * 255, p=p)
+    if op.kind == "external":
+        return op.transform
+    raise ConfigError(f"op {op.name} has no albumentations equivalent")
+
+
+def _compose(transforms, targets: bool):
+    import albumentations as A
+
+    kw: dict[str, Any] = {}
+    if targets:
+        kw = dict(bbox_params=A.BboxParams(format="pascal_voc", label_fields=["obj"], min_visibility=0.0,
+                                           clip=True, filter_invalid_bboxes=True),
+                  keypoint_params=A.KeypointParams(format="xy", label_fields=["kp"], remove_invisible=False))
+    return A.Compose(transforms, strict=False, **kw)
+
+
+def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets | None, scale: float):
+    """Run an albumentations Compose on each sample (seeded by its key) -> batch."""
+    x = images.permute(0, 2, 3, 1).cpu()
+    if scale == 255.0:
+        x = x.round().clamp(0, 255).to(torch.uint8)
+    arr = x.numpy()
+    seeds = ((keys[:, 0] ^ (keys[:, 1] << 7)) & 0x7FFFFFFF).tolist()
+    outs, tgs = [], []
+    for i in range(len(arr)):
+        compose.set_random_seed(seeds[i])
+        data: dict[str, Any] = {"image": arr[i]}
+        if t is not None:
+            one = t.select(torch.tensor([i]))
+            data.update(bboxes=one.boxes.numpy().reshape(-1, 4), obj=np.arange(len(one.boxes)),
+                        keypoints=one.keypoints.numpy().reshape(-1, 2), kp=np.arange(len(one.keypoints)))
+            if one.masks is not None:
+                data["mask"] = one.masks[0, 0].numpy()
+        res = compose(**data)
+        img = res["image"]
+        outs.append(torch.from_numpy(np.ascontiguousarray(img.reshape(img.shape[0], img.shape[1], -1))))
+        if t is not None:
+            kept = torch.as_tensor(np.asarray(res["obj"], dtype=np.int64)).reshape(-1)
+            boxes = one.boxes.clone()
+            boxes[kept] = torch.as_tensor(np.asarray(res["bboxes"], dtype=np.float32)).reshape(-1, 4)
+            kps = torch.as_tensor(np.asarray(res["keypoints"], dtype=np.float32)).reshape(-1, 2)
+            moved = replace(one, boxes=boxes, keypoints=kps, keypoint_visible=(
+                            one.keypoint_visible & (kps[:, 0] >= 0) & (kps[:, 0] < img.shape[1])
+                            & (kps[:, 1] >= 0) & (kps[:, 1] < img.shape[0])),
+                            masks=None if one.masks is None else torch.from_numpy(res["mask"])[None, None])
+            # Polygons are not albumentations targets: objects keep theirs unmoved
+            # only if they survive; use the torch backend for polygon data.
+            tgs.append(moved.take_objects(kept))
+    out = torch.stack(outs).permute(0, 3, 1, 2).to(images.device, torch.float32)
+    return out, (concat(tgs) if t is not None else None)
+
+
+_cache: dict[int, tuple[object, Any]] = {}
+
+
+def run_albumentations(pipe, images: torch.Tensor, t: Targets | None, drawn):
+    """``backend: albumentations``: the whole op list per sample on the CPU."""
+    b, c, h, w = images.shape
+    key = (id(pipe), h, w, c, t is not None)
+    if key not in _cache:
+        _cache[key] = (pipe, _compose([to_albumentations(op, h, w, c) for op in pipe.ops], t is not None))
+    compose = _cache[key][1]
+    if not drawn:
+        return images.clone(), t
+    keys = drawn[0]["_keys"]
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    x = images.float() if scale == 255.0 else images * 255.0
+    out, tt = run_per_sample(compose, keys, x, t, 255.0)
+    if images.dtype == torch.uint8:
+        return out.to(torch.uint8), tt
+    return out / 255.0, tt
+
+
+class ExternalParams(OpParams):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def external_op(name: str, where: str) -> type[Op]:
+    """An op class wrapping ``albumentations.<Transform>``; kwargs validated by it."""
+    import albumentations as A
+
+    tname = name.removeprefix("albumentations.")
+    cls = getattr(A, tname, None)
+    if cls is None or not isinstance(cls, type):
+        raise ConfigError(f"{where}: albumentations has no transform {tname!r}")
+
+    class External(Op):
+        kind: ClassVar = "external"
+        Params: ClassVar = ExternalParams
+
+        def __init__(self, params, stream):
+            super().__init__(params, stream)
+            kwargs = {k: v for k, v in params.model_dump().items() if k not in ("name", "same_on_batch")}
+            try:
+                self.transform = cls(**kwargs)
+            except Exception as err:  # albumentations raises ValueError/TypeError/ValidationError
+                raise ConfigError(f"{where} ({name}): {err}") from None
+            self.compose = _compose([self.transform], targets=True)
+            self.plain = _compose([self.transform], targets=False)
+
+        def sample(self, keys, h, w):
+            return {"applied": torch.ones(len(keys), dtype=torch.bool, device=keys.device), "_keys": self.keys(keys)}
+
+        def apply_external(self, x, t, drawn, scale):
+            xs = x if scale == 255.0 else x * 255.0
+            out, tt = run_per_sample(self.compose if t is not None else self.plain, drawn["_keys"], xs, t, 255.0)
+            return (out if scale == 255.0 else out / 255.0), tt
+
+    External.name = name
+    return External

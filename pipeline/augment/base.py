@@ -1,0 +1,68 @@
+"""The op contract. Each op separates *sampling* its per-sample parameters from
+*applying* them.
+
+``sample(keys, h, w)`` returns a dict of ``(B, ...)`` tensors drawn from the batch's
+per-sample keys (always including ``applied``, a bool per sample). Keys starting
+with ``_`` are working data (not logged). Parameters are plain tensors: logged per
+sample into the dataset version, replayable, testable.
+
+Kinds, which decide how the pipeline runs an op:
+
+* ``geometric``: ``matrix(drawn, h, w)`` -> (B, 3, 3); consecutive ones are composed
+  and warped once; targets move by the same matrix.
+* ``colour``: ``affine(drawn, mean)`` -> per-sample (B, C, C) matrix and (B, C) offset;
+  consecutive ones are fused into one pass. Targets are untouched.
+* ``pixel``: ``apply_image(x, drawn)`` on the selected samples only; targets untouched
+  unless the op overrides ``apply_targets``.
+* ``mixing``: ``mix(...)`` combines a sample with partner samples passed in as data.
+* ``external``: an albumentations transform run per sample on the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.augment import rng
+
+ALL_TARGETS = frozenset({"boxes", "polygons", "keypoints", "masks", "classes"})
+Kind = Literal["geometric", "colour", "pixel", "mixing", "external"]
+
+
+class OpParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    p: float = Field(0.5, ge=0.0, le=1.0, description="probability per sample")
+    same_on_batch: bool = Field(False, description="one draw (the first sample's) for the whole batch")
+
+
+class Op:
+    """Base class: ``name``, ``Params`` and ``kind`` identify an op in the registry."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[OpParams]]
+    kind: ClassVar[Kind]
+    supports: ClassVar[frozenset[str]] = ALL_TARGETS
+    partners: ClassVar[int] = 0  # other samples this op consumes (mixing ops)
+
+    def __init__(self, params: OpParams, stream: int):
+        self.params = params
+        self.stream = stream  # this op's own random stream (see rng.py)
+
+    def keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """The keys draws come from: per sample, or the first sample's for all."""
+        return keys[:1].expand(len(keys), 2) if self.params.same_on_batch else keys
+
+    def _applied(self, keys: torch.Tensor) -> torch.Tensor:
+        return rng.uniform(self.keys(keys), self.stream, 1)[:, 0] < self.params.p
+
+    def _uniform(self, keys: torch.Tensor, sub: int, n: int, lo: float, hi: float) -> torch.Tensor:
+        return rng.uniform(self.keys(keys), self.stream + sub, n, lo, hi)
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        return h, w
+
+    def sample(self, keys: torch.Tensor, h: int, w: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError

@@ -1,0 +1,176 @@
+"""Photometric ops: colour ops fuse into one per-sample matrix + offset; blur, noise
+and cutout run on the selected samples only. Targets stay put (cutout may drop
+boxes it covers). Values are on the input's scale: 0..255 for uint8, 0..1 for float
+(``scale`` below), so ``std`` and ``fill`` are fractions of the full range.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from pipeline.augment import rng
+from pipeline.augment.base import Op, OpParams
+from pipeline.augment.geometric import Range, _ordered
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL, OpenCV and torchvision
+
+
+def _luma(c: int, device) -> torch.Tensor:
+    return torch.tensor(LUMA if c == 3 else (1.0,) * c, device=device) / (1.0 if c == 3 else c)
+
+
+def _hue_matrix(turns: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3): rotate chroma in YIQ by ``turns`` of a full circle (luma kept).
+    A linear stand-in for the HSV hue shift, so it fuses with the other colour ops."""
+    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
+                       device=turns.device)
+    a = turns * (2 * math.pi)
+    rot = torch.zeros(len(a), 3, 3, device=a.device)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
+    rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
+    return torch.linalg.inv(yiq) @ rot @ yiq
+
+
+class ColorJitter(Op):
+    """Brightness, contrast, saturation and hue factors, in that fixed order, as one
+    per-sample affine colour map (intermediate clamps are skipped: one rounding)."""
+
+    name = "color_jitter"
+    kind = "colour"
+
+    class Params(OpParams):
+        name: Literal["color_jitter"] = "color_jitter"
+        brightness: Range = (0.8, 1.2)
+        contrast: Range = (0.8, 1.2)
+        saturation: Range = (0.8, 1.2)
+        hue: Range = Field((-0.05, 0.05), description="shift in turns, within [-0.5, 0.5]")
+
+        @model_validator(mode="after")
+        def _ranges(self):
+            for k in ("brightness", "contrast", "saturation", "hue"):
+                _ordered(getattr(self, k), k)
+            if min(self.brightness + self.contrast + self.saturation) < 0 or max(map(abs, self.hue)) > 0.5:
+                raise ValueError("factors must be >= 0 and hue within [-0.5, 0.5]")
+            return self
+
+    def sample(self, keys, h, w):
+        pr = self.params
+        u = self._uniform(keys, 1, 4, 0.0, 1.0)
+        applied = self._applied(keys)
+        out = {"applied": applied}
+        for i, k in enumerate(("brightness", "contrast", "saturation", "hue")):
+            lo, hi = getattr(pr, k)
+            out[k] = torch.where(applied, lo + (hi - lo) * u[:, i], 0.0 if k == "hue" else 1.0)
+        return out
+
+    def affine(self, drawn, mean):
+        b, c = mean.shape
+        dev = mean.device
+        w = _luma(c, dev)
+        eye = torch.eye(c, device=dev).expand(b, c, c)
+        bc = (drawn["brightness"] * drawn["contrast"])[:, None, None]
+        m = bc * eye
+        g = drawn["brightness"] * (mean @ w)  # mean luma after brightness
+        off = ((1 - drawn["contrast"]) * g)[:, None].expand(b, c)
+        if c == 3:
+            s = drawn["saturation"][:, None, None]
+            sat = s * eye + (1 - s) * torch.ones(c, 1, device=dev) * w[None, :]
+            m = _hue_matrix(drawn["hue"]) @ sat @ m  # both keep grey: offset unchanged
+        return m, off.contiguous()
+
+
+class Grayscale(Op):
+    """Replace colour by luma (the channel count is kept)."""
+
+    name = "grayscale"
+    kind = "colour"
+
+    class Params(OpParams):
+        name: Literal["grayscale"] = "grayscale"
+
+    def sample(self, keys, h, w):
+        return {"applied": self._applied(keys)}
+
+    def affine(self, drawn, mean):
+        b, c = mean.shape
+        eye = torch.eye(c, device=mean.device).expand(b, c, c)
+        grey = torch.ones(c, 1, device=mean.device) * _luma(c, mean.device)[None, :]
+        m = torch.where(drawn["applied"][:, None, None], grey, eye)
+        return m, torch.zeros(b, c, device=mean.device)
+
+
+class GaussianBlur(Op):
+    """Separable Gaussian blur with a per-sample sigma (pixels); reflect borders."""
+
+    name = "gaussian_blur"
+    kind = "pixel"
+
+    class Params(OpParams):
+        name: Literal["gaussian_blur"] = "gaussian_blur"
+        sigma: Range = (0.1, 2.0)
+        kernel_size: int | None = Field(None, ge=3, le=63, description="odd; null = 2*ceil(3*sigma_max)+1")
+
+        @model_validator(mode="after")
+        def _ranges(self):
+            _ordered(self.sigma, "sigma")
+            if self.sigma[0] <= 0 or (self.kernel_size is not None and self.kernel_size % 2 == 0):
+                raise ValueError("sigma must be > 0 and kernel_size odd")
+            return self
+
+    def radius(self) -> int:
+        k = self.params.kernel_size or 2 * math.ceil(3 * self.params.sigma[1]) + 1
+        return k // 2
+
+    def sample(self, keys, h, w):
+        lo, hi = self.params.sigma
+        applied = self._applied(keys)
+        return {"applied": applied, "sigma": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0)}
+
+    def apply_image(self, x, drawn, scale):
+        r = min(self.radius(), x.shape[-1] - 1, x.shape[-2] - 1)
+        t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
+        wts = torch.exp(-0.5 * (t[None, :] / drawn["sigma"].clamp_min(1e-3)[:, None]) ** 2)
+        wts = (wts / wts.sum(1, keepdim=True))[:, :, None, None, None]  # (B, k, 1, 1, 1)
+        for dim in (-1, -2):  # one axis at a time: 2k multiply-adds, not k^2
+            pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+            xp = torch.nn.functional.pad(x, pad, mode="reflect")
+            n = x.shape[dim]
+            out = xp.narrow(dim, 0, n) * wts[:, 0]
+            for j in range(1, 2 * r + 1):
+                out.add_(xp.narrow(dim, j, n) * wts[:, j])
+            x = out
+        return x
+
+
+class GaussianNoise(Op):
+    """Add zero-mean Gaussian noise with a per-sample std (fraction of the range)."""
+
+    name = "gaussian_noise"
+    kind = "pixel"
+
+    class Params(OpParams):
+        name: Literal["gaussian_noise"] = "gaussian_noise"
+        std: Range = (0.01, 0.05)
+
+        @model_validator(mode="after")
+        def _ranges(self):
+            _ordered(self.std, "std")
+            if self.std[0] < 0 or self.std[1] > 1:
+                raise ValueError("std must lie within [0, 1]")
+            return self
+
+    def sample(self, keys, h, w):
+        lo, hi = self.params.std
+        applied = self._applied(keys)
+        return {"applied": applied, "std": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0),
+                "_keys": self.keys(keys)}
+
+    def apply_image(self, x, drawn, scale):
+        b = x.shape[0]
+        noise = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel()).view(x.shape)
+        return torch.addcmul(x, noise, (drawn["std"] * scale).view(b, 1, 1, 1))
