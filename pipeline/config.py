@@ -61,13 +61,18 @@ class AugmentParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)
     pipeline: tuple[dict[str, Any], ...] = ()
+    backend: Literal["auto", "torch", "albumentations"] = Field(
+        "auto", description="auto = fastest correct backend for the device and image size (recorded)")
+    min_visibility: float = Field(0.0, ge=0.0, le=1.0, description="drop objects less visible than this")
+    min_area: float = Field(1.0, ge=0.0, description="drop objects smaller than this (pixels^2)")
 
     @model_validator(mode="after")
     def _ops(self) -> "AugmentParams":
         # Validate each op by its own model now, so errors surface before any work.
         from pipeline.augment.registry import build_pipeline
 
-        build_pipeline(self.pipeline)
+        build_pipeline(self.pipeline, min_visibility=self.min_visibility, min_area=self.min_area,
+                       backend=self.backend)
         return self
 
 

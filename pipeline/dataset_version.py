@@ -115,7 +115,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     from pipeline.device import resolve_device
 
     device = resolve_device(params.device)
-    pipe = build_pipeline(params.pipeline)
+    pipe = build_pipeline(params.pipeline, min_visibility=params.min_visibility,
+                          min_area=params.min_area, backend=params.backend)
     h, w, c = output_geometry(dataset, params)
     class_index = {name: i for i, name in enumerate(dataset.classes)}
     rows = plan_rows(dataset, assignment, params)
@@ -127,7 +128,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         "params": params.model_dump(mode="json"),
         "pipeline": dump_pipeline(pipe),
         "lineage": {"package_version": __version__, "git_commit": git_commit(),
-                    "device": str(device.type)},
+                    "device": str(device.type),
+                    "augment_backend": pipe.resolved_backend(device, h, w)},
         "splits": {},
     }
     with atomic_dir(Path(out)) as tmp:

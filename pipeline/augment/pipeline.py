@@ -100,10 +100,10 @@ class Pipeline:
                     got = parts[slot:slot + op.partners] if parts is not None else run.in_batch(op, params)
                     slot += op.partners
                     run.x, run.t = op.mix(run.x, run.t, params, got, self.rules)
-                    run.owned = True
+                    run.owned, run.out_hw = True, tuple(run.x.shape[-2:])
                 else:
                     run.x, run.t = op.apply_external(run.x, run.t, params, scale)
-                    run.owned = True
+                    run.owned, run.out_hw = True, tuple(run.x.shape[-2:])
         run.flush()
         out = run.x
         if images.dtype == torch.uint8:
