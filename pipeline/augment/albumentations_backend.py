@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -85,7 +86,9 @@ def _compose(transforms, targets: bool):
         kw = dict(bbox_params=A.BboxParams(format="pascal_voc", label_fields=["obj"], min_visibility=0.0,
                                            clip=True, filter_invalid_bboxes=True),
                   keypoint_params=A.KeypointParams(format="xy", label_fields=["kp"], remove_invisible=False))
-    return A.Compose(transforms, strict=False, **kw)
+    with warnings.catch_warnings():  # pixel-only transforms: boxes simply pass through
+        warnings.filterwarnings("ignore", message="Got processor for", category=UserWarning)
+        return A.Compose(transforms, strict=False, **kw)
 
 
 def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets | None, scale: float):
