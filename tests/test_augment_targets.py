@@ -70,7 +70,7 @@ def test_boxes_without_polygons_come_from_four_corners_then_clip():
     corners = [ref_rotate(p, 30.0, 16, 16) for p in [(4, 6), (20, 6), (20, 12), (4, 12)]]
     ref = bbox(corners)
     ref = [max(ref[0], 0), max(ref[1], 0), min(ref[2], 32), min(ref[3], 32)]
-    assert torch.allclose(out.boxes[0], torch.tensor(ref), atol=1e-4)
+    assert torch.allclose(out.boxes[0], torch.tensor(ref, dtype=torch.float32), atol=1e-4)
     assert out.labels.tolist() == [3]
 
 
@@ -87,7 +87,7 @@ def test_polygon_boxes_are_tight_around_the_clipped_polygon(pts, deg):
     if not clipped or area(bbox(clipped)) <= 1e-3:
         return  # degenerate or off-canvas: dropped or zero-area, both fine
     if len(out.boxes) == 1:
-        assert torch.allclose(out.boxes[0], torch.tensor(bbox(clipped)), atol=2e-3)
+        assert torch.allclose(out.boxes[0], torch.tensor(bbox(clipped), dtype=torch.float32), atol=2e-3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -239,5 +239,5 @@ def test_mosaic_then_rotate_keeps_every_visible_object_tight_and_drops_none():
     got = {o["label"]: o["box"] for o in out.sample_objects(0)}
     assert set(got) == set(expected), "an object >= min_visibility was dropped (or a hidden one kept)"
     for label, box in expected.items():
-        assert torch.allclose(torch.tensor(got[label]), torch.tensor(box), atol=1e-3), label
+        assert torch.allclose(torch.tensor(got[label], dtype=torch.float32), torch.tensor(box, dtype=torch.float32), atol=1e-3), label
     assert len(expected) >= 6  # the scene really has objects from all four samples

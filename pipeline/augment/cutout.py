@@ -18,6 +18,7 @@ from pipeline.augment.targets import Targets
 class Cutout(Op):
     name = "cutout"
     kind = "pixel"
+    exact = True  # a fill: runs on uint8 without leaving it
 
     class Params(OpParams):
         name: Literal["cutout"] = "cutout"
@@ -59,7 +60,8 @@ class Cutout(Op):
 
     def apply_image(self, x, drawn, scale):
         mask = self._mask(drawn["holes"], x.shape[-2], x.shape[-1])[:, None]
-        return x.masked_fill(mask, self.params.fill * scale)
+        fill = self.params.fill * scale
+        return x.masked_fill(mask, round(fill) if x.dtype == torch.uint8 else fill)
 
     def apply_targets(self, t: Targets, drawn, h, w, rules) -> Targets:
         if len(t.boxes) == 0 or self.params.max_cover >= 1.0:

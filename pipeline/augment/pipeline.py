@@ -82,9 +82,10 @@ class Pipeline:
 
             return run_albumentations(self, images, targets, drawn)
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
-        x = images.to(torch.float32) if not images.is_floating_point() else images
+        if not (images.dtype == torch.uint8 or images.is_floating_point()):
+            raise TypeError(f"augment: images must be uint8 or float, got {images.dtype}")
         parts = [(p.to(torch.float32), pt) for p, pt in partners] if partners is not None else None
-        run = _Run(x, targets, self.rules, scale, owned=x is not images)
+        run = _Run(images, targets, self.rules, scale, owned=False)
         slot = 0
         for op, params in zip(self.ops, drawn):
             if op.kind == "geometric":
@@ -94,6 +95,8 @@ class Pipeline:
                 run.add_colour(op, params)
             else:
                 run.flush()
+                if not getattr(op, "exact", False):
+                    run.need_float()
                 if op.kind == "pixel":
                     run.pixel(op, params)
                 elif op.kind == "mixing":
@@ -106,8 +109,8 @@ class Pipeline:
                     run.owned, run.out_hw = True, tuple(run.x.shape[-2:])
         run.flush()
         out = run.x
-        if images.dtype == torch.uint8:
-            out = out.round().clamp_(0, 255).to(torch.uint8)
+        if images.dtype == torch.uint8 and out.dtype != torch.uint8:
+            out = out.round_().clamp_(0, 255).to(torch.uint8) if run.owned else out.round().clamp(0, 255).byte()
         elif out is images:
             out = out.clone()
         return out, run.t
@@ -152,6 +155,12 @@ class _Run:
         self.out_hw = tuple(x.shape[-2:])
         self.colour = None  # pending (M, offset, applied)
 
+    def need_float(self):
+        """Leave the input dtype for float32 (once): uint8 stays uint8 while pixels
+        only move or get filled, which is exact."""
+        if not self.x.is_floating_point():
+            self.x, self.owned = self.x.to(torch.float32), True
+
     def put(self, idx, y):
         """Write rows ``idx``: in place once the tensor is ours, else one copy."""
         if self.owned:
@@ -172,12 +181,20 @@ class _Run:
             return
         m, a, oh_ow = self.m, self.geo_applied, self.out_hw
         self.m = self.geo_applied = None
+        warp = geometry.warp
+        if not self.x.is_cuda and oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m):
+            warp = (lambda x, mm, hw: geometry.move_pixels(x, mm))  # flips, shifts: exact, any dtype
+        elif not self.x.is_cuda and max(oh_ow) <= 64 and geometry.is_axis_aligned(m):
+            self.need_float()
+            warp = geometry.resample_axis_aligned  # small crops/resizes: two small matmuls
+        else:
+            self.need_float()
         if oh_ow != tuple(self.x.shape[-2:]) or self.x.is_cuda:
-            self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
+            self.x, self.owned = warp(self.x, m, oh_ow), True
         else:  # warp only the samples some geometric op selected
             idx = torch.nonzero(a)[:, 0]
             if len(idx):
-                self.put(idx, geometry.warp(self.x[idx], m[idx], oh_ow))
+                self.put(idx, warp(self.x[idx], m[idx], oh_ow))
         if self.t is not None:
             t = transform_targets(self.t, m, oh_ow, self.rules)
             if t.masks is not None:
@@ -187,6 +204,7 @@ class _Run:
             self.t = t
 
     def add_colour(self, op, params):
+        self.need_float()
         b, c = self.x.shape[:2]
         if self.colour is None:
             eye = torch.eye(c, device=self.x.device).expand(b, c, c)

@@ -86,16 +86,16 @@ def beta(keys: torch.Tensor, stream: int, alpha: float) -> torch.Tensor:
     return x / (x + y).clamp_min(1e-12)
 
 
-_BANK_SIZE = 1 << 20
+_BANK_SIZE = 1 << 22
 _banks: dict[str, torch.Tensor] = {}
 
 
 def noise_bank(device: torch.device) -> torch.Tensor:
-    """A fixed table of 2^20 standard normals, the same on every device.
+    """A fixed table of 2^22 standard normals, the same on every device.
 
     Per-pixel keyed hashing costs ~20 integer passes per pixel; instead each sample
-    reads a window of this table at a keyed offset and stride (``noise_field``), a
-    single gather. Built once from a fixed seed on the CPU, so CPU and CUDA agree.
+    copies a window of this table at a keyed offset (``noise_field``), one memcpy.
+    Built once from a fixed seed on the CPU, so CPU and CUDA agree.
     """
     key = str(device)
     if key not in _banks:
@@ -105,14 +105,14 @@ def noise_bank(device: torch.device) -> torch.Tensor:
 
 
 def noise_field(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
-    """(B, n) standard normal noise, a keyed window of ``noise_bank``.
-
-    Offset and an odd stride are drawn per sample, so two samples share a pattern
-    only if both collide (odds ~ 1 / 2^39).
-    """
+    """(B, n) standard normal noise: a window of ``noise_bank`` at a keyed offset,
+    with a keyed sign. Windows of two samples overlap with odds ~ 2n / 2^22 (then
+    one is a shifted copy of the other, harmless for augmentation)."""
     bank = noise_bank(keys.device)
+    if n > _BANK_SIZE // 2:
+        raise ValueError(f"noise field of {n} values exceeds the bank ({_BANK_SIZE // 2}); images too large")
     r = random_bits(keys, stream, 2)
-    offset = r[:, :1] & (_BANK_SIZE - 1)
-    stride = (r[:, 1:] & 0x7FFF) * 2 + 1
-    idx = (offset + torch.arange(n, device=keys.device) * stride) & (_BANK_SIZE - 1)
-    return bank[idx]
+    offset = r[:, 0] % (_BANK_SIZE - n + 1)
+    sign = (r[:, 1] & 1).to(torch.float32) * 2 - 1
+    windows = bank.unfold(0, n, 1)  # (L - n + 1, n) view: every window, no copy
+    return windows.index_select(0, offset) * sign[:, None]
