@@ -74,13 +74,28 @@ class Pipeline:
 
     def transform(self, images: torch.Tensor, targets: Targets | None, drawn: Drawn,
                   partners: Sequence[Partner] | None = None) -> tuple[torch.Tensor, Targets | None]:
-        """Apply drawn parameters to images and their targets together."""
+        """Apply drawn parameters to images and their targets together.
+
+        On the CPU the batch is split into one chunk per torch thread, each run by a
+        thread with single-threaded ops: per-sample results do not depend on the
+        batch (tested), and independent chunks scale across cores without the
+        per-op barriers of intra-op threading. In-batch mixing (no ``partners``)
+        needs the whole batch and runs unsplit.
+        """
         if targets is not None:
             check_targets(self.ops, targets.kinds())
         if self.resolved_backend(images.device, *images.shape[-2:]) == "albumentations":
             from pipeline.augment.albumentations_backend import run_albumentations
 
             return run_albumentations(self, images, targets, drawn)
+        threads = torch.get_num_threads()
+        mixing = any(op.kind == "mixing" for op in self.ops)
+        if images.device.type == "cpu" and threads > 1 and len(images) >= 2 * threads and (
+                partners is not None or not mixing):
+            return _chunked(self, images, targets, drawn, partners, threads)
+        return self._transform(images, targets, drawn, partners)
+
+    def _transform(self, images, targets, drawn, partners):
         scale = 255.0 if images.dtype == torch.uint8 else 1.0
         if not (images.dtype == torch.uint8 or images.is_floating_point()):
             raise TypeError(f"augment: images must be uint8 or float, got {images.dtype}")
@@ -133,6 +148,34 @@ class Pipeline:
         return out
 
 
+def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.augment.targets import concat
+
+    b = len(images)
+    step = -(-b // threads)
+    bounds = [(i, min(i + step, b)) for i in range(0, b, step)]
+
+    def one(lo_hi):
+        lo, hi = lo_hi
+        idx = torch.arange(lo, hi)
+        sub_drawn = [{k: v[lo:hi] for k, v in d.items()} for d in drawn]
+        sub_parts = None if partners is None else [(p[lo:hi], None if pt is None else pt.select(idx))
+                                                   for p, pt in partners]
+        return pipe._transform(images[lo:hi], None if targets is None else targets.select(idx),
+                               sub_drawn, sub_parts)
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(len(bounds)) as ex:
+            results = list(ex.map(one, bounds))
+    finally:
+        torch.set_num_threads(threads)
+    out = torch.cat([r[0] for r in results])
+    return out, (None if targets is None else concat([r[1] for r in results]))
+
+
 def check_targets(ops: Sequence[Op], kinds: set[str]) -> None:
     """Fail loudly when an op cannot handle a target kind the data carries."""
     from pipeline.errors import ConfigError
@@ -154,6 +197,15 @@ class _Run:
         self.geo_applied = None
         self.out_hw = tuple(x.shape[-2:])
         self.colour = None  # pending (M, offset, applied)
+
+    def selection(self, applied: torch.Tensor) -> torch.Tensor | None:
+        """Indices of the samples to process, or None for the whole batch: on CUDA
+        (no host sync) or when most samples are selected (unselected parameters are
+        the identity, so gathering and scattering would cost more than they save)."""
+        if self.x.is_cuda:
+            return None
+        idx = torch.nonzero(applied)[:, 0]
+        return None if len(idx) > 0.75 * len(applied) else idx
 
     def need_float(self):
         """Leave the input dtype for float32 (once): uint8 stays uint8 while pixels
@@ -184,17 +236,16 @@ class _Run:
         warp = geometry.warp
         if not self.x.is_cuda and oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m):
             warp = (lambda x, mm, hw: geometry.move_pixels(x, mm))  # flips, shifts: exact, any dtype
-        elif not self.x.is_cuda and max(oh_ow) <= 64 and geometry.is_axis_aligned(m):
+        elif not self.x.is_cuda and geometry.is_axis_aligned(m):
             self.need_float()
-            warp = geometry.resample_axis_aligned  # small crops/resizes: two small matmuls
+            warp = geometry.resample_axis_aligned  # crops/resizes: separable per axis
         else:
             self.need_float()
-        if oh_ow != tuple(self.x.shape[-2:]) or self.x.is_cuda:
+        idx = None if oh_ow != tuple(self.x.shape[-2:]) else self.selection(a)
+        if idx is None:
             self.x, self.owned = warp(self.x, m, oh_ow), True
-        else:  # warp only the samples some geometric op selected
-            idx = torch.nonzero(a)[:, 0]
-            if len(idx):
-                self.put(idx, warp(self.x[idx], m[idx], oh_ow))
+        elif len(idx):  # warp only the samples some geometric op selected
+            self.put(idx, warp(self.x[idx], m[idx], oh_ow))
         if self.t is not None:
             t = transform_targets(self.t, m, oh_ow, self.rules)
             if t.masks is not None:
@@ -221,7 +272,7 @@ class _Run:
         m, o, a, _ = self.colour
         self.colour = None
         x = self.x
-        idx = None if x.is_cuda else torch.nonzero(a)[:, 0]
+        idx = self.selection(a)
         if idx is not None:
             if len(idx) == 0:
                 return
@@ -239,11 +290,10 @@ class _Run:
 
     def pixel(self, op, params):
         a = params["applied"]
-        if self.x.is_cuda:
-            y = op.apply_image(self.x, params, self.scale)
-            self.x, self.owned = torch.where(a.view(-1, 1, 1, 1), y, self.x), True
+        idx = self.selection(a)
+        if idx is None:  # unselected samples carry identity parameters
+            self.x, self.owned = op.apply_image(self.x, params, self.scale), True
         else:
-            idx = torch.nonzero(a)[:, 0]
             if len(idx):
                 sub = {k: v[idx] for k, v in params.items()}
                 self.put(idx, op.apply_image(self.x[idx], sub, self.scale))

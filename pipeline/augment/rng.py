@@ -104,9 +104,9 @@ def noise_bank(device: torch.device) -> torch.Tensor:
     return _banks[key]
 
 
-def noise_field(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
+def noise_field(keys: torch.Tensor, stream: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, n) standard normal noise: a window of ``noise_bank`` at a keyed offset,
-    with a keyed sign. Windows of two samples overlap with odds ~ 2n / 2^22 (then
+    and a (B,) keyed sign to multiply it by (folded into the caller's scale). Windows of two samples overlap with odds ~ 2n / 2^22 (then
     one is a shifted copy of the other, harmless for augmentation)."""
     bank = noise_bank(keys.device)
     if n > _BANK_SIZE // 2:
@@ -115,4 +115,4 @@ def noise_field(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
     offset = r[:, 0] % (_BANK_SIZE - n + 1)
     sign = (r[:, 1] & 1).to(torch.float32) * 2 - 1
     windows = bank.unfold(0, n, 1)  # (L - n + 1, n) view: every window, no copy
-    return windows.index_select(0, offset) * sign[:, None]
+    return windows.index_select(0, offset), sign

@@ -1,0 +1,176 @@
+"""Augmentation throughput at equal CPU cores: ours vs albumentations vs torchvision v2.
+
+    python benchmarks/augment.py [--cores N] [--repeat R] [--sizes 32 224]
+
+The same pipeline (flip, crop+pad at 32 / random-resized-crop at 224, rotate, colour
+jitter, blur, noise, cutout) on the same uint8 images:
+
+* ours, torch backend, batched (B, C, H, W) on the CPU with ``torch.set_num_threads
+  (cores)``: the pipeline splits the batch into one chunk per thread;
+* ours, ``backend: auto`` (what the augment stage would pick, recorded);
+* albumentations 2.0.8, one image at a time, over ``cores`` worker processes;
+* torchvision v2, batched (one random draw per batch: not equivalent, a reference);
+* Kornia, batched, if installed.
+
+Reports images/s, the ratio to albumentations and, as the physical ceiling, the
+rate of a plain copy of the batch (memory bandwidth). Timings are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def spec(size: int) -> list[dict]:
+    crop = ({"name": "crop", "p": 0.5, "padding": 4} if size <= 64 else
+            {"name": "random_resized_crop", "p": 1.0, "scale": [0.5, 1.0]})
+    return [{"name": "hflip", "p": 0.5}, crop, {"name": "rotate", "p": 0.5, "degrees": 15},
+            {"name": "color_jitter", "p": 0.8, "hue": [-0.05, 0.05]},
+            {"name": "gaussian_blur", "p": 0.5, "sigma": [0.1, 1.0]},
+            {"name": "gaussian_noise", "p": 0.5, "std": [0.01, 0.05]},
+            {"name": "cutout", "p": 0.5, "holes": [1, 1], "size": [0.1, 0.3]}]
+
+
+def images(n: int, size: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ---- albumentations: per sample, one worker process per core -------------------
+_worker: dict = {}
+
+
+def _init_worker(size: int, batch: int):
+    import cv2
+
+    cv2.setNumThreads(1)  # one core per worker process
+    from pipeline.augment.albumentations_backend import _compose, to_albumentations
+    from pipeline.augment.registry import build_pipeline
+
+    pipe = build_pipeline(spec(size))
+    _worker["compose"] = _compose([to_albumentations(op, size, size, 3) for op in pipe.ops], False)
+    _worker["images"] = images(batch, size).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _albu_chunk(bounds: tuple[int, int]) -> int:
+    lo, hi = bounds
+    compose, imgs = _worker["compose"], _worker["images"]
+    for i in range(lo, hi):
+        compose(image=imgs[i])
+    return hi - lo
+
+
+def bench_albumentations(pool, batch: int, cores: int, repeat: int) -> float:
+    step = -(-batch // cores)
+    chunks = [(i, min(i + step, batch)) for i in range(0, batch, step)]
+    return timed(lambda: sum(pool.map(_albu_chunk, chunks)), repeat)
+
+
+# ---- ours ---------------------------------------------------------------------
+def ours(size: int, batch: int, backend: str = "torch"):
+    from pipeline.augment.registry import build_pipeline
+    from pipeline.augment.rng import keys_tensor
+    from pipeline.seeding import sample_key
+
+    pipe = build_pipeline(spec(size), backend=backend)
+    x = images(batch, size)
+    keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)])
+    return pipe, x, keys
+
+
+def bench_ours_threads(size, batch, cores, repeat):
+    torch.set_num_threads(cores)
+    pipe, x, keys = ours(size, batch)
+    return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
+
+
+def bench_auto(size, batch, cores, repeat):
+    torch.set_num_threads(cores)
+    pipe, x, keys = ours(size, batch, backend="auto")
+    chosen = pipe.resolved_backend(torch.device("cpu"), size, size)
+    return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat), chosen
+
+
+def bench_torchvision(size, batch, cores, repeat):
+    from torchvision.transforms import v2
+
+    torch.set_num_threads(cores)
+    crop = v2.RandomCrop(size, padding=4) if size <= 64 else v2.RandomResizedCrop(size, scale=(0.5, 1.0))
+    tf = v2.Compose([v2.RandomHorizontalFlip(0.5), crop, v2.RandomApply([v2.RandomRotation(15)], p=0.5),
+                     v2.RandomApply([v2.ColorJitter(0.2, 0.2, 0.2, 0.05)], p=0.8),
+                     v2.RandomApply([v2.GaussianBlur(3, (0.1, 1.0))], p=0.5),
+                     v2.ToDtype(torch.float32, scale=True),
+                     v2.RandomApply([v2.GaussianNoise(sigma=0.03)], p=0.5),
+                     v2.RandomErasing(p=0.5, scale=(0.01, 0.09), ratio=(1, 1)),
+                     v2.ToDtype(torch.uint8, scale=True)])
+    x = images(batch, size)
+    return timed(lambda: tf(x), repeat)
+
+
+def bench_kornia(size, batch, cores, repeat):
+    import kornia.augmentation as K
+
+    torch.set_num_threads(cores)
+    crop = K.RandomCrop((size, size), padding=4) if size <= 64 else K.RandomResizedCrop((size, size), (0.5, 1.0))
+    tf = torch.nn.Sequential(K.RandomHorizontalFlip(), crop, K.RandomRotation(15, p=0.5),
+                             K.ColorJitter(0.2, 0.2, 0.2, 0.05, p=0.8), K.RandomGaussianBlur((3, 3), (0.1, 1.0), p=0.5),
+                             K.RandomGaussianNoise(std=0.03, p=0.5), K.RandomErasing(p=0.5))
+    x = images(batch, size).float() / 255
+    return timed(lambda: tf(x), repeat)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    args = ap.parse_args()
+    cores = args.cores
+    print(f"cores={cores} torch={torch.__version__} repeat={args.repeat} (median)")
+    for size in args.sizes:
+        batch = 512 if size <= 64 else 64
+        rows = {}
+        x = images(batch, size)
+        torch.set_num_threads(cores)
+        rows["memcpy ceiling (x.clone)"] = timed(lambda: x.clone(), args.repeat)
+        with get_context("spawn").Pool(cores, _init_worker, (size, batch)) as pool:
+            rows["albumentations (per sample, processes)"] = bench_albumentations(pool, batch, cores, args.repeat)
+        rows["ours torch (batched, all cores)"] = bench_ours_threads(size, batch, cores, args.repeat)
+        auto_t, chosen = bench_auto(size, batch, cores, args.repeat)
+        rows[f"ours auto (-> {chosen})"] = auto_t
+        rows["torchvision v2 (batched, one draw)"] = bench_torchvision(size, batch, cores, args.repeat)
+        try:
+            rows["kornia (batched)"] = bench_kornia(size, batch, cores, args.repeat)
+        except ImportError:
+            pass
+        ref = rows["albumentations (per sample, processes)"]
+        print(f"\n{size}x{size}, batch {batch}")
+        print(f"{'':44s} {'images/s':>10s} {'vs albu':>8s}")
+        for name, t in rows.items():
+            print(f"{name:44s} {batch / t:10.0f} {ref / t:8.2f}x")
+
+
+if __name__ == "__main__":
+    main()
