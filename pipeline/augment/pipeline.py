@@ -233,19 +233,18 @@ class _Run:
             return
         m, a, oh_ow = self.m, self.geo_applied, self.out_hw
         self.m = self.geo_applied = None
-        warp = geometry.warp
-        if not self.x.is_cuda and oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m):
-            warp = (lambda x, mm, hw: geometry.move_pixels(x, mm))  # flips, shifts: exact, any dtype
-        elif not self.x.is_cuda and geometry.is_axis_aligned(m):
+        if self.x.is_cuda:
             self.need_float()
-            warp = geometry.resample_axis_aligned  # crops/resizes: separable per axis
+            self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
+        elif oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m[a]):
+            idx = self.selection(a)  # flips and shifts only: exact, any dtype
+            if idx is None:
+                self.x, self.owned = geometry.move_pixels(self.x, m), True
+            elif len(idx):
+                self.put(idx, geometry.move_pixels(self.x[idx], m[idx]))
         else:
             self.need_float()
-        idx = None if oh_ow != tuple(self.x.shape[-2:]) else self.selection(a)
-        if idx is None:
-            self.x, self.owned = warp(self.x, m, oh_ow), True
-        elif len(idx):  # warp only the samples some geometric op selected
-            self.put(idx, warp(self.x[idx], m[idx], oh_ow))
+            self._warp_split(m, a, oh_ow)
         if self.t is not None:
             t = transform_targets(self.t, m, oh_ow, self.rules)
             if t.masks is not None:
@@ -253,6 +252,26 @@ class _Run:
 
                 t = replace(t, masks=transform_masks(t.masks, m, oh_ow))
             self.t = t
+
+    def _warp_split(self, m, a, oh_ow):
+        """CPU: resample axis-aligned samples per axis (cheap) and only the rotated
+        or sheared ones with grid_sample; unselected ones are left alone."""
+        same = oh_ow == tuple(self.x.shape[-2:])
+        aligned = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
+        if not same:
+            a = torch.ones_like(a)  # every sample changes size
+        out = torch.empty((len(self.x), self.x.shape[1], *oh_ow)) if not same else None
+        for group, fn in ((a & aligned, geometry.resample_axis_aligned), (a & ~aligned, geometry.warp)):
+            idx = torch.nonzero(group)[:, 0]
+            if len(idx) == 0:
+                continue
+            y = fn(self.x[idx], m[idx], oh_ow)
+            if out is not None:
+                out.index_copy_(0, idx, y)
+            else:
+                self.put(idx, y)
+        if out is not None:
+            self.x, self.owned = out, True
 
     def add_colour(self, op, params):
         self.need_float()
