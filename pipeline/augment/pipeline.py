@@ -21,6 +21,7 @@ from pipeline.augment.target_geometry import Rules, transform_masks, transform_t
 from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
+SEPARABLE_MAX_SIDE = 64  # above this, per-axis matmul resampling loses to grid_sample
 Partner = tuple[torch.Tensor, "Targets | None"]
 
 
@@ -241,7 +242,7 @@ class _Run:
             if idx is None:
                 self.x, self.owned = geometry.move_pixels(self.x, m), True
             elif len(idx):
-                self.put(idx, geometry.move_pixels(self.x[idx], m[idx]))
+                self.put(idx, geometry.move_pixels(self.x.index_select(0, idx), m[idx]))
         else:
             self.need_float()
             self._warp_split(m, a, oh_ow)
@@ -258,6 +259,8 @@ class _Run:
         or sheared ones with grid_sample; unselected ones are left alone."""
         same = oh_ow == tuple(self.x.shape[-2:])
         aligned = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
+        if max(*oh_ow, *self.x.shape[-2:]) > SEPARABLE_MAX_SIDE:
+            aligned = torch.zeros_like(aligned)  # grid_sample is faster on large images
         if not same:
             a = torch.ones_like(a)  # every sample changes size
         out = torch.empty((len(self.x), self.x.shape[1], *oh_ow)) if not same else None
@@ -265,7 +268,7 @@ class _Run:
             idx = torch.nonzero(group)[:, 0]
             if len(idx) == 0:
                 continue
-            y = fn(self.x[idx], m[idx], oh_ow)
+            y = fn(self.x.index_select(0, idx), m[idx], oh_ow)
             if out is not None:
                 out.index_copy_(0, idx, y)
             else:
@@ -315,7 +318,7 @@ class _Run:
         else:
             if len(idx):
                 sub = {k: v[idx] for k, v in params.items()}
-                self.put(idx, op.apply_image(self.x[idx], sub, self.scale))
+                self.put(idx, op.apply_image(self.x.index_select(0, idx), sub, self.scale))
         if self.t is not None and hasattr(op, "apply_targets"):
             self.t = op.apply_targets(self.t, params, *self.x.shape[-2:], self.rules)
 
