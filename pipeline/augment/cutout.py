@@ -63,6 +63,16 @@ class Cutout(Op):
         fill = self.params.fill * scale
         return x.masked_fill(mask, round(fill) if x.dtype == torch.uint8 else fill)
 
+    def apply_inplace(self, x, idx, drawn, scale):
+        """CPU: fill the holes of rows ``idx`` (None = all) of ``x`` in place."""
+        fill = self.params.fill * scale
+        fill = round(fill) if x.dtype == torch.uint8 else fill
+        mask = self._mask(drawn["holes"], x.shape[-2], x.shape[-1])[:, None]
+        if idx is None:
+            x.masked_fill_(mask, fill)
+        else:
+            x.index_put_((idx,), x.index_select(0, idx).masked_fill_(mask, fill))
+
     def apply_targets(self, t: Targets, drawn, h, w, rules) -> Targets:
         if len(t.boxes) == 0 or self.params.max_cover >= 1.0:
             return t

@@ -149,7 +149,7 @@ class GaussianBlur(Op):
         y = y.contiguous(memory_format=torch.channels_last)
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 1, 2 * r + 1), groups=b * c)
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 2 * r + 1, 1), groups=b * c)
-        return y.contiguous().view(b, c, h, w)
+        return y.view(b, c, h, w)  # a channels-last view; the caller copies it in place once
 
 def _band(wts: torch.Tensor, n: int, r: int) -> torch.Tensor:
     """(B, n, n) matrix applying 1-D kernels ``wts`` (B, 2r+1) with reflect borders."""
@@ -184,6 +184,16 @@ class GaussianNoise(Op):
         applied = self._applied(keys)
         return {"applied": applied, "std": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0),
                 "_keys": self.keys(keys)}
+
+    def apply_inplace(self, x, idx, drawn, scale):
+        """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
+        b = len(drawn["std"])
+        noise, sign = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
+        noise = noise.view(b, *x.shape[1:]).mul_((drawn["std"] * scale * sign).view(b, 1, 1, 1))
+        if idx is None:
+            x.add_(noise)
+        else:
+            x.index_add_(0, idx, noise)
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]

@@ -21,7 +21,8 @@ from pipeline.augment.target_geometry import Rules, transform_masks, transform_t
 from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
-SEPARABLE_MAX_SIDE = 64  # above this, per-axis matmul resampling loses to grid_sample
+SEPARABLE_MAX_SIDE = 64
+CHUNKS_PER_THREAD = 4  # above this, per-axis matmul resampling loses to grid_sample
 Partner = tuple[torch.Tensor, "Targets | None"]
 
 
@@ -155,7 +156,9 @@ def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
     from pipeline.augment.targets import concat
 
     b = len(images)
-    step = -(-b // threads)
+    # More chunks than threads: on a shared machine a descheduled thread then
+    # delays a small piece of work, not half the batch.
+    step = max(-(-b // (threads * CHUNKS_PER_THREAD)), 8)
     bounds = [(i, min(i + step, b)) for i in range(0, b, step)]
 
     def one(lo_hi):
@@ -169,7 +172,7 @@ def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
 
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(len(bounds)) as ex:
+        with ThreadPoolExecutor(threads) as ex:
             results = list(ex.map(one, bounds))
     finally:
         torch.set_num_threads(threads)
@@ -313,7 +316,13 @@ class _Run:
     def pixel(self, op, params):
         a = params["applied"]
         idx = self.selection(a)
-        if idx is None:  # unselected samples carry identity parameters
+        if hasattr(op, "apply_inplace") and not self.x.is_cuda:
+            if not self.owned:
+                self.x, self.owned = self.x.clone(), True
+            if idx is None or len(idx):
+                sub = params if idx is None else {k: v[idx] for k, v in params.items()}
+                op.apply_inplace(self.x, idx, sub, self.scale)
+        elif idx is None:  # unselected samples carry identity parameters
             self.x, self.owned = op.apply_image(self.x, params, self.scale), True
         else:
             if len(idx):
