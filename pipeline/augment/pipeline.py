@@ -130,7 +130,7 @@ class Pipeline:
             out = out.round_().clamp_(0, 255).to(torch.uint8) if run.owned else out.round().clamp(0, 255).byte()
         elif out is images:
             out = out.clone()
-        return out, run.t
+        return out.contiguous(), run.t
 
     @staticmethod
     def describe(ops: tuple[Op, ...], drawn: Drawn, index: int) -> list[dict]:
