@@ -156,3 +156,12 @@ def test_cpu_and_cuda_agree():
     assert gpu[0].device.type == "cuda"
     assert (gpu[0].cpu().int() - cpu[0].int()).abs().float().mean() < 1.0
     assert torch.allclose(gpu[1].boxes.cpu(), cpu[1].boxes, atol=1e-2)
+
+
+def test_albumentations_backend_moves_polygons_and_keypoints():
+    pipe = build_pipeline([{"name": "hflip", "p": 1.0}], backend="albumentations")
+    x = torch.zeros(1, 3, 10, 20, dtype=torch.uint8)
+    t = Targets.from_lists([[[2, 1, 6, 5]]], [[0]], [[[[2, 1, 6, 1, 4, 5]]]], keypoints=[[(3.0, 4.0)]])
+    _, out = run(pipe, x, t, [0], None)
+    assert out.points.tolist() == [[18.0, 1.0], [14.0, 1.0], [16.0, 5.0]]
+    assert out.keypoints.tolist() == [[17.0, 4.0]] and out.boxes.tolist() == [[14.0, 1.0, 18.0, 5.0]]

@@ -105,7 +105,11 @@ def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets
         if t is not None:
             one = t.select(torch.tensor([i]))
             data.update(bboxes=one.boxes.numpy().reshape(-1, 4), obj=np.arange(len(one.boxes)),
-                        keypoints=one.keypoints.numpy().reshape(-1, 2), kp=np.arange(len(one.keypoints)))
+                        # polygon vertices ride along as keypoints, after the real ones
+                        # albumentations' keypoints are pixel indices (centre of pixel i = i),
+                        # ours continuous (centre = i + 0.5): shift in and back out.
+                        keypoints=(torch.cat([one.keypoints, one.points]) - 0.5).numpy().reshape(-1, 2),
+                        kp=np.arange(len(one.keypoints) + len(one.points)))
             if one.masks is not None:
                 data["mask"] = one.masks[0, 0].numpy()
         res = compose(**data)
@@ -115,13 +119,15 @@ def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets
             kept = torch.as_tensor(np.asarray(res["obj"], dtype=np.int64)).reshape(-1)
             boxes = one.boxes.clone()
             boxes[kept] = torch.as_tensor(np.asarray(res["bboxes"], dtype=np.float32)).reshape(-1, 4)
-            kps = torch.as_tensor(np.asarray(res["keypoints"], dtype=np.float32)).reshape(-1, 2)
-            moved = replace(one, boxes=boxes, keypoints=kps, keypoint_visible=(
+            allk = torch.as_tensor(np.asarray(res["keypoints"], dtype=np.float32))[:, :2].reshape(-1, 2) + 0.5
+            nk = len(one.keypoints)
+            kps = allk[:nk]
+            moved = replace(one, boxes=boxes, keypoints=kps, points=allk[nk:], keypoint_visible=(
                             one.keypoint_visible & (kps[:, 0] >= 0) & (kps[:, 0] < img.shape[1])
                             & (kps[:, 1] >= 0) & (kps[:, 1] < img.shape[0])),
                             masks=None if one.masks is None else torch.from_numpy(res["mask"])[None, None])
-            # Polygons are not albumentations targets: objects keep theirs unmoved
-            # only if they survive; use the torch backend for polygon data.
+            # Polygons are moved (as keypoints) but not clipped, and boxes are
+            # albumentations' own (loose after rotation): the torch backend is tight.
             tgs.append(moved.take_objects(kept))
     out = torch.stack(outs).permute(0, 3, 1, 2).to(images.device, torch.float32)
     return out, (concat(tgs) if t is not None else None)
