@@ -73,14 +73,15 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
         return torch.tensor([[2.0 / ww, 0.0, -1.0], [0.0, 2.0 / hh, -1.0], [0.0, 0.0, 1.0]], device=dev)
 
     theta = norm(h, w) @ torch.linalg.inv(m.to(torch.float32)) @ torch.linalg.inv(norm(oh, ow))
-    # The grid is separable: (column term)[b, 1, x] + (row term)[b, y, 1], one
-    # broadcast add per coordinate (affine_grid's (HW, 3) @ (3, 2) matmul is slow on CPUs).
+    # The grid is separable: (column term)[b, 1, x, :] + (row term)[b, y, 1, :], one
+    # broadcast add straight into the interleaved (B, oh, ow, 2) layout (affine_grid's
+    # (HW, 3) @ (3, 2) product and stacking two planes are both slow on CPUs).
     xs = (torch.arange(ow, device=dev, dtype=torch.float32) + 0.5) * (2.0 / ow) - 1.0
     ys = (torch.arange(oh, device=dev, dtype=torch.float32) + 0.5) * (2.0 / oh) - 1.0
-    t = theta[:, :2, :, None]  # (B, 2, 3, 1)
-    cols = t[:, :, 0] * xs + t[:, :, 2]  # (B, 2, ow)
-    rows = t[:, :, 1] * ys  # (B, 2, oh)
-    grid = torch.stack([cols[:, 0, None, :] + rows[:, 0, :, None], cols[:, 1, None, :] + rows[:, 1, :, None]], -1)
+    t = theta[:, :2, :].transpose(1, 2)  # (B, 3, 2): rows are the x, y, 1 coefficients
+    cols = t[:, None, None, 0, :] * xs[None, None, :, None] + t[:, None, None, 2, :]  # (B, 1, ow, 2)
+    rows = t[:, None, None, 1, :] * ys[None, :, None, None]  # (B, oh, 1, 2)
+    grid = cols + rows
     if fill == 0.0:
         return torch.nn.functional.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
     # Non-zero fill: warp a ones channel to know which output pixels came from inside.
