@@ -154,3 +154,23 @@ def test_rotate_moves_a_bright_pixel_where_the_matrix_says():
     cx, cy = geometry.transform_points(m, torch.tensor([[[30.5, 10.5]]]))[0, 0]
     yy, xx = divmod(int(out.flatten().argmax()), 41)
     assert (xx, yy) == (int(cx), int(cy))
+
+
+@pytest.mark.parametrize("entry,needle", [
+    ({"name": "color_jitter", "brightness": [1.2, 0.8]}, "color_jitter"),
+    ({"name": "gaussian_blur", "sigma": [0.5, 1.0], "kernel_size": 4}, "kernel_size"),
+    ({"name": "cutout", "holez": 2}, "holez"),
+    ({"name": "mosaic", "p": 1.5}, "p"),
+    ({"name": "no_such_op"}, "no_such_op"),
+])
+def test_bad_entries_fail_up_front_naming_op_and_key(entry, needle):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"augment.pipeline\[0\]") as err:
+        build_pipeline([entry])
+    assert needle in str(err.value)
+
+
+def test_old_schema_dumps_still_build():
+    pipe = build_pipeline({"schema_version": 1, "ops": [OP_TABLE["rotate"]]})
+    assert pipe == build_pipeline([OP_TABLE["rotate"]])
