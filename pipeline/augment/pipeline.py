@@ -127,7 +127,8 @@ class Pipeline:
         run.flush()
         out = run.x
         if images.dtype == torch.uint8 and out.dtype != torch.uint8:
-            out = out.round_().clamp_(0, 255).to(torch.uint8) if run.owned else out.round().clamp(0, 255).byte()
+            out = out.round_().clamp_(0, 255) if run.owned else out.round().clamp(0, 255)
+            out = out.to(torch.int16).to(torch.uint8)  # via int16: faster than float -> uint8 on CPUs
         elif out is images:
             out = out.clone()
         return out.contiguous(), run.t
@@ -303,7 +304,8 @@ class _Run:
                 return
             x, m, o = x[idx], m[idx], o[idx]
         b, c, h, w = x.shape
-        y = torch.baddbmm(o[:, :, None], m, x.reshape(b, c, h * w)).view(b, c, h, w)
+        # bmm then add: baddbmm's broadcast copy of the bias costs more than the product
+        y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True
         else:
