@@ -21,8 +21,8 @@ from pipeline.augment.target_geometry import Rules, transform_masks, transform_t
 from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
-SEPARABLE_MAX_SIDE = 64
-CHUNKS_PER_THREAD = 4  # above this, per-axis matmul resampling loses to grid_sample
+SEPARABLE_MAX_SIDE = 64  # above this, per-axis matmul resampling loses to grid_sample
+CHUNK_BYTES = 8 << 20  # measured on 2 cores: 2-8 MiB chunks best at 32x32 and 224x224
 Partner = tuple[torch.Tensor, "Targets | None"]
 
 
@@ -157,9 +157,11 @@ def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
     from pipeline.augment.targets import concat
 
     b = len(images)
-    # More chunks than threads: on a shared machine a descheduled thread then
-    # delays a small piece of work, not half the batch.
-    step = max(-(-b // (threads * CHUNKS_PER_THREAD)), 8)
+    # At least two chunks per thread (a descheduled thread on a shared machine then
+    # delays a small piece of work, not half the batch), at most CHUNK_BYTES of
+    # float32 working copy each; much smaller chunks lose to per-op Python overhead.
+    per_sample = images[0].numel() * 4
+    step = max(1, min(-(-b // (2 * threads)), CHUNK_BYTES // per_sample))
     bounds = [(i, min(i + step, b)) for i in range(0, b, step)]
 
     def one(lo_hi):
