@@ -2,8 +2,8 @@
 
 Measured by ``benchmarks/augment.py`` (docs/benchmarks.md): on CUDA the batched
 torch backend wins by far. On the CPU the torch backend (batch split over threads)
-beat the in-process albumentations backend at 32x32 (~5x) and at 224x224 (~3x) on
-the 2-core development machine, so ``auto`` picks torch up to
+beat the in-process albumentations backend at 32x32 (~5x) and at 224x224 (~2.5x)
+on the 2-core development machine, so ``auto`` picks torch up to
 ``CPU_TORCH_MAX_PIXELS`` and albumentations above it, where per-sample OpenCV
 kernels would eventually win. Pipelines using ops albumentations lacks (mixup,
 cutmix, mosaic) always run on torch.
