@@ -118,6 +118,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     pipe = build_pipeline(params.pipeline, min_visibility=params.min_visibility,
                           min_area=params.min_area, backend=params.backend)
     h, w, c = output_geometry(dataset, params)
+    pipe.check_offline(h, w)  # mixing ops / size changes need training-time use
     class_index = {name: i for i, name in enumerate(dataset.classes)}
     rows = plan_rows(dataset, assignment, params)
     card: dict = {

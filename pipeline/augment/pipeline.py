@@ -55,6 +55,26 @@ class Pipeline:
 
         return choose_backend(self.ops, torch.device(device), h, w)
 
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        """The output size for inputs of (h, w)."""
+        for op in self.ops:
+            h, w = op.out_hw(h, w)
+        return h, w
+
+    def check_offline(self, h: int, w: int) -> None:
+        """Fail early when this pipeline cannot produce a packed dataset version:
+        those store one hard label per image (mixing needs soft labels: use it at
+        training time) and one image size (originals and copies side by side)."""
+        from pipeline.errors import ConfigError
+
+        for i, op in enumerate(self.ops):
+            if op.kind == "mixing":
+                raise ConfigError(f"augment.pipeline[{i}] ({op.name}): mixing ops produce soft labels, which "
+                                  "a dataset version does not store; use them in online (training) augmentation")
+        if self.out_hw(h, w) != (h, w):
+            raise ConfigError(f"augment.pipeline changes the image size {h}x{w} -> {self.out_hw(h, w)}; "
+                              "set the op's size to null or to augment.image_size")
+
     def partner_slots(self) -> int:
         """How many partner samples per sample the mixing ops consume, in op order."""
         return sum(op.partners for op in self.ops)
