@@ -10,7 +10,8 @@ jitter, blur, noise, cutout) on the same uint8 images:
 * ours, ``backend: auto`` (what the augment stage would pick, recorded);
 * albumentations 2.0.8, one image at a time, over ``cores`` worker processes;
 * torchvision v2, batched (one random draw per batch: not equivalent, a reference);
-* Kornia, batched, if installed.
+* Kornia, batched, if installed;
+* ours on CUDA when a GPU is present (the issue's GPU target is "vs albu/core").
 
 Reports images/s, the ratio to albumentations and, as the physical ceiling, the
 rate of a plain copy of the batch (memory bandwidth). Timings are medians.
@@ -105,6 +106,23 @@ def bench_ours_threads(size, batch, cores, repeat):
     return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
 
 
+def bench_cuda(size, batch, repeat):
+    """Ours on the GPU: images and keys already on the device, synchronised timing."""
+    from pipeline.augment.registry import build_pipeline
+    from pipeline.augment.rng import keys_tensor
+    from pipeline.seeding import sample_key
+
+    pipe = build_pipeline(spec(size))
+    x = images(batch, size).cuda()
+    keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)], "cuda")
+
+    def step():
+        pipe.apply(x, pipe.sample(keys, size, size))
+        torch.cuda.synchronize()
+
+    return timed(step, repeat)
+
+
 def bench_auto(size, batch, cores, repeat):
     torch.set_num_threads(cores)
     pipe, x, keys = ours(size, batch, backend="auto")
@@ -164,11 +182,13 @@ def main() -> None:
             rows["kornia (batched)"] = bench_kornia(size, batch, cores, args.repeat)
         except ImportError:
             pass
+        if torch.cuda.is_available():
+            rows["ours torch on CUDA (batched)"] = bench_cuda(size, batch, args.repeat)
         ref = rows["albumentations (per sample, processes)"]
         print(f"\n{size}x{size}, batch {batch}")
-        print(f"{'':44s} {'images/s':>10s} {'vs albu':>8s}")
+        print(f"{'':44s} {'images/s':>10s} {'vs albu':>8s} {'vs albu/core':>12s}")
         for name, t in rows.items():
-            print(f"{name:44s} {batch / t:10.0f} {ref / t:8.2f}x")
+            print(f"{name:44s} {batch / t:10.0f} {ref / t:8.2f}x {ref * cores / t:11.2f}x")
 
 
 if __name__ == "__main__":
