@@ -26,11 +26,42 @@ class DownloadParams(Section):
     mirror: str | None = None  # base URL replacing the upstream one (issue 3)
 
 
+INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
+
+
+class SourceParams(Section):
+    """One entry of ``ingest.sources``: a tree in one format, merged with the others."""
+
+    format: Literal["imagefolder", "voc", "yolo", "createml", "labelme", "coco"]
+    path: str
+    name: str | None = Field(None, description="id prefix; default: the path's last component")
+
+
+class LabelmeParams(Section):
+    flags_as_label: bool = Field(False, description="image-level flags give the class label")
+
+
 class IngestParams(Section):
     format: str = "imagefolder"
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
     max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
     workers: int = Field(0, ge=0, description="decode processes; 0 = one per core")
+    # issue 4: several sources, one class map, background images, duplicates.
+    sources: tuple[SourceParams, ...] = ()
+    classes: tuple[str, ...] | None = Field(None, description="explicit ordered class list")
+    aliases: dict[str, str] = Field(default_factory=dict, description="name found -> class name")
+    keep_background: bool = Field(True, description="images without annotations are samples")
+    near_duplicate_bits: int = Field(
+        3, ge=-1, le=16,
+        description="dHash Hamming distance counted as a near duplicate; -1 = exact only")
+    labelme: LabelmeParams = Field(default_factory=LabelmeParams)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in INGEST_FORMATS:
+            raise ValueError(f"unknown format {v!r}; known: {', '.join(INGEST_FORMATS)}")
+        return v
 
 
 class SplitParams(Section):

@@ -94,6 +94,7 @@ class Sample:
     source: Source = field(default_factory=lambda: Source("unknown", ""))
     pixel_hash: str = ""  # hash of decoded pixels: exact-duplicate detection
     notes: tuple[str, ...] = ()  # what ingest changed, e.g. "exif-transposed:6"
+    dhash: str = ""  # perceptual (difference) hash: near-duplicate detection
 
     def to_json(self) -> dict:
         out: dict = {
@@ -110,6 +111,8 @@ class Sample:
         }
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.dhash:
+            out["dhash"] = self.dhash
         return out
 
     @classmethod
@@ -126,6 +129,7 @@ class Sample:
             source=Source.from_json(d.get("source", {"format": "unknown", "path": ""})),
             pixel_hash=d.get("pixel_hash", ""),
             notes=tuple(d.get("notes", ())),
+            dhash=d.get("dhash", ""),
         )
 
 
