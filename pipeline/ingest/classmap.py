@@ -56,7 +56,7 @@ def apply_class_map(items: list, classes: tuple[str, ...] | None, aliases: dict[
         found.update(_names(c))
         out.append(c)
     by_case: dict[str, set[str]] = defaultdict(set)
-    for n in list(found) + list(classes or ()):
+    for n in list(found) + list(unknown) + list(classes or ()):
         by_case[n.lower()].add(n)
     final = tuple(classes) if classes is not None else tuple(sorted(found))
     report = {
