@@ -30,6 +30,8 @@ MANIFEST = "manifest.jsonl"
 CLASSES = "classes.json"
 QUARANTINE = "quarantine.jsonl"
 IMAGES = "images"
+REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
+DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
 
 Box = tuple[float, float, float, float]
 

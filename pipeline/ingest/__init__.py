@@ -22,9 +22,7 @@ from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import DUPLICATES, duplicate_groups
-from pipeline.record import Dataset, Rejected, save_dataset, load_dataset
-
-REPORT = "report.json"
+from pipeline.record import REPORT, Dataset, Rejected, save_dataset, load_dataset
 FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
 

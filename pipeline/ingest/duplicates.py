@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pipeline.record import Sample
-
-DUPLICATES = "duplicates.json"
+from pipeline.record import DUPLICATES, Sample  # noqa: F401 - re-exported
 
 
 class _Union:
