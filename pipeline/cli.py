@@ -76,17 +76,23 @@ def download(
 @app.command()
 @_friendly
 def ingest(
-    src: Path = typer.Argument(..., help="source directory (read only; never modified)"),
+    src: Optional[Path] = typer.Argument(
+        None, help="source directory (read only; never modified); default: ingest.sources from params"),
     out: Path = typer.Option(..., "--out", help="canonical dataset directory to write"),
-    format: Optional[str] = typer.Option(None, "--format", help="source format (default from params.yaml)"),
+    format: Optional[str] = typer.Option(
+        None, "--format", help="imagefolder, voc, yolo, createml, labelme or coco (default from params.yaml)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
-    """Ingest a source tree into the canonical dataset (bad inputs are quarantined)."""
+    """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
     from pipeline.ingest import ingest as run
 
-    ds = run(src, out, _section("ingest", params), fmt=format)
-    typer.echo(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, "
-               f"{len(ds.quarantine)} quarantined (see {out / 'quarantine.jsonl'})")
+    p = _section("ingest", params)
+    if src is not None:  # an explicit tree replaces the sources listed in params
+        p = p.model_copy(update={"sources": ()})
+    ds = run(src, out, p, fmt=format)
+    files = sum(1 for r in ds.quarantine if r.index is None)
+    typer.echo(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, {files} inputs quarantined, "
+               f"{len(ds.quarantine) - files} objects rejected (see {out / 'quarantine.jsonl'})")
 
 
 @app.command()
@@ -153,6 +159,41 @@ def evaluate(
     from pipeline.train.evaluate import evaluate as run
 
     run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir)
+
+
+@app.command()
+@_friendly
+def stats(
+    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Health report: samples per split and class, objects, sizes, duplicates, quarantine."""
+    import json
+
+    from pipeline.record import load_dataset
+    from pipeline.split import read_splits
+    from pipeline.stats import compute, render
+
+    report = compute(load_dataset(dataset), read_splits(splits) if splits else None)
+    typer.echo(json.dumps(report, sort_keys=True) if as_json else render(report))
+
+
+@app.command()
+@_friendly
+def export(
+    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
+    out: Path = typer.Option(..., "--out", help="directory to write (replaced atomically)"),
+    format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+) -> None:
+    """Write the canonical dataset back out in a common format."""
+    from pipeline.export import export as run
+    from pipeline.record import load_dataset
+    from pipeline.split import read_splits
+
+    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None)
+    typer.echo(f"export: {summary}")
 
 
 def main() -> None:  # pragma: no cover - console entry point
