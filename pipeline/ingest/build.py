@@ -38,9 +38,14 @@ def _process(job: _Job) -> tuple[str, ImageInfo | None, str, str]:
     """Worker: (stored relative path, info, reject reason, detail)."""
     c = job.candidate
     try:
-        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels, c.data)
+        # Read the bytes once: decoded here, copied as they are when nothing needs changing.
+        if c.data is None and not Path(c.path).is_file():  # a FIFO or device would block the read
+            raise ImageRejected("not-a-regular-file", "not a regular file (pipe, socket or device)")
+        data = c.data if c.data is not None else Path(c.path).read_bytes()
+        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels, data,
+                                      embedded=c.data is not None)
         dest = store_image(Path(c.path), img, fmt, info, Path(job.out_dir) / IMAGES / image_stem(c.id),
-                           c.data)
+                           data)
     except ImageRejected as err:
         return "", None, err.reason, err.detail
     except OSError as err:  # e.g. the disk filled up while writing the copy

@@ -107,14 +107,19 @@ def dhash(img) -> str:
     return f"{bits:016x}"
 
 
-def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None):
-    """Open, fully decode and normalize ``path`` (or the embedded bytes ``data``).
+def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None,
+                 embedded: bool | None = None):
+    """Open, fully decode and normalize ``path`` (or its bytes ``data``, already read).
+
+    ``embedded`` marks bytes that have no file name of their own (labelme
+    ``imageData``), so no extension is checked against the sniffed format.
 
     Returns ``(PIL image, format, ImageInfo)``; raises ImageRejected with a
     specific reason for anything that cannot be a sample.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    embedded = data is not None if embedded is None else embedded
     try:
         size = len(data) if data is not None else path.stat().st_size
     except OSError as err:
@@ -130,6 +135,8 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
             raise ImageRejected("not-an-image", "bytes are not a known image format") from None
         except PermissionError as err:
             raise ImageRejected("unreadable", str(err)) from None
+        except Image.DecompressionBombError as err:  # PIL's own hard limit, from the header
+            raise ImageRejected("too-many-pixels", f"{err} (ingest.max_pixels = {max_pixels})") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             raise ImageRejected("truncated-or-corrupt", f"header unreadable: {err}") from None
         with img:
@@ -157,16 +164,17 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
             if getattr(img, "n_frames", 1) > 1:
                 notes.append(f"first-frame-of:{img.n_frames}")
     ext = EXT_ALIASES.get(path.suffix.lower(), path.suffix.lower())
-    if data is None and EXT_BY_FORMAT.get(fmt) and ext != EXT_BY_FORMAT[fmt]:
+    if not embedded and EXT_BY_FORMAT.get(fmt) and ext != EXT_BY_FORMAT[fmt]:
         notes.append(f"format:{fmt}-named-{path.suffix or 'no-extension'}")
     if min(out.size) < min_size:
         raise ImageRejected("too-small", f"{out.size[0]}x{out.size[1]} is below ingest.min_size = {min_size}")
     channels = 1 if out.mode == "L" else 3
-    digest = hashlib.blake2b(out.tobytes(), digest_size=16)
-    digest.update(f"{out.mode}{out.size}".encode())
+    # sha256 runs in hardware (SHA-NI) on current CPUs: ~2x blake2b on 0.5 MB of pixels.
+    digest = hashlib.sha256(f"{out.mode}{out.size}".encode())
+    digest.update(out.tobytes())
     info = ImageInfo(
         width=out.size[0], height=out.size[1], channels=channels,
-        pixel_hash=digest.hexdigest(), notes=tuple(notes), orientation=orientation,
+        pixel_hash=digest.hexdigest()[:32], notes=tuple(notes), orientation=orientation,
         raw_size=(w, h), dhash=dhash(out),
     )
     return out, fmt, info

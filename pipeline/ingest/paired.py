@@ -26,7 +26,7 @@ from typing import Iterator
 
 from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, located
 from pipeline.ingest.imagefolder import SPLIT_NAMES
-from pipeline.ingest.tree import ImageIndex, IMAGE_EXTS, normalize_ref, rel
+from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, rel
 from pipeline.record import Rejected, Source
 
 
@@ -61,6 +61,12 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         where = f" (entry {e.index})" if e.index is not None else ""
         if isinstance(e.parsed, AnnotationError):
             yield _reject(e.ann, e.parsed.reason, e.parsed.detail + where, root, e.index)
+            # Its image is not a background image: its objects are unknown, so it waits too.
+            image = next((f for ref in e.refs for f in [index.find(e.base, ref)[0]] if f), None)
+            if image is not None and image not in claimed:
+                claimed[image] = e.ann
+                yield _reject(image, "annotation-unusable",
+                              f"its annotation {e.ann} was refused ({e.parsed.reason})", root)
             continue
         p = e.parsed
         found, why, outside = None, "", False
@@ -98,6 +104,9 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         )
     for r, path in index.by_rel.items():
         if r in claimed:
+            continue
+        if not inside(root, path):
+            yield _reject(r, "path-outside-root", "a link pointing outside the source root; not read", root)
             continue
         is_image = PurePosixPath(r).suffix.lower() in IMAGE_EXTS
         if is_image and not keep_background:
