@@ -117,3 +117,36 @@ def test_cli_ingest_and_stats_agree(tmp_path):
     assert stats["classes"] == dict(Counter(o[0] for *_, objs in SPEC for o in objs)) == {"cat": 3, "dog": 2, "person": 2}
     assert stats["quarantined"] == 0 and stats["duplicate_groups"] == 0
     assert stats["splits"] == {"unassigned": len(SPEC)}
+
+
+def test_config_errors_name_the_key(tmp_path):
+    from pipeline.config import parse_section
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ingest.format.*unknown format 'vocc'"):
+        parse_section("ingest", {"format": "vocc"})
+    with pytest.raises(ConfigError, match=r"ingest.sources.0.format"):
+        parse_section("ingest", {"sources": [{"format": "png", "path": "x"}]})
+    with pytest.raises(ConfigError, match=r"ingest.labelme.flags"):
+        parse_section("ingest", {"labelme": {"flags": True}})
+    with pytest.raises(ConfigError, match="unknown ingest format 'bogus'"):
+        ingest(tmp_path, tmp_path / "out", params(), fmt="bogus")
+    with pytest.raises(ConfigError, match="two sources named 'a'"):
+        ingest(None, tmp_path / "out", params(sources=({"format": "voc", "path": str(tmp_path / "a")},
+                                                       {"format": "yolo", "path": str(tmp_path / "x" / "a")})))
+
+
+def test_cli_split_export_and_stats_with_splits(tmp_path):
+    src = write_yolo(tmp_path / "src", ultralytics=True)
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline", *map(str, a)], cwd=tmp_path,  # noqa: E731
+                                    env=env, capture_output=True, text=True, timeout=120)
+    assert run("ingest", "--format", "yolo", src, "--out", "ds").returncode == 0
+    assert run("split", "ds", "--out", "sp").returncode == 0
+    r = run("export", "--format", "voc", "ds", "--out", "voc", "--splits", "sp")
+    assert r.returncode == 0 and "'images': 5" in r.stdout, r.stderr
+    assert len(list((tmp_path / "voc").rglob("*.xml"))) == 5
+    r = run("stats", "ds", "--splits", "sp", "--json")
+    assert json.loads(r.stdout)["splits"] == {"train": 4, "val": 1}
+    r = run("export", "--format", "bogus", "ds", "--out", "x")
+    assert r.returncode == 2 and "unknown export format" in r.stderr

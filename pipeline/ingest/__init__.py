@@ -44,14 +44,14 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "") ->
 
 def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tuple[SourceParams, str]]:
     """(source, id prefix) pairs: ``ingest.sources`` when set, else ``src`` alone."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
     if params.sources:
         sources = list(params.sources)
     elif src is not None:
         sources = [SourceParams(format=fmt or params.format, path=str(src))]  # type: ignore[arg-type]
     else:
         raise ConfigError("nothing to ingest: give a source directory or set ingest.sources")
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
     if len(sources) == 1 and not sources[0].name:
         return [(sources[0], "")]
     out, used = [], set()
