@@ -150,3 +150,33 @@ def test_cli_split_export_and_stats_with_splits(tmp_path):
     assert json.loads(r.stdout)["splits"] == {"train": 4, "val": 1}
     r = run("export", "--format", "bogus", "ds", "--out", "x")
     assert r.returncode == 2 and "unknown export format" in r.stderr
+
+
+def test_labelme_backslash_paths_image_data_and_size_mismatch(tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+
+    src = tmp_path / "src"
+    (src / "ann").mkdir(parents=True)
+    (src / "imgs").mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(src / "imgs" / "a.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 16), (10, 200, 10)).save(buf, format="PNG")
+    rect = {"label": "x", "shape_type": "rectangle", "points": [[2, 2], [10, 10]]}
+    docs = {
+        "a.json": {"shapes": [rect], "imagePath": "..\\imgs\\a.png", "imageWidth": 80, "imageHeight": 60},
+        "gone.json": {"shapes": [rect], "imagePath": "gone.png", "imageData": base64.b64encode(buf.getvalue()).decode(),
+                      "imageWidth": 20, "imageHeight": 16},
+        "lost.json": {"shapes": [rect], "imagePath": "lost.png", "imageData": None},
+    }
+    for name, d in docs.items():
+        (src / "ann" / name).write_text(json.dumps(d))
+    ds = ingest(src, tmp_path / "out", params(), fmt="labelme")
+    by = {s.id: s for s in ds.samples}
+    assert set(by) == {"imgs/a.png", "ann/gone.png"}
+    assert "size-mismatch:declared=80x60,image=40x30" in by["imgs/a.png"].notes
+    assert by["imgs/a.png"].source.annotation == "ann/a.json"
+    assert "image-from-imageData" in by["ann/gone.png"].notes and by["ann/gone.png"].width == 20
+    assert [(r.path, r.reason) for r in ds.quarantine] == [("ann/lost.json", "annotation-without-image")]
