@@ -81,10 +81,11 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
     rejected = [r for r in items if isinstance(r, Rejected)]
-    if len({c.id for c in candidates}) != len(candidates):
-        seen: set[str] = set()
-        dup = next(c.id for c in candidates if c.id in seen or seen.add(c.id))  # type: ignore[func-returns-value]
-        raise InputError(f"two inputs give the sample id {dup!r}; name the sources distinctly")
+    seen: set[str] = set()
+    for c in candidates:
+        if c.id in seen:
+            raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
+        seen.add(c.id)
     with atomic_dir(Path(out)) as tmp:
         accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers)
         samples = []

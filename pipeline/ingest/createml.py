@@ -65,7 +65,7 @@ def read_createml(root: Path, keep_background: bool = True, prefix: str = "") ->
             ann_files.add(r)
             yield Rejected(path=r, reason="malformed-json", detail=str(err), source=str(root))
             continue
-        except AnnotationError as err:
+        except AnnotationError:
             continue  # not a CreateML file: it stays an ordinary file (quarantined as not-an-image)
         ann_files.add(r)
         base = str(PurePosixPath(r).parent)

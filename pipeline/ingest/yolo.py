@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Mapping, Sequence
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import Candidate, Parsed, RawObject, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.tree import IMAGE_EXTS, list_files, rel
 from pipeline.record import Rejected
@@ -108,13 +108,17 @@ def _label_paths(image_rel: str) -> list[str]:
     return out
 
 
-def _names_for(root: Path, files: set[str], label_rel: str, yaml_names: dict[int, str] | None):
+def _names_for(root: Path, files: set[str], label_rel: str, yaml_names: dict[int, str] | None,
+               cache: dict[str, dict[int, str]]) -> dict[int, str] | None:
+    """``data.yaml`` names, else the nearest ``classes.txt`` (beside the label, then at the root)."""
     if yaml_names is not None:
         return yaml_names
     d = PurePosixPath(label_rel).parent
-    for cand in (d / "classes.txt", PurePosixPath("classes.txt")):
-        if str(cand) in files:
-            return dict(enumerate(parse_classes_txt((root / str(cand)).read_text(encoding="utf-8-sig"))))
+    for cand in (str(d / "classes.txt"), "classes.txt"):
+        if cand in files:
+            if cand not in cache:
+                cache[cand] = dict(enumerate(parse_classes_txt((root / cand).read_text(encoding="utf-8-sig"))))
+            return cache[cand]
     return None
 
 
@@ -129,6 +133,7 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "") -> Ite
            or r.endswith(AUX_SUFFIXES)}
     labels = {r for r in rels if r.endswith(".txt") and r not in aux}
     entries, used = [], set()
+    cache: dict[str, dict[int, str]] = {}
     for r in sorted(rels):
         if PurePosixPath(r).suffix.lower() not in IMAGE_EXTS:
             continue
@@ -138,9 +143,11 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "") -> Ite
         used.add(lab)
         try:
             text = (root / lab).read_text(encoding="utf-8-sig")
-            parsed = parse_yolo(text, _names_for(root, rels, lab, yaml_names))
+            names = _names_for(root, rels, lab, yaml_names, cache)
+            parsed = parse_yolo(text, names)
+            if names is None:  # no classes.txt / data.yaml: the ids are the names, and we say so
+                parsed = Parsed(objects=parsed.objects, problems=parsed.problems, notes=("yolo-no-class-names",))
         except (OSError, UnicodeDecodeError) as err:
-            from pipeline.ingest.candidate import AnnotationError
             parsed = AnnotationError("unreadable", str(err))
         entries.append(Entry(ann=lab, parsed=parsed, refs=(r,), normalized=True))
     for lab in sorted(labels - used):
