@@ -112,3 +112,14 @@ def test_export_refuses_what_a_format_cannot_hold(tmp_path):
     with pytest.raises(InputError, match="no sample has objects"):
         export(ds, tmp_path / "out", "yolo")
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_with_dhash_and_polygons_round_trips_through_json():
+    from pipeline.record import Object, Sample, Source
+
+    s = Sample(id="a/b.jpg", image="images/x.jpg", width=4, height=3, channels=3,
+               objects=(Object("c", (0.0, 0.0, 2.0, 2.0), ((0.0, 0.0, 2.0, 0.0, 2.0, 2.0),)),),
+               source=Source("voc", "b.jpg", "/r", "b.xml"), pixel_hash="p", notes=("clipped:1",),
+               dhash="00ff00ff00ff00ff")
+    assert Sample.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert "dhash" not in Sample(id="x", image="i", width=1, height=1, channels=1).to_json()
