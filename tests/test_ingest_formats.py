@@ -44,6 +44,12 @@ def test_format_tree_ingests_exactly(tmp_path, fmt):
     check_spec(ds)
     bg = by_name(ds)["img_003.jpg"]
     assert bg.objects == () and (fmt == "coco" or "background" in bg.notes)  # COCO lists it, with no objects
+    from collections import Counter
+
+    from pipeline.stats import compute
+    stats = compute(ds)  # what `pipeline stats --json` prints (the CLI is checked below for COCO)
+    assert (stats["samples"], stats["objects"], stats["quarantined"]) == (len(SPEC), 7, 0)
+    assert stats["classes"] == dict(Counter(o[0] for *_, objs in SPEC for o in objs))
 
 
 def test_yolo_ultralytics_layout_keeps_split(tmp_path):
