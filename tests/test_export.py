@@ -109,9 +109,10 @@ def test_round_trip_imagefolder_and_labelme_flags(tmp_path):
 
 def test_export_refuses_what_a_format_cannot_hold(tmp_path):
     ds = ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=2), tmp_path / "ds", params())
-    with pytest.raises(InputError, match="no sample has objects"):
-        export(ds, tmp_path / "out", "yolo")
-    assert not (tmp_path / "out").exists()
+    for fmt in ("yolo", "voc", "coco"):
+        with pytest.raises(InputError, match="no sample has objects"):
+            export(ds, tmp_path / "out", fmt)
+        assert not (tmp_path / "out").exists()
 
 
 def test_sample_with_dhash_and_polygons_round_trips_through_json():

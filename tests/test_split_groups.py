@@ -7,7 +7,6 @@ from pipeline.config import IngestParams, SplitParams
 from pipeline.ingest import ingest
 from pipeline.record import Dataset, Object, Sample
 from pipeline.split import assign_splits, write_splits
-from tests.conftest import make_imagefolder
 
 
 def sample(i, label=None, objects=(), h="", split=None):

@@ -33,6 +33,13 @@ def copy_image(ds: Dataset, s: Sample, dest: Path) -> None:
     shutil.copyfile(ds.image_path(s), dest)
 
 
+def require_objects(ds: Dataset, fmt: str) -> None:
+    """Box formats cannot hold image-level labels: refuse rather than drop them all."""
+    if not any(s.objects for s in ds.samples):
+        raise InputError(f"{ds.root}: no sample has objects, and {fmt} holds only objects; "
+                         "export classification data as imagefolder or labelme")
+
+
 def export(ds: Dataset, out: Path, fmt: str, assignment: dict[str, str] | None = None) -> dict:
     """Write ``ds`` to ``out`` in ``fmt``; splits from ``assignment``, else as ingested."""
     from pipeline.export import coco, imagefolder, labelme, voc, yolo
@@ -44,4 +51,6 @@ def export(ds: Dataset, out: Path, fmt: str, assignment: dict[str, str] | None =
     split_of = {s.id: (assignment or {}).get(s.id) or s.split for s in ds.samples}
     with atomic_dir(Path(out)) as tmp:
         summary = writers[fmt](ds, tmp, split_of)
+    if fmt in ("voc", "yolo", "coco"):
+        summary["labels_dropped"] = sum(1 for s in ds.samples if s.label is not None)
     return {"format": fmt, **summary}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.export import copy_image, image_relpath
+from pipeline.export import copy_image, image_relpath, require_objects
 from pipeline.ingest.clip import points, polygon_area
 from pipeline.record import Dataset
 
 
 def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
+    require_objects(ds, "coco")
     cats = {c: i + 1 for i, c in enumerate(ds.classes)}
     images, anns = [], []
     for n, s in enumerate(ds.samples, start=1):

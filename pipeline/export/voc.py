@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from xml.sax.saxutils import escape
 
-from pipeline.export import copy_image, image_relpath
+from pipeline.export import copy_image, image_relpath, require_objects
 from pipeline.record import Dataset, Sample
 
 
@@ -38,6 +38,7 @@ def to_xml(s: Sample, filename: str) -> str:
 
 
 def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
+    require_objects(ds, "voc")
     dropped = 0
     for s in ds.samples:
         rel = image_relpath(ds, s)

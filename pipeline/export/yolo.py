@@ -8,10 +8,9 @@ several parts is written as its box (counted). Every image gets a label file
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from pipeline.errors import InputError
-from pipeline.export import copy_image, image_relpath
+from pipeline.export import copy_image, image_relpath, require_objects
 from pipeline.record import Dataset, Sample
 
 
@@ -32,8 +31,7 @@ def lines(s: Sample, classes: list[str]) -> tuple[list[str], int]:
 
 
 def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
-    if not any(s.objects for s in ds.samples):
-        raise InputError(f"{ds.root}: no sample has objects; export classification data as imagefolder")
+    require_objects(ds, "yolo")
     classes = list(ds.classes)
     multipart = 0
     splits = set()

@@ -21,8 +21,8 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.classmap import apply_class_map
-from pipeline.ingest.duplicates import DUPLICATES, duplicate_groups
-from pipeline.record import REPORT, Dataset, Rejected, save_dataset, load_dataset
+from pipeline.ingest.duplicates import duplicate_groups
+from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
 FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pipeline.record import DUPLICATES, Sample  # noqa: F401 - re-exported
+from pipeline.record import Sample
 
 
 class _Union:
