@@ -147,7 +147,8 @@ def _cifar_batch(labels: list[int], key: str, seed: int) -> dict:
 
 def tar_gz(members: dict[str, bytes], dirs: tuple[str, ...] = ()) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+    # mtime=0: the same members give the same bytes (and checksums) on every call
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tf:
         for d in dirs:
             info = tarfile.TarInfo(d)
             info.type = tarfile.DIRTYPE

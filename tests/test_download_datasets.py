@@ -69,11 +69,12 @@ def test_second_run_uses_the_cache(tmp_path, loopback):
 
 def test_from_local_archive_needs_no_network(tmp_path):
     archive = tmp_path / "cifar-10-python.tar.gz"
-    archive.write_bytes(cifar10_archive())
-    sums = sha256_checksums(tmp_path / "sums.json", {archive.name: archive.read_bytes()})
+    data = cifar10_archive()
+    archive.write_bytes(data)
+    sums = sha256_checksums(tmp_path / "sums.json", {archive.name: data})
     out = download("cifar10", tmp_path / "raw", **_opts(tmp_path, source=archive, checksums=sums))
     assert len(list((out / "train").rglob("*.png"))) == 20
-    assert archive.read_bytes() == cifar10_archive()  # the user's file is untouched
+    assert archive.read_bytes() == data and not (tmp_path / "cache").exists()  # used in place
 
 
 def test_from_local_archive_still_checked_against_official_md5(tmp_path):
@@ -118,3 +119,48 @@ def test_hymenoptera_without_checksums_warns_that_it_is_unverified(tmp_path, loo
     files = {"hymenoptera_data.zip": hymenoptera_archive()}
     download("hymenoptera", tmp_path / "raw", **_opts(tmp_path, mirror=loopback.serve("m", files)))
     assert "NOT verified" in caplog.text and "sha256:" in caplog.text
+
+
+def test_upstream_urls_are_tried_in_order_and_stale_cache_is_refetched(tmp_path, loopback):
+    from pipeline.download.checksums import file_digest
+    from pipeline.download.remote import FetchOptions, Remote, obtain
+
+    data = mnist_files(1, 1)["t10k-labels-idx1-ubyte.gz"]
+    good = loopback.serve("second", {"f.gz": data}) + "/f.gz"
+    (tmp_path / "f.gz").write_bytes(data)
+    remote = Remote("f.gz", (loopback.url + "/first/f.gz", good), file_digest(tmp_path / "f.gz", "md5"))
+    opts = FetchOptions(cache=tmp_path / "cache", backoff=0.01)
+    path = obtain("ds", [remote], opts)["f.gz"]
+    assert path.read_bytes() == data
+    assert [p for p, _ in loopback.log] == ["/first/f.gz", "/second/f.gz"]
+    path.write_bytes(b"stale")  # a cached copy that no longer verifies is fetched again
+    assert obtain("ds", [remote], opts)["f.gz"].read_bytes() == data
+    assert len(loopback.log) == 4
+
+
+def test_official_md5s_are_read_from_torchvision():
+    assert torchvision_attr("cifar", "CIFAR10", "tgz_md5") == "c58f30108f718f92721af3b95e74349a"
+    assert dict(torchvision_attr("mnist", "MNIST", "resources"))["t10k-labels-idx1-ubyte.gz"] == \
+        "ec29112dd5afa0611ce80d1b7f02629c"
+
+
+def test_list_shows_size_classes_licence_and_network(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipeline", "download", "--list"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert r.returncode == 0
+    for name in ("mnist5k", "mnist", "fashion-mnist", "cifar10", "cifar100", "hymenoptera"):
+        assert f"\n{name} " in "\n" + r.stdout
+    assert "100 classes, needs network, 161 MB" in r.stdout and "10 classes, offline" in r.stdout
+    assert "Krizhevsky" in r.stdout and "arXiv:1708.07747" in r.stdout
+
+
+def test_dvc_stage_uses_the_mirror_from_params(tmp_path, loopback):
+    mirror = loopback.serve("m", {"cifar-10-python.tar.gz": cifar10_archive()})
+    (tmp_path / "params.yaml").write_text(f"download: {{dataset: cifar10, mirror: '{mirror}'}}\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_CACHE=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "stages.download", "--out", "raw"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2  # the mirror's bytes are not the official ones
+    assert r.stderr.startswith("download: error: checksum mismatch for cifar-10-python.tar.gz")
+    assert loopback.requests("cifar-10-python.tar.gz") == [None]
+    assert not (tmp_path / "raw").exists()

@@ -9,6 +9,7 @@ ranges (answers 200) is read again from the start.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import os
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 from pipeline.errors import DownloadError
 from pipeline.progress import byte_progress
@@ -49,6 +51,30 @@ def fetch_url(url: str, dest: Path, name: str, retries: int = 4, backoff: float 
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(dest.with_name(dest.name + ".lock")):
+        if not dest.exists():  # another process may have finished it while we waited
+            _fetch_with_retries(url, dest, name, retries, backoff, timeout)
+    return dest
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` so two runs sharing a cache never write one ``.part``."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no cross-process lock; concurrent runs are the user's risk
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _fetch_with_retries(url: str, dest: Path, name: str, retries: int, backoff: float,
+                        timeout: float) -> None:
     part = dest.with_name(dest.name + ".part")
     for attempt in range(retries + 1):
         try:
@@ -63,7 +89,6 @@ def fetch_url(url: str, dest: Path, name: str, retries: int = 4, backoff: float 
                 ) from None
             time.sleep(backoff * 2 ** attempt)
     os.replace(part, dest)
-    return dest
 
 
 def _open(url: str, part: Path, have: int, name: str, timeout: float):
