@@ -82,7 +82,8 @@ def download(
     p = _section("download", params)
     if out is None:
         raise typer.BadParameter("--out DIR is required", param_hint="--out")
-    opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, source=from_, cache=cache)
+    opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, digests=tuple(p.checksums.items()),
+                        source=from_, cache=cache)
     path = run(name or p.dataset, out, opts)
     typer.echo(f"download: wrote {path}")
 

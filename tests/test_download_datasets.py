@@ -3,6 +3,7 @@ verified, written as an ImageFolder tree and ingested with the right counts."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -164,3 +165,17 @@ def test_dvc_stage_uses_the_mirror_from_params(tmp_path, loopback):
     assert r.stderr.startswith("download: error: checksum mismatch for cifar-10-python.tar.gz")
     assert loopback.requests("cifar-10-python.tar.gz") == [None]
     assert not (tmp_path / "raw").exists()
+    digest = "sha256:" + hashlib.sha256(cifar10_archive()).hexdigest()
+    (tmp_path / "params.yaml").write_text(f"download: {{dataset: cifar10, mirror: '{mirror}', "
+                                          f"checksums: {{cifar-10-python.tar.gz: '{digest.upper()}'}}}}\n")
+    r = subprocess.run([sys.executable, "-m", "stages.download", "--out", "raw"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "raw").rglob("*.png"))) == 30
+
+
+def test_params_checksums_are_validated():
+    from pipeline.config import parse_section
+
+    with pytest.raises(ConfigError, match=r"download.checksums: a.gz: 'md5:123' is not a digest"):
+        parse_section("download", {"checksums": {"a.gz": "md5:123"}})

@@ -35,6 +35,7 @@ class FetchOptions:
 
     mirror: str | None = None
     checksums: Path | None = None  # JSON {file name: digest} replacing the official digests
+    digests: tuple[tuple[str, str], ...] = ()  # (file name, digest) from params.yaml; the file wins
     source: Path | None = None  # --from: an archive (or a directory of the files) on disk
     cache: Path | None = None  # default: $PIPELINE_CACHE or ~/.cache/pipeline/downloads
     retries: int = 4
@@ -53,10 +54,12 @@ def cache_root(opts: FetchOptions) -> Path:
 
 def _expected(remotes: list[Remote], opts: FetchOptions) -> dict[str, str | None]:
     expected = {r.name: r.digest for r in remotes}
+    sources = [("download.checksums in params.yaml", dict(opts.digests))]
     if opts.checksums is not None:
-        overrides = load_checksums(opts.checksums)
+        sources.append((str(opts.checksums), load_checksums(opts.checksums)))
+    for source, overrides in sources:
         if unknown := sorted(set(overrides) - set(expected)):
-            raise ConfigError(f"{opts.checksums}: unknown file name(s) {', '.join(unknown)}; "
+            raise ConfigError(f"{source}: unknown file name(s) {', '.join(unknown)}; "
                               f"this dataset's files are: {', '.join(expected)}")
         expected.update(overrides)
     return expected
