@@ -55,21 +55,36 @@ def download(
     name: Optional[str] = typer.Argument(None, help="dataset name (see --list); default from params.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", help="directory to write the dataset into"),
     list_: bool = typer.Option(False, "--list", help="list the known datasets and exit"),
+    mirror: Optional[str] = typer.Option(
+        None, "--mirror", help="fetch every file as URL/<upstream file name> (default from params.yaml)"),
+    checksums: Optional[Path] = typer.Option(
+        None, "--checksums", help='JSON {file name: "md5:<hex>" or "sha256:<hex>"} replacing the official checksums'),
+    from_: Optional[Path] = typer.Option(
+        None, "--from", help="use this archive (or directory of the upstream files) instead of downloading"),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="download cache (default $PIPELINE_CACHE or ~/.cache/pipeline/downloads)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
-    """Download an open dataset (or write the offline mnist5k) as a tree ingest reads."""
-    from pipeline.download import CATALOG, download as run
+    """Download an open dataset (or write the offline mnist5k) as a tree ingest reads.
+
+    Files are verified against the official checksums (or --checksums) before use,
+    cached, resumed after an interruption, and extracted safely; DIR appears only
+    when everything succeeded.
+    """
+    from pipeline.download import CATALOG, FetchOptions, download as run
 
     if list_:
         for info in CATALOG.values():
-            net = "network" if info.needs_network else "offline"
-            typer.echo(f"{info.name:14} {info.classes:4} classes  {info.size:40} {net}\n"
+            net = "needs network" if info.needs_network else "offline"
+            typer.echo(f"{info.name:14} {info.classes} classes, {net}, {info.size}\n"
                        f"{'':14} {info.layout}\n{'':14} {info.licence}")
         return
     p = _section("download", params)
     if out is None:
         raise typer.BadParameter("--out DIR is required", param_hint="--out")
-    path = run(name or p.dataset, out, mirror=p.mirror)
+    opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, digests=tuple(p.checksums.items()),
+                        source=from_, cache=cache)
+    path = run(name or p.dataset, out, opts)
     typer.echo(f"download: wrote {path}")
 
 

@@ -24,6 +24,19 @@ class Section(BaseModel):
 class DownloadParams(Section):
     dataset: str = "mnist5k"
     mirror: str | None = None  # base URL replacing the upstream one (issue 3)
+    # {upstream file name: "md5:<hex>" | "sha256:<hex>"} replacing the official digests
+    # (a private mirror's own bytes); the CLI's --checksums FILE overrides these.
+    checksums: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("checksums")
+    @classmethod
+    def _digests(cls, v: dict[str, str]) -> dict[str, str]:
+        from pipeline.download.checksums import parse_digest
+
+        try:
+            return {name: parse_digest(digest, name) for name, digest in v.items()}
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
 
 
 INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
