@@ -140,6 +140,28 @@ def augment(
 
 @app.command()
 @_friendly
+def trace(
+    version: Path = typer.Argument(..., help="dataset version directory"),
+    sample_id: str = typer.Argument(..., metavar="ID", help="output sample id, '<source id>#<copy>'"),
+    dataset: Optional[Path] = typer.Option(
+        None, "--dataset", help="canonical dataset (default: the one recorded in card.json)"),
+    save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
+) -> None:
+    """Trace an output sample to its source file and op parameters, and re-render it."""
+    from pipeline.trace import format_trace, trace as run
+
+    t = run(version, sample_id, dataset)
+    typer.echo(format_trace(t))
+    if save is not None:
+        from PIL import Image
+
+        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(save)
+    if not t.identical:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
 def train(
     version: Path = typer.Argument(..., help="dataset version directory"),
     checkpoint: Path = typer.Option(..., help="checkpoint to write"),
