@@ -154,6 +154,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
             drawn = pipe.sample(keys, h, w)
             idx = torch.tensor(aug, device=device)
             imgs[idx] = pipe.apply(imgs[idx], drawn)
+            drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
             geo = geometric_matrices(pipe.ops, drawn, len(aug), h, w)
             for j, i in enumerate(aug):
                 params_of[i] = exact_params(pipe.ops, drawn, j)
