@@ -129,19 +129,64 @@ def split(
 @app.command()
 @_friendly
 def augment(
-    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
-    splits: Path = typer.Option(..., "--splits", help="directory holding splits.json"),
-    out: Path = typer.Option(..., "--out", help="dataset version directory to write"),
+    dataset: Optional[Path] = typer.Argument(None, help="canonical dataset directory"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="dataset version directory to write"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    preview: bool = typer.Option(False, "--preview", help="write a TensorBoard preview instead of a version"),
+    source: Optional[Path] = typer.Option(None, "--source", help="canonical dataset to preview (or DATASET)"),
+    n: int = typer.Option(8, "--n", min=1, max=256, help="samples in the preview"),
+    logdir: Path = typer.Option(Path("runs/preview"), "--logdir", help="TensorBoard directory of the preview"),
+    port: int = typer.Option(6006, "--port", help="port in the printed tensorboard command"),
 ) -> None:
-    """Write a dataset version: the train split augmented, all splits packed for training."""
-    from pipeline.dataset_version import write_version
+    """Write a dataset version: the train split augmented, all splits packed for training.
+
+    With --preview: show N samples through each op and the full pipeline in
+    TensorBoard (outside DVC, in seconds; nothing else is written).
+    """
     from pipeline.record import load_dataset
-    from pipeline.split import read_splits
 
     p = _section("augment", params)  # validated before any data is read
+    if preview:
+        from pipeline.preview import preview as run_preview, tensorboard_command
+
+        src = source or dataset
+        if src is None:
+            raise typer.BadParameter("--source DIR (a canonical dataset) is required", param_hint="--source")
+        res = run_preview(src, p, n, logdir)
+        typer.echo(f"preview: {res.images} images of {res.samples} samples in {res.logdir}; open with\n"
+                   f"  {tensorboard_command(res.logdir, port)}")
+        return
+    from pipeline.split import read_splits
+    from pipeline.version import write_version
+
+    for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
+        if value is None:
+            raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
     card = write_version(load_dataset(dataset), read_splits(splits), p, out)
     typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+
+
+@app.command()
+@_friendly
+def trace(
+    version: Path = typer.Argument(..., help="dataset version directory"),
+    sample_id: str = typer.Argument(..., metavar="ID", help="output sample id, '<source id>#<copy>'"),
+    dataset: Optional[Path] = typer.Option(
+        None, "--dataset", help="canonical dataset (default: the one recorded in card.json)"),
+    save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
+) -> None:
+    """Trace an output sample to its source file and op parameters, and re-render it."""
+    from pipeline.trace import format_trace, trace as run
+
+    t = run(version, sample_id, dataset)
+    typer.echo(format_trace(t))
+    if save is not None:
+        from PIL import Image
+
+        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(save)
+    if not t.identical:
+        raise typer.Exit(1)
 
 
 @app.command()

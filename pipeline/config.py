@@ -105,6 +105,10 @@ class AugmentParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)
     pipeline: tuple[dict[str, Any], ...] = ()
+    # Dataset versions (issue 6): decode threads beside the batched transform, and the
+    # image size above which images are written as PNG files instead of packed arrays.
+    workers: int = Field(0, ge=0, le=256, description="decode threads; 0 = one per core")
+    pack_max_pixels: int = Field(1_048_576, ge=1, description="largest height*width packed into .npy shards")
 
     @model_validator(mode="after")
     def _ops(self) -> "AugmentParams":
