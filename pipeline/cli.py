@@ -55,38 +55,59 @@ def download(
     name: Optional[str] = typer.Argument(None, help="dataset name (see --list); default from params.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", help="directory to write the dataset into"),
     list_: bool = typer.Option(False, "--list", help="list the known datasets and exit"),
+    mirror: Optional[str] = typer.Option(
+        None, "--mirror", help="fetch every file as URL/<upstream file name> (default from params.yaml)"),
+    checksums: Optional[Path] = typer.Option(
+        None, "--checksums", help='JSON {file name: "md5:<hex>" or "sha256:<hex>"} replacing the official checksums'),
+    from_: Optional[Path] = typer.Option(
+        None, "--from", help="use this archive (or directory of the upstream files) instead of downloading"),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="download cache (default $PIPELINE_CACHE or ~/.cache/pipeline/downloads)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
-    """Download an open dataset (or write the offline mnist5k) as a tree ingest reads."""
-    from pipeline.download import CATALOG, download as run
+    """Download an open dataset (or write the offline mnist5k) as a tree ingest reads.
+
+    Files are verified against the official checksums (or --checksums) before use,
+    cached, resumed after an interruption, and extracted safely; DIR appears only
+    when everything succeeded.
+    """
+    from pipeline.download import CATALOG, FetchOptions, download as run
 
     if list_:
         for info in CATALOG.values():
-            net = "network" if info.needs_network else "offline"
-            typer.echo(f"{info.name:14} {info.classes:4} classes  {info.size:40} {net}\n"
+            net = "needs network" if info.needs_network else "offline"
+            typer.echo(f"{info.name:14} {info.classes} classes, {net}, {info.size}\n"
                        f"{'':14} {info.layout}\n{'':14} {info.licence}")
         return
     p = _section("download", params)
     if out is None:
         raise typer.BadParameter("--out DIR is required", param_hint="--out")
-    path = run(name or p.dataset, out, mirror=p.mirror)
+    opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, digests=tuple(p.checksums.items()),
+                        source=from_, cache=cache)
+    path = run(name or p.dataset, out, opts)
     typer.echo(f"download: wrote {path}")
 
 
 @app.command()
 @_friendly
 def ingest(
-    src: Path = typer.Argument(..., help="source directory (read only; never modified)"),
+    src: Optional[Path] = typer.Argument(
+        None, help="source directory (read only; never modified); default: ingest.sources from params"),
     out: Path = typer.Option(..., "--out", help="canonical dataset directory to write"),
-    format: Optional[str] = typer.Option(None, "--format", help="source format (default from params.yaml)"),
+    format: Optional[str] = typer.Option(
+        None, "--format", help="imagefolder, voc, yolo, createml, labelme or coco (default from params.yaml)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
-    """Ingest a source tree into the canonical dataset (bad inputs are quarantined)."""
+    """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
     from pipeline.ingest import ingest as run
 
-    ds = run(src, out, _section("ingest", params), fmt=format)
-    typer.echo(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, "
-               f"{len(ds.quarantine)} quarantined (see {out / 'quarantine.jsonl'})")
+    p = _section("ingest", params)
+    if src is not None:  # an explicit tree replaces the sources listed in params
+        p = p.model_copy(update={"sources": ()})
+    ds = run(src, out, p, fmt=format)
+    files = sum(1 for r in ds.quarantine if r.index is None)
+    typer.echo(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, {files} inputs quarantined, "
+               f"{len(ds.quarantine) - files} objects rejected (see {out / 'quarantine.jsonl'})")
 
 
 @app.command()
@@ -108,19 +129,64 @@ def split(
 @app.command()
 @_friendly
 def augment(
-    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
-    splits: Path = typer.Option(..., "--splits", help="directory holding splits.json"),
-    out: Path = typer.Option(..., "--out", help="dataset version directory to write"),
+    dataset: Optional[Path] = typer.Argument(None, help="canonical dataset directory"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+    out: Optional[Path] = typer.Option(None, "--out", help="dataset version directory to write"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    preview: bool = typer.Option(False, "--preview", help="write a TensorBoard preview instead of a version"),
+    source: Optional[Path] = typer.Option(None, "--source", help="canonical dataset to preview (or DATASET)"),
+    n: int = typer.Option(8, "--n", min=1, max=256, help="samples in the preview"),
+    logdir: Path = typer.Option(Path("runs/preview"), "--logdir", help="TensorBoard directory of the preview"),
+    port: int = typer.Option(6006, "--port", help="port in the printed tensorboard command"),
 ) -> None:
-    """Write a dataset version: the train split augmented, all splits packed for training."""
-    from pipeline.dataset_version import write_version
+    """Write a dataset version: the train split augmented, all splits packed for training.
+
+    With --preview: show N samples through each op and the full pipeline in
+    TensorBoard (outside DVC, in seconds; nothing else is written).
+    """
     from pipeline.record import load_dataset
-    from pipeline.split import read_splits
 
     p = _section("augment", params)  # validated before any data is read
+    if preview:
+        from pipeline.preview import preview as run_preview, tensorboard_command
+
+        src = source or dataset
+        if src is None:
+            raise typer.BadParameter("--source DIR (a canonical dataset) is required", param_hint="--source")
+        res = run_preview(src, p, n, logdir)
+        typer.echo(f"preview: {res.images} images of {res.samples} samples in {res.logdir}; open with\n"
+                   f"  {tensorboard_command(res.logdir, port)}")
+        return
+    from pipeline.split import read_splits
+    from pipeline.version import write_version
+
+    for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
+        if value is None:
+            raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
     card = write_version(load_dataset(dataset), read_splits(splits), p, out)
     typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+
+
+@app.command()
+@_friendly
+def trace(
+    version: Path = typer.Argument(..., help="dataset version directory"),
+    sample_id: str = typer.Argument(..., metavar="ID", help="output sample id, '<source id>#<copy>'"),
+    dataset: Optional[Path] = typer.Option(
+        None, "--dataset", help="canonical dataset (default: the one recorded in card.json)"),
+    save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
+) -> None:
+    """Trace an output sample to its source file and op parameters, and re-render it."""
+    from pipeline.trace import format_trace, trace as run
+
+    t = run(version, sample_id, dataset)
+    typer.echo(format_trace(t))
+    if save is not None:
+        from PIL import Image
+
+        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(save)
+    if not t.identical:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -153,6 +219,41 @@ def evaluate(
     from pipeline.train.evaluate import evaluate as run
 
     run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir)
+
+
+@app.command()
+@_friendly
+def stats(
+    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Health report: samples per split and class, objects, sizes, duplicates, quarantine."""
+    import json
+
+    from pipeline.record import load_dataset
+    from pipeline.split import read_splits
+    from pipeline.stats import compute, render
+
+    report = compute(load_dataset(dataset), read_splits(splits) if splits else None)
+    typer.echo(json.dumps(report, sort_keys=True) if as_json else render(report))
+
+
+@app.command()
+@_friendly
+def export(
+    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
+    out: Path = typer.Option(..., "--out", help="directory to write (replaced atomically)"),
+    format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
+    splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+) -> None:
+    """Write the canonical dataset back out in a common format."""
+    from pipeline.export import export as run
+    from pipeline.record import load_dataset
+    from pipeline.split import read_splits
+
+    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None)
+    typer.echo(f"export: {summary}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

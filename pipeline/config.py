@@ -24,6 +24,34 @@ class Section(BaseModel):
 class DownloadParams(Section):
     dataset: str = "mnist5k"
     mirror: str | None = None  # base URL replacing the upstream one (issue 3)
+    # {upstream file name: "md5:<hex>" | "sha256:<hex>"} replacing the official digests
+    # (a private mirror's own bytes); the CLI's --checksums FILE overrides these.
+    checksums: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("checksums")
+    @classmethod
+    def _digests(cls, v: dict[str, str]) -> dict[str, str]:
+        from pipeline.download.checksums import parse_digest
+
+        try:
+            return {name: parse_digest(digest, name) for name, digest in v.items()}
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+
+
+INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
+
+
+class SourceParams(Section):
+    """One entry of ``ingest.sources``: a tree in one format, merged with the others."""
+
+    format: Literal["imagefolder", "voc", "yolo", "createml", "labelme", "coco"]
+    path: str
+    name: str | None = Field(None, description="id prefix; default: the path's last component")
+
+
+class LabelmeParams(Section):
+    flags_as_label: bool = Field(False, description="image-level flags give the class label")
 
 
 class IngestParams(Section):
@@ -31,6 +59,22 @@ class IngestParams(Section):
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
     max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
     workers: int = Field(0, ge=0, description="decode processes; 0 = one per core")
+    # issue 4: several sources, one class map, background images, duplicates.
+    sources: tuple[SourceParams, ...] = ()
+    classes: tuple[str, ...] | None = Field(None, description="explicit ordered class list")
+    aliases: dict[str, str] = Field(default_factory=dict, description="name found -> class name")
+    keep_background: bool = Field(True, description="images without annotations are samples")
+    near_duplicate_bits: int = Field(
+        3, ge=-1, le=16,
+        description="dHash Hamming distance counted as a near duplicate; -1 = exact only")
+    labelme: LabelmeParams = Field(default_factory=LabelmeParams)
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        if v not in INGEST_FORMATS:
+            raise ValueError(f"unknown format {v!r}; known: {', '.join(INGEST_FORMATS)}")
+        return v
 
 
 class SplitParams(Section):
@@ -61,6 +105,10 @@ class AugmentParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)
     pipeline: tuple[dict[str, Any], ...] = ()
+    # Dataset versions (issue 6): decode threads beside the batched transform, and the
+    # image size above which images are written as PNG files instead of packed arrays.
+    workers: int = Field(0, ge=0, le=256, description="decode threads; 0 = one per core")
+    pack_max_pixels: int = Field(1_048_576, ge=1, description="largest height*width packed into .npy shards")
     backend: Literal["auto", "torch", "albumentations"] = Field(
         "auto", description="auto = fastest correct backend for the device and image size (recorded)")
     min_visibility: float = Field(0.0, ge=0.0, le=1.0, description="drop objects less visible than this")

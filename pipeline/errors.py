@@ -16,3 +16,7 @@ class ConfigError(PipelineError):
 
 class InputError(PipelineError):
     """A source path or file cannot be used as given."""
+
+
+class DownloadError(PipelineError):
+    """A dataset could not be fetched, verified or unpacked (network, checksum, archive)."""

@@ -30,6 +30,8 @@ MANIFEST = "manifest.jsonl"
 CLASSES = "classes.json"
 QUARANTINE = "quarantine.jsonl"
 IMAGES = "images"
+REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
+DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
 
 Box = tuple[float, float, float, float]
 
@@ -94,6 +96,7 @@ class Sample:
     source: Source = field(default_factory=lambda: Source("unknown", ""))
     pixel_hash: str = ""  # hash of decoded pixels: exact-duplicate detection
     notes: tuple[str, ...] = ()  # what ingest changed, e.g. "exif-transposed:6"
+    dhash: str = ""  # perceptual (difference) hash: near-duplicate detection
 
     def to_json(self) -> dict:
         out: dict = {
@@ -110,6 +113,8 @@ class Sample:
         }
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.dhash:
+            out["dhash"] = self.dhash
         return out
 
     @classmethod
@@ -126,6 +131,7 @@ class Sample:
             source=Source.from_json(d.get("source", {"format": "unknown", "path": ""})),
             pixel_hash=d.get("pixel_hash", ""),
             notes=tuple(d.get("notes", ())),
+            dhash=d.get("dhash", ""),
         )
 
 

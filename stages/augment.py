@@ -10,7 +10,7 @@ from stages.runner import stage_main
 
 def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.config import load_section
-    from pipeline.dataset_version import write_version
+    from pipeline.version import write_version
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 

@@ -13,7 +13,7 @@ def run(params: Path, out: Path) -> None:
     from pipeline.download import download
 
     p = load_section("download", params)
-    download(p.dataset, out, mirror=p.mirror)
+    download(p.dataset, out, mirror=p.mirror, digests=tuple(p.checksums.items()))
 
 
 if __name__ == "__main__":

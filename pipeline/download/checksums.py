@@ -1,0 +1,73 @@
+"""Digests written as ``"<algorithm>:<hex>"`` (``md5:...`` or ``sha256:...``).
+
+Official checksums come from upstream (MD5 for torchvision's datasets); a
+``--checksums FILE`` JSON object ``{file name: "md5:<hex>" | "sha256:<hex>"}``
+replaces them for the files it names (a private mirror's own bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from pipeline.errors import ConfigError, DownloadError
+
+ALGORITHMS = {"md5": 32, "sha256": 64}  # hex length of each digest
+_DIGEST = re.compile(r"^(md5|sha256):([0-9a-f]+)$")
+REMEDY = ("If you trust this copy, pass --checksums FILE with its digest; otherwise use another "
+          "--mirror URL, or fetch the file yourself and pass --from PATH.")
+
+
+def parse_digest(text: str, where: str) -> str:
+    """Normalise ``"md5:<hex>"``/``"sha256:<hex>"`` (case-insensitive); ConfigError names ``where``."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    m = _DIGEST.match(value)
+    if not m or len(m.group(2)) != ALGORITHMS[m.group(1)]:
+        raise ConfigError(f"{where}: {text!r} is not a digest; write \"md5:<32 hex digits>\" "
+                          "or \"sha256:<64 hex digits>\"")
+    return value
+
+
+def parse_checksums(text: str, source: str) -> dict[str, str]:
+    """Parse a checksums JSON object: ``{file name: digest}``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}: not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: must be a JSON object {{file name: \"md5:<hex>\" or \"sha256:<hex>\"}}")
+    return {str(name): parse_digest(digest, f"{source}: {name}") for name, digest in data.items()}
+
+
+def load_checksums(path: Path) -> dict[str, str]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read checksums file ({err.strerror or err})") from None
+    return parse_checksums(text, str(path))
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """``"<algorithm>:<hex>"`` of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"{algorithm}:{h.hexdigest()}"
+
+
+def verify(path: Path, expected: str, name: str, origin: str) -> None:
+    """Raise DownloadError unless ``path`` has digest ``expected``.
+
+    ``name`` is the upstream file name, ``origin`` where the bytes came from (URL or path).
+    """
+    got = file_digest(path, expected.split(":", 1)[0])
+    if got != expected:
+        raise DownloadError(
+            f"checksum mismatch for {name} (from {origin}): expected {expected}, got {got}. "
+            f"The bytes are not the ones expected (a mirror or proxy served another file, or the "
+            f"transfer was corrupted). {REMEDY}"
+        )

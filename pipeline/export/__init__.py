@@ -1,0 +1,56 @@
+"""Write a canonical dataset back out: ImageFolder, VOC, YOLO, labelme, COCO.
+
+One writer module per format; each gets the dataset, a fresh directory and the
+split of every sample, and returns what it wrote (including what the format
+cannot hold, e.g. polygons in VOC). Images are copied from the canonical
+dataset: upright pixels, no EXIF rotation left to apply. The output directory is
+replaced atomically. ``ingest`` of an export gives back the same records (boxes
+within 0.5 px: VOC stores integer pixel indices).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+
+from pipeline.atomic import atomic_dir
+from pipeline.errors import ConfigError, InputError
+from pipeline.record import Dataset, Sample
+
+FORMATS = ("imagefolder", "voc", "yolo", "labelme", "coco")
+
+
+def image_relpath(ds: Dataset, s: Sample) -> str:
+    """Where a sample's image goes: its id (its path in the source), with the stored image's extension."""
+    p = PurePosixPath(s.id)
+    if p.is_absolute() or ".." in p.parts:
+        raise InputError(f"sample id {s.id!r} is not a safe relative path")
+    return str(p.with_suffix(PurePosixPath(s.image).suffix))
+
+
+def copy_image(ds: Dataset, s: Sample, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ds.image_path(s), dest)
+
+
+def require_objects(ds: Dataset, fmt: str) -> None:
+    """Box formats cannot hold image-level labels: refuse rather than drop them all."""
+    if not any(s.objects for s in ds.samples):
+        raise InputError(f"{ds.root}: no sample has objects, and {fmt} holds only objects; "
+                         "export classification data as imagefolder or labelme")
+
+
+def export(ds: Dataset, out: Path, fmt: str, assignment: dict[str, str] | None = None) -> dict:
+    """Write ``ds`` to ``out`` in ``fmt``; splits from ``assignment``, else as ingested."""
+    from pipeline.export import coco, imagefolder, labelme, voc, yolo
+
+    writers = {"imagefolder": imagefolder.write, "voc": voc.write, "yolo": yolo.write,
+               "labelme": labelme.write, "coco": coco.write}
+    if fmt not in writers:
+        raise ConfigError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    split_of = {s.id: (assignment or {}).get(s.id) or s.split for s in ds.samples}
+    with atomic_dir(Path(out)) as tmp:
+        summary = writers[fmt](ds, tmp, split_of)
+    if fmt in ("voc", "yolo", "coco"):
+        summary["labels_dropped"] = sum(1 for s in ds.samples if s.label is not None)
+    return {"format": fmt, **summary}

@@ -1,0 +1,70 @@
+"""One class list for all sources: aliases, an explicit list, and what to report.
+
+Names are mapped through ``ingest.aliases`` first (``{"Header": "header"}``). With
+an explicit ``ingest.classes`` list, a name outside it is ``unknown-class``: the
+object (or, for classification, the image) is quarantined with its index, never
+silently skipped (labelme #852). Without a list, the classes are the names found,
+sorted. Either way the report lists unknown names, listed names nothing uses, and
+case-variant collisions ("Header" vs "header": kept apart and reported, because
+merging them is the user's call, made with an alias).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter, defaultdict
+
+from pipeline.ingest.candidate import Candidate
+from pipeline.record import Rejected
+
+
+def _names(c: Candidate) -> list[str]:
+    return ([c.label] if c.label is not None else []) + [o.label for o in c.raw] + [o.label for o in c.objects]
+
+
+def apply_class_map(items: list, classes: tuple[str, ...] | None, aliases: dict[str, str]):
+    """Return ``(items with mapped labels, class list, report)``; see the module docstring."""
+    alias = lambda n: aliases.get(n, n)  # noqa: E731
+    allowed = set(classes) if classes is not None else None
+    out: list = []
+    found: Counter = Counter()
+    unknown: Counter = Counter()
+    for it in items:
+        if not isinstance(it, Candidate):
+            out.append(it)
+            continue
+        c = it
+        where = c.source.annotation or c.source.path
+        label = alias(c.label) if c.label is not None else None
+        if label is not None and allowed is not None and label not in allowed:
+            unknown[label] += 1
+            out.append(Rejected(path=c.source.path, reason="unknown-class",
+                                detail=f"class {label!r} is not in ingest.classes (add it or an alias)",
+                                source=c.source.root))
+            continue
+        raw = []
+        for o in c.raw:
+            name = alias(o.label)
+            if allowed is not None and name not in allowed:
+                unknown[name] += 1
+                out.append(Rejected(path=where, reason="unknown-class", index=o.index, source=c.source.root,
+                                    detail=f"class {name!r} is not in ingest.classes (add it or an alias)"))
+                continue
+            raw.append(dataclasses.replace(o, label=name))
+        objects = tuple(dataclasses.replace(o, label=alias(o.label)) for o in c.objects)
+        c = dataclasses.replace(c, label=label, raw=tuple(raw), objects=objects)
+        found.update(_names(c))
+        out.append(c)
+    by_case: dict[str, set[str]] = defaultdict(set)
+    for n in list(found) + list(unknown) + list(classes or ()):
+        by_case[n.lower()].add(n)
+    final = tuple(classes) if classes is not None else tuple(sorted(found))
+    report = {
+        "classes": list(final),
+        "found": dict(sorted(found.items())),
+        "unknown": dict(sorted(unknown.items())),
+        "unused": [n for n in final if not found[n]],
+        "case_collisions": sorted(sorted(v) for v in by_case.values() if len(v) > 1),
+        "aliases_applied": {k: v for k, v in sorted(aliases.items())},
+    }
+    return out, final, report

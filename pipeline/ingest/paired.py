@@ -1,0 +1,118 @@
+"""Pair annotation files with images, for every format that keeps them apart.
+
+A format reader parses its annotation files into ``Entry`` values (one per image
+the annotations describe); ``assemble`` resolves each entry's image, and yields:
+
+* a ``Candidate`` per annotated image, with the parser's line/shape problems as
+  ``Rejected`` records carrying their index;
+* ``Rejected`` for an unusable annotation file (the reason the parser gave), an
+  annotation whose image is missing (``annotation-without-image``; labelme falls
+  back to its embedded ``imageData`` first), a reference outside the source root
+  (``path-outside-root``) and a second annotation of the same image
+  (``duplicate-annotation``);
+* a background ``Candidate`` per image no annotation names (``ingest.keep_background``),
+  or ``Rejected`` ``image-without-annotation`` when backgrounds are not kept.
+
+Any other file becomes a candidate too, so decode quarantines it with its real
+reason (``not-an-image``, ...): every file found is accounted for. A directory
+component named train/val/valid/validation/test gives the sample its split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, located
+from pipeline.ingest.imagefolder import SPLIT_NAMES
+from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, rel
+from pipeline.record import Rejected, Source
+
+
+@dataclass(frozen=True)
+class Entry:
+    ann: str  # annotation file, root-relative posix
+    parsed: Parsed | AnnotationError
+    refs: tuple[str, ...]  # image references to try in order, relative to ``base``
+    base: str = ""  # directory the references are relative to
+    index: int | None = None  # entry position inside a file that describes many images
+    normalized: bool = False
+
+
+def split_of(path: str) -> str | None:
+    for part in PurePosixPath(path).parts[:-1]:
+        if part.lower() in SPLIT_NAMES:
+            return SPLIT_NAMES[part.lower()]
+    return None
+
+
+def _reject(path: str, reason: str, detail: str, root: Path, index: int | None = None) -> Rejected:
+    return Rejected(path=path, reason=reason, detail=detail, source=str(root), index=index)
+
+
+def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
+             prefix: str = "", annotation_files: set[str] = frozenset(),
+             auxiliary: set[str] = frozenset()) -> Iterator[Candidate | Rejected]:
+    """Yield candidates and rejections for a tree; see the module docstring."""
+    index = ImageIndex(root, [f for f in files if rel(f, root) not in annotation_files | auxiliary])
+    claimed: dict[str, str] = {}
+    for e in entries:
+        where = f" (entry {e.index})" if e.index is not None else ""
+        if isinstance(e.parsed, AnnotationError):
+            yield _reject(e.ann, e.parsed.reason, e.parsed.detail + where, root, e.index)
+            # Its image is not a background image: its objects are unknown, so it waits too.
+            image = next((f for ref in e.refs for f in [index.find(e.base, ref)[0]] if f), None)
+            if image is not None and image not in claimed:
+                claimed[image] = e.ann
+                yield _reject(image, "annotation-unusable",
+                              f"its annotation {e.ann} was refused ({e.parsed.reason})", root)
+            continue
+        p = e.parsed
+        found, why, outside = None, "", False
+        for k, ref in enumerate(e.refs):
+            found, why = index.find(e.base, ref)
+            # The file's own reference pointing out of the tree is refused outright;
+            # later references are our fallbacks (the annotation's stem, images/).
+            outside = k == 0 and "outside the source root" in why
+            if found or outside:
+                break
+        if outside:
+            yield _reject(e.ann, "path-outside-root", why + where, root, e.index)
+            continue
+        if found is not None and found in claimed:
+            yield _reject(e.ann, "duplicate-annotation",
+                          f"image {found!r} is already annotated by {claimed[found]}{where}", root, e.index)
+            continue
+        problems = located(p.problems, e.ann, str(root))
+        if found is None and p.image_data is None:
+            yield _reject(e.ann, "annotation-without-image", why + where, root, e.index)
+            continue
+        if found is not None:
+            claimed[found] = e.ann
+            image_rel, path, data, notes = found, str(index.by_rel[found]), None, p.notes
+        else:  # labelme: the image exists only inside the JSON
+            ref = normalize_ref(e.refs[0]) if e.refs else PurePosixPath(e.ann).stem + ".png"
+            image_rel = str(PurePosixPath(e.base) / PurePosixPath(ref).name)
+            path, data, notes = "", p.image_data, p.notes + ("image-from-imageData",)
+        yield from problems
+        yield Candidate(
+            id=prefix + image_rel, path=path,
+            source=Source(format=fmt, path=image_rel, root=str(root), annotation=e.ann),
+            label=p.label, split=split_of(image_rel), raw=p.objects, normalized=e.normalized,
+            declared_size=p.size, data=data, notes=notes,
+        )
+    for r, path in index.by_rel.items():
+        if r in claimed:
+            continue
+        if not inside(root, path):
+            yield _reject(r, "path-outside-root", "a link pointing outside the source root; not read", root)
+            continue
+        is_image = PurePosixPath(r).suffix.lower() in IMAGE_EXTS
+        if is_image and not keep_background:
+            yield _reject(r, "image-without-annotation",
+                          "no annotation names this image (ingest.keep_background is false)", root)
+            continue
+        yield Candidate(id=prefix + r, path=str(path),
+                        source=Source(format=fmt, path=r, root=str(root)), split=split_of(r),
+                        notes=("background",) if is_image else ())

@@ -1,0 +1,103 @@
+"""Health report of a canonical dataset: what ``pipeline stats`` prints.
+
+Counts samples per split and class, objects per class, image sizes and aspect
+ratios, boxes per image, the class imbalance ratio (largest / smallest class),
+duplicate groups and quarantine counts by reason, plus what ingest noted
+(clipped objects, size mismatches, EXIF transposes). ``compute`` returns plain
+data; ``--json`` prints it as one object; the ingest DVC stage writes it as a
+metrics file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from pipeline.record import DUPLICATES, REPORT, Dataset
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {}
+    v = sorted(values)
+    pick = lambda q: v[min(len(v) - 1, int(q * len(v)))]  # noqa: E731
+    return {"min": v[0], "median": pick(0.5), "max": v[-1], "mean": round(sum(v) / len(v), 4)}
+
+
+def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
+    """The health report of ``ds``; splits from ``assignment`` when given, else as ingested."""
+    split_of = lambda s: (assignment or {}).get(s.id) or s.split or "unassigned"  # noqa: E731
+    classes = Counter(s.label for s in ds.samples if s.label is not None)
+    objects = Counter(o.label for s in ds.samples for o in s.objects)
+    per_class = classes if classes else objects
+    counts = [per_class.get(c, 0) for c in ds.classes] or list(per_class.values())
+    nonzero = [c for c in counts if c]
+    notes = Counter(n.split(":")[0] for s in ds.samples for n in s.notes)
+    clipped = sum(int(n.split(":")[1]) for s in ds.samples for n in s.notes if n.startswith("clipped:"))
+    dup_file = Path(ds.root) / DUPLICATES if ds.root is not None else None
+    groups = json.loads(dup_file.read_text(encoding="utf-8"))["groups"] if dup_file and dup_file.is_file() else []
+    report_file = Path(ds.root) / REPORT if ds.root is not None else None
+    report = json.loads(report_file.read_text(encoding="utf-8")) if report_file and report_file.is_file() else {}
+    files_q = [r for r in ds.quarantine if r.index is None]
+    splits = Counter(split_of(s) for s in ds.samples)
+    return {
+        "samples": len(ds.samples),
+        "kind": ds.kind,
+        "classes": {c: per_class.get(c, 0) for c in ds.classes},
+        "objects": sum(objects.values()),
+        "objects_per_class": dict(sorted(objects.items())),
+        "splits": dict(sorted(splits.items())),
+        "samples_per_split_and_class": {
+            sp: dict(sorted(Counter(s.label or "" for s in ds.samples if split_of(s) == sp).items()))
+            for sp in sorted(splits)},
+        "imbalance_ratio": round(max(nonzero) / min(nonzero), 4) if nonzero else None,
+        "image_width": _summary([s.width for s in ds.samples]),
+        "image_height": _summary([s.height for s in ds.samples]),
+        "aspect_ratio": _summary([round(s.width / s.height, 4) for s in ds.samples]),
+        "boxes_per_image": _summary([len(s.objects) for s in ds.samples]),
+        "background_images": sum(1 for s in ds.samples if not s.objects and s.label is None),
+        "duplicate_groups": len(groups),
+        "duplicate_samples": sum(len(g["ids"]) for g in groups),
+        "quarantined": len(files_q),
+        "quarantined_by_reason": dict(sorted(Counter(r.reason for r in files_q).items())),
+        "rejected_objects": len(ds.quarantine) - len(files_q),
+        "rejected_objects_by_reason": dict(sorted(Counter(r.reason for r in ds.quarantine
+                                                          if r.index is not None).items())),
+        "clipped_objects": clipped,
+        "notes": dict(sorted(notes.items())),
+        "class_map": {k: report.get("class_map", {}).get(k) for k in ("unknown", "unused", "case_collisions")},
+    }
+
+
+def render(stats: dict) -> str:
+    """A short human-readable report."""
+    lines = [f"samples: {stats['samples']} ({stats['kind']}), objects: {stats['objects']}"]
+    lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in stats["splits"].items()))
+    lines.append("classes: " + ", ".join(f"{k} {v}" for k, v in stats["classes"].items()))
+    if stats["objects_per_class"]:
+        lines.append("objects per class: " + ", ".join(f"{k} {v}" for k, v in stats["objects_per_class"].items()))
+    lines.append(f"imbalance ratio: {stats['imbalance_ratio']}")
+    for key in ("image_width", "image_height", "aspect_ratio", "boxes_per_image"):
+        if stats[key]:
+            lines.append(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    lines.append(f"duplicate groups: {stats['duplicate_groups']} ({stats['duplicate_samples']} samples)")
+    lines.append(f"quarantined: {stats['quarantined']} "
+                 + ", ".join(f"{k} {v}" for k, v in stats["quarantined_by_reason"].items()))
+    lines.append(f"rejected objects: {stats['rejected_objects']} "
+                 + ", ".join(f"{k} {v}" for k, v in stats["rejected_objects_by_reason"].items()))
+    lines.append(f"clipped objects: {stats['clipped_objects']}")
+    cm = stats["class_map"]
+    if any(cm.values()):
+        lines.append(f"class map: unknown {cm['unknown']}, unused {cm['unused']}, "
+                     f"case collisions {cm['case_collisions']}")
+    return "\n".join(lines)
+
+
+def write_stats(ds: Dataset, path: Path) -> dict:
+    """Write the report as a JSON metrics file and return it."""
+    stats = compute(ds)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return stats

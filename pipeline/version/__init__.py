@@ -1,0 +1,23 @@
+"""Dataset versions: the augment stage's output, reproducible to the byte.
+
+Layout of a version directory::
+
+    <split>_images.npy   uint8 (N, H, W, C), memory-mappable (np.load(mmap_mode="r"));
+                         absent when images are larger than ``augment.pack_max_pixels``,
+                         which are written as ``images/<split>/<index>.png`` instead
+    <split>_labels.npy   int64 (N,)
+    manifest.jsonl       one row per output sample (see ``manifest.py``)
+    classes.json         ordered class names (label i = classes[i])
+    card.json            source hashes, params, seed, pipeline, lineage, counts, pixel stats
+    CARD.md              the card, for people
+
+Modules: ``plan`` (which rows, in which order), ``decode`` (source images, in
+threads), ``shards`` (sequential .npy/PNG writers that hash as they write),
+``manifest`` (exact per-sample op parameters, and replaying them), ``targets``
+(objects through the geometric ops), ``card`` (card.json and CARD.md),
+``writer`` (the streaming, atomic stage), ``trace`` lives in ``pipeline.trace``.
+"""
+
+from pipeline.version.writer import write_version
+
+__all__ = ["write_version"]

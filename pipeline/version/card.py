@@ -1,0 +1,85 @@
+"""The dataset card: ``card.json`` for programs, ``CARD.md`` for people.
+
+Everything in the card is a function of the inputs, params and code, so two runs
+of the same commit write the same bytes. ``lineage.git_commit`` names the code;
+``files`` holds the sha256 of every data file (images, labels, manifest), the
+identity of the data independent of lineage. Keys read by training (issue 7):
+``image_shape``, ``classes``, ``splits.<split>.pixel_mean`` / ``pixel_std``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+from pipeline import __version__
+
+FORMAT = "pipeline.dataset_version/1"
+
+
+def git_commit() -> str:
+    """The commit of the code that builds the version ('' outside a git checkout)."""
+    try:
+        here = Path(__file__).resolve().parent
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=here).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def assignment_sha256(assignment: dict[str, str]) -> str:
+    text = json.dumps(dict(sorted(assignment.items())), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def pixel_stats(total: list[int], total_sq: list[int], pixels: int) -> tuple[list[float], list[float]]:
+    """Mean and std per channel in [0, 1], from exact integer sums (order-independent)."""
+    pixels = max(pixels, 1)
+    mean = [t / pixels for t in total]
+    std = [max(sq / pixels - m * m, 0.0) ** 0.5 for sq, m in zip(total_sq, mean)]
+    return [round(m / 255.0, 6) for m in mean], [round(s / 255.0, 6) for s in std]
+
+
+def lineage() -> dict:
+    return {"package_version": __version__, "git_commit": git_commit()}
+
+
+def render_markdown(card: dict) -> str:
+    """CARD.md: the same facts as card.json, as a page a person reads."""
+    h, w, c = card["image_shape"]
+    lines = [
+        "# Dataset version card", "",
+        f"- format: `{card['format']}`, {card['kind']}, storage: {card['storage']}",
+        f"- images: {h}x{w}, {c} channel(s); classes ({len(card['classes'])}): "
+        + ", ".join(f"`{x}`" for x in card["classes"]),
+        f"- seed: {card['seed']}; copies: {card['params']['copies']}; "
+        f"originals kept: {card['params']['keep_originals']}",
+        f"- built by pipeline {card['lineage']['package_version']} at git commit "
+        f"`{card['lineage']['git_commit'] or 'unknown'}`", "",
+        "## Source", "",
+    ]
+    lines += [f"- {k}: `{v}`" for k, v in sorted(card["source"].items())]
+    lines += ["", "## Splits", "", "| split | samples | pixel mean | pixel std |", "|---|---|---|---|"]
+    for name, s in card["splits"].items():
+        lines.append(f"| {name} | {s['samples']} | {s['pixel_mean']} | {s['pixel_std']} |")
+    lines += ["", "### Samples per class", "", "| class | " + " | ".join(card["splits"]) + " |",
+              "|---" * (len(card["splits"]) + 1) + "|"]
+    for cls in card["classes"]:
+        lines.append(f"| {cls} | " + " | ".join(str(s["per_class"].get(cls, 0))
+                                              for s in card["splits"].values()) + " |")
+    lines += ["", "## Augmentation pipeline", ""]
+    ops = card["pipeline"]["ops"]
+    lines += [f"{i + 1}. `{json.dumps(op, sort_keys=True)}`" for i, op in enumerate(ops)] or ["(none)"]
+    lines += ["", "## Files (sha256)", ""]
+    lines += [f"- `{k}`: `{v}`" for k, v in sorted(card["files"].items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,58 @@
+"""Per-sample op parameters as exact JSON data, and back.
+
+``Pipeline.describe`` rounds for reading; a version must be replayable to the
+same pixels, so the manifest records every drawn value exactly: a float32 becomes
+the Python float of the same value (its ``repr`` round-trips), a bool stays a
+bool, an int an int. ``drawn_from_rows`` rebuilds the engine's per-op tensors
+from those rows, so ``pipe.apply(images, drawn_from_rows(...))`` re-renders
+exactly what the stage wrote.
+
+A manifest row::
+
+    {"id": "<source id>#<copy>", "source_id": ..., "copy": 0..n, "split": ...,
+     "index": position in the split's arrays, "label": class name,
+     "ops": [{"op": name, <param>: value, ...}, ...],   # [] for originals
+     "objects": [{"label", "box", "polygons"?, "visible"}],  # in output pixels
+     "file": "images/<split>/<index>.png"}              # only when not packed
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def exact_params(ops, drawn, index: int) -> list[dict[str, Any]]:
+    """The parameters sample ``index`` of a batch received, in op order, unrounded."""
+    out = []
+    for op, params in zip(ops, drawn):
+        d: dict[str, Any] = {"op": op.name}
+        for k, v in params.items():
+            d[k] = v[index].cpu().tolist()  # float32 -> the same value as a Python float
+        out.append(d)
+    return out
+
+
+def _dtype_of(value: Any) -> torch.dtype:
+    while isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, bool):
+        return torch.bool
+    if isinstance(value, int):
+        return torch.int64
+    return torch.float32
+
+
+def drawn_from_rows(ops, rows: list[list[dict[str, Any]]], device="cpu") -> list[dict[str, torch.Tensor]]:
+    """Rebuild a batch's drawn parameters from the ``ops`` lists of manifest rows."""
+    drawn = []
+    for j, op in enumerate(ops):
+        entries = [r[j] for r in rows]
+        for e in entries:
+            if e.get("op") != op.name:
+                raise ValueError(f"manifest op {j} is {e.get('op')!r}, the pipeline has {op.name!r}")
+        keys = [k for k in entries[0] if k != "op"]
+        drawn.append({k: torch.tensor([e[k] for e in entries], dtype=_dtype_of(entries[0][k]), device=device)
+                      for k in keys})
+    return drawn

@@ -1,0 +1,93 @@
+"""Which output rows a version holds, in which order.
+
+Rows are ordered by (split, source id, copy); copy 0 is the original (kept for
+val/test, and for train when ``keep_originals``), copies 1..n are augmented. The
+order depends only on ids, never on file order, batch size or workers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterator
+
+from pipeline.config import AugmentParams
+from pipeline.errors import InputError
+from pipeline.record import Dataset, Sample
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Row:
+    sample: Sample
+    copy: int  # 0 = original
+    augmented: bool
+
+    @property
+    def id(self) -> str:
+        return f"{self.sample.id}#{self.copy}"
+
+
+class Plan:
+    """The rows of each split, generated lazily (a row list per split would grow with N)."""
+
+    def __init__(self, dataset: Dataset, assignment: dict[str, str], params: AugmentParams):
+        self.params = params
+        self.by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
+        for s in sorted(dataset.samples, key=lambda s: s.id):
+            split = assignment.get(s.id)
+            if split not in self.by_split:
+                raise InputError(f"sample {s.id!r} has no split; re-run the split stage")
+            self.by_split[split].append(s)
+
+    def copies(self, split: str) -> list[tuple[int, bool]]:
+        if split != "train":
+            return [(0, False)]
+        first = [(0, False)] if self.params.keep_originals else []
+        return first + [(c, True) for c in range(1, self.params.copies + 1)]
+
+    def count(self, split: str) -> int:
+        return len(self.by_split[split]) * len(self.copies(split))
+
+    def rows(self, split: str) -> Iterator[Row]:
+        copies = self.copies(split)
+        for s in self.by_split[split]:
+            for c, aug in copies:
+                yield Row(s, c, aug)
+
+    def per_class(self, split: str) -> dict[str, int]:
+        k = len(self.copies(split))
+        counts = Counter(s.label for s in self.by_split[split] if s.label is not None)
+        for s in self.by_split[split]:  # detection data: count objects per class
+            counts.update(o.label for o in s.objects)
+        return {name: n * k for name, n in sorted(counts.items())}
+
+
+def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int, int, int]:
+    """(height, width, channels) of every output image."""
+    if not dataset.samples:
+        raise InputError(f"{dataset.root}: the dataset has no samples")
+    channels = params.channels or max(s.channels for s in dataset.samples)
+    if params.image_size:
+        return params.image_size[0], params.image_size[1], channels
+    sizes = Counter((s.height, s.width) for s in dataset.samples)
+    if len(sizes) > 1:
+        common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
+        raise InputError(
+            f"{dataset.root}: images have {len(sizes)} different sizes (most common: {common}); "
+            "set augment.image_size: [height, width] in params.yaml"
+        )
+    (h, w), = sizes
+    return h, w, channels
+
+
+def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for r in rows:
+        batch.append(r)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,90 @@
+"""`pipeline augment --preview`: TensorBoard panels per op and for the full pipeline."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config import AugmentParams, IngestParams
+from pipeline.ingest import ingest
+from pipeline.preview import PALETTE, PANEL, pick, preview
+from pipeline.record import load_dataset
+from tests.conftest import make_imagefolder
+from tests.version_data import COLOURS, make_annotated
+
+OPS = [{"name": "rotate", "p": 0.8, "degrees": 20}, {"name": "hflip", "p": 0.5},
+       {"name": "crop", "p": 0.8, "padding": 4}]
+
+
+def events(logdir):
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "tensors": 0})
+    acc.Reload()
+    return {tag: np.asarray(Image.open(io.BytesIO(acc.Images(tag)[0].encoded_image_string)))
+            for tag in acc.Tags()["images"]}, acc.Tags()["tensors"]
+
+
+def test_annotated_preview_has_each_op_and_the_pipeline_with_objects_drawn(tmp_path):
+    src = make_annotated(tmp_path / "canonical", n=6)
+    res = preview(src, AugmentParams(pipeline=OPS), 3, tmp_path / "tb")
+    assert (res.samples, res.images) == (3, 3 * 4)
+    images, texts = events(tmp_path / "tb")
+    groups = {t.split("/")[0] for t in images}
+    assert groups == {"full_pipeline", "op1_rotate", "op2_hflip", "op3_crop"}
+    assert len(images) == 12 and {t.removesuffix("/text_summary") for t in texts} == set(images)
+    img = images["op2_hflip/00_shapes_img000.png"]
+    half = 64 * (-(-PANEL // 64))  # the enlarged image width
+    assert img.shape[1] == 2 * half + 12 and img.shape[2] == 3
+    before, after = img[:, :half], img[:, -half:]
+    red = np.all(before == PALETTE[0], axis=-1)  # the "square" outline colour
+    ys, xs = np.nonzero(red)
+    ya, xa = np.nonzero(np.all(after == PALETTE[0], axis=-1))
+    assert len(xs) > 40 and len(xa) > 40
+    # hflip alone always applies: the drawn outline is mirrored with the image.
+    assert abs((xs.min() + xs.max()) / 2 - (half - (xa.min() + xa.max()) / 2)) < 3
+    # and it sits on the filled square of the flipped image (its colour is COLOURS["square"])
+    fill = np.all(after == COLOURS["square"], axis=-1)
+    fy, fx = np.nonzero(fill)
+    assert xa.min() - 2 <= fx.min() and fx.max() <= xa.max() + 2
+
+
+def test_classification_preview_and_cli_prints_the_tensorboard_command(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=5, size=20)
+    ingest(src, tmp_path / "canonical", IngestParams(workers=1))
+    params = tmp_path / "params.yaml"
+    params.write_text("augment:\n  pipeline:\n    - {name: rotate, p: 0.5, degrees: 10}\n")
+    cmd = ["augment", "--preview", "--source", str(tmp_path / "canonical"),
+           "--params", str(params), "--n", "4", "--logdir", str(tmp_path / "tb"), "--port", "6123"]
+    for _ in range(2):  # a second run replaces the first run's events
+        res = CliRunner().invoke(app, cmd)
+        assert res.exit_code == 0, res.output
+    assert f"tensorboard --logdir {tmp_path / 'tb'} --host 127.0.0.1 --port 6123" in res.stdout
+    assert len(list((tmp_path / "tb").iterdir())) == 1
+    images, _ = events(tmp_path / "tb")
+    assert len(images) == 8 and {t.split("/")[0] for t in images} == {"full_pipeline", "op1_rotate"}
+
+
+def test_pick_spreads_over_ids_and_preview_needs_a_source(tmp_path, monkeypatch):
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=5, size=12)
+    ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
+    picked = pick(load_dataset(tmp_path / "canonical"), 4)
+    assert len(picked) == 4 and len({s.label for s in picked}) == 2 and picked == sorted(picked, key=lambda s: s.id)
+    assert len(pick(ds, 100)) == 10
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["augment", "--preview"])
+    assert res.exit_code == 2 and "--source" in res.output
+
+
+@pytest.mark.parametrize("missing", ["--splits", "--out"])
+def test_augment_without_preview_still_needs_its_paths(tmp_path, missing, monkeypatch):
+    args = {"--splits": str(tmp_path), "--out": str(tmp_path / "v")}
+    args.pop(missing)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["augment", str(tmp_path), *[x for kv in args.items() for x in kv]])
+    assert res.exit_code == 2 and missing in res.output

@@ -1,0 +1,76 @@
+"""Split: duplicate groups never span splits; box data balanced by object classes."""
+
+import json
+from collections import Counter
+
+from pipeline.config import IngestParams, SplitParams
+from pipeline.ingest import ingest
+from pipeline.record import Dataset, Object, Sample
+from pipeline.split import assign_splits, write_splits
+
+
+def sample(i, label=None, objects=(), h="", split=None):
+    return Sample(id=i, image="", width=10, height=10, channels=1, label=label,
+                  objects=tuple(Object(l, (0, 0, 1, 1)) for l in objects), pixel_hash=h, split=split)
+
+
+def test_exact_duplicates_stay_together_and_given_split_wins():
+    samples = [sample(f"c/{i}", "c", h=f"h{i % 7}") for i in range(70)]  # 7 groups of 10
+    samples += [sample("g/1", "c", h="x", split="test"), sample("g/2", "c", h="x", split="test"),
+                sample("g/3", "c", h="x", split="train")]
+    for seed in range(5):
+        a = assign_splits(Dataset(None, tuple(samples), ("c",)), SplitParams(seed=seed))  # type: ignore[arg-type]
+        for k in range(7):
+            assert len({a[f"c/{i}"] for i in range(k, 70, 7)}) == 1
+        assert a["g/1"] == a["g/2"] == a["g/3"] == "test"
+
+
+def smooth_image(seed: int, size: int = 64):
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 255, (6, 6, 3), dtype=np.uint8))
+    return small.resize((size, size), Image.Resampling.BICUBIC)
+
+
+def test_near_duplicates_from_ingest_never_leak(tmp_path):
+    from PIL import Image
+    for c in range(2):
+        d = tmp_path / "src" / f"class{c}"
+        d.mkdir(parents=True)
+        for i in range(30):
+            im = smooth_image(100 * c + i)
+            im.save(d / f"{i:03d}.png")
+            if i % 3 == 0:  # re-encoded, resized copies: near, not exact, duplicates
+                im.resize((60, 60), Image.Resampling.BILINEAR).save(d / f"{i:03d}_copy.jpg", quality=70)
+    ds = ingest(tmp_path / "src", tmp_path / "ds", IngestParams(workers=1, near_duplicate_bits=3))
+    groups = json.loads((ds.root / "duplicates.json").read_text())["groups"]
+    assert sorted(tuple(g["ids"]) for g in groups) == sorted(
+        (f"class{c}/{i:03d}.png", f"class{c}/{i:03d}_copy.jpg") for c in range(2) for i in range(0, 30, 3))
+    assert all(g["kind"] == "near" for g in groups)
+    for seed in range(3):
+        summary = write_splits(ds, SplitParams(seed=seed, ratios={"train": 0.5, "val": 0.2, "test": 0.3}),
+                               tmp_path / "splits")
+        a = summary["assignment"]
+        assert all(len({a[i] for i in g["ids"]}) == 1 for g in groups)
+        assert summary["duplicate_groups"] == 20 and set(a.values()) == {"train", "val", "test"}
+
+
+def test_boxes_balanced_by_object_class_and_deterministic():
+    samples = []
+    for i in range(200):
+        labels = ["car"] * (1 + i % 3) + (["bike"] if i % 10 == 0 else []) + (["bus"] if i % 25 == 0 else [])
+        samples.append(sample(f"img{i:03d}", objects=labels))
+    samples += [sample(f"bg{i}") for i in range(20)]
+    ds = Dataset(None, tuple(samples), ("bike", "bus", "car"))  # type: ignore[arg-type]
+    p = SplitParams(seed=3, ratios={"train": 0.8, "val": 0.1, "test": 0.1})
+    a = assign_splits(ds, p)
+    assert a == assign_splits(Dataset(None, tuple(reversed(samples)), ds.classes), p)  # type: ignore[arg-type]
+    objs = {k: Counter() for k in ("train", "val", "test")}
+    for s in samples:
+        objs[a[s.id]].update(o.label for o in s.objects)
+    for cls, n in (("bike", 20), ("bus", 8), ("car", 399)):
+        assert abs(objs["train"][cls] - 0.8 * n) <= max(2, 0.05 * n), (cls, objs)
+        assert objs["val"][cls] >= 1 and objs["test"][cls] >= 1
+    bg = Counter(a[f"bg{i}"] for i in range(20))
+    assert bg == {"train": 16, "val": 2, "test": 2}

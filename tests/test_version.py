@@ -1,0 +1,142 @@
+"""Dataset versions: byte-identical reruns, manifest, card, objects, PNG storage, stale temp dirs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline.config import AugmentParams, IngestParams, SplitParams
+from pipeline.ingest import ingest
+from pipeline.record import load_dataset
+from pipeline.split import assign_splits
+from pipeline.version import write_version
+from pipeline.version.writer import OWNER, clean_stale
+from tests.conftest import make_imagefolder
+from tests.version_data import digests, make_annotated
+
+AUG = [{"name": "rotate", "p": 0.8, "degrees": 10}, {"name": "crop", "p": 0.8, "padding": 2}]
+GEO = [{"name": "rotate", "p": 1.0, "degrees": 25}, {"name": "hflip", "p": 0.5},
+       {"name": "crop", "p": 1.0, "padding": 4}]
+
+
+@pytest.fixture(scope="module")
+def canonical(tmp_path_factory):
+    root = tmp_path_factory.mktemp("v")
+    src = make_imagefolder(root / "src", classes=3, per_class=12, size=20, channels=3)
+    ds = ingest(src, root / "canonical", IngestParams(workers=1))
+    return ds, assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+
+
+@pytest.fixture(scope="module")
+def annotated(tmp_path_factory):
+    ds = load_dataset(make_annotated(tmp_path_factory.mktemp("a") / "canonical"))
+    return ds, assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
+
+
+def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path):
+    ds, assignment = canonical
+    base = dict(copies=2, pipeline=AUG, image_size=(16, 18))
+    write_version(ds, assignment, AugmentParams(**base, batch_size=1, workers=1), tmp_path / "a")
+    write_version(ds, assignment, AugmentParams(**base, batch_size=7, workers=4), tmp_path / "b")
+    write_version(ds, assignment, AugmentParams(**base, batch_size=64, workers=2, seed=1), tmp_path / "c")
+    a, b, c = (digests(tmp_path / x) for x in "abc")
+    assert set(a) == {"train_images.npy", "train_labels.npy", "val_images.npy", "val_labels.npy",
+                      "test_images.npy", "test_labels.npy", "manifest.jsonl", "classes.json",
+                      "card.json", "CARD.md"}
+    assert a == b  # every file, card included
+    changed = {k for k in a if a[k] != c[k]}
+    # Only the seed moved: the augmented train images, their manifest rows and the card.
+    assert changed == {"train_images.npy", "manifest.jsonl", "card.json", "CARD.md"}
+
+
+def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
+    ds, assignment = canonical
+    card = write_version(ds, assignment, AugmentParams(copies=2, pipeline=AUG), tmp_path / "v")
+    v = tmp_path / "v"
+    rows = [json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines()]
+    n_train = sum(1 for s in assignment.values() if s == "train")
+    assert card["splits"]["train"]["samples"] == 3 * n_train and len(rows) == 3 * n_train + 2 * 7 + 1
+    train = [r for r in rows if r["split"] == "train"]
+    assert [r["index"] for r in train] == list(range(len(train)))
+    assert {r["copy"] for r in train} == {0, 1, 2}
+    assert all(r["ops"] == [] for r in rows if r["copy"] == 0)
+    aug = [r for r in train if r["copy"]]
+    assert all([o["op"] for o in r["ops"]] == ["rotate", "crop"] for r in aug)
+    assert any(r["ops"][0]["angle"] != round(r["ops"][0]["angle"], 4) for r in aug)  # unrounded
+    assert all(r["id"] == f"{r['source_id']}#{r['copy']}" for r in rows)
+    imgs = np.load(v / "train_images.npy", mmap_mode="r")
+    labels = np.load(v / "train_labels.npy")
+    assert imgs.shape == (len(train), 20, 20, 3) and imgs.dtype == np.uint8
+    assert [ds.classes[i] for i in labels] == [r["label"] for r in train]
+    mean = imgs.reshape(-1, 3).mean(0) / 255.0
+    assert card["splits"]["train"]["pixel_mean"] == pytest.approx(mean.tolist(), abs=1e-6)
+    assert card["splits"]["train"]["pixel_std"] == pytest.approx((imgs.reshape(-1, 3).std(0) / 255).tolist(),
+                                                                 abs=1e-6)
+    assert sum(card["splits"]["train"]["per_class"].values()) == len(train)
+    assert card["files"]["train_images.npy"] == digests(v)["train_images.npy"]
+    assert card["pipeline"]["ops"][0]["name"] == "rotate" and card["seed"] == 0
+    assert set(card["source"]) >= {"manifest_sha256", "images_sha256", "splits_sha256"}
+    assert card["lineage"]["package_version"] and "batch_size" not in card["params"]
+    md = (v / "CARD.md").read_text()
+    assert "## Augmentation pipeline" in md and card["source"]["images_sha256"] in md
+    assert json.loads((v / "card.json").read_text()) == card
+
+
+def test_objects_follow_the_geometric_ops(annotated, tmp_path):
+    ds, assignment = annotated
+    write_version(ds, assignment, AugmentParams(copies=3, pipeline=GEO), tmp_path / "v")
+    rows = [json.loads(x) for x in (tmp_path / "v/manifest.jsonl").read_text().splitlines()]
+    imgs = np.load(tmp_path / "v/train_images.npy")
+    labels = np.load(tmp_path / "v/train_labels.npy")
+    assert (labels == -1).all()
+    checked = 0
+    for r in (r for r in rows if r["split"] == "train" and r["copy"]):
+        img = imgs[r["index"]].astype(int)
+        for o in r["objects"]:
+            if not o["visible"]:
+                continue
+            x1, y1, x2, y2 = o["box"]
+            red = (img[..., 0] > 150) & (img[..., 1] < 120) if o["label"] == "square" else \
+                (img[..., 1] > 150) & (img[..., 0] < 120)
+            ys, xs = np.nonzero(red)
+            inside = (xs + 0.5 >= x1 - 1) & (xs + 0.5 <= x2 + 1) & (ys + 0.5 >= y1 - 1) & (ys + 0.5 <= y2 + 1)
+            assert inside.mean() > 0.97, (r["id"], o)  # the object's pixels sit inside its moved box
+            checked += 1
+    assert checked >= 10
+
+
+def test_large_images_are_written_as_png_files(annotated, tmp_path):
+    from PIL import Image
+
+    ds, assignment = annotated
+    card = write_version(ds, assignment, AugmentParams(copies=1, pipeline=GEO, pack_max_pixels=100,
+                                                       workers=2), tmp_path / "v")
+    v = tmp_path / "v"
+    assert card["storage"] == "files" and not (v / "train_images.npy").exists()
+    rows = [json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines()]
+    assert all((v / r["file"]).is_file() for r in rows)
+    assert np.asarray(Image.open(v / rows[0]["file"])).shape == (48, 64, 3)
+    write_version(ds, assignment, AugmentParams(copies=1, pipeline=GEO, pack_max_pixels=100, batch_size=3),
+                  tmp_path / "w")
+    assert digests(v) == digests(tmp_path / "w")
+
+
+def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path):
+    out = tmp_path / "version"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / ".version.tmp-abc"
+    stale.mkdir()
+    (stale / OWNER).write_text(dead)
+    orphan = tmp_path / ".version.tmp-nopid"  # killed before it wrote its owner file
+    orphan.mkdir()
+    live = tmp_path / ".version.tmp-live"
+    live.mkdir()
+    (live / OWNER).write_text(str(os.getppid()))  # a running process: another run, left alone
+    assert set(clean_stale(out)) == {stale, orphan}
+    assert live.is_dir() and not stale.exists()
