@@ -39,9 +39,10 @@ class Pipeline:
     def sample(self, keys: torch.Tensor, h: int, w: int) -> Drawn:
         """Draw every op's (B, ...) parameters from the per-sample keys."""
         out = []
-        for op in self.ops:
+        for i, op in enumerate(self.ops):
             d = op.sample(keys, h, w)
-            d.setdefault("_keys", keys)  # working data: the per-sample backend seeds from it
+            if i == 0:  # working data: the per-sample (albumentations) backend seeds from it
+                d.setdefault("_keys", keys)
             out.append(d)
             h, w = op.out_hw(h, w)
         return out
