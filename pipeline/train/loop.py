@@ -88,7 +88,12 @@ def evaluate_split(model, data: SplitTensors, mean, std, device, batch_size: int
 def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
           metrics: Path, curve: Path) -> list[EpochStats]:
     """Train on ``version``; write the checkpoint, TensorBoard logs, metrics and curve."""
+    import os
+
     threads = set_threads(params.threads)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if params.threads == 0 and local_world > 1:  # share the cores between this node's ranks
+        threads = set_threads(max(1, threads // local_world))
     world, device = init_world(resolve_device(params.device))
     try:
         return _train(version, params, checkpoint, logdir, metrics, curve, world, device, threads)
