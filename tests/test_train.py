@@ -166,3 +166,29 @@ def test_tensorboard_run_has_scalars_images_graph_and_hparams(version, tmp_path)
     assert "train/batch_as_seen_by_model" in tags["images"]
     assert tags["graph"]
     assert "_hparams_/session_start_info" in tags["tensors"] or acc.PluginTagToContent("hparams")
+
+
+def test_shards_partition_the_global_batch_and_keys_follow_the_epoch():
+    from pipeline.train.data import epoch_order, online_keys, shard
+
+    order = epoch_order(23, seed=3, epoch=2)
+    assert torch.equal(order, epoch_order(23, seed=3, epoch=2))
+    assert not torch.equal(order, epoch_order(23, seed=3, epoch=3))
+    batch = order[:10]
+    parts = [shard(batch, r, 3) for r in range(3)]
+    assert sorted(torch.cat(parts).tolist()) == sorted(batch.tolist())
+    ids = [f"s{i}#0" for i in range(23)]
+    k = online_keys(ids, torch.tensor([4, 7]), 0, 1, "cpu")
+    assert torch.equal(k[1], online_keys(ids, torch.tensor([7]), 0, 1, "cpu")[0])  # not batch-dependent
+    assert not torch.equal(k, online_keys(ids, torch.tensor([4, 7]), 0, 2, "cpu"))  # new draws each epoch
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_training_runs_and_is_deterministic(version, tmp_path):
+    gpu = dict(FULL, device="cuda", bf16=True)
+    hist, a = run(version, tmp_path / "a", **gpu)
+    _, b = run(version, tmp_path / "b", **gpu)
+    assert hist[-1].train_loss < hist[0].train_loss
+    assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5)
+               for k in a["state_dict"])
