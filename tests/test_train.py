@@ -192,3 +192,9 @@ def test_cuda_bf16_training_runs_and_is_deterministic(version, tmp_path):
     assert hist[-1].train_loss < hist[0].train_loss
     assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5)
                for k in a["state_dict"])
+
+
+def test_divergence_is_a_clear_error(version, tmp_path):
+    with pytest.raises(ConfigError, match="diverged; lower train.lr"):
+        run(version, tmp_path, model="seed_cnn", optimizer="sgd", lr=10.0, momentum=0.99, epochs=2,
+            batch_size=4, schedule="constant")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from pipeline.config import TrainParams
+from pipeline.errors import ConfigError
 from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
 from pipeline.train import board, checkpoint as ckpt_io
@@ -199,6 +201,9 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         val_loss, val_acc, _ = evaluate_split(model, va, mean.cpu(), std.cpu(), device, world=world)
         stats = EpochStats(epoch, float(sums[0] / sums[2]), float(sums[1] / sums[2]), val_loss, val_acc,
                            lr, time.perf_counter() - t0)
+        if not math.isfinite(stats.train_loss):  # the same reduced value on every rank
+            raise ConfigError(f"train: the loss became {stats.train_loss} in epoch {epoch}: training diverged; "
+                              f"lower train.lr (now {params.lr}) or set train.grad_clip")
         history.append(stats)
         if world.main:
             for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
