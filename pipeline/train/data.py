@@ -48,11 +48,17 @@ def read_card(version: Path) -> VersionInfo:
 def load_split(version: Path, split: str) -> SplitTensors:
     path = Path(version) / f"{split}_images.npy"
     if not path.is_file():
+        if (Path(version) / "images" / split).is_dir():  # large images are stored as files
+            raise InputError(f"{version}: the {split} images are stored as files, not packed; training "
+                             "reads packed versions: set augment.image_size to a smaller [height, width]")
         raise InputError(f"{path}: split {split!r} missing from the dataset version")
     # Read into memory (the packed uint8 splits are small next to RAM: 60k MNIST
     # digits are 47 MB); a memory-mapped loader for larger versions is future work.
     images = np.load(path)
     labels = np.load(Path(version) / f"{split}_labels.npy")
+    if labels.size and labels.min() < 0:
+        raise InputError(f"{version}: {int((labels < 0).sum())} {split} images have no class label "
+                         "(detection data); train and evaluate need one label per image")
     # (N, H, W, C) -> (N, C, H, W) view: channels_last memory, which conv kernels prefer.
     t = torch.from_numpy(images).permute(0, 3, 1, 2)
     return SplitTensors(images=t, labels=torch.from_numpy(labels))
