@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.augment.registry import build_pipeline
 from pipeline.config import TrainParams
 from pipeline.errors import ConfigError
 from pipeline.device import resolve_device, set_threads
@@ -119,8 +120,6 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
     opt = make_optimizer(params, model)
     steps_per_epoch = -(-len(tr) // params.batch_size)
     sched = make_schedule(params, opt, steps_per_epoch)
-    from pipeline.augment.registry import build_pipeline
-
     pipe = build_pipeline(params.online_augment)
 
     fp = ckpt_io.fingerprint(params, info.digest)

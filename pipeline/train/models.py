@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 
-def seed_cnn(in_channels: int, height: int, width: int, classes: int, base: int = 32) -> nn.Module:
+def seed_cnn(in_channels: int, height: int, width: int, classes: int) -> nn.Module:
     if min(height, width) < 8:
         raise ValueError(f"seed_cnn needs images of at least 8x8 (got {height}x{width})")
     fh, fw = height // 8, width // 8  # three 2x2 pools, floor division each time
@@ -78,6 +78,7 @@ def resnet_small(in_channels: int, height: int, width: int, classes: int, base: 
 
 
 MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small}
+SCALABLE = {"resnet_small"}  # models that take a width (``train.width``)
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
@@ -104,7 +105,7 @@ def build_model(name: str, in_channels: int, height: int, width: int, classes: i
 
     ``base`` is the width of ``resnet_small`` (ignored by ``seed_cnn``); None = the model's default.
     """
-    kwargs = {} if base is None else {"base": base}
+    kwargs = {"base": base} if base is not None and name in SCALABLE else {}
     model = MODELS[name](in_channels, height, width, classes, **kwargs)
     g = torch.Generator().manual_seed(seed)
     init_parameters(model, g)
