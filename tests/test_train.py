@@ -160,7 +160,7 @@ def test_tensorboard_run_has_scalars_images_graph_and_hparams(version, tmp_path)
     acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
     tags = acc.Tags()
-    for tag in ("step/loss", "step/lr", "loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr",
+    for tag in ("step/loss", "step/accuracy", "step/lr", "loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr",
                 "hparam/val_accuracy"):
         assert tag in tags["scalars"], tag
     assert "train/batch_as_seen_by_model" in tags["images"]

@@ -193,6 +193,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                                      torch.tensor(float(len(idx)), dtype=torch.float64, device=device)])
             if writer is not None and (step % params.log_every == 0 or step == 1):
                 writer.add_scalar("step/loss", float(losses.detach().mean()), step)
+                writer.add_scalar("step/accuracy", float((logits.argmax(1) == y).float().mean()), step)
                 writer.add_scalar("step/lr", lr, step)
                 if step == 1:
                     writer.add_image("train/batch_as_seen_by_model", board.image_grid(x[:64], mean, std), step)
