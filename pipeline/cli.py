@@ -256,6 +256,28 @@ def export(
     typer.echo(f"export: {summary}")
 
 
+@app.command()
+@_friendly
+def predict(
+    checkpoint: Path = typer.Argument(..., help="checkpoint written by train"),
+    images: list[Path] = typer.Argument(..., help="image files (any size, mode, EXIF orientation)"),
+    top: int = typer.Option(1, "--top", min=1, help="show the N most likely classes"),
+) -> None:
+    """Predict the class of images with a trained checkpoint."""
+    from pipeline.train.predict import predict as run
+
+    failed = 0
+    for r in run(checkpoint, images, top=top):
+        if isinstance(r, Exception):
+            typer.echo(f"error: {r}", err=True)
+            failed += 1
+            continue
+        others = "  ".join(f"{name} {p:.3f}" for name, p in r.top[1:])
+        typer.echo(f"{r.path}\t{r.label}\t{r.probability:.3f}" + (f"\t({others})" if others else ""))
+    if failed:
+        raise typer.Exit(2)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(prog_name="pipeline")
 

@@ -126,21 +126,46 @@ class AugmentParams(Section):
 
 class TrainParams(Section):
     seed: int = 0
-    model: Literal["seed_cnn"] = "seed_cnn"
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0, le=10)
+    model: Literal["seed_cnn", "resnet_small"] = "resnet_small"
+    width: int = Field(16, ge=1, le=1024, description="resnet_small base width (64 = ResNet-9)")
+    optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
+    lr: float = Field(0.1, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
     epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(128, ge=1, le=65536)
+    batch_size: int = Field(128, ge=1, le=65536, description="global batch (split across ranks)")
     schedule: Literal["constant", "cosine", "onecycle"] = "onecycle"
+    warmup_epochs: float = Field(0.0, ge=0, description="linear warm-up before cosine")
+    grad_clip: float = Field(0.0, ge=0, description="max gradient norm; 0 = off")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    online_augment: tuple[dict[str, Any], ...] = Field((), description="augment ops per batch")
+    mixup_alpha: float = Field(0.0, ge=0, description="Beta(a, a) mixup; 0 = off")
+    cutmix_alpha: float = Field(0.0, ge=0, description="Beta(a, a) cutmix; 0 = off")
+    mix_p: float = Field(1.0, ge=0, le=1, description="share of samples mixed when mixing is on")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = True
+    resume: bool = Field(False, description="continue from the last epoch checkpoint")
+    log_every: int = Field(10, ge=1, description="steps between per-step TensorBoard points")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 = one per core")
+
+    @model_validator(mode="after")
+    def _ops(self) -> "TrainParams":
+        from pipeline.augment.registry import build_pipeline
+
+        try:
+            build_pipeline(self.online_augment)
+        except ConfigError as err:  # the registry names augment.pipeline; say where it really is
+            raise ValueError(str(err).replace("augment.pipeline", "train.online_augment")) from None
+        return self
 
 
 class EvaluateParams(Section):
     batch_size: int = Field(512, ge=1, le=65536)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    tta_hflip: bool = Field(False, description="average with the mirrored image (not for digits)")
+    worst: int = Field(32, ge=0, le=1024, description="misclassified test images shown in TensorBoard")
 
 
 SECTIONS: dict[str, type[Section]] = {

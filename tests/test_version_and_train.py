@@ -53,7 +53,7 @@ def test_train_and_evaluate(canonical, tmp_path):
     hist = train(tmp_path / "v", TrainParams(epochs=3, batch_size=16, lr=3e-3), tmp_path / "m.pt",
                  tmp_path / "tb", tmp_path / "train.json", tmp_path / "curve.csv")
     assert len(hist) == 3 and hist[-1].train_loss < hist[0].train_loss
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tb").rglob("events.out.tfevents.*"))  # tb/<run>/
     assert (tmp_path / "curve.csv").read_text().count("\n") == 4
     result = evaluate(tmp_path / "v", tmp_path / "m.pt", EvaluateParams(), tmp_path / "eval.json",
                       tmp_path / "confusion.csv", tmp_path / "tb_eval")

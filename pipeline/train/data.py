@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import InputError
+from pipeline.seeding import key64, sample_key
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class VersionInfo:
     shape: tuple[int, int, int]  # (H, W, C)
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    digest: str = ""  # blake2b of card.json: identifies the version a run trained on
 
 
 def read_card(version: Path) -> VersionInfo:
@@ -38,17 +41,24 @@ def read_card(version: Path) -> VersionInfo:
     return VersionInfo(
         classes=tuple(card["classes"]), shape=tuple(card["image_shape"]),
         mean=tuple(train["pixel_mean"]), std=tuple(max(s, 1e-6) for s in train["pixel_std"]),
+        digest=hashlib.blake2b(card_path.read_bytes(), digest_size=8).hexdigest(),
     )
 
 
 def load_split(version: Path, split: str) -> SplitTensors:
     path = Path(version) / f"{split}_images.npy"
     if not path.is_file():
+        if (Path(version) / "images" / split).is_dir():  # large images are stored as files
+            raise InputError(f"{version}: the {split} images are stored as files, not packed; training "
+                             "reads packed versions: set augment.image_size to a smaller [height, width]")
         raise InputError(f"{path}: split {split!r} missing from the dataset version")
     # Read into memory (the packed uint8 splits are small next to RAM: 60k MNIST
     # digits are 47 MB); a memory-mapped loader for larger versions is future work.
     images = np.load(path)
     labels = np.load(Path(version) / f"{split}_labels.npy")
+    if labels.size and labels.min() < 0:
+        raise InputError(f"{version}: {int((labels < 0).sum())} {split} images have no class label "
+                         "(detection data); train and evaluate need one label per image")
     # (N, H, W, C) -> (N, C, H, W) view: channels_last memory, which conv kernels prefer.
     t = torch.from_numpy(images).permute(0, 3, 1, 2)
     return SplitTensors(images=t, labels=torch.from_numpy(labels))
@@ -58,3 +68,36 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
     """uint8 (B, C, H, W) -> float, standardised by the training split's statistics."""
     x = images.to(torch.float32).div_(255.0)
     return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1)).contiguous(memory_format=torch.channels_last)
+
+
+def split_ids(version: Path, split: str) -> list[str]:
+    """The row ids (``<source id>#<copy>``) of ``split``, in array order."""
+    ids = []
+    with open(Path(version) / "manifest.jsonl", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row["split"] == split:
+                ids.append(row["id"])
+    return ids
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The epoch's shuffle: a permutation from a generator keyed by (seed, epoch)."""
+    g = torch.Generator().manual_seed(key64("shuffle", seed, epoch) & 0x7FFFFFFFFFFFFFFF)
+    return torch.randperm(n, generator=g)
+
+
+def shard(global_batch: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """This rank's part of a global batch: every ``world``-th index from ``rank``.
+
+    Every rank sees the same epoch order, so the union of the shards is exactly the
+    single-process batch (the DistributedSampler idea, without padding samples).
+    """
+    return global_batch[rank::world]
+
+
+def online_keys(ids: list[str], idx: torch.Tensor, seed: int, epoch: int, device) -> torch.Tensor:
+    """Per-sample keys for online augmentation: (train seed, row id, epoch)."""
+    from pipeline.augment.rng import keys_tensor
+
+    return keys_tensor([sample_key(seed, ids[i], epoch) for i in idx.tolist()], device)

@@ -16,22 +16,16 @@ import torch
 from pipeline.config import EvaluateParams
 from pipeline.device import resolve_device, set_threads
 from pipeline.errors import InputError
+from pipeline.train import board
+from pipeline.train.checkpoint import load_model
 from pipeline.train.data import load_split
 from pipeline.train.loop import evaluate_split
-from pipeline.train.models import MODELS, build_model
 
 
 def load_checkpoint(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model, checkpoint dict)."""
-    if not Path(path).is_file():
-        raise InputError(f"{path}: checkpoint not found (run the train stage first)")
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if ckpt.get("model") not in MODELS:
-        raise InputError(f"{path}: unknown model {ckpt.get('model')!r} in checkpoint")
-    h, w, c = ckpt["shape"]
-    model = build_model(ckpt["model"], c, h, w, len(ckpt["classes"]), seed=0)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).to(memory_format=torch.channels_last).eval(), ckpt
+    model, ckpt = load_model(path, device)
+    return model.to(memory_format=torch.channels_last), ckpt
 
 
 def confusion_matrix(actual: torch.Tensor, predicted: torch.Tensor, k: int) -> torch.Tensor:
@@ -78,6 +72,12 @@ def confusion_figure(cm: torch.Tensor, classes: list[str]):
 
 def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
              confusion_csv: Path, logdir: Path) -> dict:
+    """Test-split metrics for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run.
+
+    The TensorBoard run is ``logdir/<run name of the checkpoint>``: params against
+    test metrics (HParams tab), confusion matrix, per-class PR curves and the worst
+    misclassified test images.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     set_threads(0)
@@ -87,13 +87,19 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     test = load_split(version, "test")
     if len(test) == 0:
         raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
+    if test.images.shape[1:] != (ckpt["shape"][2], ckpt["shape"][0], ckpt["shape"][1]):
+        raise InputError(f"{version}: test images are {tuple(test.images.shape[1:])} (C, H, W) but "
+                         f"{checkpoint} was trained on {ckpt['shape']} (H, W, C); evaluate on its version")
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
-    loss, acc, pred = evaluate_split(model, test, mean, std, device, params.batch_size)
+    loss, acc, probs = evaluate_split(model, test, mean, std, device, params.batch_size,
+                                      tta_hflip=params.tta_hflip)
+    pred = probs.argmax(1)
     cm = confusion_matrix(test.labels, pred, len(classes))
     per_class, macro_f1 = per_class_scores(cm, classes)
     result = {
         "accuracy": round(acc, 6), "loss": round(loss, 6), "macro_f1": round(macro_f1, 6),
-        "test_samples": len(test), "per_class": per_class, "confusion_matrix": cm.tolist(),
+        "test_samples": len(test), "tta_hflip": params.tta_hflip, "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
     }
     metrics.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_text(json.dumps(result, indent=1) + "\n")
@@ -102,11 +108,15 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
         out = csv.writer(f)
         out.writerow(["actual", "predicted"])
         out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
-    logdir.mkdir(parents=True, exist_ok=True)
-    with SummaryWriter(str(logdir)) as writer:
-        writer.add_scalar("test/accuracy", acc, 0)
-        writer.add_scalar("test/loss", loss, 0)
-        writer.add_scalar("test/macro_f1", macro_f1, 0)
+    run_dir = logdir / ckpt.get("run", "run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with SummaryWriter(str(run_dir)) as writer:
         writer.add_figure("test/confusion_matrix", confusion_figure(cm, classes), 0)
+        board.log_pr_curves(writer, probs, test.labels, classes, "test/pr")
+        fig = board.worst_grid(test.images, test.labels, probs, classes, params.worst)
+        if fig is not None:
+            writer.add_figure("test/worst_misclassified", fig, 0)
+        hp = dict(ckpt.get("params", {}), tta_hflip=params.tta_hflip)
+        board.log_hparams(writer, hp, {"test_accuracy": acc, "test_loss": loss, "test_macro_f1": macro_f1})
     print(f"evaluate: test accuracy {acc:.4f}, macro-F1 {macro_f1:.4f} on {len(test)} images")
     return result

@@ -1,27 +1,41 @@
 """The train stage: fit a model on a dataset version, log to TensorBoard, checkpoint.
 
-Determinism: weights are initialised from a generator seeded by ``train.seed``
-and each epoch's shuffle comes from a generator seeded by (seed, epoch); no global
-RNG is touched, so a run is a function of the data and params.
+Determinism: weights are initialised from a generator seeded by ``train.seed``;
+each epoch's order comes from a generator keyed by (seed, epoch); online
+augmentation and mixing draw from per-sample keys of (seed, row id, epoch). No
+global RNG is touched, so a run is a function of the data and params, and a run
+resumed from its epoch checkpoint ends with the same weights as one never stopped.
+
+The same function runs under ``torchrun``: each rank takes its shard of every
+global batch, gradients are averaged by DistributedDataParallel, metrics are
+summed across ranks and only rank 0 logs and writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pipeline.augment.registry import build_pipeline
 from pipeline.config import TrainParams
+from pipeline.errors import ConfigError
 from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
-from pipeline.seeding import key64
-from pipeline.train.data import SplitTensors, VersionInfo, load_split, normalize, read_card
+from pipeline.train import board, checkpoint as ckpt_io
+from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
+                                 online_keys, read_card, shard, split_ids)
+from pipeline.train.distributed import World, all_sum, barrier, init_world, shutdown
+from pipeline.train.mixing import mix_batch, one_hot
 from pipeline.train.models import build_model
+from pipeline.train.optim import make_optimizer, make_schedule
 
 
 @dataclass(frozen=True)
@@ -35,101 +49,200 @@ class EpochStats:
     seconds: float
 
 
-def make_optimizer(params: TrainParams, model: nn.Module) -> torch.optim.Optimizer:
-    if params.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=params.lr, momentum=params.momentum,
-                               weight_decay=params.weight_decay, nesterov=params.momentum > 0)
-    cls = torch.optim.AdamW if params.optimizer == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-
-
-def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps: int):
-    if params.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=steps)
-    if params.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+def autocast(device: torch.device, bf16: bool):
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 @torch.no_grad()
-def evaluate_split(model: nn.Module, data: SplitTensors, mean, std, device, batch_size: int = 1024):
-    """(mean loss, accuracy, predictions) over a split."""
+def predict_split(model: nn.Module, data: SplitTensors, mean, std, device, batch_size: int = 1024,
+                  world: World = World(), tta_hflip: bool = False, bf16: bool = True):
+    """Softmax probabilities (N, K) over this rank's strided share of a split (all of it in one process)."""
     model.eval()
-    loss_sum, preds = 0.0, []
-    for start in range(0, len(data), batch_size):
-        x = normalize(data.images[start:start + batch_size], mean, std).to(device)
-        y = data.labels[start:start + batch_size].to(device)
-        logits = model(x)
-        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        preds.append(logits.argmax(1).cpu())
-    pred = torch.cat(preds) if preds else torch.empty(0, dtype=torch.int64)
-    n = max(len(data), 1)
-    return loss_sum / n, float((pred == data.labels).float().sum()) / n, pred
+    idx = torch.arange(world.rank, len(data), world.size)
+    mean, std = mean.to(device), std.to(device)
+    out = []
+    for start in range(0, len(idx), batch_size):
+        x = normalize(data.images[idx[start:start + batch_size]].to(device), mean, std)
+        with autocast(device, bf16):
+            p = model(x).float().softmax(1)
+            if tta_hflip:
+                p = (p + model(x.flip(3)).float().softmax(1)) / 2
+        out.append(p.cpu())
+    return idx, torch.cat(out) if out else torch.empty(0, 0)
+
+
+def evaluate_split(model, data: SplitTensors, mean, std, device, batch_size: int = 1024,
+                   world: World = World(), tta_hflip: bool = False):
+    """(mean loss, accuracy, probabilities) over a split, reduced across ranks."""
+    idx, probs = predict_split(model, data, mean, std, device, batch_size, world, tta_hflip)
+    labels = data.labels[idx]
+    if len(idx):
+        nll = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).sum()
+        correct = (probs.argmax(1) == labels).sum()
+    else:
+        nll, correct = torch.tensor(0.0), torch.tensor(0)
+    sums = all_sum(torch.tensor([float(nll), float(correct), float(len(idx))], dtype=torch.float64), world)
+    n = max(float(sums[2]), 1.0)
+    return float(sums[0]) / n, float(sums[1]) / n, probs
 
 
 def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
           metrics: Path, curve: Path) -> list[EpochStats]:
     """Train on ``version``; write the checkpoint, TensorBoard logs, metrics and curve."""
-    from torch.utils.tensorboard import SummaryWriter
+    import os
 
     threads = set_threads(params.threads)
-    device = resolve_device(params.device)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if params.threads == 0 and local_world > 1:  # share the cores between this node's ranks
+        threads = set_threads(max(1, threads // local_world))
+    world, device = init_world(resolve_device(params.device))
+    try:
+        return _train(version, params, checkpoint, logdir, metrics, curve, world, device, threads)
+    finally:
+        shutdown(world)
+
+
+def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics: Path, curve: Path,
+           world: World, device: torch.device, threads: int) -> list[EpochStats]:
+    from torch.utils.tensorboard import SummaryWriter
+
     info: VersionInfo = read_card(version)
     tr, va = load_split(version, "train"), load_split(version, "val")
+    ids = split_ids(version, "train") if (params.online_augment or params.mixup_alpha
+                                          or params.cutmix_alpha) else []
     h, w, c = info.shape
-    model = build_model(params.model, c, h, w, len(info.classes), params.seed)
-    model = model.to(device).to(memory_format=torch.channels_last)
-    mean, std = torch.tensor(info.mean), torch.tensor(info.std)
+    k = len(info.classes)
+    fmt = torch.channels_last if params.channels_last else torch.contiguous_format
+    model = build_model(params.model, c, h, w, k, params.seed, params.width).to(device).to(memory_format=fmt)
+    mean, std = torch.tensor(info.mean, device=device), torch.tensor(info.std, device=device)
     opt = make_optimizer(params, model)
     steps_per_epoch = -(-len(tr) // params.batch_size)
-    sched = make_schedule(params, opt, params.epochs * steps_per_epoch)
-    logdir.mkdir(parents=True, exist_ok=True)
-    writer = SummaryWriter(str(logdir))
+    sched = make_schedule(params, opt, steps_per_epoch)
+    pipe = build_pipeline(params.online_augment)
+
+    fp = ckpt_io.fingerprint(params, info.digest)
+    state_path = ckpt_io.resume_path(checkpoint)
     history: list[EpochStats] = []
-    print(f"train: {params.model} on {len(tr)} train / {len(va)} val images {h}x{w}x{c}, "
-          f"{len(info.classes)} classes, device {device}, {threads} threads")
-    for epoch in range(1, params.epochs + 1):
+    state = ckpt_io.load_state(state_path, fp) if params.resume else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        history = [EpochStats(**e) for e in state["history"]]
+    first_epoch = len(history) + 1
+    step = (first_epoch - 1) * steps_per_epoch
+    net = model
+    if world.distributed:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    name = board.run_name(params.model, fp)
+    writer = None
+    if world.main:
+        (logdir / name).mkdir(parents=True, exist_ok=True)
+        # purge_step drops what a killed run logged after its last checkpoint.
+        writer = SummaryWriter(str(logdir / name), purge_step=step if state else None)
+        print(f"train: {params.model} on {len(tr)} train / {len(va)} val images {h}x{w}x{c}, {k} classes, "
+              f"device {device}, {threads} threads, {world.size} process(es), run {name}"
+              + (f", resumed after epoch {first_epoch - 1}" if state else ""))
+        if state is None:
+            board.log_graph(writer, model, normalize(tr.images[:1].to(device), mean, std))
+
+    # Small packed splits fit on the GPU: one copy up front, then batches are
+    # gathered on the device with no host round trip.
+    train_images, train_labels = tr.images.to(device), tr.labels.to(device)
+    for epoch in range(first_epoch, params.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        g = torch.Generator().manual_seed(key64("shuffle", params.seed, epoch) & 0x7FFFFFFFFFFFFFFF)
-        order = torch.randperm(len(tr), generator=g)
-        loss_sum, correct, lr = 0.0, 0, opt.param_groups[0]["lr"]
-        for start in progress(range(0, len(tr), params.batch_size), desc=f"epoch {epoch}/{params.epochs}",
-                              total=steps_per_epoch, unit="batch"):
-            idx = order[start:start + params.batch_size]
-            x = normalize(tr.images[idx], mean, std).to(device, non_blocking=True)
-            y = tr.labels[idx].to(device, non_blocking=True)
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits, y)
+        net.train()
+        order = epoch_order(len(tr), params.seed, epoch)
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
+        batches = range(0, len(tr), params.batch_size)
+        if world.main:
+            batches = progress(batches, desc=f"epoch {epoch}/{params.epochs}", total=steps_per_epoch,
+                               unit="batch")
+        for start in batches:
+            global_idx = order[start:start + params.batch_size]
+            idx = shard(global_idx, world.rank, world.size)
+            images, y = train_images[idx.to(device)], train_labels[idx.to(device)]
+            keys = online_keys(ids, idx, params.seed, epoch, device) if ids else None
+            if pipe.ops:
+                images = pipe.apply(images, pipe.sample(keys, h, w))
+            x = normalize(images, mean, std)
+            target = one_hot(y, k, params.label_smoothing)
+            if keys is not None:
+                x, target = mix_batch(x, target, keys, params.mixup_alpha, params.cutmix_alpha, params.mix_p)
+            x = x.contiguous(memory_format=fmt)
+            with autocast(device, params.bf16):
+                logits = net(x)
+            losses = nn.functional.cross_entropy(logits.float(), target, reduction="none")
+            # Sum over this shard / global batch size, times the world size that DDP
+            # divides by: the gradient is exactly the global batch mean on any world size.
+            loss = losses.sum() * (world.size / len(global_idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if params.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
             lr = opt.param_groups[0]["lr"]
+            opt.step()
             sched.step()
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-        val_loss, val_acc, _ = evaluate_split(model, va, mean, std, device)
-        stats = EpochStats(epoch, loss_sum / len(tr), correct / len(tr), val_loss, val_acc, lr,
-                           time.perf_counter() - t0)
+            step += 1
+            with torch.no_grad():
+                sums += torch.stack([losses.detach().sum().double(), (logits.argmax(1) == y).sum().double(),
+                                     torch.tensor(float(len(idx)), dtype=torch.float64, device=device)])
+            if writer is not None and (step % params.log_every == 0 or step == 1):
+                writer.add_scalar("step/loss", float(losses.detach().mean()), step)
+                writer.add_scalar("step/accuracy", float((logits.argmax(1) == y).float().mean()), step)
+                writer.add_scalar("step/lr", lr, step)
+                if step == 1:
+                    writer.add_image("train/batch_as_seen_by_model", board.image_grid(x[:64], mean, std), step)
+        sums = all_sum(sums, world).cpu()
+        val_loss, val_acc, _ = evaluate_split(model, va, mean.cpu(), std.cpu(), device, world=world)
+        stats = EpochStats(epoch, float(sums[0] / sums[2]), float(sums[1] / sums[2]), val_loss, val_acc,
+                           lr, time.perf_counter() - t0)
+        if not math.isfinite(stats.train_loss):  # the same reduced value on every rank
+            raise ConfigError(f"train: the loss became {stats.train_loss} in epoch {epoch}: training diverged; "
+                              f"lower train.lr (now {params.lr}) or set train.grad_clip")
         history.append(stats)
-        for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
-                           ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
-                           ("lr", stats.lr)):
-            writer.add_scalar(tag, value, epoch)
-        print(f"epoch {epoch}: train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f} | "
-              f"val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f} | {len(tr) / stats.seconds:.0f} img/s")
-    writer.close()
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "model": params.model, "state_dict": model.state_dict(), "classes": list(info.classes),
-        "shape": list(info.shape), "mean": list(info.mean), "std": list(info.std),
-        "params": params.model_dump(mode="json"),
-    }, checkpoint)
-    last = history[-1]
+        if world.main:
+            for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
+                               ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
+                               ("lr", stats.lr)):
+                writer.add_scalar(tag, value, step)
+            writer.flush()
+            print(f"epoch {epoch}: train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f} | "
+                  f"val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f} | "
+                  f"{len(tr) / stats.seconds:.0f} img/s")
+            ckpt_io.save_state(state_path, {
+                "fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict(), "history": [asdict(s) for s in history],
+            })
+        barrier(world)
+
+    if world.main:
+        last = history[-1]
+        final = {"val_accuracy": round(last.val_acc, 6), "val_loss": round(last.val_loss, 6),
+                 "train_accuracy": round(last.train_acc, 6), "train_loss": round(last.train_loss, 6),
+                 "epochs": len(history), "train_seconds": round(sum(s.seconds for s in history), 2)}
+        board.log_hparams(writer, params.model_dump(mode="json"),
+                          {k_: final[k_] for k_ in ("val_accuracy", "val_loss", "train_accuracy")})
+        writer.close()
+        ckpt_io.save_atomic({
+            "model": params.model, "width": params.width, "state_dict": model.state_dict(),
+            "classes": list(info.classes), "shape": list(info.shape), "mean": list(info.mean),
+            "std": list(info.std), "params": params.model_dump(mode="json"), "run": name,
+            "history": [asdict(s) for s in history],
+        }, checkpoint)
+        write_metrics(final, history, metrics, curve)
+        state_path.unlink(missing_ok=True)  # finished: nothing to resume
+    barrier(world)
+    return history
+
+
+def write_metrics(final: dict, history: list[EpochStats], metrics: Path, curve: Path) -> None:
     metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps({"val_accuracy": round(last.val_acc, 6), "val_loss": round(last.val_loss, 6),
-                                   "train_accuracy": round(last.train_acc, 6), "epochs": len(history)},
-                                  indent=1) + "\n")
+    metrics.write_text(json.dumps(final, indent=1) + "\n")
     curve.parent.mkdir(parents=True, exist_ok=True)
     with open(curve, "w", newline="") as f:
         out = csv.writer(f)
@@ -137,4 +250,3 @@ def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
         for s in history:
             out.writerow([s.epoch, f"{s.train_loss:.6f}", f"{s.val_loss:.6f}", f"{s.train_acc:.6f}",
                           f"{s.val_acc:.6f}", f"{s.lr:.8f}"])
-    return history

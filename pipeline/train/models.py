@@ -3,6 +3,11 @@
 ``seed_cnn`` is the CNN from the tutorial this project grew from: three 5x5 conv
 layers (32, 32, 64 channels, padding 2) each followed by ReLU and 2x2 max-pooling,
 then Linear(., 64) + ReLU and Linear(64, classes).
+
+``resnet_small`` is a ResNet-9-style network (the DAWNBench CIFAR-10 design):
+a 3x3 stem, three stages of conv + 2x2 max-pool + batch norm, residual blocks
+after the first and last stage, then global pooling, so any input size of at
+least 8x8 works. ``width`` scales every stage (64 gives the CIFAR-10 ResNet-9).
 """
 
 from __future__ import annotations
@@ -27,14 +32,60 @@ def seed_cnn(in_channels: int, height: int, width: int, classes: int) -> nn.Modu
     )
 
 
-MODELS = {"seed_cnn": seed_cnn}
+def conv_bn(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False)]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """x + f(x) with f = two conv-BN-ReLU layers."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNetSmall(nn.Module):
+    def __init__(self, in_channels: int, classes: int, width: int):
+        super().__init__()
+        w1, w2, w3 = 2 * width, 4 * width, 8 * width
+        self.features = nn.Sequential(
+            conv_bn(in_channels, width),
+            conv_bn(width, w1, pool=True), Residual(w1),
+            conv_bn(w1, w2, pool=True),
+            conv_bn(w2, w3, pool=True), Residual(w3),
+            # Global pooling is what lets the network take any input size.
+            nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(w3, classes, bias=False)
+        # The DAWNBench trick: a small fixed scale on the logits steadies early training.
+        self.scale = 0.125
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)) * self.scale
+
+
+def resnet_small(in_channels: int, height: int, width: int, classes: int, base: int = 16) -> nn.Module:
+    if min(height, width) < 8:
+        raise ValueError(f"resnet_small needs images of at least 8x8 (got {height}x{width})")
+    return ResNetSmall(in_channels, classes, base)
+
+
+MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small}
+SCALABLE = {"resnet_small"}  # models that take a width (``train.width``)
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
     """PyTorch's default Conv/Linear initialisation, drawn from ``generator``.
 
     Using an explicit generator (not the global RNG) makes the initial weights a
-    function of the seed alone.
+    function of the seed alone. Batch norm starts at weight 1, bias 0 (no draws).
     """
     for m in model.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -43,11 +94,19 @@ def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
                 fan_in = m.weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
                 nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def build_model(name: str, in_channels: int, height: int, width: int, classes: int,
-                seed: int) -> nn.Module:
-    model = MODELS[name](in_channels, height, width, classes)
+                seed: int, base: int | None = None) -> nn.Module:
+    """Model ``name`` for (C, H, W) inputs and ``classes`` outputs, initialised from ``seed``.
+
+    ``base`` is the width of ``resnet_small`` (ignored by ``seed_cnn``); None = the model's default.
+    """
+    kwargs = {"base": base} if base is not None and name in SCALABLE else {}
+    model = MODELS[name](in_channels, height, width, classes, **kwargs)
     g = torch.Generator().manual_seed(seed)
     init_parameters(model, g)
     return model

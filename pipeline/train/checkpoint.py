@@ -1,0 +1,75 @@
+"""Checkpoints: the model artifact, and the per-epoch state a run resumes from.
+
+The model file holds what ``evaluate`` and ``predict`` need (architecture name,
+width, weights, classes, input shape, normalisation). The resume state
+(``<checkpoint stem>.resume.pt`` beside it) holds everything that changes during
+training: weights, optimizer and schedule state, epoch and history, plus a
+fingerprint of the params and dataset version, so a run never resumes from a
+different configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pipeline.config import TrainParams
+from pipeline.errors import InputError
+
+# Params that do not change the result: a run may resume with them changed.
+NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every"}
+
+
+def fingerprint(params: TrainParams, version_digest: str) -> str:
+    data = {k: v for k, v in params.model_dump(mode="json").items() if k not in NOT_IN_FINGERPRINT}
+    text = json.dumps({"params": data, "version": version_digest}, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def resume_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.stem + ".resume.pt")
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write then rename: a run killed mid-write leaves the previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_state(path: Path, state: dict) -> None:
+    save_atomic(state, path)
+
+
+def load_state(path: Path, expected_fingerprint: str) -> dict | None:
+    """The resume state at ``path`` if it belongs to this configuration, else None."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != expected_fingerprint:
+        print(f"train: {path} is from other params or another dataset version; starting afresh")
+        return None
+    return state
+
+
+def load_model(path: Path, device="cpu"):
+    """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
+    from pipeline.train.models import MODELS, build_model
+
+    if not Path(path).is_file():
+        raise InputError(f"{path}: checkpoint not found (run the train stage first)")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise InputError(f"{path}: not a pipeline checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("model") not in MODELS:
+        raise InputError(f"{path}: not a pipeline checkpoint (unknown model)")
+    h, w, c = ckpt["shape"]
+    model = build_model(ckpt["model"], c, h, w, len(ckpt["classes"]), seed=0, base=ckpt.get("width"))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,53 @@
+"""Optimizers and learning-rate schedules from ``train.*`` params.
+
+Schedules are stepped once per optimizer step and are pure functions of the step
+number, so a resumed run (which restores the step count) follows the same curve.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pipeline.config import TrainParams
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights only: decaying batch-norm scales and
+    biases only hurts (the usual practice since Goyal et al. 2017)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def make_optimizer(params: TrainParams, model: nn.Module) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, params.weight_decay)
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=params.lr, momentum=params.momentum,
+                               nesterov=params.nesterov and params.momentum > 0)
+    if params.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=params.lr)
+    return torch.optim.Adam(groups, lr=params.lr)
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """lr factor: linear from 1/warmup to 1 over ``warmup`` steps, then cosine to 0."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+
+
+def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps_per_epoch: int):
+    total = params.epochs * steps_per_epoch
+    if params.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=total,
+                                                   pct_start=0.25)
+    if params.schedule == "cosine":
+        warmup = round(params.warmup_epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)

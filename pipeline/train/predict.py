@@ -1,0 +1,69 @@
+"""``pipeline predict``: class and probability for user images.
+
+Images go through the ingest image policy (``pipeline.ingest.images.load_checked``:
+format sniffed from bytes, EXIF orientation applied, any mode to L or RGB), then
+are converted to the checkpoint's channels and resized to its input size the way
+the augment stage resizes (bilinear with antialiasing), and normalised with the
+training split's statistics stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import InputError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: Path
+    label: str
+    probability: float
+    top: tuple[tuple[str, float], ...]  # the best classes, most likely first
+
+
+def image_tensor(path: Path, height: int, width: int, channels: int) -> torch.Tensor:
+    """uint8 (C, H, W) for one image file; InputError for anything that is not an image."""
+    from pipeline.config import IngestParams
+    from pipeline.ingest.images import ImageRejected, load_checked
+
+    try:
+        img, _, _ = load_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)
+    except ImageRejected as err:
+        raise InputError(f"{path}: cannot be read as an image ({err.reason}: {err.detail})") from None
+    img = img.convert("L" if channels == 1 else "RGB")
+    a = np.array(img, dtype=np.uint8)
+    t = torch.from_numpy(a[:, :, None] if a.ndim == 2 else a).permute(2, 0, 1)
+    if t.shape[1:] != (height, width):
+        t = torch.nn.functional.interpolate(t[None].float(), size=(height, width), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+        t = t.round().clamp(0, 255).to(torch.uint8)
+    return t
+
+
+def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cpu") -> list[Prediction | InputError]:
+    """One Prediction per readable image, the InputError for each that is not (in input order)."""
+    from pipeline.train.checkpoint import load_model
+    from pipeline.train.data import normalize
+
+    model, ckpt = load_model(checkpoint, device)
+    h, w, c = ckpt["shape"]
+    classes = ckpt["classes"]
+    mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
+    out: list[Prediction | InputError] = []
+    for path in paths:
+        try:
+            x = image_tensor(path, h, w, c)
+        except InputError as err:
+            out.append(err)
+            continue
+        with torch.no_grad():
+            probs = model(normalize(x[None], mean, std).to(device)).float().softmax(1)[0].cpu()
+        p, i = probs.topk(min(top, len(classes)))
+        best = tuple((classes[j], round(float(q), 6)) for q, j in zip(p.tolist(), i.tolist()))
+        out.append(Prediction(Path(path), best[0][0], best[0][1], best))
+    return out

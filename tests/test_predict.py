@@ -1,0 +1,93 @@
+"""`pipeline predict`: any size, mode or EXIF orientation; a clear error for a non-image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams
+from pipeline.dataset_version import write_version
+from pipeline.errors import InputError
+from pipeline.ingest import ingest
+from pipeline.split import assign_splits
+from pipeline.train.loop import train
+from pipeline.train.predict import Prediction, predict
+from tests.conftest import REPO, class_image, make_imagefolder
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pred")
+    src = make_imagefolder(root / "src", classes=3, per_class=20, size=16)
+    ds = ingest(src, root / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios={"train": 0.8, "test": 0.2}))
+    write_version(ds, splits, AugmentParams(copies=0), root / "v")
+    train(root / "v", TrainParams(model="seed_cnn", optimizer="adam", lr=3e-3, epochs=8, batch_size=8),
+          root / "m.pt", root / "tb", root / "t.json", root / "c.csv")
+    return root / "m.pt"
+
+
+def upscaled(cls: int, size: int) -> Image.Image:
+    """A new image of class ``cls`` (unseen noise) at another size."""
+    return Image.fromarray(class_image(cls, 999, 16)).resize((size, size), Image.NEAREST)
+
+
+@pytest.fixture
+def images(tmp_path):
+    paths = {}
+    # RGBA PNG, 3x the training size.
+    paths["png"] = tmp_path / "a.png"
+    upscaled(1, 48).convert("RGBA").save(paths["png"])
+    # CMYK JPEG at 40x40.
+    paths["cmyk"] = tmp_path / "b.jpg"
+    upscaled(2, 40).convert("CMYK").save(paths["cmyk"], quality=95)
+    # Stored rotated, with EXIF orientation 6 ("rotate 90 clockwise to display"): only a
+    # reader that applies EXIF sees the horizontal bar of class 0.
+    paths["exif"] = tmp_path / "c.jpg"
+    stored = upscaled(0, 32).transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(paths["exif"], quality=95, exif=exif)
+    paths["text"] = tmp_path / "notes.jpg"
+    paths["text"].write_text("this is not an image\n")
+    return paths
+
+
+def test_predicts_any_size_mode_and_orientation(model, images):
+    got = predict(model, [images["png"], images["cmyk"], images["exif"]])
+    assert all(isinstance(r, Prediction) for r in got)
+    assert [r.label for r in got] == ["class1", "class2", "class0"]
+    assert all(0.5 < r.probability <= 1 for r in got)
+
+
+def test_exif_orientation_matters(model, images, tmp_path):
+    raw = tmp_path / "raw.png"
+    Image.open(images["exif"]).save(raw)  # same stored pixels, orientation tag dropped
+    (r,) = predict(model, [raw])
+    assert r.label != "class0" or r.probability < 0.9
+
+
+def test_non_image_is_a_clear_error_not_a_crash(model, images):
+    got = predict(model, [images["text"], images["png"]])
+    assert isinstance(got[0], InputError) and "notes.jpg" in str(got[0]) and "not-an-image" in str(got[0])
+    assert isinstance(got[1], Prediction)
+
+
+def test_cli(model, images):
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1")
+    r = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(model), str(images["cmyk"]),
+                        str(images["text"]), "--top", "2"], capture_output=True, text=True, env=env, cwd=REPO,
+                       timeout=120)
+    assert r.returncode == 2
+    path, label, prob, others = r.stdout.strip().split("\t")
+    assert path.endswith("b.jpg") and label == "class2" and 0 < float(prob) <= 1 and others.startswith("(")
+    assert "notes.jpg: cannot be read as an image (not-an-image" in r.stderr
+    assert "Traceback" not in r.stderr
+    bad = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(images["text"]), str(images["png"])],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert bad.returncode == 2 and "not a pipeline checkpoint" in bad.stderr

@@ -1,0 +1,200 @@
+"""Training: models, schedules, mixing, determinism and exact resume, on a tiny version."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams, parse_section
+from pipeline.dataset_version import write_version
+from pipeline.errors import ConfigError
+from pipeline.ingest import ingest
+from pipeline.split import assign_splits
+from pipeline.train import checkpoint as ckpt_io
+from pipeline.train.loop import train
+from pipeline.train.mixing import beta_symmetric, mix_batch, one_hot
+from pipeline.train.models import build_model
+from pipeline.train.optim import warmup_cosine
+from pipeline.augment.rng import keys_tensor
+from tests.conftest import make_imagefolder
+
+# Everything that draws randomness or carries state across epochs is on.
+FULL = dict(model="resnet_small", width=4, epochs=3, batch_size=16, lr=0.05, label_smoothing=0.1,
+            online_augment=({"name": "crop", "padding": 2, "p": 0.5},), mixup_alpha=0.4,
+            cutmix_alpha=1.0, mix_p=0.5, grad_clip=5.0, schedule="cosine", warmup_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tv")
+    src = make_imagefolder(root / "src", classes=3, per_class=16, size=16)
+    ds = ingest(src, root / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
+    write_version(ds, splits, AugmentParams(copies=0), root / "version")
+    return root / "version"
+
+
+def run(version, out, **kw):
+    p = TrainParams(**kw)
+    hist = train(version, p, out / "m.pt", out / "tb", out / "train.json", out / "curve.csv")
+    return hist, torch.load(out / "m.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("name,size,channels", [("seed_cnn", 28, 1), ("resnet_small", 32, 3),
+                                                 ("resnet_small", 28, 1), ("resnet_small", 64, 3),
+                                                 ("resnet_small", 9, 1)])
+def test_models_take_the_versions_shape(name, size, channels):
+    m = build_model(name, channels, size, size, 7, seed=0, base=4)
+    assert m(torch.zeros(2, channels, size, size)).shape == (2, 7)
+
+
+def test_init_is_a_function_of_the_seed():
+    a, b, c = (build_model("resnet_small", 3, 32, 32, 10, seed=s).state_dict() for s in (1, 1, 2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["features.0.0.weight"], c["features.0.0.weight"])
+
+
+def test_warmup_cosine_shape():
+    f = [warmup_cosine(s, 100, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[10] == 1.0
+    assert all(x >= y for x, y in zip(f[10:], f[11:])) and f[-1] < 0.01
+
+
+def test_beta_draws_are_keyed_and_distributed():
+    keys = keys_tensor(list(range(4000)))
+    lam = beta_symmetric(keys, 7, 0.4)
+    assert torch.equal(lam[:10], beta_symmetric(keys[:10], 7, 0.4))  # batch composition does not matter
+    assert lam.min() >= 0 and lam.max() <= 1
+    assert lam.mean().item() == pytest.approx(0.5, abs=0.03)
+    # Beta(a, a) variance is 1 / (4 (2a + 1)).
+    assert lam.var().item() == pytest.approx(1 / (4 * 1.8), abs=0.02)
+
+
+@pytest.mark.parametrize("mixup,cutmix", [(0.4, 0.0), (0.0, 1.0), (0.4, 1.0)])
+def test_mixing_keeps_label_mass_and_pixel_share(mixup, cutmix):
+    b, k = 8, 3
+    x = torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1).expand(b, 1, 8, 8).contiguous()
+    y = one_hot(torch.arange(b) % k, k, smoothing=0.1)
+    out, t = mix_batch(x, y, keys_tensor(list(range(b))), mixup, cutmix, p=1.0)
+    assert torch.allclose(t.sum(1), torch.ones(b))
+    # Each image is lam * own + (1 - lam) * partner, pixelwise or on average:
+    partner = torch.arange(b - 1, -1, -1).float()
+    own = torch.arange(b).float()
+    lam = (out.mean((1, 2, 3)) - partner) / (own - partner)
+    for i in range(b):
+        if own[i] != partner[i]:
+            target_lam = (t[i] - y[b - 1 - i]) / (y[i] - y[b - 1 - i])
+            finite = target_lam[torch.isfinite(target_lam)]
+            if len(finite):
+                assert finite[0].item() == pytest.approx(lam[i].item(), abs=1e-5)
+
+
+def test_online_augment_is_validated_by_the_registry():
+    with pytest.raises(ConfigError, match=r"train.online_augment\[0\].*unknown op"):
+        parse_section("train", {"online_augment": [{"name": "nope"}]})
+
+
+def test_training_is_deterministic_with_every_random_feature(version, tmp_path):
+    _, a = run(version, tmp_path / "a", **FULL)
+    _, b = run(version, tmp_path / "b", **FULL)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_killed_run_resumes_to_the_same_weights(version, tmp_path, monkeypatch):
+    _, whole = run(version, tmp_path / "whole", **FULL)
+
+    saves = []
+    real_save = ckpt_io.save_state
+
+    def save_then_die(path, state):
+        real_save(path, state)
+        saves.append(path)
+        if len(saves) == 2:  # killed right after epoch 2's checkpoint
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_io, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(version, tmp_path / "cut", **FULL)
+    monkeypatch.setattr(ckpt_io, "save_state", real_save)
+    assert not (tmp_path / "cut/m.pt").exists() and ckpt_io.resume_path(tmp_path / "cut/m.pt").exists()
+
+    hist, resumed = run(version, tmp_path / "cut", **FULL, resume=True)
+    assert [h.epoch for h in hist] == [1, 2, 3]
+    assert all(torch.equal(whole["state_dict"][k], resumed["state_dict"][k]) for k in whole["state_dict"])
+    assert not ckpt_io.resume_path(tmp_path / "cut/m.pt").exists()  # finished: nothing left to resume
+    curve = (tmp_path / "cut/curve.csv").read_text().splitlines()
+    assert curve == (tmp_path / "whole/curve.csv").read_text().splitlines()
+
+
+def test_resume_state_from_other_params_is_ignored(version, tmp_path, monkeypatch):
+    def die(path, state):
+        ckpt_io.save_atomic(state, path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_io, "save_state", die)
+    with pytest.raises(KeyboardInterrupt):
+        run(version, tmp_path, **dict(FULL, lr=0.01))
+    monkeypatch.undo()
+    hist, _ = run(version, tmp_path, **FULL, resume=True)
+    assert [h.epoch for h in hist] == [1, 2, 3]  # started afresh, not from lr=0.01's epoch 1
+
+
+@pytest.mark.parametrize("opt,sched", [("sgd", "onecycle"), ("adamw", "cosine"), ("adam", "constant")])
+def test_recipes_learn(version, tmp_path, opt, sched):
+    lr = 0.05 if opt == "sgd" else 3e-3
+    hist, ck = run(version, tmp_path, model="resnet_small", width=4, epochs=4, batch_size=8, lr=lr,
+                   optimizer=opt, schedule=sched, warmup_epochs=1)
+    assert hist[-1].train_loss < hist[0].train_loss
+    assert ck["classes"] == ["class0", "class1", "class2"] and ck["width"] == 4
+    metrics = json.loads((tmp_path / "train.json").read_text())
+    assert metrics["epochs"] == 4 and 0 <= metrics["val_accuracy"] <= 1
+
+
+def test_tensorboard_run_has_scalars_images_graph_and_hparams(version, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(version, tmp_path, model="resnet_small", width=4, epochs=2, batch_size=8, log_every=2)
+    (run_dir,) = (tmp_path / "tb").iterdir()
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for tag in ("step/loss", "step/accuracy", "step/lr", "loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr",
+                "hparam/val_accuracy"):
+        assert tag in tags["scalars"], tag
+    assert "train/batch_as_seen_by_model" in tags["images"]
+    assert tags["graph"]
+    assert "_hparams_/session_start_info" in tags["tensors"] or acc.PluginTagToContent("hparams")
+
+
+def test_shards_partition_the_global_batch_and_keys_follow_the_epoch():
+    from pipeline.train.data import epoch_order, online_keys, shard
+
+    order = epoch_order(23, seed=3, epoch=2)
+    assert torch.equal(order, epoch_order(23, seed=3, epoch=2))
+    assert not torch.equal(order, epoch_order(23, seed=3, epoch=3))
+    batch = order[:10]
+    parts = [shard(batch, r, 3) for r in range(3)]
+    assert sorted(torch.cat(parts).tolist()) == sorted(batch.tolist())
+    ids = [f"s{i}#0" for i in range(23)]
+    k = online_keys(ids, torch.tensor([4, 7]), 0, 1, "cpu")
+    assert torch.equal(k[1], online_keys(ids, torch.tensor([7]), 0, 1, "cpu")[0])  # not batch-dependent
+    assert not torch.equal(k, online_keys(ids, torch.tensor([4, 7]), 0, 2, "cpu"))  # new draws each epoch
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_training_runs_and_is_deterministic(version, tmp_path):
+    gpu = dict(FULL, device="cuda", bf16=True)
+    hist, a = run(version, tmp_path / "a", **gpu)
+    _, b = run(version, tmp_path / "b", **gpu)
+    assert hist[-1].train_loss < hist[0].train_loss
+    assert all(torch.allclose(a["state_dict"][k].float(), b["state_dict"][k].float(), atol=1e-5)
+               for k in a["state_dict"])
+
+
+def test_divergence_is_a_clear_error(version, tmp_path):
+    with pytest.raises(ConfigError, match="diverged; lower train.lr"):
+        run(version, tmp_path, model="seed_cnn", optimizer="sgd", lr=10.0, momentum=0.99, epochs=2,
+            batch_size=4, schedule="constant")
