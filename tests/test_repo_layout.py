@@ -8,8 +8,23 @@ from pipeline.config import SECTIONS
 from tests.conftest import REPO
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML loader that refuses duplicate keys, as DVC does (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = {k for k in keys if keys.count(k) > 1}
+        assert not dup, f"duplicate keys {dup} at line {node.start_mark.line + 1}"
+        return super().construct_mapping(node, deep)
+
+
 def dvc_yaml():
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+    return yaml.load((REPO / "dvc.yaml").read_text(), Loader=_UniqueKeyLoader)
+
+
+def test_params_and_dvc_yaml_have_no_duplicate_keys():
+    dvc_yaml()
+    yaml.load((REPO / "params.yaml").read_text(), Loader=_UniqueKeyLoader)
 
 
 def test_stages_in_order_and_each_reads_exactly_its_section():
