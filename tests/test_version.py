@@ -38,20 +38,25 @@ def annotated(tmp_path_factory):
     return ds, assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
 
 
-def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path):
+MIX = AUG + [{"name": "mixup", "p": 0.5}, {"name": "cutmix", "p": 0.5}]
+ARRAYS = {f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("images", "labels", "mix_labels", "mix_weights")}
+
+
+@pytest.mark.parametrize("pipeline", [AUG, MIX], ids=["geometric", "with_mixup_cutmix"])
+def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path, pipeline):
     ds, assignment = canonical
-    base = dict(copies=2, pipeline=AUG, image_size=(16, 18))
+    base = dict(copies=2, pipeline=pipeline, image_size=(16, 18))
     write_version(ds, assignment, AugmentParams(**base, batch_size=1, workers=1), tmp_path / "a")
     write_version(ds, assignment, AugmentParams(**base, batch_size=7, workers=4), tmp_path / "b")
     write_version(ds, assignment, AugmentParams(**base, batch_size=64, workers=2, seed=1), tmp_path / "c")
     a, b, c = (digests(tmp_path / x) for x in "abc")
-    assert set(a) == {"train_images.npy", "train_labels.npy", "val_images.npy", "val_labels.npy",
-                      "test_images.npy", "test_labels.npy", "manifest.jsonl", "classes.json",
-                      "card.json", "CARD.md"}
+    assert set(a) == ARRAYS | {"manifest.jsonl", "classes.json", "card.json", "CARD.md"}
     assert a == b  # every file, card included
     changed = {k for k in a if a[k] != c[k]}
-    # Only the seed moved: the augmented train images, their manifest rows and the card.
-    assert changed == {"train_images.npy", "manifest.jsonl", "card.json", "CARD.md"}
+    # Only the seed moved: the augmented train images, their manifest rows and the card
+    # (and, with mixing, which partner and how much).
+    mixed = {"train_mix_labels.npy", "train_mix_weights.npy"} if pipeline is MIX else set()
+    assert changed == {"train_images.npy", "manifest.jsonl", "card.json", "CARD.md"} | mixed
 
 
 def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
