@@ -145,3 +145,41 @@ def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path):
     (live / OWNER).write_text(str(os.getppid()))  # a running process: another run, left alone
     assert set(clean_stale(out)) == {stale, orphan}
     assert live.is_dir() and not stale.exists()
+
+
+def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):
+    ds, assignment = canonical
+    card = write_version(ds, assignment, AugmentParams(copies=3, pipeline=MIX), tmp_path / "v")
+    v = tmp_path / "v"
+    train = [r for r in (json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines())
+             if r["split"] == "train"]
+    labels, mix = np.load(v / "train_labels.npy"), np.load(v / "train_mix_labels.npy")
+    weights = np.load(v / "train_mix_weights.npy")
+    assert mix.dtype == np.int64 and weights.dtype == np.float32 and len(mix) == len(weights) == len(train)
+    assert {"train_mix_labels.npy", "train_mix_weights.npy"} <= set(card["files"])
+    for r in train:
+        assert [ds.classes[labels[r["index"]]], ds.classes[mix[r["index"]]]] == [r["label"], r["mix_label"]]
+        assert weights[r["index"]] == np.float32(r["mix_weight"])
+        if r["mix_weight"] == 1.0:
+            assert r["mix_label"] == r["label"]
+        if r["copy"]:
+            assert len(r["partners"]) == 2 and all(p in assignment for p in r["partners"])
+            assert all(assignment[p] == "train" for p in r["partners"])  # partners from the same split
+    mixed = [r for r in train if r["mix_weight"] < 1.0]
+    assert len(mixed) > len(train) // 6 and all(0.0 < r["mix_weight"] < 1.0 for r in mixed)
+    assert any(r["mix_label"] != r["label"] for r in mixed)
+
+
+def test_objects_dropped_by_the_rules_are_listed_with_a_reason(annotated, tmp_path):
+    ds, assignment = annotated
+    strict = [{"name": "rotate", "p": 1.0, "degrees": 40}, {"name": "crop", "p": 1.0, "padding": 20}]
+    write_version(ds, assignment, AugmentParams(copies=3, pipeline=strict, min_visibility=0.9), tmp_path / "v")
+    rows = [json.loads(x) for x in (tmp_path / "v/manifest.jsonl").read_text().splitlines()]
+    by_id = {s.id: s for s in ds.samples}
+    dropped = 0
+    for r in rows:
+        gone = r.get("dropped", [])
+        assert len(r["objects"]) + len(gone) == len(by_id[r["source_id"]].objects)  # nothing lost silently
+        assert all(d["reason"] and d["label"] in ds.classes for d in gone)
+        dropped += len(gone)
+    assert dropped > 0
