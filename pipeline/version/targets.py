@@ -97,6 +97,39 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
     return out, dropped
 
 
+def partner_batch(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, classes, device):
+    """Mixing partners as data: for each slot, (images, targets) of the split's samples
+    at ``Pipeline.partner_indices`` (drawn from each row's own keys), so a row's output
+    depends on its keys and the split, never on the batch. Partners are the resized
+    source images, un-augmented. Returns (partners or None, per-row partner ids)."""
+    import numpy as np
+
+    slots = pipe.partner_slots()
+    if not slots:
+        return None, []
+    idx = pipe.partner_indices(drawn, len(pool_samples))
+    chosen = [[pool_samples[k] for k in row] for row in idx.tolist()]
+    dec = decode_many([s for row in chosen for s in row])
+    parts = []
+    for j in range(slots):
+        ss = [row[j] for row in chosen]
+        img = torch.from_numpy(np.stack([dec[s.id].pixels for s in ss])).to(device)
+        t = sample_targets(ss, [dec[s.id].size for s in ss], h, w, classes, origin=j + 1)
+        parts.append((img, to_device(t, device)))
+    return parts, [[s.id for s in row] for row in chosen]
+
+
+def mix_of(t, i: int) -> tuple[int, int, float]:
+    """(label, mix_label, weight of label) of row i; -1 without an image label; a row
+    not mixed (weight 1) has mix_label = label."""
+    if t.classes is None:
+        return -1, -1, 1.0
+    label = int(t.classes[i])
+    if t.mix_classes is None or float(t.mix_weight[i]) == 1.0:
+        return label, label, 1.0
+    return label, int(t.mix_classes[i]), float(t.mix_weight[i])
+
+
 def to_device(t: Targets, device) -> Targets:
     """``t`` with every tensor on ``device``."""
     from dataclasses import fields, replace

@@ -35,7 +35,7 @@ from pipeline.version.decode import Decoded, decode
 from pipeline.version.manifest import exact_params
 from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
 from pipeline.version.shards import NpyWriter, write_png
-from pipeline.version.targets import row_objects, sample_targets, to_device
+from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_targets, to_device
 
 OWNER = ".owner"  # pid of the run writing a temporary directory; removed before the rename
 LOOKAHEAD = 2  # batches decoded ahead of the transform
@@ -166,7 +166,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
             keys = keys_tensor([sample_key(params.seed, batch[i].sample.id, batch[i].copy) for i in aug], device)
             drawn = pipe.sample(keys, h, w)
             idx = torch.tensor(aug)
-            parts, partner_ids = _partners(pipe, drawn, pool_samples, decode_many, h, w, dataset.classes,
+            parts, partner_ids = partner_batch(pipe, drawn, pool_samples, decode_many, h, w, dataset.classes,
                                            device)
             out, moved = pipe.transform(imgs[idx.to(device)], to_device(resized.select(idx), device), drawn, parts)
             imgs[idx.to(device)] = out
@@ -181,7 +181,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         for i, r in enumerate(batch):
             t, k = (moved, moved_at[i]) if i in moved_at else (resized, i)
             objects, dropped = row_objects(t, k, r.sample, dataset.classes, resized, i, partners_of.get(i, ()))
-            label, mix_label, weight = _mix_of(t, k)
+            label, mix_label, weight = mix_of(t, k)
             mix.append((label, mix_label, weight))
             row = {"id": r.id, "source_id": r.sample.id, "copy": r.copy, "split": "",
                    "label": r.sample.label, "ops": params_of.get(i, []), "objects": objects,
@@ -261,35 +261,3 @@ def _step(pending, transform, sw: _SplitWriter, split, class_index, writer, last
     bar.update(len(batch))
     return writer.submit(sw.write, batch, arr, labels, mix, rows, shas)
 
-
-def _partners(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, classes, device):
-    """Mixing partners as data: for each slot, (images, targets) of the split's samples
-    at ``Pipeline.partner_indices`` (drawn from each row's own keys), so a row's output
-    depends on its keys and the split, never on the batch. Partners are the resized
-    source images, un-augmented. Returns (partners or None, per-row partner ids)."""
-    import torch
-
-    slots = pipe.partner_slots()
-    if not slots:
-        return None, []
-    idx = pipe.partner_indices(drawn, len(pool_samples))
-    chosen = [[pool_samples[k] for k in row] for row in idx.tolist()]
-    dec = decode_many([s for row in chosen for s in row])
-    parts = []
-    for j in range(slots):
-        ss = [row[j] for row in chosen]
-        img = torch.from_numpy(np.stack([dec[s.id].pixels for s in ss])).to(device)
-        t = sample_targets(ss, [dec[s.id].size for s in ss], h, w, classes, origin=j + 1)
-        parts.append((img, to_device(t, device)))
-    return parts, [[s.id for s in row] for row in chosen]
-
-
-def _mix_of(t, i: int) -> tuple[int, int, float]:
-    """(label, mix_label, weight of label) of row i; -1 without an image label; a row
-    not mixed (weight 1) has mix_label = label."""
-    if t.classes is None:
-        return -1, -1, 1.0
-    label = int(t.classes[i])
-    if t.mix_classes is None or float(t.mix_weight[i]) == 1.0:
-        return label, label, 1.0
-    return label, int(t.mix_classes[i]), float(t.mix_weight[i])
