@@ -39,6 +39,10 @@ from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_
 
 OWNER = ".owner"  # pid of the run writing a temporary directory; removed before the rename
 LOOKAHEAD = 2  # batches decoded ahead of the transform
+MIX_ARRAYS = ("<split>_mix_labels.npy: int64, the mixup/cutmix partner's class (= <split>_labels.npy when "
+              "not mixed; -1 without image labels); <split>_mix_weights.npy: float32, the weight of "
+              "<split>_labels.npy's class (1.0 when not mixed). Soft label = w * onehot(label) + "
+              "(1 - w) * onehot(mix_label)")
 
 
 def _alive(pid: int) -> bool:
@@ -84,6 +88,7 @@ class _SplitWriter:
         self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
         self.mix_weights = NpyWriter(tmp / f"{split}_mix_weights.npy", np.float32, (n,))
         self.index = 0
+        self.mixed = 0  # rows whose label is a mixup/cutmix blend
         self.total = np.zeros(hwc[2], dtype=np.int64)
         self.total_sq = np.zeros(hwc[2], dtype=np.int64)
         self.source = hashlib.sha256()
@@ -100,6 +105,7 @@ class _SplitWriter:
         self.labels.write(np.asarray(labels, dtype=np.int64))
         self.mix_labels.write(np.asarray([m[1] for m in mix], dtype=np.int64))
         self.mix_weights.write(np.asarray([m[2] for m in mix], dtype=np.float32))
+        self.mixed += sum(1 for m in mix if m[2] != 1.0)
         for r, row, sha, img in zip(batch, rows, shas, arr):
             row["index"] = self.index
             if not self.packed:
@@ -149,6 +155,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         # Knobs that cannot change a byte stay out of the card, so it is identical too.
         "params": params.model_dump(mode="json", exclude={"batch_size", "workers", "device"}),
         "pipeline": dump_pipeline(pipe), "lineage": lineage, "splits": {}, "files": {},
+        "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
     }
     source_images = hashlib.sha256()
 
@@ -228,7 +235,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
             card["files"].update(sw.close())
             mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), n * h * w)
             card["splits"][split] = {"samples": n, "per_class": plan.per_class(split),
-                                     "pixel_mean": mean, "pixel_std": std}
+                                     "pixel_mean": mean, "pixel_std": std, "mixed": sw.mixed}
             source_images.update(f"{split}\t{sw.source.hexdigest()}\n".encode())
         manifest.close()
         card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
