@@ -102,12 +102,28 @@ def test_mixed_samples_re_render_from_their_recorded_partners(mixed_version):
     assert "mixed with" in text and mixed[0]["partners"][0] in text
 
 
-def test_mixed_box_data_re_renders_and_keeps_both_images_objects(tmp_path):
+@pytest.mark.parametrize("pipe", [[{"name": "mixup", "p": 1.0}, {"name": "cutmix", "p": 0.5}],
+                                  [{"name": "mosaic", "p": 1.0}, {"name": "rotate", "p": 1.0, "degrees": 10}]],
+                         ids=["mixup_cutmix", "mosaic"])
+def test_mixed_box_data_re_renders_and_keeps_both_images_objects(tmp_path, pipe):
     ds = load_dataset(make_annotated(tmp_path / "canonical", n=8))
     assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
-    pipe = [{"name": "mixup", "p": 1.0}, {"name": "cutmix", "p": 0.5}]
     write_version(ds, assignment, AugmentParams(copies=2, pipeline=pipe, batch_size=3), tmp_path / "v")
     aug = [r for r in rows(tmp_path / "v") if r["copy"]]
     assert any(o.get("partner") for r in aug for o in r["objects"])  # mixup keeps the partner's boxes
     for r in aug:
         assert trace(tmp_path / "v", r["id"]).identical, r["id"]
+
+
+def test_classification_versions_refuse_mosaic_before_writing(tmp_path):
+    from pipeline.config import IngestParams
+    from pipeline.errors import ConfigError
+    from pipeline.ingest import ingest
+    from tests.conftest import make_imagefolder
+
+    ds = ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=3, size=12),
+                tmp_path / "canonical", IngestParams(workers=1))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+    with pytest.raises(ConfigError, match=r"augment.pipeline\[0\] \(mosaic\)"):
+        write_version(ds, assignment, AugmentParams(pipeline=[{"name": "mosaic"}]), tmp_path / "v")
+    assert not (tmp_path / "v").exists()
