@@ -65,7 +65,7 @@ def draw(pixels: np.ndarray, objects: list[dict], scale: int, classes: tuple[str
             pts = [(x * scale, y * scale) for x, y in zip(poly[0::2], poly[1::2])]
             pen.polygon(pts, outline=colour, width=2)
         x1, y1, x2, y2 = (v * scale for v in o["box"])
-        if o["visible"]:
+        if o.get("visible", True):
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=1)
             pen.text((x1 + 2, max(y1 - 15, 0)), o["label"], fill=colour, font=font, stroke_width=2,
                      stroke_fill=(0, 0, 0))
@@ -92,6 +92,17 @@ def _params_text(describe: list[dict]) -> list[str]:
     return [op["op"] + ": " + ", ".join(f"{k}={v}" for k, v in op.items() if k != "op") for op in describe]
 
 
+def _label_text(s: Sample, moved, classes) -> str:
+    """The caption's label: hard, soft (``0.63·cat + 0.37·dog``) when mixed, or an object count."""
+    from pipeline.trace import soft_label_text
+    from pipeline.version.targets import mix_of
+
+    if s.label is None:
+        return f"{len(s.objects)} object(s)"
+    label, mix_label, weight = mix_of(moved, 0)
+    return s.label if weight == 1.0 else soft_label_text(classes[label], classes[mix_label], weight)
+
+
 def preview(source: Path, params: AugmentParams, n: int, logdir: Path) -> PreviewResult:
     """Write the preview of ``n`` samples of the canonical dataset ``source`` into ``logdir``."""
     import torch
@@ -102,7 +113,7 @@ def preview(source: Path, params: AugmentParams, n: int, logdir: Path) -> Previe
     from pipeline.augment.rng import keys_tensor
     from pipeline.seeding import sample_key
     from pipeline.version.decode import decode
-    from pipeline.version.targets import geometric_matrices, resize_matrix, transform_objects
+    from pipeline.version.targets import partner_batch, row_objects, sample_targets
 
     dataset = load_dataset(source)
     full = build_pipeline(params.pipeline)
@@ -116,24 +127,36 @@ def preview(source: Path, params: AugmentParams, n: int, logdir: Path) -> Previe
     writer = SummaryWriter(log_dir=str(logdir), filename_suffix=SUFFIX)
     images = 0
     samples = pick(dataset, n)
+    pool = sorted(dataset.samples, key=lambda s: s.id)  # mixing partners: as in a version, by key
     for k, s in enumerate(samples):
         h, w = params.image_size or (s.height, s.width)
         c = params.channels or s.channels
         dec = decode(dataset.image_path(s), h, w, c)
+
+        def decode_many(wanted, h=h, w=w, c=c):
+            return {p.id: decode(dataset.image_path(p), h, w, c) for p in wanted}
+
         img = torch.from_numpy(dec.pixels)[None]
-        resize = resize_matrix(dec.size, h, w)
+        resized = sample_targets([s], [dec.size], h, w, dataset.classes)
         scale = max(1, math.ceil(PANEL / max(h, w)))
-        before = draw(dec.pixels.transpose(1, 2, 0), transform_objects(s.objects, resize, h, w), scale,
+        before = draw(dec.pixels.transpose(1, 2, 0), row_objects(resized, 0, s, dataset.classes)[0], scale,
                       dataset.classes)
-        label = s.label if s.label is not None else f"{len(s.objects)} object(s)"
         keys = keys_tensor([sample_key(params.seed, s.id, 1)])
         for tag, pipe in [("full_pipeline", full)] + alone:
             drawn = pipe.sample(keys, h, w)
-            out = pipe.apply(img, drawn)[0].permute(1, 2, 0).contiguous().numpy() if pipe.ops \
-                else dec.pixels.transpose(1, 2, 0)
-            m = geometric_matrices(pipe.ops, drawn, 1, h, w)[0] @ resize
-            after = draw(out, transform_objects(s.objects, m, h, w), scale, dataset.classes)
-            caption = [f"{s.id}  label: {label}  ({tag}, seed {params.seed}, copy 1)"]
+            moved, partner_ids = resized, [[]]
+            if pipe.ops:
+                parts, partner_ids = partner_batch(pipe, drawn, pool, decode_many, h, w, dataset.classes, "cpu")
+                out_t, moved = pipe.transform(img, resized, drawn, parts)
+                out = out_t[0].permute(1, 2, 0).contiguous().numpy()
+            else:
+                out = dec.pixels.transpose(1, 2, 0)
+            objects, _ = row_objects(moved, 0, s, dataset.classes, resized, 0, (partner_ids or [[]])[0])
+            after = draw(out, objects, scale, dataset.classes)
+            caption = [f"{s.id}  label: {_label_text(s, moved, dataset.classes)}  "
+                       f"({tag}, seed {params.seed}, copy 1)"]
+            if partner_ids and partner_ids[0]:
+                caption.append("mixed with " + ", ".join(partner_ids[0]))
             caption += _params_text(Pipeline.describe(pipe.ops, drawn, 0)) or ["(no ops)"]
             name = f"{tag}/{k:02d}_{s.id.replace('/', '_')}"
             writer.add_image(name, panel(before, after, caption), 0, dataformats="HWC")

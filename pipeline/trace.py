@@ -71,7 +71,16 @@ def render(dataset: Dataset, sample: Sample, row: dict, card: dict) -> np.ndarra
     img = torch.from_numpy(decode(dataset.image_path(sample), h, w, c).pixels)[None]
     if row["ops"]:
         pipe = build_pipeline(card["pipeline"])
-        img = pipe.apply(img, drawn_from_rows(pipe.ops, [row["ops"]]))
+        partners = None
+        if pipe.partner_slots():  # mixing: the recorded partners' resized source images, as the writer used
+            by_id = {s.id: s for s in dataset.samples}
+            missing = [p for p in row.get("partners", []) if p not in by_id]
+            if missing or len(row.get("partners", [])) != pipe.partner_slots():
+                raise InputError(f"manifest row {row['id']!r}: mixing partner(s) {missing or 'unrecorded'} "
+                                 "not in the canonical dataset; pass the --dataset it was built from")
+            partners = [(torch.from_numpy(decode(dataset.image_path(by_id[p]), h, w, c).pixels)[None], None)
+                         for p in row["partners"]]
+        img = pipe.apply(img, drawn_from_rows(pipe.ops, [row["ops"]]), partners)
     return img[0].permute(1, 2, 0).contiguous().numpy()
 
 
@@ -92,6 +101,16 @@ def trace(version: Path, sample_id: str, dataset_dir: Path | None = None) -> Tra
     return Trace(row, sample, dataset, stored_pixels(version, row), render(dataset, sample, row, card), changed)
 
 
+def _mix_text(row: dict) -> str:
+    w = row.get("mix_weight", 1.0)
+    return "" if w == 1.0 else f"  (soft: {soft_label_text(row['label'], row['mix_label'], w)})"
+
+
+def soft_label_text(label, mix_label, weight: float) -> str:
+    """``0.63·cat + 0.37·dog``: a mixed sample's soft label, for captions and traces."""
+    return f"{weight:.2f}·{label} + {1 - weight:.2f}·{mix_label}"
+
+
 def format_trace(t: Trace) -> str:
     src = t.sample.source
     where = f"{src.root.rstrip('/')}/{src.path}" if src.root else src.path
@@ -104,10 +123,15 @@ def format_trace(t: Trace) -> str:
     lines += [
         f"canonical       {t.sample.id}  ->  {t.dataset.image_path(t.sample)}",
         f"copy            {t.row['copy']}" + ("  (original, no ops)" if not t.row["ops"] else ""),
-        f"label           {t.row['label']}",
+        f"label           {t.row['label']}" + _mix_text(t.row),
     ]
+    if t.row.get("partners"):
+        lines.append(f"mixed with      {', '.join(t.row['partners'])}")
     for o in t.row.get("objects", []):
-        lines.append(f"object          {o['label']} box {o['box']}" + ("" if o["visible"] else " (outside)"))
+        lines.append(f"object          {o['label']} box {o['box']}" + ("" if o.get("visible", True) else " (outside)")
+                     + (f" (from {o['partner']})" if "partner" in o else ""))
+    for o in t.row.get("dropped", []):
+        lines.append(f"dropped         {o['label']} source box {o['source_box']}: {o['reason']}")
     for i, op in enumerate(t.row["ops"]):
         rest = ", ".join(f"{k}={v!r}" for k, v in op.items() if k != "op")
         lines.append(f"op {i + 1}            {op['op']}: {rest}")

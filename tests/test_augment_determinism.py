@@ -167,11 +167,13 @@ def test_albumentations_backend_moves_polygons_and_keypoints():
     assert out.keypoints.tolist() == [[17.0, 4.0]] and out.boxes.tolist() == [[14.0, 1.0, 18.0, 5.0]]
 
 
-def test_offline_dataset_versions_refuse_mixing_and_resizing():
+def test_offline_dataset_versions_refuse_mosaic_for_classification_and_resizing():
     from pipeline.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="mixup"):
-        build_pipeline([{"name": "mixup"}]).check_offline(28, 28)
+    build_pipeline([{"name": "mixup"}, {"name": "cutmix"}]).check_offline(28, 28, classification=True)
+    build_pipeline([{"name": "mosaic"}]).check_offline(28, 28)  # box data: objects carry the labels
+    with pytest.raises(ConfigError, match="mosaic"):
+        build_pipeline([{"name": "mosaic"}]).check_offline(28, 28, classification=True)
     with pytest.raises(ConfigError, match="image size"):
         build_pipeline([{"name": "random_resized_crop", "size": [20, 20]}]).check_offline(28, 28)
     build_pipeline([{"name": "random_resized_crop", "size": [28, 28]}]).check_offline(28, 28)

@@ -21,6 +21,11 @@ def keys(n, seed=0):
     return keys_tensor([sample_key(seed, f"s{i}", 1) for i in range(n)])
 
 
+def shoelace(poly) -> float:
+    """The area a polygon encloses (0 for a line or a folded sliver)."""
+    return abs(sum(a[0] * b[1] - b[0] * a[1] for a, b in zip(poly, poly[1:] + poly[:1]))) / 2
+
+
 def ref_clip(poly, x0, y0, x1, y1):
     """Reference Sutherland-Hodgman on a list of (x, y), one edge at a time."""
     def clip(pts, inside, cut):
@@ -84,8 +89,11 @@ def test_polygon_boxes_are_tight_around_the_clipped_polygon(pts, deg):
     out = transform_targets(t, m, (40, 40), Rules(min_area=0.0))
     moved = [ref_rotate(p, deg, 20.0, 20.0) for p in pts]
     clipped = ref_clip(moved, 0, 0, 40, 40)
-    if not clipped or area(bbox(clipped)) <= 1e-3:
-        return  # degenerate or off-canvas: dropped or zero-area, both fine
+    if not clipped or area(bbox(clipped)) <= 1e-3 or shoelace(clipped) <= 1e-3:
+        # degenerate or off-canvas: dropped or zero-area, both fine. A zero-area
+        # polygon (a line, a folded sliver) is ill-conditioned: a vertex 1e-16 outside
+        # an edge decides which of its ends survive the clip.
+        return
     if len(out.boxes) == 1:
         assert torch.allclose(out.boxes[0], torch.tensor(bbox(clipped), dtype=torch.float32), atol=2e-3)
 

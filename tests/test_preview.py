@@ -88,3 +88,21 @@ def test_augment_without_preview_still_needs_its_paths(tmp_path, missing, monkey
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["augment", str(tmp_path), *[x for kv in args.items() for x in kv]])
     assert res.exit_code == 2 and missing in res.output
+
+
+def test_mixed_samples_show_soft_labels_in_the_caption(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=3, per_class=4, size=16)
+    ingest(src, tmp_path / "canonical", IngestParams(workers=1))
+    res = preview(tmp_path / "canonical", AugmentParams(pipeline=[{"name": "mixup", "p": 1.0}]), 4, tmp_path / "tb")
+    assert res.images == 4 * 2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"tensors": 0})
+    acc.Reload()
+    captions = [acc.Tensors(t)[0].tensor_proto.string_val[0].decode() for t in acc.Tags()["tensors"]]
+    import re
+
+    soft = [re.search(r"label: (\d\.\d\d)·(\w+) \+ (\d\.\d\d)·(\w+)", c) for c in captions]
+    soft = [m for m in soft if m]
+    assert soft and all(abs(float(m[1]) + float(m[3]) - 1) < 0.011 for m in soft)
+    assert all("mixed with" in c for c in captions if "·" in c)

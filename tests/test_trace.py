@@ -69,3 +69,61 @@ def test_cli_prints_source_copy_and_params(version, tmp_path):
     assert f"src/{row['source_id'].split('/')[1]}" in out and "format labelme" in out
     assert "copy            1" in out and f"angle={row['ops'][0]['angle']!r}" in out
     assert "identical pixels" in out and (tmp_path / "r.png").is_file()
+
+
+MIX = [{"name": "rotate", "p": 0.5, "degrees": 15}, {"name": "mixup", "p": 0.6}, {"name": "cutmix", "p": 0.6}]
+
+
+@pytest.fixture(scope="module")
+def mixed_version(tmp_path_factory):
+    from pipeline.config import IngestParams
+    from pipeline.ingest import ingest
+    from tests.conftest import make_imagefolder
+
+    root = tmp_path_factory.mktemp("m")
+    ds = ingest(make_imagefolder(root / "src", classes=3, per_class=5, size=16, channels=3),
+                root / "canonical", IngestParams(workers=1))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+    write_version(ds, assignment, AugmentParams(copies=3, pipeline=MIX, batch_size=4), root / "version")
+    return root / "version"
+
+
+def test_mixed_samples_re_render_from_their_recorded_partners(mixed_version):
+    from pipeline.trace import format_trace
+
+    mixed = [r for r in rows(mixed_version) if r["mix_weight"] < 1.0]
+    assert mixed
+    for row in rows(mixed_version):
+        t = trace(mixed_version, row["id"])
+        assert t.identical, row["id"]
+    text = format_trace(trace(mixed_version, mixed[0]["id"]))
+    w = mixed[0]["mix_weight"]
+    assert f"{w:.2f}·{mixed[0]['label']} + {1 - w:.2f}·{mixed[0]['mix_label']}" in text
+    assert "mixed with" in text and mixed[0]["partners"][0] in text
+
+
+@pytest.mark.parametrize("pipe", [[{"name": "mixup", "p": 1.0}, {"name": "cutmix", "p": 0.5}],
+                                  [{"name": "mosaic", "p": 1.0}, {"name": "rotate", "p": 1.0, "degrees": 10}]],
+                         ids=["mixup_cutmix", "mosaic"])
+def test_mixed_box_data_re_renders_and_keeps_both_images_objects(tmp_path, pipe):
+    ds = load_dataset(make_annotated(tmp_path / "canonical", n=8))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+    write_version(ds, assignment, AugmentParams(copies=2, pipeline=pipe, batch_size=3), tmp_path / "v")
+    aug = [r for r in rows(tmp_path / "v") if r["copy"]]
+    assert any(o.get("partner") for r in aug for o in r["objects"])  # mixup keeps the partner's boxes
+    for r in aug:
+        assert trace(tmp_path / "v", r["id"]).identical, r["id"]
+
+
+def test_classification_versions_refuse_mosaic_before_writing(tmp_path):
+    from pipeline.config import IngestParams
+    from pipeline.errors import ConfigError
+    from pipeline.ingest import ingest
+    from tests.conftest import make_imagefolder
+
+    ds = ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=3, size=12),
+                tmp_path / "canonical", IngestParams(workers=1))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+    with pytest.raises(ConfigError, match=r"augment.pipeline\[0\] \(mosaic\)"):
+        write_version(ds, assignment, AugmentParams(pipeline=[{"name": "mosaic"}]), tmp_path / "v")
+    assert not (tmp_path / "v").exists()

@@ -38,20 +38,25 @@ def annotated(tmp_path_factory):
     return ds, assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
 
 
-def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path):
+MIX = AUG + [{"name": "mixup", "p": 0.5}, {"name": "cutmix", "p": 0.5}]
+ARRAYS = {f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("images", "labels", "mix_labels", "mix_weights")}
+
+
+@pytest.mark.parametrize("pipeline", [AUG, MIX], ids=["geometric", "with_mixup_cutmix"])
+def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path, pipeline):
     ds, assignment = canonical
-    base = dict(copies=2, pipeline=AUG, image_size=(16, 18))
+    base = dict(copies=2, pipeline=pipeline, image_size=(16, 18))
     write_version(ds, assignment, AugmentParams(**base, batch_size=1, workers=1), tmp_path / "a")
     write_version(ds, assignment, AugmentParams(**base, batch_size=7, workers=4), tmp_path / "b")
     write_version(ds, assignment, AugmentParams(**base, batch_size=64, workers=2, seed=1), tmp_path / "c")
     a, b, c = (digests(tmp_path / x) for x in "abc")
-    assert set(a) == {"train_images.npy", "train_labels.npy", "val_images.npy", "val_labels.npy",
-                      "test_images.npy", "test_labels.npy", "manifest.jsonl", "classes.json",
-                      "card.json", "CARD.md"}
+    assert set(a) == ARRAYS | {"manifest.jsonl", "classes.json", "card.json", "CARD.md"}
     assert a == b  # every file, card included
     changed = {k for k in a if a[k] != c[k]}
-    # Only the seed moved: the augmented train images, their manifest rows and the card.
-    assert changed == {"train_images.npy", "manifest.jsonl", "card.json", "CARD.md"}
+    # Only the seed moved: the augmented train images, their manifest rows and the card
+    # (and, with mixing, which partner and how much).
+    mixed = {"train_mix_labels.npy", "train_mix_weights.npy"} if pipeline is MIX else set()
+    assert changed == {"train_images.npy", "manifest.jsonl", "card.json", "CARD.md"} | mixed
 
 
 def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
@@ -140,3 +145,43 @@ def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path):
     (live / OWNER).write_text(str(os.getppid()))  # a running process: another run, left alone
     assert set(clean_stale(out)) == {stale, orphan}
     assert live.is_dir() and not stale.exists()
+
+
+def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):
+    ds, assignment = canonical
+    card = write_version(ds, assignment, AugmentParams(copies=3, pipeline=MIX), tmp_path / "v")
+    v = tmp_path / "v"
+    train = [r for r in (json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines())
+             if r["split"] == "train"]
+    labels, mix = np.load(v / "train_labels.npy"), np.load(v / "train_mix_labels.npy")
+    weights = np.load(v / "train_mix_weights.npy")
+    assert mix.dtype == np.int64 and weights.dtype == np.float32 and len(mix) == len(weights) == len(train)
+    assert {"train_mix_labels.npy", "train_mix_weights.npy"} <= set(card["files"])
+    for r in train:
+        assert [ds.classes[labels[r["index"]]], ds.classes[mix[r["index"]]]] == [r["label"], r["mix_label"]]
+        assert weights[r["index"]] == np.float32(r["mix_weight"])
+        if r["mix_weight"] == 1.0:
+            assert r["mix_label"] == r["label"]
+        if r["copy"]:
+            assert len(r["partners"]) == 2 and all(p in assignment for p in r["partners"])
+            assert all(assignment[p] == "train" for p in r["partners"])  # partners from the same split
+    mixed = [r for r in train if r["mix_weight"] < 1.0]
+    assert len(mixed) > len(train) // 6 and all(0.0 < r["mix_weight"] < 1.0 for r in mixed)
+    assert any(r["mix_label"] != r["label"] for r in mixed)
+    assert card["mix"]["ops"] == ["mixup", "cutmix"] and card["splits"]["train"]["mixed"] == len(mixed)
+    assert card["splits"]["val"]["mixed"] == 0 and "Mixed rows (mixup, cutmix)" in (v / "CARD.md").read_text()
+
+
+def test_objects_dropped_by_the_rules_are_listed_with_a_reason(annotated, tmp_path):
+    ds, assignment = annotated
+    strict = [{"name": "rotate", "p": 1.0, "degrees": 40}, {"name": "crop", "p": 1.0, "padding": 20}]
+    write_version(ds, assignment, AugmentParams(copies=3, pipeline=strict, min_visibility=0.9), tmp_path / "v")
+    rows = [json.loads(x) for x in (tmp_path / "v/manifest.jsonl").read_text().splitlines()]
+    by_id = {s.id: s for s in ds.samples}
+    dropped = 0
+    for r in rows:
+        gone = r.get("dropped", [])
+        assert len(r["objects"]) + len(gone) == len(by_id[r["source_id"]].objects)  # nothing lost silently
+        assert all(d["reason"] and d["label"] in ds.classes for d in gone)
+        dropped += len(gone)
+    assert dropped > 0

@@ -1,4 +1,4 @@
-"""Manifest op parameters survive JSON exactly; objects move with the geometry."""
+"""Manifest op parameters survive JSON exactly; objects move through the engine's Targets path."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
-from pipeline.record import Object
+from pipeline.record import Object, Sample
 from pipeline.seeding import sample_key
 from pipeline.version.manifest import drawn_from_rows, exact_params
-from pipeline.version.targets import geometric_matrices, resize_matrix, transform_objects
+from pipeline.version.targets import DROP_RESIZE, row_objects, sample_targets
 
 PIPE = build_pipeline([{"name": "rotate", "p": 0.7, "degrees": 45}, {"name": "hflip", "p": 0.5},
                        {"name": "vflip", "p": 0.5}, {"name": "crop", "p": 0.7, "padding": 9}])
@@ -32,26 +32,39 @@ def test_params_round_trip_through_json_bit_for_bit(seed, ids):
         assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
 
 
+def _through(pipe, obj, src_hw, h, w, seed=0):
+    """One sample's objects through the version's real path: resize, then the pipeline."""
+    s = Sample(id="s", image="s.png", width=src_hw[1], height=src_hw[0], channels=3, objects=(obj,))
+    resized = sample_targets([s], [src_hw], h, w, ["a"])
+    if not pipe.ops:
+        return row_objects(resized, 0, s, ["a"], resized)
+    drawn = pipe.sample(keys_tensor([sample_key(seed, "s", 1)]), h, w)
+    _, moved = pipe.transform(torch.zeros((1, 3, h, w), dtype=torch.uint8), resized, drawn)
+    return row_objects(moved, 0, s, ["a"], resized)
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**31), x=st.floats(2, 20), y=st.floats(2, 10), bw=st.floats(1, 8), bh=st.floats(1, 8))
 def test_moved_box_bounds_the_moved_polygon_and_identity_keeps_it(seed, x, y, bw, bh):
     h, w = 20, 30
     poly = (x, y, x + bw, y, x + bw, y + bh, x, y + bh)
     obj = Object("a", (x, y, x + bw, y + bh), (poly,))
-    same = transform_objects((obj,), torch.eye(3), h, w)[0]
+    (same,), () = _through(build_pipeline([]), obj, (h, w), h, w)
     # float32 maths rounded to 3 decimals: allow one unit in the last place.
     assert same["box"] == pytest.approx([x, y, min(x + bw, w), min(y + bh, h)], abs=1.5e-3)
-    drawn = PIPE.sample(keys_tensor([sample_key(seed, "s", 1)]), h, w)
-    m = geometric_matrices(PIPE.ops, drawn, 1, h, w)[0]
-    moved = transform_objects((obj,), m, h, w)[0]
-    if moved["visible"]:
+    kept, dropped = _through(PIPE, obj, (h, w), h, w, seed)
+    assert len(kept) + len(dropped) == 1  # kept or listed as dropped, never lost
+    for moved in kept:
         x1, y1, x2, y2 = moved["box"]
         xs, ys = moved["polygons"][0][0::2], moved["polygons"][0][1::2]
         assert x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h
-        assert x1 <= max(min(xs), 0) + 1e-3 and x2 >= min(max(xs), w) - 1e-3
-        assert y1 <= max(min(ys), 0) + 1e-3 and y2 >= min(max(ys), h) - 1e-3
+        # polygons are clipped to the canvas, and the box is their tight bound
+        assert min(xs) == pytest.approx(x1, abs=2e-3) and max(xs) == pytest.approx(x2, abs=2e-3)
+        assert min(ys) == pytest.approx(y1, abs=2e-3) and max(ys) == pytest.approx(y2, abs=2e-3)
 
 
-def test_resize_matrix_scales_to_output_pixels():
-    obj = Object("a", (0.0, 0.0, 10.0, 5.0))
-    assert transform_objects((obj,), resize_matrix((10, 20), 20, 40), 20, 40)[0]["box"] == [0, 0, 20, 10]
+def test_resize_scales_to_output_pixels_and_zero_area_is_listed():
+    (o,), () = _through(build_pipeline([]), Object("a", (0.0, 0.0, 10.0, 5.0)), (10, 20), 20, 40)
+    assert o["box"] == [0, 0, 20, 10]
+    (), (d,) = _through(build_pipeline([]), Object("a", (3.0, 3.0, 3.0, 5.0)), (10, 20), 20, 40)
+    assert d["label"] == "a" and d["reason"] == DROP_RESIZE

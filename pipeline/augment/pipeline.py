@@ -62,16 +62,18 @@ class Pipeline:
             h, w = op.out_hw(h, w)
         return h, w
 
-    def check_offline(self, h: int, w: int) -> None:
+    def check_offline(self, h: int, w: int, classification: bool = False) -> None:
         """Fail early when this pipeline cannot produce a packed dataset version:
-        those store one hard label per image (mixing needs soft labels: use it at
-        training time) and one image size (originals and copies side by side)."""
+        those store one image size (originals and copies side by side) and, for
+        classification, a label pair per image (``label``, ``mix_label``,
+        ``mix_weight``): mixup/cutmix fit, mosaic's four labels do not."""
         from pipeline.errors import ConfigError
 
         for i, op in enumerate(self.ops):
-            if op.kind == "mixing":
-                raise ConfigError(f"augment.pipeline[{i}] ({op.name}): mixing ops produce soft labels, which "
-                                  "a dataset version does not store; use them in online (training) augmentation")
+            if classification and op.kind == "mixing" and op.partners != 1:
+                raise ConfigError(f"augment.pipeline[{i}] ({op.name}): mixes {op.partners + 1} images' labels; "
+                                  "a classification dataset version stores two (label, mix_label): use "
+                                  "mixup/cutmix here, or this op in online (training) augmentation")
         if self.out_hw(h, w) != (h, w):
             raise ConfigError(f"augment.pipeline changes the image size {h}x{w} -> {self.out_hw(h, w)}; "
                               "set the op's size to null or to augment.image_size")

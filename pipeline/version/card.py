@@ -80,6 +80,9 @@ def render_markdown(card: dict) -> str:
     lines += ["", "## Augmentation pipeline", ""]
     ops = card["pipeline"]["ops"]
     lines += [f"{i + 1}. `{json.dumps(op, sort_keys=True)}`" for i, op in enumerate(ops)] or ["(none)"]
+    if card.get("mix", {}).get("ops"):
+        mixed = ", ".join(f"{k} {s.get('mixed', 0)}" for k, s in card["splits"].items())
+        lines += ["", f"Mixed rows ({', '.join(card['mix']['ops'])}): {mixed}. {card['mix']['arrays']}."]
     lines += ["", "## Files (sha256)", ""]
     lines += [f"- `{k}`: `{v}`" for k, v in sorted(card["files"].items())]
     return "\n".join(lines) + "\n"

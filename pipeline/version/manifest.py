@@ -12,7 +12,10 @@ A manifest row::
     {"id": "<source id>#<copy>", "source_id": ..., "copy": 0..n, "split": ...,
      "index": position in the split's arrays, "label": class name,
      "ops": [{"op": name, <param>: value, ...}, ...],   # [] for originals
-     "objects": [{"label", "box", "polygons"?, "visible"}],  # in output pixels
+     "objects": [{"label", "box", "polygons"?, "visible", "weight"?, "partner"?}],  # output pixels
+     "dropped": [{"label", "source_box", "reason"}],     # only when an object was removed
+     "mix_label": class name, "mix_weight": weight of label (1.0: not mixed),
+     "partners": [source id per mixing slot],          # only for augmented rows with mixing ops
      "file": "images/<split>/<index>.png"}              # only when not packed
 """
 

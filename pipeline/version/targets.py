@@ -1,30 +1,27 @@
-"""Objects (boxes, polygons) carried through a version's resize and geometric ops.
+"""A version's objects as the engine's ``Targets``, and back to manifest data.
 
-Every geometric op is a (B, 3, 3) matrix (``pipeline.augment.geometry``); the
-points of an object are multiplied by the composed matrix of the resize and the
-sample's geometric ops, and the box is the bounds of the moved corners (or of the
-moved polygon, which is tighter after a rotation).
-
-TODO(lead): once the augmentation engine's targets API (issue 5) is merged,
-switch ``transform_objects`` to it, so ops that move objects in other ways
-(mosaic, cutmix) are handled in one place.
+The geometry is the engine's (``pipeline.augment.target_geometry``): this module
+only builds a batch's ``Targets`` from Sample records, scaled from source pixels to
+the output size, and reads the transformed ones back per row. So that no object
+is lost silently, each object's label carries a tag (its index in the sample and
+whether it came from the sample itself or from mixing partner ``j``): the engine
+passes labels through untouched, and an own object missing afterwards is listed
+under the row's ``dropped`` with the reason.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
-from pipeline.augment import geometry
-from pipeline.record import Object
+from pipeline.augment.target_geometry import Rules, transform_targets
+from pipeline.augment.targets import Targets
+from pipeline.record import Sample
 
-
-def geometric_matrices(ops, drawn, b: int, h: int, w: int) -> torch.Tensor:
-    """(B, 3, 3): the composition of a batch's geometric ops, in pipeline order."""
-    m = geometry.identity(b)
-    for op, params in zip(ops, drawn):
-        if op.kind == "geometric":
-            m = op.matrix({k: v.cpu() for k, v in params.items()}, h, w).to(torch.float32) @ m
-    return m
+MAX_OBJECTS = 1 << 20  # objects per image at most; the tag's origin lies above this
+DROP_RESIZE = "zero area at the output size"
+DROP_PIPELINE = "removed by the pipeline (min_visibility/min_area, or covered by a pasted region)"
 
 
 def resize_matrix(src_hw: tuple[int, int], h: int, w: int) -> torch.Tensor:
@@ -35,25 +32,107 @@ def resize_matrix(src_hw: tuple[int, int], h: int, w: int) -> torch.Tensor:
     return m
 
 
-def transform_objects(objects: tuple[Object, ...], m: torch.Tensor, h: int, w: int) -> list[dict]:
-    """Move objects by the (3, 3) matrix ``m``; boxes are clipped to the (h, w) image.
+def _code(cls: int, obj: int, origin: int, n_classes: int) -> int:
+    return cls + n_classes * (obj + MAX_OBJECTS * origin)
 
-    An object moved entirely outside the image is kept with ``visible: false``
-    rather than dropped, so the manifest still accounts for it.
+
+def _decode(code: int, n_classes: int) -> tuple[int, int, int]:
+    """(class index, object index, origin: 0 own, j + 1 partner slot j)."""
+    rest, cls = divmod(code, n_classes)
+    origin, obj = divmod(rest, MAX_OBJECTS)
+    return cls, obj, origin
+
+
+def sample_targets(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]], h: int, w: int,
+                   classes: Sequence[str], origin: int = 0) -> Targets:
+    """Targets of ``samples`` in output pixels of (h, w); ``sizes`` are the source (h, w).
+
+    Classification labels go to ``Targets.classes`` when every sample has one.
     """
-    out = []
-    for o in objects:
-        x1, y1, x2, y2 = o.box
-        corners = torch.tensor([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], dtype=torch.float32)
-        polys = [geometry.transform_points(m, torch.tensor(p, dtype=torch.float32).reshape(-1, 2))
-                 for p in o.polygons]
-        pts = torch.cat(polys) if polys else geometry.transform_points(m, corners)
-        lo = pts.min(0).values.clamp(min=0.0)
-        hi = pts.max(0).values
-        hi = torch.stack([hi[0].clamp(max=float(w)), hi[1].clamp(max=float(h))])
-        visible = bool((hi > lo).all())
-        d: dict = {"label": o.label, "box": [round(float(v), 3) for v in (*lo, *hi)], "visible": visible}
-        if polys:
-            d["polygons"] = [[round(float(v), 3) for v in p.reshape(-1)] for p in polys]
+    index = {name: i for i, name in enumerate(classes)}
+    n = max(1, len(classes))
+    boxes = [[o.box for o in s.objects] for s in samples]
+    labels = [[_code(index[o.label], j, origin, n) for j, o in enumerate(s.objects)] for s in samples]
+    polygons = [[o.polygons for o in s.objects] for s in samples]
+    labelled = all(s.label is not None for s in samples)
+    t = Targets.from_lists(boxes, labels, polygons,
+                           classes=[index[s.label] for s in samples] if labelled else None)
+    if not len(t.boxes):
+        return t
+    m = torch.stack([resize_matrix(hw, h, w) for hw in sizes])
+    # No rule at the resize: the pipeline's min_visibility/min_area apply to its own ops.
+    return transform_targets(t, m, (h, w), Rules(min_visibility=0.0, min_area=0.0))
+
+
+def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
+                resized: Targets | None = None, resized_index: int = 0,
+                partner_ids: Sequence[str] = ()) -> tuple[list[dict], list[dict]]:
+    """Sample ``i``'s objects as manifest data, and its own objects that are gone.
+
+    ``resized`` (the batch's targets before the pipeline; the sample is its row
+    ``resized_index``) tells which drops the resize caused.
+    """
+    n = max(1, len(classes))
+    out, seen = [], set()
+    for o in t.sample_objects(i):
+        cls, obj, origin = _decode(o["label"], n)
+        d: dict = {"label": classes[cls], "box": [round(v, 3) for v in o["box"]], "visible": True}
+        if o["polygons"]:
+            d["polygons"] = [[round(v, 3) for v in p] for p in o["polygons"]]
+        if o["weight"] != 1.0:
+            d["weight"] = o["weight"]  # mixup: the share of the object's image
+        if origin:
+            d["partner"] = partner_ids[origin - 1] if origin - 1 < len(partner_ids) else origin - 1
+        else:
+            seen.add(obj)
         out.append(d)
-    return out
+    before = set(range(len(sample.objects)))
+    if resized is not None:
+        before = {_decode(o["label"], n)[1] for o in resized.sample_objects(resized_index)}
+    dropped = []
+    for j, o in enumerate(sample.objects):
+        if j not in seen:
+            dropped.append({"label": o.label, "source_box": list(o.box),
+                            "reason": DROP_PIPELINE if j in before else DROP_RESIZE})
+    return out, dropped
+
+
+def partner_batch(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, classes, device):
+    """Mixing partners as data: for each slot, (images, targets) of the split's samples
+    at ``Pipeline.partner_indices`` (drawn from each row's own keys), so a row's output
+    depends on its keys and the split, never on the batch. Partners are the resized
+    source images, un-augmented. Returns (partners or None, per-row partner ids)."""
+    import numpy as np
+
+    slots = pipe.partner_slots()
+    if not slots:
+        return None, []
+    idx = pipe.partner_indices(drawn, len(pool_samples))
+    chosen = [[pool_samples[k] for k in row] for row in idx.tolist()]
+    dec = decode_many([s for row in chosen for s in row])
+    parts = []
+    for j in range(slots):
+        ss = [row[j] for row in chosen]
+        img = torch.from_numpy(np.stack([dec[s.id].pixels for s in ss])).to(device)
+        t = sample_targets(ss, [dec[s.id].size for s in ss], h, w, classes, origin=j + 1)
+        parts.append((img, to_device(t, device)))
+    return parts, [[s.id for s in row] for row in chosen]
+
+
+def mix_of(t, i: int) -> tuple[int, int, float]:
+    """(label, mix_label, weight of label) of row i; -1 without an image label; a row
+    not mixed (weight 1) has mix_label = label."""
+    if t.classes is None:
+        return -1, -1, 1.0
+    label = int(t.classes[i])
+    if t.mix_classes is None or float(t.mix_weight[i]) == 1.0:
+        return label, label, 1.0
+    return label, int(t.mix_classes[i]), float(t.mix_weight[i])
+
+
+def to_device(t: Targets, device) -> Targets:
+    """``t`` with every tensor on ``device``."""
+    from dataclasses import fields, replace
+
+    return replace(t, **{f.name: getattr(t, f.name).to(device) for f in fields(t)
+                         if isinstance(getattr(t, f.name), torch.Tensor)})

@@ -35,10 +35,14 @@ from pipeline.version.decode import Decoded, decode
 from pipeline.version.manifest import exact_params
 from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
 from pipeline.version.shards import NpyWriter, write_png
-from pipeline.version.targets import geometric_matrices, resize_matrix, transform_objects
+from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_targets, to_device
 
 OWNER = ".owner"  # pid of the run writing a temporary directory; removed before the rename
 LOOKAHEAD = 2  # batches decoded ahead of the transform
+MIX_ARRAYS = ("<split>_mix_labels.npy: int64, the mixup/cutmix partner's class (= <split>_labels.npy when "
+              "not mixed; -1 without image labels); <split>_mix_weights.npy: float32, the weight of "
+              "<split>_labels.npy's class (1.0 when not mixed). Soft label = w * onehot(label) + "
+              "(1 - w) * onehot(mix_label)")
 
 
 def _alive(pid: int) -> bool:
@@ -80,20 +84,28 @@ class _SplitWriter:
         self.tmp, self.split, self.packed, self.manifest = tmp, split, packed, manifest
         self.images = NpyWriter(tmp / f"{split}_images.npy", np.uint8, (n, *hwc)) if packed else None
         self.labels = NpyWriter(tmp / f"{split}_labels.npy", np.int64, (n,))
+        # mixup/cutmix: the partner's label and the weight of ``labels`` (1.0, same label: not mixed)
+        self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
+        self.mix_weights = NpyWriter(tmp / f"{split}_mix_weights.npy", np.float32, (n,))
         self.index = 0
+        self.mixed = 0  # rows whose label is a mixup/cutmix blend
         self.total = np.zeros(hwc[2], dtype=np.int64)
         self.total_sq = np.zeros(hwc[2], dtype=np.int64)
         self.source = hashlib.sha256()
         self.last_source = None
         self.png_sha = hashlib.sha256()
 
-    def write(self, batch: list[Row], arr: np.ndarray, labels: list[int], rows: list[dict], shas: list[str]):
+    def write(self, batch: list[Row], arr: np.ndarray, labels: list[int], mix: list[tuple[int, int, float]],
+              rows: list[dict], shas: list[str]):
         flat = arr.reshape(-1, arr.shape[-1]).astype(np.int64)
         self.total += flat.sum(0)
         self.total_sq += (flat * flat).sum(0)
         if self.images is not None:
             self.images.write(arr)
         self.labels.write(np.asarray(labels, dtype=np.int64))
+        self.mix_labels.write(np.asarray([m[1] for m in mix], dtype=np.int64))
+        self.mix_weights.write(np.asarray([m[2] for m in mix], dtype=np.float32))
+        self.mixed += sum(1 for m in mix if m[2] != 1.0)
         for r, row, sha, img in zip(batch, rows, shas, arr):
             row["index"] = self.index
             if not self.packed:
@@ -106,7 +118,9 @@ class _SplitWriter:
             self.index += 1
 
     def close(self) -> dict[str, str]:
-        files = {f"{self.split}_labels.npy": self.labels.close()}
+        files = {f"{self.split}_labels.npy": self.labels.close(),
+                 f"{self.split}_mix_labels.npy": self.mix_labels.close(),
+                 f"{self.split}_mix_weights.npy": self.mix_weights.close()}
         if self.images is not None:
             files[f"{self.split}_images.npy"] = self.images.close()
         else:
@@ -127,7 +141,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     pipe = build_pipeline(params.pipeline, min_visibility=params.min_visibility,
                           min_area=params.min_area, backend=params.backend)
     h, w, c = output_geometry(dataset, params)
-    pipe.check_offline(h, w)  # mixing ops / size changes need training-time use (issue 5)
+    pipe.check_offline(h, w, classification=dataset.kind == "classification")
     lineage = {**cards.lineage(), "augment_backend": pipe.resolved_backend(device, h, w)}
     packed = h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
@@ -141,34 +155,54 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         # Knobs that cannot change a byte stay out of the card, so it is identical too.
         "params": params.model_dump(mode="json", exclude={"batch_size", "workers", "device"}),
         "pipeline": dump_pipeline(pipe), "lineage": lineage, "splits": {}, "files": {},
+        "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
     }
     source_images = hashlib.sha256()
 
     def decode_row(s) -> Decoded:
         return decode(dataset.image_path(s), h, w, c)
 
-    def transform(batch: list[Row], decoded: dict[str, Decoded]):
+    def transform(batch: list[Row], decoded: dict[str, Decoded], pool_samples: list):
         imgs = torch.from_numpy(np.stack([decoded[r.sample.id].pixels for r in batch])).to(device)
+        samples = [r.sample for r in batch]
+        resized = sample_targets(samples, [decoded[s.id].size for s in samples], h, w, dataset.classes)
         aug = [i for i, r in enumerate(batch) if r.augmented]
         params_of: dict[int, list] = {}
-        mats = {}
+        partners_of: dict[int, list[str]] = {}
         if aug and pipe.ops:
             keys = keys_tensor([sample_key(params.seed, batch[i].sample.id, batch[i].copy) for i in aug], device)
             drawn = pipe.sample(keys, h, w)
-            idx = torch.tensor(aug, device=device)
-            imgs[idx] = pipe.apply(imgs[idx], drawn)
+            idx = torch.tensor(aug)
+            parts, partner_ids = partner_batch(pipe, drawn, pool_samples, decode_many, h, w, dataset.classes,
+                                           device)
+            out, moved = pipe.transform(imgs[idx.to(device)], to_device(resized.select(idx), device), drawn, parts)
+            imgs[idx.to(device)] = out
+            moved = to_device(moved, "cpu")
             drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
-            geo = geometric_matrices(pipe.ops, drawn, len(aug), h, w)
             for j, i in enumerate(aug):
                 params_of[i] = exact_params(pipe.ops, drawn, j)
-                mats[i] = geo[j]
-        rows = []
+                if partner_ids:
+                    partners_of[i] = partner_ids[j]
+        rows, mix = [], []
+        moved_at = {i: j for j, i in enumerate(aug)} if aug and pipe.ops else {}
         for i, r in enumerate(batch):
-            m = mats.get(i, torch.eye(3)) @ resize_matrix(decoded[r.sample.id].size, h, w)
-            rows.append({"id": r.id, "source_id": r.sample.id, "copy": r.copy, "split": "",
-                         "label": r.sample.label, "ops": params_of.get(i, []),
-                         "objects": transform_objects(r.sample.objects, m, h, w)})
-        return imgs.permute(0, 2, 3, 1).contiguous().cpu().numpy(), rows
+            t, k = (moved, moved_at[i]) if i in moved_at else (resized, i)
+            objects, dropped = row_objects(t, k, r.sample, dataset.classes, resized, i, partners_of.get(i, ()))
+            label, mix_label, weight = mix_of(t, k)
+            mix.append((label, mix_label, weight))
+            row = {"id": r.id, "source_id": r.sample.id, "copy": r.copy, "split": "",
+                   "label": r.sample.label, "ops": params_of.get(i, []), "objects": objects,
+                   "mix_label": dataset.classes[mix_label] if mix_label >= 0 else None, "mix_weight": weight}
+            if dropped:
+                row["dropped"] = dropped
+            if i in partners_of:
+                row["partners"] = partners_of[i]
+            rows.append(row)
+        return imgs.permute(0, 2, 3, 1).contiguous().cpu().numpy(), rows, mix
+
+    def decode_many(wanted: list) -> dict[str, Decoded]:
+        futures = {s.id: pool.submit(decode_row, s) for s in {s.id: s for s in wanted}.values()}
+        return {sid: f.result() for sid, f in futures.items()}
 
     with atomic_dir(out) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer, \
@@ -190,16 +224,18 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
                 submit(batch)
                 if len(pending) <= LOOKAHEAD:
                     continue
-                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar)
+                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar,
+                                   plan.by_split[split])
             while pending:
-                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar)
+                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar,
+                                   plan.by_split[split])
             if last_write is not None:
                 last_write.result()
             bar.close()
             card["files"].update(sw.close())
             mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), n * h * w)
             card["splits"][split] = {"samples": n, "per_class": plan.per_class(split),
-                                     "pixel_mean": mean, "pixel_std": std}
+                                     "pixel_mean": mean, "pixel_std": std, "mixed": sw.mixed}
             source_images.update(f"{split}\t{sw.source.hexdigest()}\n".encode())
         manifest.close()
         card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
@@ -217,11 +253,11 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     return card
 
 
-def _step(pending, transform, sw: _SplitWriter, split, class_index, writer, last_write, bar) -> Future:
+def _step(pending, transform, sw: _SplitWriter, split, class_index, writer, last_write, bar, pool) -> Future:
     """Transform the oldest pending batch and hand it to the writer thread (one write in flight)."""
     batch, futures = pending.popleft()
     decoded = {sid: f.result() for sid, f in futures.items()}
-    arr, rows = transform(batch, decoded)
+    arr, rows, mix = transform(batch, decoded, pool)
     for row in rows:
         row["split"] = split
     # -1: no image-level label (detection data); the objects carry the classes.
@@ -230,4 +266,5 @@ def _step(pending, transform, sw: _SplitWriter, split, class_index, writer, last
     if last_write is not None:
         last_write.result()  # bounded: at most one batch waits to be written
     bar.update(len(batch))
-    return writer.submit(sw.write, batch, arr, labels, rows, shas)
+    return writer.submit(sw.write, batch, arr, labels, mix, rows, shas)
+
