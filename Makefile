@@ -11,6 +11,16 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup repro test clean
 
+# The headline of `dvc metrics show` (the full table is wide: run it yourself).
+define SUMMARY
+import json, sys
+for path, m in json.load(sys.stdin)[""]["data"].items():
+    d = m.get("data", {})
+    if "accuracy" in d:
+        print(f"{path}: test accuracy {d['accuracy']:.4f}, macro-F1 {d['macro_f1']:.4f} on {d['test_samples']} test images")
+endef
+export SUMMARY
+
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
@@ -20,7 +30,7 @@ setup: $(STAMP)
 
 repro: $(STAMP)
 	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+	@$(BIN)/dvc metrics show --json | $(BIN)/python -c "$$SUMMARY"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
