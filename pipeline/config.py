@@ -155,9 +155,18 @@ class TrainParams(Section):
         from pipeline.augment.registry import build_pipeline
 
         try:
-            build_pipeline(self.online_augment)
+            pipe = build_pipeline(self.online_augment)
         except ConfigError as err:  # the registry names augment.pipeline; say where it really is
             raise ValueError(str(err).replace("augment.pipeline", "train.online_augment")) from None
+        for i, op in enumerate(pipe.ops):
+            # The trainer mixes (with soft labels) through mixup_alpha / cutmix_alpha; a mixing
+            # op here would blend images while the loss kept the hard labels.
+            if op.kind == "mixing":
+                raise ValueError(f"train.online_augment[{i}] ({op.name}): mixing ops are not run here; "
+                                 "set train.mixup_alpha / train.cutmix_alpha / train.mix_p instead")
+        for key in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, key) > 100:  # the engine's mixup/cutmix limit
+                raise ValueError(f"train.{key}: {getattr(self, key)} is above 100; use 0 (off) to 100")
         return self
 
 

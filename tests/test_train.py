@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -14,7 +15,8 @@ from pipeline.ingest import ingest
 from pipeline.split import assign_splits
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
-from pipeline.train.mixing import beta_symmetric, mix_batch, one_hot
+from pipeline.train.data import load_split
+from pipeline.train.mixing import mix_batch, mixers, one_hot, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import warmup_cosine
 from pipeline.augment.rng import keys_tensor
@@ -62,33 +64,66 @@ def test_warmup_cosine_shape():
     assert all(x >= y for x, y in zip(f[10:], f[11:])) and f[-1] < 0.01
 
 
-def test_beta_draws_are_keyed_and_distributed():
-    keys = keys_tensor(list(range(4000)))
-    lam = beta_symmetric(keys, 7, 0.4)
-    assert torch.equal(lam[:10], beta_symmetric(keys[:10], 7, 0.4))  # batch composition does not matter
-    assert lam.min() >= 0 and lam.max() <= 1
-    assert lam.mean().item() == pytest.approx(0.5, abs=0.03)
-    # Beta(a, a) variance is 1 / (4 (2a + 1)).
-    assert lam.var().item() == pytest.approx(1 / (4 * 1.8), abs=0.02)
+def test_soft_targets_of_offline_mixed_rows():
+    labels, mix, w = torch.tensor([0, 2, 1]), torch.tensor([1, 2, 1]), torch.tensor([0.6, 1.0, 1.0])
+    t = soft_targets(labels, 3, 0.0, mix, w)
+    assert torch.allclose(t[0], torch.tensor([0.6, 0.4, 0.0]))
+    assert torch.equal(t[1:], one_hot(labels[1:], 3))  # unmixed rows: exactly the hard target
+    s = soft_targets(labels, 3, 0.3, mix, w)  # smoothing still applies: 0.1 to every class
+    assert torch.allclose(s[0], torch.tensor([0.6 * 0.7 + 0.1, 0.4 * 0.7 + 0.1, 0.1]))
+    assert torch.equal(s[1:], one_hot(labels[1:], 3, 0.3))
 
 
 @pytest.mark.parametrize("mixup,cutmix", [(0.4, 0.0), (0.0, 1.0), (0.4, 1.0)])
 def test_mixing_keeps_label_mass_and_pixel_share(mixup, cutmix):
     b, k = 8, 3
-    x = torch.arange(b, dtype=torch.float32).view(b, 1, 1, 1).expand(b, 1, 8, 8).contiguous()
-    y = one_hot(torch.arange(b) % k, k, smoothing=0.1)
-    out, t = mix_batch(x, y, keys_tensor(list(range(b))), mixup, cutmix, p=1.0)
+    # Image i is constant i + 1: a mixed image's mean gives its own share lam.
+    x = (torch.arange(b, dtype=torch.float32) + 1).view(b, 1, 1, 1).expand(b, 1, 8, 8).contiguous()
+    labels = torch.arange(b) % k
+    y = one_hot(labels, k, smoothing=0.1)
+    keys = keys_tensor(list(range(b)))
+    out, t = mix_batch(x, y, labels, keys, mixers(mixup, cutmix, 1.0))
     assert torch.allclose(t.sum(1), torch.ones(b))
-    # Each image is lam * own + (1 - lam) * partner, pixelwise or on average:
-    partner = torch.arange(b - 1, -1, -1).float()
-    own = torch.arange(b).float()
-    lam = (out.mean((1, 2, 3)) - partner) / (own - partner)
-    for i in range(b):
-        if own[i] != partner[i]:
-            target_lam = (t[i] - y[b - 1 - i]) / (y[i] - y[b - 1 - i])
-            finite = target_lam[torch.isfinite(target_lam)]
-            if len(finite):
-                assert finite[0].item() == pytest.approx(lam[i].item(), abs=1e-5)
+    assert not torch.equal(out, x)
+    # Partners are the keyed ones from the engine; the target is lam * own + (1 - lam) * partner.
+    for pipe in mixers(mixup, cutmix, 1.0):
+        if pipe is None:
+            continue
+        partner = pipe.partner_indices(pipe.sample(keys, 8, 8), b)[:, 0]
+        for i in range(b):
+            own, other = x[i, 0, 0, 0], x[partner[i], 0, 0, 0]
+            lam = ((out[i].mean() - other) / (own - other)).item() if own != other else 1.0
+            if mixup and cutmix or own == other:
+                continue  # which op took sample i is a separate keyed draw
+            assert torch.allclose(t[i], lam * y[i] + (1 - lam) * y[partner[i]], atol=1e-5)
+    # A sample's result depends on its key and its batch only: the same batch gives the same result.
+    again, t2 = mix_batch(x, y, labels, keys, mixers(mixup, cutmix, 1.0))
+    assert torch.equal(again, out) and torch.equal(t2, t)
+
+
+def test_mixing_ops_are_refused_in_online_augment():
+    with pytest.raises(ConfigError, match=r"train.online_augment\[0\] \(mixup\).*mixup_alpha"):
+        parse_section("train", {"online_augment": [{"name": "mixup"}]})
+    with pytest.raises(ConfigError, match=r"cutmix_alpha"):
+        parse_section("train", {"cutmix_alpha": 500})
+
+
+def test_offline_mixup_version_trains_on_soft_labels(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=3, per_class=12, size=16)
+    ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
+    write_version(ds, splits, AugmentParams(copies=1, pipeline=[{"name": "mixup", "alpha": 0.4}]), tmp_path / "v")
+    tr = load_split(tmp_path / "v", "train")
+    assert tr.mix_weights is not None and (tr.mix_weights < 1).any()
+    assert (load_split(tmp_path / "v", "val").mix_weights == 1).all()
+    hist, _ = run(tmp_path / "v", tmp_path / "run", model="seed_cnn", epochs=2, batch_size=8, lr=0.01)
+    assert len(hist) == 2 and all(math.isfinite(s.train_loss) for s in hist)
+    # Without the mix arrays (an older version) the same rows train on hard labels: a different run.
+    for name in ("train_mix_labels.npy", "train_mix_weights.npy"):
+        (tmp_path / "v" / name).unlink()
+    assert load_split(tmp_path / "v", "train").mix_labels is None
+    hard, _ = run(tmp_path / "v", tmp_path / "hard", model="seed_cnn", epochs=2, batch_size=8, lr=0.01)
+    assert hard[0].train_loss != hist[0].train_loss
 
 
 def test_online_augment_is_validated_by_the_registry():

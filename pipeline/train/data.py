@@ -18,6 +18,10 @@ from pipeline.seeding import key64, sample_key
 class SplitTensors:
     images: torch.Tensor  # uint8 (N, C, H, W), channels_last strides
     labels: torch.Tensor  # int64 (N,)
+    # Offline mixup/cutmix (versions that have the arrays): the partner's class and
+    # the weight of ``labels`` (1.0, mix_label == label: not mixed). None: hard labels.
+    mix_labels: torch.Tensor | None = None  # int64 (N,)
+    mix_weights: torch.Tensor | None = None  # float32 (N,)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -59,9 +63,16 @@ def load_split(version: Path, split: str) -> SplitTensors:
     if labels.size and labels.min() < 0:
         raise InputError(f"{version}: {int((labels < 0).sum())} {split} images have no class label "
                          "(detection data); train and evaluate need one label per image")
+    mix_labels = mix_weights = None
+    if (Path(version) / f"{split}_mix_labels.npy").is_file():  # versions before offline mixing lack them
+        mix_labels = torch.from_numpy(np.load(Path(version) / f"{split}_mix_labels.npy"))
+        mix_weights = torch.from_numpy(np.load(Path(version) / f"{split}_mix_weights.npy"))
+        if len(mix_labels) != len(labels) or len(mix_weights) != len(labels):
+            raise InputError(f"{version}: {split}_mix_labels.npy / {split}_mix_weights.npy do not have one "
+                             f"entry per image ({len(labels)}); re-run the augment stage")
     # (N, H, W, C) -> (N, C, H, W) view: channels_last memory, which conv kernels prefer.
     t = torch.from_numpy(images).permute(0, 3, 1, 2)
-    return SplitTensors(images=t, labels=torch.from_numpy(labels))
+    return SplitTensors(images=t, labels=torch.from_numpy(labels), mix_labels=mix_labels, mix_weights=mix_weights)
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

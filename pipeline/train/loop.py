@@ -33,7 +33,7 @@ from pipeline.train import board, checkpoint as ckpt_io
 from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
                                  online_keys, read_card, shard, split_ids)
 from pipeline.train.distributed import World, all_sum, barrier, init_world, shutdown
-from pipeline.train.mixing import mix_batch, one_hot
+from pipeline.train.mixing import mix_batch, mixers, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import make_optimizer, make_schedule
 
@@ -110,8 +110,8 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
 
     info: VersionInfo = read_card(version)
     tr, va = load_split(version, "train"), load_split(version, "val")
-    ids = split_ids(version, "train") if (params.online_augment or params.mixup_alpha
-                                          or params.cutmix_alpha) else []
+    mix_pipes = mixers(params.mixup_alpha, params.cutmix_alpha, params.mix_p)
+    ids = split_ids(version, "train") if (params.online_augment or any(mix_pipes)) else []
     h, w, c = info.shape
     k = len(info.classes)
     fmt = torch.channels_last if params.channels_last else torch.contiguous_format
@@ -153,6 +153,9 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
     # Small packed splits fit on the GPU: one copy up front, then batches are
     # gathered on the device with no host round trip.
     train_images, train_labels = tr.images.to(device), tr.labels.to(device)
+    offline_mix = tr.mix_labels is not None and bool((tr.mix_weights != 1.0).any())
+    if offline_mix:
+        train_mix_labels, train_mix_weights = tr.mix_labels.to(device), tr.mix_weights.to(device)
     for epoch in range(first_epoch, params.epochs + 1):
         t0 = time.perf_counter()
         net.train()
@@ -170,9 +173,15 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
             if pipe.ops:
                 images = pipe.apply(images, pipe.sample(keys, h, w))
             x = normalize(images, mean, std)
-            target = one_hot(y, k, params.label_smoothing)
+            if offline_mix:  # soft labels of the version's mixup/cutmix rows
+                target = soft_targets(y, k, params.label_smoothing, train_mix_labels[idx.to(device)],
+                                      train_mix_weights[idx.to(device)])
+            else:
+                target = soft_targets(y, k, params.label_smoothing)
             if keys is not None:
-                x, target = mix_batch(x, target, keys, params.mixup_alpha, params.cutmix_alpha, params.mix_p)
+                x, target = mix_batch(x, target, y, keys, mix_pipes)
+            # Train accuracy counts against the dominant class of the (possibly mixed) target.
+            y = target.argmax(1)
             x = x.contiguous(memory_format=fmt)
             with autocast(device, params.bf16):
                 logits = net(x)
