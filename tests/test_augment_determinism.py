@@ -170,7 +170,10 @@ def test_albumentations_backend_moves_polygons_and_keypoints():
 def test_offline_dataset_versions_refuse_mosaic_for_classification_and_resizing():
     from pipeline.errors import ConfigError
 
-    build_pipeline([{"name": "mixup"}, {"name": "cutmix"}]).check_offline(28, 28, classification=True)
+    build_pipeline([{"name": "mixup"}]).check_offline(28, 28, classification=True)
+    build_pipeline([{"name": "mixup"}, {"name": "cutmix"}]).check_offline(28, 28)  # boxes: fine
+    with pytest.raises(ConfigError, match="2 mixing ops"):  # one label pair per image
+        build_pipeline([{"name": "mixup"}, {"name": "cutmix"}]).check_offline(28, 28, classification=True)
     build_pipeline([{"name": "mosaic"}]).check_offline(28, 28)  # box data: objects carry the labels
     with pytest.raises(ConfigError, match="mosaic"):
         build_pipeline([{"name": "mosaic"}]).check_offline(28, 28, classification=True)

@@ -194,6 +194,20 @@ def test_mixup_soft_labels_and_boxes_of_both_images():
     assert (out.float() - ref).abs().max() <= 1
 
 
+def test_a_skipped_mixing_op_keeps_the_earlier_label_pair():
+    """mixup applied, then cutmix skipped: the mixup pair and weight survive."""
+    b = 4
+    x = torch.randint(0, 255, (b, 1, 16, 16), dtype=torch.uint8)
+    t = Targets.from_lists([[]] * b, classes=[0, 1, 2, 3])
+    tp = Targets.from_lists([[]] * b, classes=[3, 3, 3, 3])
+    pipe = build_pipeline([{"name": "mixup", "p": 1.0, "alpha": 1.0}, {"name": "cutmix", "p": 0.0}],
+                          targets=("classes",))
+    d = pipe.sample(keys(b), 16, 16)
+    _, tt = pipe.transform(x, t, d, [(x.flip(0), tp), (x, tp)])
+    assert torch.allclose(tt.mix_weight, d[0]["lam"]) and tt.mix_classes.tolist() == [3] * b
+    assert (tt.mix_weight < 1).all()
+
+
 def test_cutmix_keeps_boxes_visible_in_each_region():
     x = torch.zeros(1, 1, 20, 20, dtype=torch.uint8)
     xp = torch.full_like(x, 200)

@@ -38,11 +38,11 @@ def annotated(tmp_path_factory):
     return ds, assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
 
 
-MIX = AUG + [{"name": "mixup", "p": 0.5}, {"name": "cutmix", "p": 0.5}]
+MIX = AUG + [{"name": "mixup", "p": 0.5}]  # cutmix in versions: tests/test_trace.py
 ARRAYS = {f"{s}_{k}.npy" for s in ("train", "val", "test") for k in ("images", "labels", "mix_labels", "mix_weights")}
 
 
-@pytest.mark.parametrize("pipeline", [AUG, MIX], ids=["geometric", "with_mixup_cutmix"])
+@pytest.mark.parametrize("pipeline", [AUG, MIX], ids=["geometric", "with_mixup"])
 def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tmp_path, pipeline):
     ds, assignment = canonical
     base = dict(copies=2, pipeline=pipeline, image_size=(16, 18))
@@ -163,13 +163,13 @@ def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):
         if r["mix_weight"] == 1.0:
             assert r["mix_label"] == r["label"]
         if r["copy"]:
-            assert len(r["partners"]) == 2 and all(p in assignment for p in r["partners"])
+            assert len(r["partners"]) == 1 and all(p in assignment for p in r["partners"])  # one slot per mixing op
             assert all(assignment[p] == "train" for p in r["partners"])  # partners from the same split
     mixed = [r for r in train if r["mix_weight"] < 1.0]
     assert len(mixed) > len(train) // 6 and all(0.0 < r["mix_weight"] < 1.0 for r in mixed)
     assert any(r["mix_label"] != r["label"] for r in mixed)
-    assert card["mix"]["ops"] == ["mixup", "cutmix"] and card["splits"]["train"]["mixed"] == len(mixed)
-    assert card["splits"]["val"]["mixed"] == 0 and "Mixed rows (mixup, cutmix)" in (v / "CARD.md").read_text()
+    assert card["mix"]["ops"] == ["mixup"] and card["splits"]["train"]["mixed"] == len(mixed)
+    assert card["splits"]["val"]["mixed"] == 0 and "Mixed rows (mixup)" in (v / "CARD.md").read_text()
 
 
 def test_objects_dropped_by_the_rules_are_listed_with_a_reason(annotated, tmp_path):

@@ -20,10 +20,17 @@ from pipeline.augment.target_geometry import Rules, transform_targets
 from pipeline.augment.targets import Targets, merge
 
 
-def _mix_classes(t: Targets, tp: Targets, lam: torch.Tensor) -> Targets:
+def _mix_classes(t: Targets, tp: Targets, lam: torch.Tensor, applied: torch.Tensor) -> Targets:
+    """Record the partner's class and the own weight, only where the op applied: a
+    sample an earlier mixing op blended keeps that op's pair when this one skips it.
+    (A sample blended twice keeps only the last pair; packed classification versions
+    therefore allow one mixing op, see ``Pipeline.check_offline``.)"""
     if t.classes is None or tp.classes is None:
         return t
-    return replace(t, mix_classes=tp.classes, mix_weight=lam)
+    prev_classes = t.mix_classes if t.mix_classes is not None else t.classes
+    prev_weight = t.mix_weight if t.mix_weight is not None else torch.ones_like(lam)
+    return replace(t, mix_classes=torch.where(applied, tp.classes, prev_classes),
+                   mix_weight=torch.where(applied, lam, prev_weight))
 
 
 class MixUp(Op):
@@ -56,7 +63,7 @@ class MixUp(Op):
         other = tp.take_objects(keep)
         other = replace(other, weights=other.weights * (1 - lam[other.owner]),
                         keypoint_visible=other.keypoint_visible & drawn["applied"][other.keypoint_owner])
-        return x, _mix_classes(merge([own, other]), tp, lam)
+        return x, _mix_classes(merge([own, other]), tp, lam, drawn["applied"])
 
 
 class CutMix(Op):
@@ -116,4 +123,4 @@ class CutMix(Op):
         out = merge([own, other])
         if t.masks is not None and tp.masks is not None:
             out = replace(out, masks=torch.where(inside, tp.masks, t.masks))
-        return x, _mix_classes(out, tp, drawn["lam"])
+        return x, _mix_classes(out, tp, drawn["lam"], drawn["applied"])

@@ -69,6 +69,12 @@ class Pipeline:
         ``mix_weight``): mixup/cutmix fit, mosaic's four labels do not."""
         from pipeline.errors import ConfigError
 
+        mixing = [i for i, op in enumerate(self.ops) if op.kind == "mixing"]
+        if classification and len(mixing) > 1:
+            names = ", ".join(f"[{i}] {self.ops[i].name}" for i in mixing)
+            raise ConfigError(f"augment.pipeline has {len(mixing)} mixing ops ({names}); a classification "
+                              "dataset version stores one label pair per image, so a sample blended twice "
+                              "would lose a partner's label: keep one mixing op")
         for i, op in enumerate(self.ops):
             if classification and op.kind == "mixing" and op.partners != 1:
                 raise ConfigError(f"augment.pipeline[{i}] ({op.name}): mixes {op.partners + 1} images' labels; "
