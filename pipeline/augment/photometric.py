@@ -187,13 +187,15 @@ class GaussianNoise(Op):
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
-        b = len(drawn["std"])
-        noise, sign = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
-        noise = noise.view(b, *x.shape[1:]).mul_((drawn["std"] * scale * sign).view(b, 1, 1, 1))
-        if idx is None:
-            x.add_(noise)
-        else:
-            x.index_add_(0, idx, noise)
+        # Add each sample's bank window straight into its row: no gathered copy of
+        # the noise, no scatter (one fused pass per selected sample).
+        n = x[0].numel()
+        offset, sign = rng.noise_offsets(drawn["_keys"], self.stream + 2, n)
+        bank = rng.noise_bank(x.device)
+        alpha = (drawn["std"] * scale * sign).tolist()
+        rows = range(len(alpha)) if idx is None else idx.tolist()
+        for j, (row, off) in enumerate(zip(rows, offset.tolist())):
+            x[row].view(-1).add_(bank[off:off + n], alpha=alpha[j])
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]

@@ -297,6 +297,9 @@ class _Run:
             idx = torch.nonzero(group)[:, 0]
             if len(idx) == 0:
                 continue
+            if len(idx) == len(self.x):  # the whole batch: no gather, no scatter
+                self.x, self.owned = fn(self.x, m, oh_ow), True
+                return
             y = fn(self.x.index_select(0, idx), m[idx], oh_ow)
             if out is not None:
                 out.index_copy_(0, idx, y)
