@@ -142,7 +142,9 @@ class GaussianBlur(Op):
             # matrix (reflect borders folded in): BLAS speed, O(side) per pixel.
             x = torch.matmul(x, _band(wts, w, r).transpose(1, 2)[:, None])
             return torch.matmul(_band(wts, h, r)[:, None], x)
-        # Large images: two depthwise convolutions with each (sample, channel)'s own
+        if x.device.type == "cpu" and x.dtype == torch.float32:
+            return _blur_cv2(x, wts)
+        # Large images elsewhere: two depthwise convolutions with each (sample, channel)'s own
         # 1-D kernel, O(k) per pixel. (Channels-last convolves faster, but converting
         # the layout in and out costs more than it saves.)
         k = wts.repeat_interleave(c, 0)  # (B*C, 2r+1)
@@ -150,6 +152,23 @@ class GaussianBlur(Op):
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 1, 2 * r + 1), groups=b * c)
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 2 * r + 1, 1), groups=b * c)
         return y.view(b, c, h, w)
+
+def _blur_cv2(x: torch.Tensor, wts: torch.Tensor) -> torch.Tensor:
+    """CPU, large images: OpenCV's separable filter per (sample, channel) plane,
+    reflect-101 borders as ``pad(mode="reflect")``: ~4x faster than grouped conv2d
+    at 224x224 and, per sample, independent of the batch. OpenCV releases the GIL,
+    so the pipeline's chunk threads overlap."""
+    import cv2
+
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    xn, on, kn = x.numpy(), out.numpy(), wts.numpy()
+    for i in range(x.shape[0]):
+        k = kn[i]
+        for c in range(x.shape[1]):
+            cv2.sepFilter2D(xn[i, c], -1, k, k, dst=on[i, c], borderType=cv2.BORDER_REFLECT_101)
+    return out
+
 
 def _band(wts: torch.Tensor, n: int, r: int) -> torch.Tensor:
     """(B, n, n) matrix applying 1-D kernels ``wts`` (B, 2r+1) with reflect borders."""
