@@ -131,12 +131,32 @@ class GaussianBlur(Op):
         applied = self._applied(keys)
         return {"applied": applied, "sigma": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0)}
 
+    def _weights(self, sigma: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, int]:
+        r = min(self.radius(), h - 1, w - 1)
+        t = torch.arange(-r, r + 1, device=sigma.device, dtype=torch.float32)
+        wts = torch.exp(-0.5 * (t[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
+        return wts / wts.sum(1, keepdim=True), r  # (B, 2r+1)
+
+    def apply_inplace(self, x, idx, drawn, scale):
+        """CPU float images above 64 px: blur rows ``idx`` (None = all) of ``x`` in
+        place with OpenCV (its separable filter supports src == dst), no gather or
+        scatter; elsewhere the out-of-place path."""
+        b, c, h, w = x.shape
+        if max(h, w) <= 64 or x.dtype != torch.float32 or not x.is_contiguous():
+            y = self.apply_image(x if idx is None else x.index_select(0, idx), drawn, scale)
+            x.copy_(y) if idx is None else x.index_copy_(0, idx, y)
+            return
+        import cv2
+
+        wts = self._weights(drawn["sigma"], h, w)[0].numpy()
+        xn = x.numpy()
+        for j, row in enumerate(range(b) if idx is None else idx.tolist()):
+            for ch in range(c):
+                cv2.sepFilter2D(xn[row, ch], -1, wts[j], wts[j], dst=xn[row, ch], borderType=cv2.BORDER_REFLECT_101)
+
     def apply_image(self, x, drawn, scale):
         b, c, h, w = x.shape
-        r = min(self.radius(), h - 1, w - 1)
-        t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
-        wts = torch.exp(-0.5 * (t[None, :] / drawn["sigma"].clamp_min(1e-3)[:, None]) ** 2)
-        wts = wts / wts.sum(1, keepdim=True)  # (B, k)
+        wts, r = self._weights(drawn["sigma"], h, w)
         if max(h, w) <= 64:
             # Small images: each axis one batched product with a banded per-sample
             # matrix (reflect borders folded in): BLAS speed, O(side) per pixel.
