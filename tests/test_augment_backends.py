@@ -87,3 +87,18 @@ def test_auto_extrapolates_the_trend_and_keeps_torch_on_cuda():
     assert choose_backend(ops, torch.device("cpu"), 1000, 1000, table) == "albumentations"
     assert choose_backend(ops, torch.device("cpu"), 100, 100, table) == "torch"
     assert choose_backend(ops, torch.device("cuda"), 1000, 1000, table) == "torch"
+
+
+def test_cpu_path_sets_glibc_thresholds_once_unless_the_user_did():
+    import os
+    import platform
+    import sys
+
+    from pipeline.augment.allocator import retain_freed_memory
+
+    pipe = build_pipeline(BENCH)
+    pipe.apply(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), pipe.sample(_keys(2), 8, 8))
+    user_set = {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ)
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert retain_freed_memory() is (glibc and not user_set)
+    assert retain_freed_memory() is retain_freed_memory()

@@ -113,6 +113,10 @@ class Pipeline:
             from pipeline.augment.albumentations_backend import run_albumentations
 
             return run_albumentations(self, images, targets, drawn)
+        if images.device.type == "cpu":
+            from pipeline.augment.allocator import retain_freed_memory
+
+            retain_freed_memory()  # no page-fault churn on the per-op buffers (see allocator.py)
         threads = torch.get_num_threads()
         mixing = any(op.kind == "mixing" for op in self.ops)
         if images.device.type == "cpu" and threads > 1 and len(images) >= 2 * threads and (
