@@ -7,7 +7,7 @@ torch threads; albumentations: per sample over as many worker processes). Betwee
 and beyond the measured sizes the log of the speed ratio is interpolated linearly
 in the log of the pixel count (it falls steadily with image size: torch's fixed
 per-pixel float passes against OpenCV's uint8 kernels), so ``auto`` picks torch up
-to the extrapolated crossover and albumentations above it. Pipelines using ops
+to the extrapolated crossover (~590x590 px) and albumentations above it. Pipelines using ops
 albumentations lacks (mixup, cutmix, mosaic) always run on torch.
 """
 
@@ -18,10 +18,10 @@ import math
 import torch
 
 # (pixels per image, torch img/s, albumentations img/s), 2 cores, batch 512 at 32x32
-# and 64 at 224x224, measured 2026-11-22 (docs/benchmarks.md, "Augmentation engine").
+# and 64 at 224x224, measured 2026-11-22 01:30 UTC (docs/benchmarks.md, "Augmentation engine").
 CPU_MEASURED = (
-    (32 * 32, 9900.0, 1190.0),
-    (224 * 224, 650.0, 370.0),
+    (32 * 32, 15414.0, 2651.0),
+    (224 * 224, 994.0, 556.0),
 )
 
 
