@@ -111,7 +111,11 @@ def bench_ours_albu(size, batch, cores, repeat):
     """``backend: albumentations``: per sample over ``cores`` worker processes."""
     torch.set_num_threads(cores)
     pipe, x, keys = ours(size, batch, backend="albumentations")
-    return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
+    t = timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
+    from pipeline.augment.albumentations_pool import _shutdown
+
+    _shutdown()  # idle workers measurably slowed the next rows
+    return t
 
 
 def bench_cuda(size, batch, repeat):

@@ -69,5 +69,5 @@ def run_in_processes(ops, seeds: list[int], images: np.ndarray, workers: int) ->
 @atexit.register
 def _shutdown() -> None:
     for pool in _pools.values():
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     _pools.clear()
