@@ -7,6 +7,7 @@ jitter, blur, noise, cutout) on the same uint8 images:
 
 * ours, torch backend, batched (B, C, H, W) on the CPU with ``torch.set_num_threads
   (cores)``: the pipeline splits the batch into one chunk per thread;
+* ours, ``backend: albumentations`` (per sample over ``cores`` worker processes);
 * ours, ``backend: auto`` (what the augment stage would pick, recorded);
 * albumentations 2.0.8, one image at a time, over ``cores`` worker processes;
 * torchvision v2, batched (one random draw per batch: not equivalent, a reference);
@@ -106,6 +107,17 @@ def bench_ours_threads(size, batch, cores, repeat):
     return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
 
 
+def bench_ours_albu(size, batch, cores, repeat):
+    """``backend: albumentations``: per sample over ``cores`` worker processes."""
+    torch.set_num_threads(cores)
+    pipe, x, keys = ours(size, batch, backend="albumentations")
+    t = timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
+    from pipeline.augment.albumentations_pool import _shutdown
+
+    _shutdown()  # idle workers measurably slowed the next rows
+    return t
+
+
 def bench_cuda(size, batch, repeat):
     """Ours on the GPU: images and keys already on the device, synchronised timing."""
     from pipeline.augment.registry import build_pipeline
@@ -175,6 +187,7 @@ def main() -> None:
         with get_context("spawn").Pool(cores, _init_worker, (size, batch)) as pool:
             rows["albumentations (per sample, processes)"] = bench_albumentations(pool, batch, cores, args.repeat)
         rows["ours torch (batched, all cores)"] = bench_ours_threads(size, batch, cores, args.repeat)
+        rows["ours albumentations backend (processes)"] = bench_ours_albu(size, batch, cores, args.repeat)
         auto_t, chosen = bench_auto(size, batch, cores, args.repeat)
         rows[f"ours auto (-> {chosen})"] = auto_t
         rows["torchvision v2 (batched, one draw)"] = bench_torchvision(size, batch, cores, args.repeat)

@@ -92,45 +92,55 @@ def _compose(transforms, targets: bool):
 
 
 def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets | None, scale: float):
-    """Run an albumentations Compose on each sample (seeded by its key) -> batch."""
+    """Run an albumentations Compose on each sample (seeded by its key) -> batch:
+    uint8 in, uint8 out; float in (0..255), float32 out."""
     x = images.permute(0, 2, 3, 1).cpu()
-    if scale == 255.0:
+    if x.dtype != torch.uint8 and scale == 255.0:
         x = x.round().clamp(0, 255).to(torch.uint8)
-    arr = x.numpy()
-    seeds = ((keys[:, 0] ^ (keys[:, 1] << 7)) & 0x7FFFFFFF).tolist()
-    outs, tgs = [], []
-    for i in range(len(arr)):
-        compose.set_random_seed(seeds[i])
-        data: dict[str, Any] = {"image": arr[i]}
-        if t is not None:
-            one = t.select(torch.tensor([i]))
-            data.update(bboxes=one.boxes.numpy().reshape(-1, 4), obj=np.arange(len(one.boxes)),
-                        # polygon vertices ride along as keypoints, after the real ones
-                        # albumentations' keypoints are pixel indices (centre of pixel i = i),
-                        # ours continuous (centre = i + 0.5): shift in and back out.
-                        keypoints=(torch.cat([one.keypoints, one.points]) - 0.5).numpy().reshape(-1, 2),
-                        kp=np.arange(len(one.keypoints) + len(one.points)))
-            if one.masks is not None:
-                data["mask"] = one.masks[0, 0].numpy()
-        res = compose(**data)
-        img = res["image"]
-        outs.append(torch.from_numpy(np.ascontiguousarray(img.reshape(img.shape[0], img.shape[1], -1))))
-        if t is not None:
-            kept = torch.as_tensor(np.asarray(res["obj"], dtype=np.int64)).reshape(-1)
-            boxes = one.boxes.clone()
-            boxes[kept] = torch.as_tensor(np.asarray(res["bboxes"], dtype=np.float32)).reshape(-1, 4)
-            allk = torch.as_tensor(np.asarray(res["keypoints"], dtype=np.float32))[:, :2].reshape(-1, 2) + 0.5
-            nk = len(one.keypoints)
-            kps = allk[:nk]
-            moved = replace(one, boxes=boxes, keypoints=kps, points=allk[nk:], keypoint_visible=(
-                            one.keypoint_visible & (kps[:, 0] >= 0) & (kps[:, 0] < img.shape[1])
-                            & (kps[:, 1] >= 0) & (kps[:, 1] < img.shape[0])),
-                            masks=None if one.masks is None else torch.from_numpy(res["mask"])[None, None])
-            # Polygons are moved (as keypoints) but not clipped, and boxes are
-            # albumentations' own (loose after rotation): the torch backend is tight.
-            tgs.append(moved.take_objects(kept))
-    out = torch.stack(outs).permute(0, 3, 1, 2).to(images.device, torch.float32)
-    return out, (concat(tgs) if t is not None else None)
+    results = [_one_sample(compose, s, img, t, i) for i, (s, img) in enumerate(zip(seeds_of(keys), x.numpy()))]
+    out = torch.stack([r[0] for r in results]).permute(0, 3, 1, 2)
+    out = out.to(images.device, torch.uint8 if images.dtype == torch.uint8 else torch.float32)
+    return out, (concat([r[1] for r in results]) if t is not None else None)
+
+
+def seeds_of(keys: torch.Tensor) -> list[int]:
+    """Each sample's albumentations seed, from its key."""
+    return ((keys[:, 0] ^ (keys[:, 1] << 7)) & 0x7FFFFFFF).tolist()
+
+
+def _one_sample(compose, seed: int, img: np.ndarray, t: Targets | None, i: int):
+    """One sample through ``compose``: (HWC image tensor, its moved targets or None)."""
+    compose.set_random_seed(seed)
+    data: dict[str, Any] = {"image": img}
+    one = None
+    if t is not None:
+        one = t.select(torch.tensor([i]))
+        data.update(bboxes=one.boxes.numpy().reshape(-1, 4), obj=np.arange(len(one.boxes)),
+                    # polygon vertices ride along as keypoints, after the real ones
+                    # albumentations' keypoints are pixel indices (centre of pixel i = i),
+                    # ours continuous (centre = i + 0.5): shift in and back out.
+                    keypoints=(torch.cat([one.keypoints, one.points]) - 0.5).numpy().reshape(-1, 2),
+                    kp=np.arange(len(one.keypoints) + len(one.points)))
+        if one.masks is not None:
+            data["mask"] = one.masks[0, 0].numpy()
+    res = compose(**data)
+    img = res["image"]
+    out = torch.from_numpy(np.ascontiguousarray(img.reshape(img.shape[0], img.shape[1], -1)))
+    if one is None:
+        return out, None
+    kept = torch.as_tensor(np.asarray(res["obj"], dtype=np.int64)).reshape(-1)
+    boxes = one.boxes.clone()
+    boxes[kept] = torch.as_tensor(np.asarray(res["bboxes"], dtype=np.float32)).reshape(-1, 4)
+    allk = torch.as_tensor(np.asarray(res["keypoints"], dtype=np.float32))[:, :2].reshape(-1, 2) + 0.5
+    nk = len(one.keypoints)
+    kps = allk[:nk]
+    moved = replace(one, boxes=boxes, keypoints=kps, points=allk[nk:], keypoint_visible=(
+                    one.keypoint_visible & (kps[:, 0] >= 0) & (kps[:, 0] < img.shape[1])
+                    & (kps[:, 1] >= 0) & (kps[:, 1] < img.shape[0])),
+                    masks=None if one.masks is None else torch.from_numpy(res["mask"])[None, None])
+    # Polygons are moved (as keypoints) but not clipped, and boxes are
+    # albumentations' own (loose after rotation): the torch backend is tight.
+    return out, moved.take_objects(kept)
 
 
 _cache: dict[int, tuple[object, Any]] = {}
@@ -146,11 +156,17 @@ def run_albumentations(pipe, images: torch.Tensor, t: Targets | None, drawn):
     if not drawn:
         return images.clone(), t
     keys = drawn[0]["_keys"]
-    scale = 255.0 if images.dtype == torch.uint8 else 1.0
-    x = images.float() if scale == 255.0 else images * 255.0
-    out, tt = run_per_sample(compose, keys, x, t, 255.0)
+    workers = torch.get_num_threads()
+    if images.dtype == torch.uint8 and t is None and workers > 1 and b >= 2 * workers and images.device.type == "cpu":
+        # threads lose to the GIL here (albumentations is Python between OpenCV calls)
+        from pipeline.augment.albumentations_pool import run_in_processes
+
+        arr = run_in_processes(pipe.ops, seeds_of(keys), images.permute(0, 2, 3, 1).numpy(), workers)
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), None
     if images.dtype == torch.uint8:
-        return out.to(torch.uint8), tt
+        out, tt = run_per_sample(compose, keys, images, t, 255.0)
+        return out.contiguous(), tt
+    out, tt = run_per_sample(compose, keys, images * 255.0, t, 255.0)
     return out / 255.0, tt
 
 

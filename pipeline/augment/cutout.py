@@ -67,11 +67,16 @@ class Cutout(Op):
         """CPU: fill the holes of rows ``idx`` (None = all) of ``x`` in place."""
         fill = self.params.fill * scale
         fill = round(fill) if x.dtype == torch.uint8 else fill
-        mask = self._mask(drawn["holes"], x.shape[-2], x.shape[-1])[:, None]
-        if idx is None:
-            x.masked_fill_(mask, fill)
-        else:
-            x.index_put_((idx,), x.index_select(0, idx).masked_fill_(mask, fill))
+        # Holes are integer-cornered rectangles (pixel centres inside [x1, x2) x [y1, y2)
+        # as in ``_mask``): fill each one as a slice, touching only its pixels.
+        h, w = x.shape[-2:]
+        holes = drawn["holes"].round().long().tolist()
+        rows = range(len(holes)) if idx is None else idx.tolist()
+        for row, hs in zip(rows, holes):
+            for x1, y1, x2, y2 in hs:
+                x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+                if x2 > x1 and y2 > y1:
+                    x[row, :, y1:y2, x1:x2] = fill
 
     def apply_targets(self, t: Targets, drawn, h, w, rules) -> Targets:
         if len(t.boxes) == 0 or self.params.max_cover >= 1.0:

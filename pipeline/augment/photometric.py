@@ -131,18 +131,40 @@ class GaussianBlur(Op):
         applied = self._applied(keys)
         return {"applied": applied, "sigma": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0)}
 
+    def _weights(self, sigma: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, int]:
+        r = min(self.radius(), h - 1, w - 1)
+        t = torch.arange(-r, r + 1, device=sigma.device, dtype=torch.float32)
+        wts = torch.exp(-0.5 * (t[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
+        return wts / wts.sum(1, keepdim=True), r  # (B, 2r+1)
+
+    def apply_inplace(self, x, idx, drawn, scale):
+        """CPU float images above 64 px: blur rows ``idx`` (None = all) of ``x`` in
+        place with OpenCV (its separable filter supports src == dst), no gather or
+        scatter; elsewhere the out-of-place path."""
+        b, c, h, w = x.shape
+        if max(h, w) <= 64 or x.dtype != torch.float32 or not x.is_contiguous():
+            y = self.apply_image(x if idx is None else x.index_select(0, idx), drawn, scale)
+            x.copy_(y) if idx is None else x.index_copy_(0, idx, y)
+            return
+        import cv2
+
+        wts = self._weights(drawn["sigma"], h, w)[0].numpy()
+        xn = x.numpy()
+        for j, row in enumerate(range(b) if idx is None else idx.tolist()):
+            for ch in range(c):
+                cv2.sepFilter2D(xn[row, ch], -1, wts[j], wts[j], dst=xn[row, ch], borderType=cv2.BORDER_REFLECT_101)
+
     def apply_image(self, x, drawn, scale):
         b, c, h, w = x.shape
-        r = min(self.radius(), h - 1, w - 1)
-        t = torch.arange(-r, r + 1, device=x.device, dtype=torch.float32)
-        wts = torch.exp(-0.5 * (t[None, :] / drawn["sigma"].clamp_min(1e-3)[:, None]) ** 2)
-        wts = wts / wts.sum(1, keepdim=True)  # (B, k)
+        wts, r = self._weights(drawn["sigma"], h, w)
         if max(h, w) <= 64:
             # Small images: each axis one batched product with a banded per-sample
             # matrix (reflect borders folded in): BLAS speed, O(side) per pixel.
             x = torch.matmul(x, _band(wts, w, r).transpose(1, 2)[:, None])
             return torch.matmul(_band(wts, h, r)[:, None], x)
-        # Large images: two depthwise convolutions with each (sample, channel)'s own
+        if x.device.type == "cpu" and x.dtype == torch.float32:
+            return _blur_cv2(x, wts)
+        # Large images elsewhere: two depthwise convolutions with each (sample, channel)'s own
         # 1-D kernel, O(k) per pixel. (Channels-last convolves faster, but converting
         # the layout in and out costs more than it saves.)
         k = wts.repeat_interleave(c, 0)  # (B*C, 2r+1)
@@ -150,6 +172,23 @@ class GaussianBlur(Op):
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 1, 2 * r + 1), groups=b * c)
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 2 * r + 1, 1), groups=b * c)
         return y.view(b, c, h, w)
+
+def _blur_cv2(x: torch.Tensor, wts: torch.Tensor) -> torch.Tensor:
+    """CPU, large images: OpenCV's separable filter per (sample, channel) plane,
+    reflect-101 borders as ``pad(mode="reflect")``: ~4x faster than grouped conv2d
+    at 224x224 and, per sample, independent of the batch. OpenCV releases the GIL,
+    so the pipeline's chunk threads overlap."""
+    import cv2
+
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    xn, on, kn = x.numpy(), out.numpy(), wts.numpy()
+    for i in range(x.shape[0]):
+        k = kn[i]
+        for c in range(x.shape[1]):
+            cv2.sepFilter2D(xn[i, c], -1, k, k, dst=on[i, c], borderType=cv2.BORDER_REFLECT_101)
+    return out
+
 
 def _band(wts: torch.Tensor, n: int, r: int) -> torch.Tensor:
     """(B, n, n) matrix applying 1-D kernels ``wts`` (B, 2r+1) with reflect borders."""
@@ -187,13 +226,15 @@ class GaussianNoise(Op):
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
-        b = len(drawn["std"])
-        noise, sign = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
-        noise = noise.view(b, *x.shape[1:]).mul_((drawn["std"] * scale * sign).view(b, 1, 1, 1))
-        if idx is None:
-            x.add_(noise)
-        else:
-            x.index_add_(0, idx, noise)
+        # Add each sample's bank window straight into its row: no gathered copy of
+        # the noise, no scatter (one fused pass per selected sample).
+        n = x[0].numel()
+        offset, sign = rng.noise_offsets(drawn["_keys"], self.stream + 2, n)
+        bank = rng.noise_bank(x.device)
+        alpha = (drawn["std"] * scale * sign).tolist()
+        rows = range(len(alpha)) if idx is None else idx.tolist()
+        for j, (row, off) in enumerate(zip(rows, offset.tolist())):
+            x[row].view(-1).add_(bank[off:off + n], alpha=alpha[j])
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]

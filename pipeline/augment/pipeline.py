@@ -119,6 +119,10 @@ class Pipeline:
             from pipeline.augment.albumentations_backend import run_albumentations
 
             return run_albumentations(self, images, targets, drawn)
+        if images.device.type == "cpu":
+            from pipeline.augment.allocator import retain_freed_memory
+
+            retain_freed_memory()  # no page-fault churn on the per-op buffers (see allocator.py)
         threads = torch.get_num_threads()
         mixing = any(op.kind == "mixing" for op in self.ops)
         if images.device.type == "cpu" and threads > 1 and len(images) >= 2 * threads and (
@@ -303,6 +307,9 @@ class _Run:
             idx = torch.nonzero(group)[:, 0]
             if len(idx) == 0:
                 continue
+            if len(idx) == len(self.x):  # the whole batch: no gather, no scatter
+                self.x, self.owned = fn(self.x, m, oh_ow), True
+                return
             y = fn(self.x.index_select(0, idx), m[idx], oh_ow)
             if out is not None:
                 out.index_copy_(0, idx, y)

@@ -109,10 +109,15 @@ def noise_field(keys: torch.Tensor, stream: int, n: int) -> tuple[torch.Tensor, 
     and a (B,) keyed sign to multiply it by (folded into the caller's scale). Windows of two samples overlap with odds ~ 2n / 2^22 (then
     one is a shifted copy of the other, harmless for augmentation)."""
     bank = noise_bank(keys.device)
+    offset, sign = noise_offsets(keys, stream, n)
+    windows = bank.unfold(0, n, 1)  # (L - n + 1, n) view: every window, no copy
+    return windows.index_select(0, offset), sign
+
+
+def noise_offsets(keys: torch.Tensor, stream: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) keyed start of each sample's window of ``n`` values in ``noise_bank`` and
+    (B,) keyed sign: what ``noise_field`` copies, for callers that add in place."""
     if n > _BANK_SIZE // 2:
         raise ValueError(f"noise field of {n} values exceeds the bank ({_BANK_SIZE // 2}); images too large")
     r = random_bits(keys, stream, 2)
-    offset = r[:, 0] % (_BANK_SIZE - n + 1)
-    sign = (r[:, 1] & 1).to(torch.float32) * 2 - 1
-    windows = bank.unfold(0, n, 1)  # (L - n + 1, n) view: every window, no copy
-    return windows.index_select(0, offset), sign
+    return r[:, 0] % (_BANK_SIZE - n + 1), (r[:, 1] & 1).to(torch.float32) * 2 - 1
