@@ -94,6 +94,11 @@ def test_polygon_boxes_are_tight_around_the_clipped_polygon(pts, deg):
         # polygon (a line, a folded sliver) is ill-conditioned: a vertex 1e-16 outside
         # an edge decides which of its ends survive the clip.
         return
+    if any(min(abs(x), abs(x - 40), abs(y), abs(y - 40)) < 1e-4 for x, y in moved):
+        # A vertex on the canvas edge (e.g. x = 0 rotated by 180 degrees lands on x = 40
+        # up to float error): float32 and the float64 reference disagree on which side
+        # it falls, so a zero-width spike along the edge may or may not survive.
+        return
     if len(out.boxes) == 1:
         assert torch.allclose(out.boxes[0], torch.tensor(bbox(clipped), dtype=torch.float32), atol=2e-3)
 
