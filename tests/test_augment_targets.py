@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pipeline.augment import geometry
@@ -82,6 +82,7 @@ def test_boxes_without_polygons_come_from_four_corners_then_clip():
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.floats(-10, 50), st.floats(-10, 50)), min_size=3, max_size=7),
        st.floats(-180, 180))
+@example([(0.0, 50.0), (0.0, 1.0), (1.0, 0.0), (0.0, 0.0)], 180.0)  # a vertex lands on the edge
 def test_polygon_boxes_are_tight_around_the_clipped_polygon(pts, deg):
     flat = [v for p in pts for v in p]
     t = Targets.from_lists([[bbox(pts)]], [[0]], [[[flat]]])
