@@ -94,7 +94,7 @@ def test_cpu_path_sets_glibc_thresholds_once_unless_the_user_did():
     import platform
     import sys
 
-    from pipeline.augment.allocator import retain_freed_memory
+    from pipeline.allocator import retain_freed_memory
 
     pipe = build_pipeline(BENCH)
     pipe.apply(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), pipe.sample(_keys(2), 8, 8))

@@ -120,7 +120,7 @@ class Pipeline:
 
             return run_albumentations(self, images, targets, drawn)
         if images.device.type == "cpu":
-            from pipeline.augment.allocator import retain_freed_memory
+            from pipeline.allocator import retain_freed_memory
 
             retain_freed_memory()  # no page-fault churn on the per-op buffers (see allocator.py)
         threads = torch.get_num_threads()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from pipeline.allocator import retain_freed_memory
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, store_image
 from pipeline.progress import progress
@@ -60,10 +61,12 @@ def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pi
     jobs = [_Job(c, str(out_dir), min_size, max_pixels) for c in candidates]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 64:
+        retain_freed_memory()
         results: Iterable = map(_process, jobs)
         pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=workers)
+        # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=retain_freed_memory)
         results = pool.map(_process, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 8))))
     accepted, rejected = [], []
     try:

@@ -48,7 +48,9 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
             yield Rejected(path=rel.as_posix(), reason="outside-class-dir",
                            detail=f"file {where}; expected {layout}", source=source_name)
             continue
-        if not inside(root, path):
+        # os.walk does not descend into linked directories, so only the file itself can
+        # be a link; resolving every path would cost a realpath per file.
+        if path.is_symlink() and not inside(root, path):
             yield Rejected(path=rel.as_posix(), reason="path-outside-root",
                            detail="a link pointing outside the source root; not read", source=source_name)
             continue
