@@ -10,14 +10,13 @@ unknown image or category id is reported with its index in ``annotations``.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import list_files, rel
+from pipeline.ingest.tree import json_documents, list_files
 from pipeline.record import Rejected
 
 
@@ -88,15 +87,10 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "") -> Ite
     root = Path(root)
     files = list_files(root)
     entries, ann_files = [], set()
-    for f in files:
-        if f.suffix.lower() != ".json":
-            continue
-        r = rel(f, root)
-        try:
-            obj = json.loads(f.read_text(encoding="utf-8-sig"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    for r, obj, error in json_documents(root, files):
+        if obj is None:
             ann_files.add(r)
-            yield Rejected(path=r, reason="malformed-json", detail=str(err), source=str(root))
+            yield Rejected(path=r, reason="malformed-json", detail=error, source=str(root))
             continue
         if not is_coco(obj):
             continue  # an ordinary file: quarantined as not-an-image

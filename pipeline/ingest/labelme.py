@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import list_files, rel
+from pipeline.ingest.tree import json_documents, list_files
 from pipeline.record import Rejected
 
 CIRCLE_VERTICES = 32
@@ -157,15 +156,10 @@ def read_labelme(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     files = list_files(root)
     entries = []
-    for f in files:
-        if f.suffix.lower() != ".json":
-            continue
-        r = rel(f, root)
+    for r, obj, error in json_documents(root, files):
         try:
-            parsed: Parsed | AnnotationError = parse_labelme(json.loads(f.read_text(encoding="utf-8-sig")),
-                                                             flags_as_label)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            parsed = AnnotationError("malformed-json", str(err))
+            parsed: Parsed | AnnotationError = (parse_labelme(obj, flags_as_label) if obj is not None
+                                                else AnnotationError("malformed-json", error))
         except AnnotationError as err:
             parsed = err
         refs = (parsed.image,) if isinstance(parsed, Parsed) and parsed.image else ()

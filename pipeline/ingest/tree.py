@@ -12,8 +12,10 @@ was given.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Iterator
 
 from pipeline.errors import InputError
 
@@ -30,6 +32,22 @@ def list_files(root: Path) -> list[Path]:
         dirnames.sort()
         out.extend(Path(dirpath) / f for f in sorted(filenames))
     return out
+
+
+def json_documents(root: Path, files: list[Path]) -> Iterator[tuple[str, Any | None, str]]:
+    """``(root-relative path, parsed JSON or None, error)`` for every ``*.json`` file.
+
+    The one place JSON annotation files are read (labelme, CreateML, COCO): a BOM is
+    tolerated, and a file that is not valid JSON comes back with ``None`` and the
+    parser's message, for the reader to quarantine as ``malformed-json``.
+    """
+    for f in files:
+        if f.suffix.lower() != ".json":
+            continue
+        try:
+            yield rel(f, root), json.loads(f.read_text(encoding="utf-8-sig")), ""
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            yield rel(f, root), None, str(err)
 
 
 def rel(path: Path, root: Path) -> str:
