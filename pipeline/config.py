@@ -195,7 +195,7 @@ def _format_error(source: str, section: str, err: ValidationError) -> str:
         if e["type"] == "extra_forbidden":
             model = SECTIONS.get(section)
             known = ", ".join(model.model_fields) if model and len(e["loc"]) == 1 else ""
-            msg = f"unknown key" + (f" (known keys: {known})" if known else "")
+            msg = "unknown key" + (f" (known keys: {known})" if known else "")
         got = e.get("input")
         got_txt = f" (got {got!r})" if got is not None and e["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
         lines.append(f"  {loc}: {msg}{got_txt}")
