@@ -9,7 +9,6 @@ import re
 import stat
 import tarfile
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest

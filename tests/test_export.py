@@ -11,7 +11,7 @@ from pipeline.errors import InputError
 from pipeline.export import export
 from pipeline.ingest import ingest
 from tests.conftest import make_imagefolder
-from tests.ingest_trees import SPEC, write_labelme
+from tests.ingest_trees import write_labelme
 
 
 def params(**kw):

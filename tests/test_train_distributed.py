@@ -56,6 +56,7 @@ def test_two_processes_match_one(version, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(PARAMS)
     one = run_stage([sys.executable, "-m"], version, tmp_path / "one", params)
+    assert "1 process(es)" in one.stdout
     two = run_stage([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                      "-m"], version, tmp_path / "two", params)
     assert "2 process(es)" in two.stdout and two.stdout.count("epoch 2:") == 1  # rank 0 alone prints
