@@ -174,3 +174,14 @@ def test_bad_entries_fail_up_front_naming_op_and_key(entry, needle):
 def test_old_schema_dumps_still_build():
     pipe = build_pipeline({"schema_version": 1, "ops": [OP_TABLE["rotate"]]})
     assert pipe == build_pipeline([OP_TABLE["rotate"]])
+
+
+def test_color_jitter_accepts_torchvision_scalar_shorthand():
+    from pipeline.errors import ConfigError
+
+    pipe = build_pipeline([{"name": "color_jitter", "brightness": 0.3, "saturation": 1.5, "hue": 0.1}])
+    p = pipe.ops[0].params
+    assert p.brightness == (0.7, 1.3) and p.saturation == (0.0, 2.5) and p.hue == (-0.1, 0.1)
+    assert build_pipeline(dump_pipeline(pipe)) == pipe
+    with pytest.raises(ConfigError, match="brightness.*>= 0"):
+        build_pipeline([{"name": "color_jitter", "brightness": -1}])

@@ -10,7 +10,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.augment import rng
 from pipeline.augment.base import Op, OpParams
@@ -49,6 +49,16 @@ class ColorJitter(Op):
         contrast: Range = (0.8, 1.2)
         saturation: Range = (0.8, 1.2)
         hue: Range = Field((-0.05, 0.05), description="shift in turns, within [-0.5, 0.5]")
+
+        @field_validator("brightness", "contrast", "saturation", "hue", mode="before")
+        @classmethod
+        def _scalar(cls, v, info):
+            # torchvision's shorthand: x means factors in [max(0, 1 - x), 1 + x], hue h in [-h, h].
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if v < 0:
+                    raise ValueError("a single value must be >= 0")
+                return (-v, v) if info.field_name == "hue" else (max(0.0, 1.0 - v), 1.0 + v)
+            return v
 
         @model_validator(mode="after")
         def _ranges(self):
