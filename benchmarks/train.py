@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 def build_version(params: Path, work: Path) -> Path:
     """download -> ingest -> split -> augment with the given params file, as `dvc repro` does."""
     from pipeline.config import load_section
-    from pipeline.dataset_version import write_version
+    from pipeline.version import write_version
     from pipeline.download import download
     from pipeline.ingest import ingest
     from pipeline.split import assign_splits

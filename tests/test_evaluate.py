@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.config import AugmentParams, EvaluateParams, IngestParams, SplitParams, TrainParams
-from pipeline.dataset_version import write_version
+from pipeline.version import write_version
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits

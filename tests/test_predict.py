@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams
-from pipeline.dataset_version import write_version
+from pipeline.version import write_version
 from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits

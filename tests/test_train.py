@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams, parse_section
-from pipeline.dataset_version import write_version
+from pipeline.version import write_version
 from pipeline.errors import ConfigError
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits

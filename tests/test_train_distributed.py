@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams
-from pipeline.dataset_version import write_version
+from pipeline.version import write_version
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits
 from tests.conftest import REPO, make_imagefolder
