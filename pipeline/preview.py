@@ -131,10 +131,10 @@ def preview(source: Path, params: AugmentParams, n: int, logdir: Path) -> Previe
     for k, s in enumerate(samples):
         h, w = params.image_size or (s.height, s.width)
         c = params.channels or s.channels
-        dec = decode(dataset.image_path(s), h, w, c)
+        dec = decode(dataset.read_image(s), h, w, c)
 
         def decode_many(wanted, h=h, w=w, c=c):
-            return {p.id: decode(dataset.image_path(p), h, w, c) for p in wanted}
+            return {p.id: decode(dataset.read_image(p), h, w, c) for p in wanted}
 
         img = torch.from_numpy(dec.pixels)[None]
         resized = sample_targets([s], [dec.size], h, w, dataset.classes)

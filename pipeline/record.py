@@ -15,7 +15,8 @@ Conventions (the same everywhere in the code):
 
 The canonical dataset directory holds ``manifest.jsonl`` (one Sample per line,
 sorted by id), ``classes.json`` (ordered class names), ``quarantine.jsonl``
-(rejected inputs with reasons) and ``images/`` (upright image files).
+(rejected inputs with reasons) and ``images/`` (the upright images, in tar packs:
+see ``pipeline.imagestore``; read them with ``Dataset.read_image``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+if TYPE_CHECKING:
+    from pipeline.imagestore import ImageReader
 
 MANIFEST = "manifest.jsonl"
 CLASSES = "classes.json"
@@ -175,9 +179,21 @@ class Dataset:
     samples: tuple[Sample, ...]
     classes: tuple[str, ...]
     quarantine: tuple[Rejected, ...] = ()
+    images: "ImageReader" = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
-    def image_path(self, sample: Sample) -> Path:
-        return self.root / sample.image
+    def __post_init__(self) -> None:
+        if self.images is None:
+            from pipeline.imagestore import ImageReader
+
+            object.__setattr__(self, "images", ImageReader(self.root))
+
+    def read_image(self, sample: Sample) -> bytes:
+        """The stored (upright, canonical) image bytes of ``sample``."""
+        return self.images.read(sample.image)
+
+    def image_location(self, sample: Sample) -> str:
+        """Where the image is stored, for messages: ``<root>/images/00000.tar/<member>``."""
+        return f"{self.root}/{sample.image}"
 
     @property
     def kind(self) -> str:

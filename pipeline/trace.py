@@ -68,7 +68,7 @@ def render(dataset: Dataset, sample: Sample, row: dict, card: dict) -> np.ndarra
     from pipeline.version.manifest import drawn_from_rows
 
     h, w, c = card["image_shape"]
-    img = torch.from_numpy(decode(dataset.image_path(sample), h, w, c).pixels)[None]
+    img = torch.from_numpy(decode(dataset.read_image(sample), h, w, c).pixels)[None]
     if row["ops"]:
         pipe = build_pipeline(card["pipeline"])
         partners = None
@@ -78,7 +78,7 @@ def render(dataset: Dataset, sample: Sample, row: dict, card: dict) -> np.ndarra
             if missing or len(row.get("partners", [])) != pipe.partner_slots():
                 raise InputError(f"manifest row {row['id']!r}: mixing partner(s) {missing or 'unrecorded'} "
                                  "not in the canonical dataset; pass the --dataset it was built from")
-            partners = [(torch.from_numpy(decode(dataset.image_path(by_id[p]), h, w, c).pixels)[None], None)
+            partners = [(torch.from_numpy(decode(dataset.read_image(by_id[p]), h, w, c).pixels)[None], None)
                          for p in row["partners"]]
         img = pipe.apply(img, drawn_from_rows(pipe.ops, [row["ops"]]), partners)
     return img[0].permute(1, 2, 0).contiguous().numpy()
@@ -121,7 +121,7 @@ def format_trace(t: Trace) -> str:
     if src.annotation:
         lines.append(f"annotation      {src.annotation}")
     lines += [
-        f"canonical       {t.sample.id}  ->  {t.dataset.image_path(t.sample)}",
+        f"canonical       {t.sample.id}  ->  {t.dataset.image_location(t.sample)}",
         f"copy            {t.row['copy']}" + ("  (original, no ops)" if not t.row["ops"] else ""),
         f"label           {t.row['label']}" + _mix_text(t.row),
     ]

@@ -1,6 +1,7 @@
 """One end-to-end run of the real CLI on a handful of generated images, and the
 errors a user sees for bad input."""
 
+import io
 import json
 import os
 import subprocess
@@ -102,5 +103,5 @@ def test_unreadable_image_in_default_tree_is_quarantined(tmp_path):
     ds = ingest(raw, tmp_path / "canonical", IngestParams())
     assert len(ds.samples) == 5000
     assert [(r.path, r.reason) for r in ds.quarantine] == [("7/corrupt.png", "not-an-image")]
-    with Image.open(ds.root / ds.samples[0].image) as img:
+    with Image.open(io.BytesIO(ds.read_image(ds.samples[0]))) as img:
         assert img.size == (28, 28) and img.mode == "L"

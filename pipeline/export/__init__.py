@@ -2,7 +2,7 @@
 
 One writer module per format; each gets the dataset, a fresh directory and the
 split of every sample, and returns what it wrote (including what the format
-cannot hold, e.g. polygons in VOC). Images are copied from the canonical
+cannot hold, e.g. polygons in VOC). Images are written out of the canonical
 dataset: upright pixels, no EXIF rotation left to apply. The output directory is
 replaced atomically. ``ingest`` of an export gives back the same records (boxes
 within 0.5 px: VOC stores integer pixel indices).
@@ -10,7 +10,6 @@ within 0.5 px: VOC stores integer pixel indices).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path, PurePosixPath
 
 from pipeline.atomic import atomic_dir
@@ -30,7 +29,7 @@ def image_relpath(ds: Dataset, s: Sample) -> str:
 
 def copy_image(ds: Dataset, s: Sample, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ds.image_path(s), dest)
+    dest.write_bytes(ds.read_image(s))
 
 
 def require_objects(ds: Dataset, fmt: str) -> None:

@@ -1,9 +1,11 @@
 """Turn candidates into the canonical dataset: decode, check, store, in parallel.
 
 Decoding dominates ingest time, so it runs in worker processes (one per core by
-default); each worker reads the user's file, writes the canonical copy and
-returns a small result. Results are put back in candidate order, so the output
-does not depend on the worker count.
+default); each worker reads the user's file, checks it and returns the bytes to
+store (the original file's, or a PNG after a conversion). The main process
+appends them to the dataset's image packs (``pipeline.imagestore``) in candidate
+order, so the output bytes do not depend on the worker count, and no two
+processes ever create files side by side.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 from typing import Iterable
 
 from pipeline.allocator import retain_freed_memory
+from pipeline.errors import PipelineError
+from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, store_image
+from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, stored_bytes
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
 
@@ -25,7 +29,6 @@ from pipeline.record import IMAGES, Rejected, Sample
 @dataclass(frozen=True)
 class _Job:
     candidate: Candidate
-    out_dir: str
     min_size: int
     max_pixels: int
 
@@ -35,30 +38,29 @@ def image_stem(sample_id: str) -> str:
     return hashlib.blake2b(sample_id.encode("utf-8"), digest_size=10).hexdigest()
 
 
-def _process(job: _Job) -> tuple[str, ImageInfo | None, str, str]:
-    """Worker: (stored relative path, info, reject reason, detail)."""
+def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
+    """Worker: (member name, bytes to store, info, reject reason, detail)."""
     c = job.candidate
     try:
-        # Read the bytes once: decoded here, copied as they are when nothing needs changing.
+        # Read the bytes once: decoded here, stored as they are when nothing needs changing.
         if c.data is None and not Path(c.path).is_file():  # a FIFO or device would block the read
             raise ImageRejected("not-a-regular-file", "not a regular file (pipe, socket or device)")
         data = c.data if c.data is not None else Path(c.path).read_bytes()
         img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels, data,
                                       embedded=c.data is not None)
-        dest = store_image(Path(c.path), img, fmt, info, Path(job.out_dir) / IMAGES / image_stem(c.id),
-                           data)
+        ext, payload = stored_bytes(img, fmt, info, data)
     except ImageRejected as err:
-        return "", None, err.reason, err.detail
-    except OSError as err:  # e.g. the disk filled up while writing the copy
-        return "", None, "unreadable", str(err)
-    return f"{IMAGES}/{dest.name}", info, "", ""
+        return "", b"", None, err.reason, err.detail
+    except OSError as err:
+        return "", b"", None, "unreadable", str(err)
+    return image_stem(c.id) + ext, payload, info, "", ""
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
-    """Decode and store every candidate; return (accepted with infos, rejected)."""
-    (out_dir / IMAGES).mkdir(parents=True, exist_ok=True)
-    jobs = [_Job(c, str(out_dir), min_size, max_pixels) for c in candidates]
+    """Decode, check and store every candidate under ``out_dir``; return (accepted with
+    their stored image references and infos, rejected)."""
+    jobs = [_Job(c, min_size, max_pixels) for c in candidates]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 64:
         retain_freed_memory()
@@ -70,14 +72,20 @@ def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pi
         results = pool.map(_process, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 8))))
     accepted, rejected = [], []
     try:
-        for c, (rel, info, reason, detail) in progress(
-            zip(candidates, results), desc="ingest", total=len(jobs), unit="img"
-        ):
-            if info is None:
-                rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
-                                         source=c.source.root))
-            else:
-                accepted.append((c, rel, info))
+        with PackWriter(out_dir, IMAGES) as packs:
+            for c, (name, payload, info, reason, detail) in progress(
+                zip(candidates, results), desc="ingest", total=len(jobs), unit="img"
+            ):
+                if info is None:
+                    rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
+                                             source=c.source.root))
+                    continue
+                try:
+                    ref = packs.add(name, payload)
+                except OSError as err:  # e.g. the disk filled up: the run cannot go on
+                    raise PipelineError(f"{out_dir / IMAGES}: cannot write the image pack ({err}); "
+                                        "free space and re-run") from None
+                accepted.append((c, ref, info))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

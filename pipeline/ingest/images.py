@@ -15,13 +15,13 @@ Policy (documented in docs/ARCHITECTURE.md):
   ``RGBA``, ``CMYK``, ``YCbCr``, ...) becomes ``RGB``. Alpha is dropped, as
   torchvision's default loader does;
 * the user's file is only ever read. If nothing needed changing the original bytes
-  are copied; otherwise the normalized image is written as PNG.
+  are stored; otherwise the normalized image is stored as PNG (in the dataset's
+  image packs, see ``pipeline.imagestore``).
 """
 
 from __future__ import annotations
 
 import io
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,19 +185,12 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
     return out, fmt, info
 
 
-def store_image(src: Path, img, fmt: str, info: ImageInfo, dest_stem: Path,
-                data: bytes | None = None) -> Path:
-    """Write the canonical copy: original bytes when unchanged, else a PNG."""
+def stored_bytes(img, fmt: str, info: ImageInfo, data: bytes) -> tuple[str, bytes]:
+    """The canonical copy as ``(extension, bytes)``: the original bytes when nothing
+    needed changing, else the normalized image as PNG."""
     changed = any(n.startswith(("exif-", "mode:", "first-frame")) for n in info.notes)
     if fmt in KEEP_AS_IS and not changed:
-        dest = dest_stem.with_suffix(EXT_BY_FORMAT[fmt])
-        if data is not None:
-            dest.write_bytes(data)
-        else:
-            shutil.copyfile(src, dest)
-    else:
-        dest = dest_stem.with_suffix(".png")
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        dest.write_bytes(buf.getvalue())
-    return dest
+        return EXT_BY_FORMAT[fmt], data
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return ".png", buf.getvalue()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
 
@@ -21,12 +19,11 @@ class Decoded:
     size: tuple[int, int]  # (height, width) before the resize
 
 
-def decode(path: Path, h: int, w: int, c: int) -> Decoded:
-    """Read one image file as uint8 (C, H, W), converted to ``c`` channels and resized."""
+def decode(data: bytes, h: int, w: int, c: int) -> Decoded:
+    """Decode one stored image's bytes as uint8 (C, H, W), converted to ``c`` channels and resized."""
     import torch
     from PIL import Image
 
-    data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as img:
         img = img.convert("L" if c == 1 else "RGB")
         a = np.array(img, dtype=np.uint8)

@@ -160,7 +160,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     source_images = hashlib.sha256()
 
     def decode_row(s) -> Decoded:
-        return decode(dataset.image_path(s), h, w, c)
+        return decode(dataset.read_image(s), h, w, c)
 
     def transform(batch: list[Row], decoded: dict[str, Decoded], pool_samples: list):
         imgs = torch.from_numpy(np.stack([decoded[r.sample.id].pixels for r in batch])).to(device)

@@ -1,0 +1,95 @@
+"""The canonical dataset's image packs: plain tar, deterministic, read back exactly."""
+
+import hashlib
+import pickle
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from pipeline.config import IngestParams
+from pipeline.errors import InputError
+from pipeline.imagestore import ImageReader, PackWriter, split_ref
+from pipeline.ingest import ingest
+from pipeline.record import load_dataset
+from tests.conftest import make_imagefolder
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("images/00000.tar/ab.jpg", ("images/00000.tar", "ab.jpg")),
+    ("images/00012.tar/sub/ab.png", ("images/00012.tar", "sub/ab.png")),
+    ("images/ab.png", None),
+    ("ab.tar", None),  # a file named .tar, not a member of one
+])
+def test_split_ref(ref, expected):
+    assert split_ref(ref) == expected
+
+
+def test_pack_round_trip_rollover_and_standard_tar(tmp_path):
+    blobs = {f"{i:02d}.bin": bytes([i]) * (700 + 300 * i) for i in range(8)}
+    with PackWriter(tmp_path, pack_bytes=4096) as w:
+        refs = {name: w.add(name, data) for name, data in blobs.items()}
+    packs = sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert len(packs) > 2 and packs[0] == "00000.tar"
+    reader = ImageReader(tmp_path)
+    assert {n: reader.read(r) for n, r in refs.items()} == blobs
+    # Any tar tool reads the packs: every member, with its bytes, in write order.
+    seen = {}
+    for p in packs:
+        with tarfile.open(tmp_path / "images" / p) as tar:
+            for m in tar:
+                assert m.mode == 0o644 and m.mtime == 0 and m.uid == 0
+                seen[m.name] = tar.extractfile(m).read()
+    assert seen == blobs and list(seen) == list(blobs)
+
+
+def test_pack_refuses_a_name_twice(tmp_path):
+    with PackWriter(tmp_path) as w:
+        w.add("a.png", b"x")
+        with pytest.raises(ValueError, match="stored twice"):
+            w.add("a.png", b"y")
+
+
+def test_reader_threads_pickling_and_plain_files(tmp_path):
+    with PackWriter(tmp_path) as w:
+        refs = [w.add(f"{i}.bin", hashlib.sha256(bytes([i])).digest() * 50) for i in range(64)]
+    (tmp_path / "images" / "loose.png").write_bytes(b"plain file")
+    reader = ImageReader(tmp_path)
+    expected = [reader.read(r) for r in refs]
+    with ThreadPoolExecutor(8) as ex:
+        assert list(ex.map(reader.read, refs * 4)) == expected * 4
+    clone = pickle.loads(pickle.dumps(reader))
+    assert clone.read(refs[5]) == expected[5]
+    assert clone.read("images/loose.png") == b"plain file"
+
+
+def test_reader_errors_name_the_pack_and_member(tmp_path):
+    with PackWriter(tmp_path) as w:
+        ref = w.add("a.png", b"x" * 2000)
+    reader = ImageReader(tmp_path)
+    with pytest.raises(InputError, match=r"00000\.tar: has no member 'b\.png'"):
+        reader.read("images/00000.tar/b.png")
+    with pytest.raises(InputError, match=r"images/gone\.png: cannot read the stored image"):
+        reader.read("images/gone.png")
+    pack = tmp_path / "images" / "00000.tar"
+    pack.write_bytes(pack.read_bytes()[:600])  # header intact, data cut short
+    with pytest.raises(InputError, match="truncated|cannot read the image pack"):
+        ImageReader(tmp_path).read(ref)
+    with pytest.raises(InputError, match=r"01234\.tar: cannot read the image pack"):
+        reader.read("images/01234.tar/a.png")
+
+
+def test_ingest_packs_are_identical_for_any_worker_count(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=3, per_class=30)  # >= 64 images: the pool path
+    one = ingest(src, tmp_path / "one", IngestParams(workers=1))
+    two = ingest(src, tmp_path / "two", IngestParams(workers=2))
+    assert one.samples == two.samples
+    assert [p.name for p in (tmp_path / "one" / "images").iterdir()] == ["00000.tar"]
+    for name in ("images/00000.tar", "manifest.jsonl"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    # Nothing but the packs is written under images/: one file per pack, not per image.
+    assert len(list((tmp_path / "two" / "images").iterdir())) == 1
+    reloaded = load_dataset(tmp_path / "two")
+    s = reloaded.samples[7]
+    assert s.image.startswith("images/00000.tar/")
+    assert reloaded.read_image(s) == (src / s.source.path).read_bytes()
