@@ -39,6 +39,12 @@ class DownloadParams(Section):
             raise ValueError(str(err)) from None
 
 
+# Kept here, not imported from pipeline.ingest, so validating params stays import-light.
+PLACEHOLDER_NAMES = (
+    "imagenotfound.*", "image_not_found.*", "image-not-found.*", "notfound.*",
+    "placeholder.*", "placeholder_*.*", "no_image.*", "noimage.*", "no-image.*",
+    "photo_unavailable.*", "image_unavailable.*", "unavailable.*",
+)
 INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
 
@@ -67,6 +73,8 @@ class IngestParams(Section):
     near_duplicate_bits: int = Field(
         3, ge=-1, le=16,
         description="dHash Hamming distance counted as a near duplicate; -1 = exact only")
+    placeholder_names: tuple[str, ...] = Field(
+        PLACEHOLDER_NAMES, description="file-name globs (case-insensitive) quarantined as placeholders")
     labelme: LabelmeParams = Field(default_factory=LabelmeParams)
 
     @field_validator("format")

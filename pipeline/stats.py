@@ -59,6 +59,7 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
         "background_images": sum(1 for s in ds.samples if not s.objects and s.label is None),
         "duplicate_groups": len(groups),
         "duplicate_samples": sum(len(g["ids"]) for g in groups),
+        "duplicate_label_conflicts": sum(1 for g in groups if g.get("labels")),
         "quarantined": len(files_q),
         "quarantined_by_reason": dict(sorted(Counter(r.reason for r in files_q).items())),
         "rejected_objects": len(ds.quarantine) - len(files_q),
@@ -81,7 +82,9 @@ def render(stats: dict) -> str:
     for key in ("image_width", "image_height", "aspect_ratio", "boxes_per_image"):
         if stats[key]:
             lines.append(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
-    lines.append(f"duplicate groups: {stats['duplicate_groups']} ({stats['duplicate_samples']} samples)")
+    conflicts = stats.get("duplicate_label_conflicts", 0)
+    lines.append(f"duplicate groups: {stats['duplicate_groups']} ({stats['duplicate_samples']} samples"
+                 + (f"; {conflicts} with conflicting labels" if conflicts else "") + ")")
     lines.append(f"quarantined: {stats['quarantined']} "
                  + ", ".join(f"{k} {v}" for k, v in stats["quarantined_by_reason"].items()))
     lines.append(f"rejected objects: {stats['rejected_objects']} "

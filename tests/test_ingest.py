@@ -128,3 +128,25 @@ def test_missing_source_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="nope.*not found"):
         ingest(tmp_path / "nope", tmp_path / "out", params())
     assert not (tmp_path / "out").exists()
+
+
+def test_placeholder_named_image_is_quarantined_unless_the_policy_is_off(tmp_path):
+    # The hymenoptera tree's stand-in: a GIF that decodes fine, in a class directory.
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=3, channels=3)
+    Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(src / "class0" / "imageNotFound.gif")
+    ds = ingest(src, tmp_path / "out", params())
+    assert len(ds.samples) == 6
+    (row,) = ds.quarantine
+    assert (row.path, row.reason) == ("class0/imageNotFound.gif", "placeholder")
+    assert "ingest.placeholder_names" in row.detail and "imagenotfound.*" in row.detail
+    kept = ingest(src, tmp_path / "kept", params(placeholder_names=()))
+    assert len(kept.samples) == 7 and kept.quarantine == ()
+
+
+def test_quarantine_rows_name_the_source_root(tmp_path):
+    src = make_imagefolder(tmp_path / "src", classes=1, per_class=2)
+    (src / "stray.png").write_bytes(b"x")  # outside a class directory
+    (src / "class0" / "broken.png").write_bytes(b"not a png")
+    ds = ingest(src, tmp_path / "out", params())
+    assert sorted((r.path, r.reason, r.source) for r in ds.quarantine) == [
+        ("class0/broken.png", "not-an-image", str(src)), ("stray.png", "outside-class-dir", str(src))]

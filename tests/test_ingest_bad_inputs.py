@@ -89,8 +89,10 @@ def build(root):
     bad["bomb.png"] = "too-many-pixels"
     (src / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
     bad["garbage.png"] = "not-an-image"  # no plugin accepts it
-    (src / "placeholder.jpg").write_text("<html>404 placeholder</html>")
-    bad["placeholder.jpg"] = "not-an-image"
+    (src / "saved_page.jpg").write_text("<html>404 not found</html>")
+    bad["saved_page.jpg"] = "not-an-image"
+    Image.fromarray(rgb(40)).save(src / "imageNotFound.gif")  # decodes fine: caught by name
+    bad["imageNotFound.gif"] = "placeholder"
     os.symlink(root / "outside.jpg", src / "link.jpg")
     bad["link.jpg"] = "path-outside-root"
 
@@ -156,6 +158,7 @@ def test_twenty_kinds_of_bad_input(tmp_path):
     assert files == bad
     assert {q["index"]: q["reason"] for q in rows if "index" in q} == objects
     assert all(q["detail"] for q in rows)
+    assert {q.get("source") for q in rows} == {str(src)}  # every row names the source root
     samples = [json.loads(line) for line in (tmp_path / "ds" / "manifest.jsonl").read_text().splitlines()]
     assert sorted(s["id"] for s in samples) == sorted(good)
     # accepted + quarantined = inputs: every image file, and every annotation without its image

@@ -7,6 +7,7 @@ from pipeline.config import IngestParams, SplitParams
 from pipeline.ingest import ingest
 from pipeline.record import Dataset, Object, Sample
 from pipeline.split import assign_splits, write_splits
+from tests.conftest import make_imagefolder
 
 
 def sample(i, label=None, objects=(), h="", split=None):
@@ -74,3 +75,20 @@ def test_boxes_balanced_by_object_class_and_deterministic():
         assert objs["val"][cls] >= 1 and objs["test"][cls] >= 1
     bg = Counter(a[f"bg{i}"] for i in range(20))
     assert bg == {"train": 16, "val": 2, "test": 2}
+
+
+def test_same_picture_under_two_classes_is_reported_as_a_label_conflict(tmp_path):
+    from pipeline.stats import compute, render
+
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=4, channels=3)
+    (src / "class1" / "again.png").write_bytes((src / "class0" / "002.png").read_bytes())
+    (src / "class0" / "twin.png").write_bytes((src / "class0" / "003.png").read_bytes())
+    ds = ingest(src, tmp_path / "ds", IngestParams(workers=1, near_duplicate_bits=-1))
+    groups = json.loads((ds.root / "duplicates.json").read_text())["groups"]
+    assert groups == [
+        {"ids": ["class0/002.png", "class1/again.png"], "kind": "exact", "labels": ["class0", "class1"]},
+        {"ids": ["class0/003.png", "class0/twin.png"], "kind": "exact"},
+    ]
+    stats = compute(ds)
+    assert (stats["duplicate_groups"], stats["duplicate_label_conflicts"]) == (2, 1)
+    assert "duplicate groups: 2 (4 samples; 1 with conflicting labels)" in render(stats)

@@ -22,6 +22,7 @@ from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
+from pipeline.ingest.placeholders import quarantine_placeholders
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
 FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
@@ -78,6 +79,7 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
             raise InputError(f"{root}: source directory not found (format {s.format})")
         roots.append({"format": s.format, "path": str(root), "prefix": prefix})
         items.extend(read_source(s.format, root, params, prefix))
+    items = quarantine_placeholders(items, params.placeholder_names)
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
     rejected = [r for r in items if isinstance(r, Rejected)]

@@ -43,7 +43,12 @@ def _bands(h: int, t: int) -> list[tuple[int, int]]:
 
 
 def duplicate_groups(samples: list[Sample] | tuple[Sample, ...], near_bits: int) -> list[dict]:
-    """Groups of 2+ sample ids: ``{"ids": [...], "kind": "exact" | "near"}``, sorted."""
+    """Groups of 2+ sample ids: ``{"ids": [...], "kind": "exact" | "near"}``, sorted.
+
+    A group whose members carry different image-level labels also lists them
+    (``"labels": [...]``, sorted): the same picture filed under two classes is
+    label noise (or a placeholder) the user should look at.
+    """
     samples = sorted(samples, key=lambda s: s.id)
     u = _Union(len(samples))
     exact: dict[str, int] = {}
@@ -81,5 +86,9 @@ def duplicate_groups(samples: list[Sample] | tuple[Sample, ...], near_bits: int)
         if len(members) < 2:
             continue
         kind = "exact" if len({exact_root[i] for i in members}) == 1 else "near"
-        groups.append({"ids": [samples[i].id for i in members], "kind": kind})
+        group: dict = {"ids": [samples[i].id for i in members], "kind": kind}
+        labels = {samples[i].label for i in members if samples[i].label is not None}
+        if len(labels) > 1:
+            group["labels"] = sorted(labels)
+        groups.append(group)
     return sorted(groups, key=lambda g: g["ids"][0])

@@ -46,13 +46,13 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"
             yield Rejected(path=rel.as_posix(), reason="outside-class-dir",
-                           detail=f"file {where}; expected {layout}", source=source_name)
+                           detail=f"file {where}; expected {layout}", source=str(root))
             continue
         # os.walk does not descend into linked directories, so only the file itself can
         # be a link; resolving every path would cost a realpath per file.
         if path.is_symlink() and not inside(root, path):
             yield Rejected(path=rel.as_posix(), reason="path-outside-root",
-                           detail="a link pointing outside the source root; not read", source=source_name)
+                           detail="a link pointing outside the source root; not read", source=str(root))
             continue
         yield Candidate(
             id=prefix + rel.as_posix(),

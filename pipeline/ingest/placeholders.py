@@ -1,0 +1,43 @@
+"""Placeholder images: stand-ins saved instead of the real picture.
+
+Scraped trees contain files a server sent when the real image was gone, such as
+the ``imageNotFound.gif`` in the hymenoptera ants/bees tree. They decode fine, so
+no image check catches them, and each one trains the model that "image not
+found" looks like an ant. They are recognised by name: a file whose name matches
+one of ``ingest.placeholder_names`` (case-insensitive globs) is quarantined with
+the reason ``placeholder`` before anything is decoded. Setting the list to
+``[]`` keeps such files. (A placeholder saved as HTML under an image name is
+caught by the decode check as ``not-an-image`` whatever its name.)
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
+from typing import Iterable
+
+from pipeline.ingest.candidate import Candidate
+from pipeline.record import Rejected
+
+def matching_pattern(name: str, patterns: Iterable[str]) -> str | None:
+    """The first pattern the file name matches (case-insensitive), or None."""
+    low = name.lower()
+    return next((p for p in patterns if fnmatchcase(low, p.lower())), None)
+
+
+def quarantine_placeholders(items: list, patterns: tuple[str, ...]) -> list:
+    """``items`` with every candidate named like a placeholder replaced by a Rejected."""
+    if not patterns:
+        return items
+    out = []
+    for item in items:
+        pattern = (matching_pattern(PurePosixPath(item.source.path).name, patterns)
+                   if isinstance(item, Candidate) else None)
+        if pattern is None:
+            out.append(item)
+            continue
+        out.append(Rejected(
+            path=item.source.path, reason="placeholder", source=item.source.root,
+            detail=f"file name matches ingest.placeholder_names pattern {pattern!r}: a stand-in "
+                   "saved instead of the real image; set ingest.placeholder_names: [] to keep it"))
+    return out
