@@ -220,3 +220,68 @@ def test_coco():
     assert [(r.reason, r.index) for r in problems] == [
         ("duplicate-image-id", 1), ("bad-image-entry", 2), ("annotation-without-image", 2),
         ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5)]
+
+
+def _rle_mask() -> np.ndarray:
+    m = np.zeros((12, 16), np.uint8)
+    m[2:7, 3:10] = 1  # a 7x5 rectangle
+    m[8:11, 12:15] = 1  # a 3x3 blob
+    m[5:9, 0:2] = 1  # a 2x4 bar on the left edge
+    return m
+
+
+def _column_major_runs(m: np.ndarray) -> list[int]:
+    flat = m.T.reshape(-1)
+    runs, value, n = [], 0, 0
+    for v in flat:
+        if v == value:
+            n += 1
+        else:
+            runs.append(n)
+            value, n = v, 1
+    return runs + [n]
+
+
+# The compressed string is what pycocotools 2.0.11 `mask.encode` gives for _rle_mask()
+# (area 52, bbox [0, 2, 15, 9]): a golden value, not our own encoder's output.
+RLE_GOLDEN = "548091F00000000000n0NTO0004"
+
+
+@pytest.mark.parametrize("counts", [RLE_GOLDEN, RLE_GOLDEN.encode(), "uncompressed"])
+def test_coco_rle_becomes_polygons(counts):
+    from pipeline.ingest.masks import rle_to_mask
+
+    counts = _column_major_runs(_rle_mask()) if counts == "uncompressed" else counts
+    rle = {"size": [12, 16], "counts": counts}
+    assert (rle_to_mask(rle) == _rle_mask()).all()
+    per_image, problems = parse_coco({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 16, "height": 12}],
+        "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                         "bbox": [0, 2, 15, 9], "segmentation": rle}]})
+    [(_, p)] = per_image
+    assert problems == []
+    [obj] = p.objects
+    assert obj.label == "cat" and len(obj.polygons) == 3
+    xs = [v for part in obj.polygons for v in part[0::2]]
+    ys = [v for part in obj.polygons for v in part[1::2]]
+    # Contours run through the outermost pixels' centres: the COCO bbox shrunk by half a pixel.
+    assert (min(xs), min(ys), max(xs), max(ys)) == (0.5, 2.5, 14.5, 10.5)
+
+
+@pytest.mark.parametrize("seg, image, message", [
+    ({"size": [12, 16], "counts": [10, 5]}, {}, "cover 15 pixels; size 12x16 needs 192"),
+    ({"size": [12, 16], "counts": "5~8"}, {}, "character '~'"),
+    ({"size": [12, 16], "counts": "5P"}, {}, "ends inside a run length"),
+    ({"size": [12, 16], "counts": [192]}, {}, "mask is empty"),
+    ({"size": [12, 16], "counts": RLE_GOLDEN}, {"width": 16, "height": 20}, "differs from the image entry's 20x16"),
+    ({"counts": RLE_GOLDEN}, {}, "needs size"),
+])
+def test_coco_bad_rle_is_reported_with_its_index(seg, image, message):
+    per_image, problems = parse_coco({
+        "images": [{"id": 1, "file_name": "a.jpg", **image}], "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg}]})
+    [(_, p)] = per_image
+    assert p.objects == ()
+    [r] = problems
+    assert (r.reason, r.index) == ("bad-rle", 0) and message in r.detail

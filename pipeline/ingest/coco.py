@@ -2,7 +2,8 @@
 
 ``bbox`` is ``[x, y, w, h]`` in pixels (top-left corner); polygon ``segmentation``
 lists become polygon parts (the box is then derived from them after clipping).
-RLE segmentations keep their ``bbox`` (noted); ``iscrowd`` regions are reported as
+RLE segmentations (compressed string or counts list) are decoded and traced into
+polygon parts like labelme masks (``masks.py``); ``iscrowd`` regions are reported as
 ``crowd-region`` (they mark areas to ignore, not instances). Duplicate category
 names (datumaro #1160) map to one class and are noted; an annotation naming an
 unknown image or category id is reported with its index in ``annotations``.
@@ -15,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
+from pipeline.ingest.masks import MaskError
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.tree import json_documents, list_files
 from pipeline.record import Rejected
@@ -67,7 +69,13 @@ def parse_coco(obj) -> tuple[list[tuple[str, Parsed | AnnotationError]], list[Re
                 parts = tuple(tuple(float(v) for v in part) for part in seg)
                 objs[a["image_id"]].append(RawObject(label, None, parts, index=i))
                 continue
+            if isinstance(seg, dict) and "counts" in seg:
+                objs[a["image_id"]].append(_rle_object(label, seg, images[a["image_id"]], i))
+                continue
             x, y, w, h = (float(v) for v in a["bbox"])
+        except MaskError as err:
+            problems.append(problem("bad-rle", str(err), i))
+            continue
         except (KeyError, TypeError, ValueError):
             problems.append(problem("bad-annotation", "needs bbox [x, y, w, h] or polygon segmentation", i))
             continue
@@ -80,6 +88,21 @@ def parse_coco(obj) -> tuple[list[tuple[str, Parsed | AnnotationError]], list[Re
         note = tuple(notes)
         out.append((im["file_name"], Parsed(objects=tuple(objs[iid]), image=im["file_name"], size=size, notes=note)))
     return out, problems
+
+
+def _rle_object(label: str, seg: dict, image: dict, index: int) -> RawObject:
+    """An RLE segmentation as polygon parts; its size must be the image entry's."""
+    from pipeline.ingest.masks import mask_polygons, rle_to_mask
+
+    mask = rle_to_mask(seg)
+    h, w = mask.shape
+    if (image.get("height"), image.get("width")) not in ((None, None), (h, w)):
+        raise MaskError(f"RLE size {h}x{w} differs from the image entry's "
+                        f"{image.get('height')}x{image.get('width')} (height x width)")
+    parts = mask_polygons(mask)
+    if not parts:
+        raise MaskError("RLE mask is empty")
+    return RawObject(label, None, parts, index=index)
 
 
 def read_coco(root: Path, keep_background: bool = True, prefix: str = "") -> Iterator[Candidate | Rejected]:

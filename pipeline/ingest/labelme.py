@@ -39,21 +39,14 @@ def _mask_polygons(b64: str, x0: float, y0: float) -> tuple[tuple[float, ...], .
     """Outer contours of a base64 PNG mask placed with its top-left at (x0, y0)."""
     import io
 
-    import cv2
     import numpy as np
     from PIL import Image
 
+    from pipeline.ingest.masks import mask_polygons
+
     with Image.open(io.BytesIO(base64.b64decode(b64, validate=False))) as im:
-        m = (np.asarray(im.convert("L")) > 0).astype(np.uint8)
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    parts = []
-    for c in contours:
-        pts = c.reshape(-1, 2).astype(float)
-        if len(pts) < 3:  # a one- or two-pixel blob: its pixel squares' outline
-            lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
-            pts = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]]) - 0.5
-        parts.append(tuple(v for x, y in pts for v in (x + 0.5 + x0, y + 0.5 + y0)))
-    return tuple(parts)
+        m = np.asarray(im.convert("L"))
+    return mask_polygons(m, x0, y0)
 
 
 def _shape(i: int, sh: dict):
