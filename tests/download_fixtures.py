@@ -211,4 +211,19 @@ def hymenoptera_archive() -> bytes:
             zf.writestr(f"hymenoptera_data/{split}/{cls}/", b"")
             for i in range(n):
                 zf.writestr(f"hymenoptera_data/{split}/{cls}/{i}_{cls}.jpg", jpeg(10 * k + i))
+        # Like the real tree: a web server's stand-in, a valid GIF filed as an ant.
+        zf.writestr(f"hymenoptera_data/{HYMENOPTERA_PLACEHOLDER}", gif_placeholder())
+    return buf.getvalue()
+
+
+HYMENOPTERA_PLACEHOLDER = "train/ants/imageNotFound.gif"
+
+
+def gif_placeholder() -> bytes:
+    from PIL import Image, ImageDraw
+
+    img = Image.new("P", (80, 40), 0)
+    ImageDraw.Draw(img).rectangle((10, 10, 70, 30), fill=1)
+    buf = io.BytesIO()
+    img.save(buf, "GIF")
     return buf.getvalue()

@@ -18,8 +18,9 @@ from pipeline.download.upstream import torchvision_attr
 from pipeline.errors import ConfigError, DownloadError
 from pipeline.ingest import ingest
 from tests.conftest import REPO
-from tests.download_fixtures import (CIFAR10_NAMES, HYMENOPTERA_COUNTS, cifar10_archive, cifar100_archive,
-                                     hymenoptera_archive, loopback, mnist_files, sha256_checksums)
+from tests.download_fixtures import (CIFAR10_NAMES, HYMENOPTERA_COUNTS, HYMENOPTERA_PLACEHOLDER, cifar10_archive,
+                                     cifar100_archive, hymenoptera_archive, loopback, mnist_files,
+                                     sha256_checksums)
 
 __all__ = ["loopback"]  # the fixture, imported for pytest
 FASHION = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -52,7 +53,8 @@ def test_dataset_from_mirror_verifies_and_ingests(tmp_path, loopback, name):
     out = download(name, tmp_path / "raw", **_opts(tmp_path, mirror=mirror, checksums=sums))
     assert sorted(p.name for p in out.iterdir()) == (["train", "val"] if name == "hymenoptera" else ["test", "train"])
     ds = ingest(out, tmp_path / "canonical", IngestParams(workers=1), fmt="imagefolder")
-    assert not ds.quarantine
+    placeholders = [HYMENOPTERA_PLACEHOLDER] if name == "hymenoptera" else []
+    assert [(r.path, r.reason) for r in ds.quarantine] == [(p, "placeholder") for p in placeholders]
     assert Counter((s.split, s.label) for s in ds.samples) == counts
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".raw")]  # no temp dir left
 
