@@ -128,7 +128,7 @@ class ImageReader:
             raise InputError(f"{self.root / pack}: has no member {member!r}; the dataset is incomplete, "
                              "re-run `pipeline ingest`")
         offset, size = index[member]
-        data = os.pread(fd, size, offset)
+        data = _pread(fd, size, offset, self._lock)
         if len(data) != size:
             raise InputError(f"{self.root / pack}: member {member!r} is truncated; re-run `pipeline ingest`")
         return data
@@ -140,8 +140,17 @@ class ImageReader:
                 try:
                     with tarfile.open(path, "r:") as tar:
                         index = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
-                    fd = os.open(path, os.O_RDONLY)
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
                 except (OSError, tarfile.TarError) as err:
                     raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
                 self._packs[pack] = (fd, index)
             return self._packs[pack]
+
+
+def _pread(fd: int, size: int, offset: int, lock: threading.Lock) -> bytes:
+    """Read ``size`` bytes at ``offset``; positional where the OS has it (not Windows)."""
+    if hasattr(os, "pread"):
+        return os.pread(fd, size, offset)
+    with lock:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, size)

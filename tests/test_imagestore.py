@@ -93,3 +93,14 @@ def test_ingest_packs_are_identical_for_any_worker_count(tmp_path):
     s = reloaded.samples[7]
     assert s.image.startswith("images/00000.tar/")
     assert reloaded.read_image(s) == (src / s.source.path).read_bytes()
+
+
+def test_reader_without_pread_seeks_under_the_lock(tmp_path, monkeypatch):
+    import os
+
+    with PackWriter(tmp_path) as w:
+        refs = [w.add(f"{i}.bin", bytes([i]) * (100 + i)) for i in range(16)]
+    monkeypatch.delattr(os, "pread")  # as on Windows
+    reader = ImageReader(tmp_path)
+    with ThreadPoolExecutor(4) as ex:
+        assert list(ex.map(reader.read, refs * 3)) == [bytes([i]) * (100 + i) for i in range(16)] * 3
