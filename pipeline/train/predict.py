@@ -2,8 +2,8 @@
 
 Images go through the ingest image policy (``pipeline.ingest.images.load_checked``:
 format sniffed from bytes, EXIF orientation applied, any mode to L or RGB), then
-are converted to the checkpoint's channels and resized to its input size the way
-the augment stage resizes (bilinear with antialiasing), and normalised with the
+are converted to the checkpoint's channels and resized to its input size by the
+augment stage's own helper (``pipeline.version.decode.to_chw``), and normalised with the
 training split's statistics stored in the checkpoint.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pipeline.errors import InputError
@@ -30,19 +29,13 @@ def image_tensor(path: Path, height: int, width: int, channels: int) -> torch.Te
     """uint8 (C, H, W) for one image file; InputError for anything that is not an image."""
     from pipeline.config import IngestParams
     from pipeline.ingest.images import ImageRejected, load_checked
+    from pipeline.version.decode import to_chw
 
     try:
         img, _, _ = load_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)
     except ImageRejected as err:
         raise InputError(f"{path}: cannot be read as an image ({err.reason}: {err.detail})") from None
-    img = img.convert("L" if channels == 1 else "RGB")
-    a = np.array(img, dtype=np.uint8)
-    t = torch.from_numpy(a[:, :, None] if a.ndim == 2 else a).permute(2, 0, 1)
-    if t.shape[1:] != (height, width):
-        t = torch.nn.functional.interpolate(t[None].float(), size=(height, width), mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
-        t = t.round().clamp(0, 255).to(torch.uint8)
-    return t
+    return to_chw(img, height, width, channels)
 
 
 def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cpu") -> list[Prediction | InputError]:
