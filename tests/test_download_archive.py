@@ -169,3 +169,47 @@ def test_tar_member_path_rules_match_zip_ones(tmp_path):
     archive = tmp_path / "a.zip"
     archive.write_bytes(_zip("data/..hidden..name"))
     assert (safe_extract(archive, tmp_path / "d") / "data" / "..hidden..name").read_bytes() == b"evil"
+
+
+def test_tar_bomb_is_refused_at_its_header(tmp_path):
+    # The header alone declares 9 GiB: refused before a byte of it is decompressed or written.
+    huge = tarfile.TarInfo("data/zeros.bin")
+    huge.size = 9 << 30
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        tf.addfile(huge)  # header only: the data never follows
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(DownloadError, match=r"refusing to unpack more than 8 GiB .*'data/zeros\.bin'"):
+        safe_extract(archive, tmp_path / "dest")
+    assert list((tmp_path / "dest").rglob("*")) == []
+
+
+def test_zip_member_inflating_too_far_is_refused(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("data/ok.txt", b"ok")
+        zf.writestr("data/zeros.bin", bytes(10 << 20))  # ~1,000:1
+    archive = tmp_path / "bomb.zip"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(DownloadError, match=r"'data/zeros\.bin' \(inflates \d+ times, above 500"):
+        safe_extract(archive, tmp_path / "dest")
+    assert list((tmp_path / "dest").rglob("*")) == []
+
+
+@pytest.mark.parametrize("name, data", [("a.tar.gz", cifar10_archive()), ("a.zip", hymenoptera_archive())])
+def test_size_cap_and_free_space_are_checked_before_writing(tmp_path, monkeypatch, name, data):
+    from types import SimpleNamespace
+
+    from pipeline.download import archive as mod
+
+    archive = tmp_path / name
+    archive.write_bytes(data)
+    monkeypatch.setattr(mod, "MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(DownloadError, match="refusing to unpack more than"):
+        safe_extract(archive, tmp_path / "a")
+    monkeypatch.setattr(mod, "MAX_UNPACKED_BYTES", 8 << 30)
+    monkeypatch.setattr(mod.shutil, "disk_usage", lambda p: SimpleNamespace(total=100, used=90, free=10))
+    with pytest.raises(DownloadError, match=r"unpacks to [\d.]+ MiB but .* has only 0\.0 MiB free"):
+        safe_extract(archive, tmp_path / "b")
+    assert list((tmp_path / "a").rglob("*")) == list((tmp_path / "b").rglob("*")) == []

@@ -5,6 +5,13 @@ letter, a ``..`` component, a symbolic or hard link, a device or FIFO is refused
 with an error naming the member. Only regular files and directories are
 extracted, by copying their bytes to a path built from the checked name, so
 nothing can land outside ``dest``. A truncated or corrupt archive is an error too.
+
+Archive bombs: the members' declared sizes are added up before anything is
+written (a tar is scanned header by header, so one giant member is refused at its
+header, before its data is decompressed); more than ``MAX_UNPACKED_BYTES`` in all,
+a zip member that inflates more than ``MAX_ZIP_RATIO`` times, or more than the
+free disk space, is refused. The declared sizes bound what is written: zipfile
+and tarfile never read past them.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from pathlib import Path, PurePosixPath
 from pipeline.errors import DownloadError
 
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError)
+MAX_UNPACKED_BYTES = 8 << 30  # 40x the largest catalog dataset unpacked (CIFAR-100, ~180 MiB)
+MAX_ZIP_RATIO = 500  # deflate peaks near 1,000:1 on zeros; images and arrays stay far below
 
 
 def member_path(name: str, archive: str) -> PurePosixPath:
@@ -47,9 +56,18 @@ def _corrupt(archive: str, err: BaseException) -> DownloadError:
                          "(--checksums/--from): fetch the file again.")
 
 
+def _too_big(archive: str, total: int, member: str) -> DownloadError:
+    return DownloadError(f"{archive}: refusing to unpack more than {MAX_UNPACKED_BYTES / 2**30:.0f} GiB "
+                         f"(at least {total / 2**30:.1f} GiB declared by member {member!r}); an archive "
+                         "bomb or not the official archive: fetch it again from a trusted source.")
+
+
 def _tar_plan(tf: tarfile.TarFile, archive: str) -> list[tuple[tarfile.TarInfo, PurePosixPath]]:
-    plan = []
-    for m in tf.getmembers():
+    plan, total = [], 0
+    for m in tf:  # lazily: a giant member is refused at its header, before its data is read
+        total += m.size
+        if total > MAX_UNPACKED_BYTES:
+            raise _too_big(archive, total, m.name)
         rel = member_path(m.name, archive)
         if m.issym() or m.islnk():
             raise _unsafe(archive, m.name, f"{'symbolic' if m.issym() else 'hard'} link to {m.linkname!r}")
@@ -60,8 +78,14 @@ def _tar_plan(tf: tarfile.TarFile, archive: str) -> list[tuple[tarfile.TarInfo, 
 
 
 def _zip_plan(zf: zipfile.ZipFile, archive: str) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    plan = []
+    plan, total = [], 0
     for info in zf.infolist():
+        total += info.file_size
+        if total > MAX_UNPACKED_BYTES:
+            raise _too_big(archive, total, info.filename)
+        if info.file_size > 1 << 20 and info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1):
+            raise _unsafe(archive, info.filename, f"inflates {info.file_size / max(info.compress_size, 1):.0f}"
+                          f" times, above {MAX_ZIP_RATIO}: an archive bomb")
         rel = member_path(info.filename, archive)
         kind = stat.S_IFMT(info.external_attr >> 16)  # Unix mode, when the zip was made on Unix
         if kind == stat.S_IFLNK:
@@ -82,6 +106,13 @@ def _write(dest: Path, rel: PurePosixPath, is_dir: bool, open_member) -> None:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
+def _check_space(dest: Path, needed: int, archive: str) -> None:
+    free = shutil.disk_usage(dest).free
+    if needed > free:
+        raise DownloadError(f"{archive} unpacks to {needed / 2**20:.1f} MiB but {dest} has only "
+                            f"{free / 2**20:.1f} MiB free: free some space and run again")
+
+
 def safe_extract(archive: Path, dest: Path) -> Path:
     """Extract a tar (any compression) or zip ``archive`` into ``dest``; return ``dest``."""
     archive, dest = Path(archive), Path(dest)
@@ -90,11 +121,15 @@ def safe_extract(archive: Path, dest: Path) -> Path:
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                for info, rel in _zip_plan(zf, label):
+                plan = _zip_plan(zf, label)
+                _check_space(dest, sum(info.file_size for info, _ in plan), label)
+                for info, rel in plan:
                     _write(dest, rel, info.is_dir(), lambda info=info: zf.open(info))
         else:
             with tarfile.open(archive, "r:*") as tf:
-                for m, rel in _tar_plan(tf, label):
+                tplan = _tar_plan(tf, label)
+                _check_space(dest, sum(m.size for m, _ in tplan), label)
+                for m, rel in tplan:
                     _write(dest, rel, m.isdir(), lambda m=m: tf.extractfile(m))
     except _CORRUPT as err:
         raise _corrupt(label, err) from None
