@@ -104,3 +104,64 @@ def test_reader_without_pread_seeks_under_the_lock(tmp_path, monkeypatch):
     reader = ImageReader(tmp_path)
     with ThreadPoolExecutor(4) as ex:
         assert list(ex.map(reader.read, refs * 3)) == [bytes([i]) * (100 + i) for i in range(16)] * 3
+
+
+def test_fast_index_matches_tarfile_and_falls_back_for_other_tars(tmp_path):
+    import io
+
+    from pipeline.imagestore import _scan_ustar
+
+    with PackWriter(tmp_path) as w:
+        for i in range(50):
+            w.add(f"{i:03d}.png", bytes([i]) * (i * 37))  # sizes on and off the 512-byte blocks
+    pack = tmp_path / "images" / "00000.tar"
+    with tarfile.open(pack) as tar:
+        expected = {m.name: (m.offset_data, m.size) for m in tar}
+    with open(pack, "rb") as f:
+        assert _scan_ustar(f) == expected
+    # A tar another tool wrote (pax headers, a long name): the scan declines, tarfile reads it.
+    other = tmp_path / "other" / "images"
+    other.mkdir(parents=True)
+    long_name = "sub/" + "x" * 120 + ".png"
+    with tarfile.open(other / "00000.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(long_name)
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    with open(other / "00000.tar", "rb") as f:
+        assert _scan_ustar(f) is None
+    assert ImageReader(tmp_path / "other").read("images/00000.tar/" + long_name) == b"hello"
+
+
+def test_corrupt_pack_header_is_an_input_error(tmp_path):
+    with PackWriter(tmp_path) as w:
+        ref = w.add("a.png", b"x" * 100)
+        w.add("b.png", b"y" * 100)
+    pack = tmp_path / "images" / "00000.tar"
+    data = bytearray(pack.read_bytes())
+    data[512 + 512 + 10] ^= 0xFF  # inside the second member's name: its checksum no longer matches
+    pack.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="cannot read the image pack"):
+        ImageReader(tmp_path).read(ref)
+
+
+def test_pack_bytes_are_golden(tmp_path):
+    # Our own ustar writer; on Python 3.11 these bytes also equal tarfile's USTAR output
+    # for the same members. The hash pins them: equal images must give equal packs
+    # (and equal DVC hashes) whatever Python version or machine wrote them.
+    with PackWriter(tmp_path) as w:
+        for i in range(12):
+            w.add(f"{i:02d}.png", bytes([i]) * (i * 100))
+    data = (tmp_path / "images" / "00000.tar").read_bytes()
+    assert len(data) == 20480  # padded to tar's 10 KiB records
+    assert hashlib.sha256(data).hexdigest() == "4d2f1f8f4e9653476db9a4f5e68a2e39dd974de294c859fab24c982cee00ec03"
+
+
+@pytest.mark.parametrize("name, size, message", [
+    ("x" * 101 + ".png", 1, "longer than ustar's 100 bytes"),
+    ("a.png", 8 ** 11, "over ustar's 8 GiB"),
+])
+def test_ustar_limits_are_errors(name, size, message):
+    from pipeline.imagestore import ustar_header
+
+    with pytest.raises(ValueError, match=message):
+        ustar_header(name, size)
