@@ -145,7 +145,7 @@ def test_corrupt_pack_header_is_an_input_error(tmp_path):
 
 
 def test_pack_bytes_are_golden(tmp_path):
-    # Our own ustar writer; on Python 3.11 these bytes also equal tarfile's USTAR output
+    # Our own ustar writer; on Python 3.11.7 these bytes also equal tarfile's USTAR output
     # for the same members. The hash pins them: equal images must give equal packs
     # (and equal DVC hashes) whatever Python version or machine wrote them.
     with PackWriter(tmp_path) as w:
