@@ -87,6 +87,8 @@ def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
     assert card["pipeline"]["ops"][0]["name"] == "rotate" and card["seed"] == 0
     assert set(card["source"]) >= {"manifest_sha256", "images_sha256", "splits_sha256"}
     assert card["lineage"]["package_version"] and "batch_size" not in card["params"]
+    # No commit and no time: a commit that changes no byte must not make a new version.
+    assert "git_commit" not in card["lineage"] and "commit" not in (v / "CARD.md").read_text()
     md = (v / "CARD.md").read_text()
     assert "## Augmentation pipeline" in md and card["source"]["images_sha256"] in md
     assert json.loads((v / "card.json").read_text()) == card

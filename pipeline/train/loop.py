@@ -46,7 +46,11 @@ class EpochStats:
     val_loss: float
     val_acc: float
     lr: float
-    seconds: float
+    seconds: float  # wall time: printed and logged, never written into a DVC output
+
+    def record(self) -> dict:
+        """The epoch as stored in checkpoints: results only, no wall time (equal runs, equal bytes)."""
+        return {k: v for k, v in asdict(self).items() if k != "seconds"}
 
 
 def autocast(device: torch.device, bf16: bool):
@@ -130,7 +134,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["schedule"])
-        history = [EpochStats(**e) for e in state["history"]]
+        history = [EpochStats(**{"seconds": 0.0, **e}) for e in state["history"]]
     first_epoch = len(history) + 1
     step = (first_epoch - 1) * steps_per_epoch
     net = model
@@ -217,7 +221,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         if world.main:
             for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
                                ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
-                               ("lr", stats.lr)):
+                               ("lr", stats.lr), ("time/epoch_seconds", stats.seconds)):
                 writer.add_scalar(tag, value, step)
             writer.flush()
             print(f"epoch {epoch}: train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f} | "
@@ -225,7 +229,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                   f"{len(tr) / stats.seconds:.0f} img/s")
             ckpt_io.save_state(state_path, {
                 "fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "schedule": sched.state_dict(), "history": [asdict(s) for s in history],
+                "schedule": sched.state_dict(), "history": [s.record() for s in history],
             })
         barrier(world)
 
@@ -233,7 +237,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         last = history[-1]
         final = {"val_accuracy": round(last.val_acc, 6), "val_loss": round(last.val_loss, 6),
                  "train_accuracy": round(last.train_acc, 6), "train_loss": round(last.train_loss, 6),
-                 "epochs": len(history), "train_seconds": round(sum(s.seconds for s in history), 2)}
+                 "epochs": len(history)}
         board.log_hparams(writer, params.model_dump(mode="json"),
                           {k_: final[k_] for k_ in ("val_accuracy", "val_loss", "train_accuracy")})
         writer.close()
@@ -241,8 +245,9 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
             "model": params.model, "width": params.width, "state_dict": model.state_dict(),
             "classes": list(info.classes), "shape": list(info.shape), "mean": list(info.mean),
             "std": list(info.std), "params": params.model_dump(mode="json"), "run": name,
-            "history": [asdict(s) for s in history],
+            "history": [s.record() for s in history],
         }, checkpoint)
+        print(f"train: {len(history)} epochs in {sum(s.seconds for s in history):.1f} s")
         write_metrics(final, history, metrics, curve)
         state_path.unlink(missing_ok=True)  # finished: nothing to resume
     barrier(world)

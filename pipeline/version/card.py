@@ -1,9 +1,12 @@
 """The dataset card: ``card.json`` for programs, ``CARD.md`` for people.
 
-Everything in the card is a function of the inputs, params and code, so two runs
-of the same commit write the same bytes. ``lineage.git_commit`` names the code;
-``files`` holds the sha256 of every data file (images, labels, manifest), the
-identity of the data independent of lineage. Keys read by training (issue 7):
+Everything in the card is a function of the inputs and params, so any two runs
+that render the same data write the same bytes, in any clone and at any commit.
+The card names no git commit and no time: a commit that does not change a byte
+(a README edit, a refactor) must not make a new version, and a fresh clone must
+reproduce the committed ``dvc.lock``. The code that built a version is identified
+by ``dvc.lock`` (the augment stage's code dependencies) and the package version.
+``files`` holds the sha256 of every data file (images, labels, manifest). Keys read by training (issue 7):
 ``image_shape``, ``classes``, ``splits.<split>.pixel_mean`` / ``pixel_std``.
 """
 
@@ -11,22 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 from pipeline import __version__
 
 FORMAT = "pipeline.dataset_version/1"
-
-
-def git_commit() -> str:
-    """The commit of the code that builds the version ('' outside a git checkout)."""
-    try:
-        here = Path(__file__).resolve().parent
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, cwd=here).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def file_sha256(path: Path) -> str:
@@ -51,7 +43,7 @@ def pixel_stats(total: list[int], total_sq: list[int], pixels: int) -> tuple[lis
 
 
 def lineage() -> dict:
-    return {"package_version": __version__, "git_commit": git_commit()}
+    return {"package_version": __version__}
 
 
 def render_markdown(card: dict) -> str:
@@ -64,8 +56,8 @@ def render_markdown(card: dict) -> str:
         + ", ".join(f"`{x}`" for x in card["classes"]),
         f"- seed: {card['seed']}; copies: {card['params']['copies']}; "
         f"originals kept: {card['params']['keep_originals']}",
-        f"- built by pipeline {card['lineage']['package_version']} at git commit "
-        f"`{card['lineage']['git_commit'] or 'unknown'}`", "",
+        f"- built by pipeline {card['lineage']['package_version']} "
+        "(the code's identity is the augment stage's entry in `dvc.lock`)", "",
         "## Source", "",
     ]
     lines += [f"- {k}: `{v}`" for k, v in sorted(card["source"].items())]
