@@ -53,3 +53,34 @@ def test_paths_live_only_in_dvc_yaml_vars():
 def test_params_file_has_only_known_sections():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert set(params) <= set(SECTIONS)
+
+
+def test_version_lineage_hashes_exactly_the_augment_stage_code():
+    from pipeline.version.card import RENDER_CODE
+
+    deps = dvc_yaml()["stages"]["augment"]["deps"]
+    code = {d for d in deps if d.startswith("pipeline")}
+    assert code == set(RENDER_CODE), "card.RENDER_CODE and the augment stage's code deps must agree"
+
+
+def test_lineage_changes_with_rendering_code_only(tmp_path, monkeypatch):
+    import shutil
+
+    from pipeline.version import card
+
+    copy = tmp_path / "src"
+    for entry in card.RENDER_CODE + ("pipeline/train",):
+        src = REPO / entry
+        if src.is_dir():
+            shutil.copytree(src, copy / entry, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (copy / entry).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, copy / entry)
+    fake = copy / "pipeline" / "version" / "card.py"
+    monkeypatch.setattr(card, "__file__", str(fake))
+    base = card.code_sha256()
+    assert base == card.code_sha256()  # a function of the files alone
+    (copy / "pipeline" / "train" / "loop.py").write_text("# not rendering code\n")
+    assert card.code_sha256() == base
+    (copy / "pipeline" / "seeding.py").write_text((copy / "pipeline" / "seeding.py").read_text() + "\n# x\n")
+    assert card.code_sha256() != base

@@ -5,7 +5,8 @@ that render the same data write the same bytes, in any clone and at any commit.
 The card names no git commit and no time: a commit that does not change a byte
 (a README edit, a refactor) must not make a new version, and a fresh clone must
 reproduce the committed ``dvc.lock``. The code that built a version is identified
-by ``dvc.lock`` (the augment stage's code dependencies) and the package version.
+by ``lineage.code_sha256``, a hash of the source files that render its bytes (the
+augment stage's code dependencies in ``dvc.yaml``), and the package version.
 ``files`` holds the sha256 of every data file (images, labels, manifest). Keys read by training (issue 7):
 ``image_shape``, ``classes``, ``splits.<split>.pixel_mean`` / ``pixel_std``.
 """
@@ -19,6 +20,10 @@ from pathlib import Path
 from pipeline import __version__
 
 FORMAT = "pipeline.dataset_version/1"
+# The code that renders a version's bytes, relative to the package's parent; the
+# augment stage lists the same paths as deps in dvc.yaml (a test keeps them equal).
+RENDER_CODE = ("pipeline/augment", "pipeline/version", "pipeline/imagestore.py", "pipeline/record.py",
+               "pipeline/seeding.py")
 
 
 def file_sha256(path: Path) -> str:
@@ -42,8 +47,26 @@ def pixel_stats(total: list[int], total_sq: list[int], pixels: int) -> tuple[lis
     return [round(m / 255.0, 6) for m in mean], [round(s / 255.0, 6) for s in std]
 
 
+def code_sha256() -> str:
+    """sha256 over the rendering code's ``.py`` files (relative path and bytes, sorted by path).
+
+    The same in every clone and install of the same sources; a README edit or a
+    change elsewhere in the package leaves it (and so the version) unchanged.
+    """
+    top = Path(__file__).resolve().parents[2]
+    files = []
+    for entry in RENDER_CODE:
+        path = top / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.relative_to(top).as_posix()):
+        h.update(f"{f.relative_to(top).as_posix()}\0{f.stat().st_size}\0".encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def lineage() -> dict:
-    return {"package_version": __version__}
+    return {"package_version": __version__, "code_sha256": code_sha256()}
 
 
 def render_markdown(card: dict) -> str:
@@ -56,8 +79,8 @@ def render_markdown(card: dict) -> str:
         + ", ".join(f"`{x}`" for x in card["classes"]),
         f"- seed: {card['seed']}; copies: {card['params']['copies']}; "
         f"originals kept: {card['params']['keep_originals']}",
-        f"- built by pipeline {card['lineage']['package_version']} "
-        "(the code's identity is the augment stage's entry in `dvc.lock`)", "",
+        f"- built by pipeline {card['lineage']['package_version']}, rendering code "
+        f"`{card['lineage']['code_sha256'][:16]}`", "",
         "## Source", "",
     ]
     lines += [f"- {k}: `{v}`" for k, v in sorted(card["source"].items())]
