@@ -141,8 +141,10 @@ def augment(
 ) -> None:
     """Write a dataset version: the train split augmented, all splits packed for training.
 
-    With --preview: show N samples through each op and the full pipeline in
-    TensorBoard (outside DVC, in seconds; nothing else is written).
+    With --preview: show N train samples through each op and the full pipeline in
+    TensorBoard (outside DVC, in seconds; nothing else is written). The full
+    pipeline's panels are copy 1 of those samples exactly as the version holds it
+    (the split from --splits, else as the split stage would assign it).
     """
     from pipeline.record import load_dataset
 
@@ -153,7 +155,16 @@ def augment(
         src = source or dataset
         if src is None:
             raise typer.BadParameter("--source DIR (a canonical dataset) is required", param_hint="--source")
-        res = run_preview(src, p, n, logdir)
+        ds = load_dataset(src)
+        if splits is not None:  # the split stage's assignment, as the version uses it
+            from pipeline.split import read_splits
+
+            assignment = read_splits(splits)
+        else:  # the assignment the split stage would make with these params
+            from pipeline.split import assign_splits
+
+            assignment = assign_splits(ds, _section("split", params))
+        res = run_preview(ds, assignment, p, n, logdir)
         typer.echo(f"preview: {res.images} images of {res.samples} samples in {res.logdir}; open with\n"
                    f"  {tensorboard_command(res.logdir, port)}")
         return

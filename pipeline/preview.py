@@ -1,10 +1,12 @@
 """``pipeline augment --preview``: look at the augmentations before training on them.
 
-Outside DVC, in seconds: N samples of a canonical dataset go through each op alone
-(its probability forced to 1, so it always shows) and through the full pipeline
-(as copy 1 of the real version would), and each result is written to TensorBoard
-as a before | after panel with the boxes and polygons drawn and named, and the
-drawn parameters in the caption.
+Outside DVC, in seconds: N train samples of a canonical dataset go through each op
+alone (its probability forced to 1, so it always shows) and through the full
+pipeline, and each result is written to TensorBoard as a before | after panel with
+the boxes and polygons drawn and named, and the drawn parameters in the caption.
+The full pipeline's panels are rendered by the version writer's own render path
+(``pipeline.version.render``) with the same split, keys, partners, rules and
+backend, so they show exactly what copy 1 of those samples holds in the version.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import AugmentParams
-from pipeline.record import Dataset, Sample, load_dataset
+from pipeline.errors import InputError
+from pipeline.record import Dataset, Sample
 
 PANEL = 256  # the longer side of each half of a panel, in screen pixels
 SUFFIX = ".preview"  # event files this command owns (and replaces on the next run)
@@ -28,11 +31,13 @@ class PreviewResult:
     logdir: Path
     samples: int
     images: int
+    rows: list  # VersionRow of each previewed sample's copy 1 (the full pipeline)
+    pixels: np.ndarray  # uint8 (N, H, W, C): those rows' pixels, as the version holds them
 
 
-def pick(dataset: Dataset, n: int) -> list[Sample]:
+def pick(samples: list[Sample], n: int) -> list[Sample]:
     """``n`` samples spread evenly over the id order (deterministic)."""
-    ordered = sorted(dataset.samples, key=lambda s: s.id)
+    ordered = sorted(samples, key=lambda s: s.id)
     if n >= len(ordered):
         return ordered
     return [ordered[(i * len(ordered)) // n] for i in range(n)]
@@ -92,75 +97,82 @@ def _params_text(describe: list[dict]) -> list[str]:
     return [op["op"] + ": " + ", ".join(f"{k}={v}" for k, v in op.items() if k != "op") for op in describe]
 
 
-def _label_text(s: Sample, moved, classes) -> str:
+def _label_text(row) -> str:
     """The caption's label: hard, soft (``0.63·cat + 0.37·dog``) when mixed, or an object count."""
     from pipeline.trace import soft_label_text
-    from pipeline.version.targets import mix_of
 
-    if s.label is None:
-        return f"{len(s.objects)} object(s)"
-    label, mix_label, weight = mix_of(moved, 0)
-    return s.label if weight == 1.0 else soft_label_text(classes[label], classes[mix_label], weight)
+    if row.label is None:
+        return f"{len(row.objects)} object(s)"
+    return row.label if row.mix_weight == 1.0 else soft_label_text(row.label, row.mix_label, row.mix_weight)
 
 
-def preview(source: Path, params: AugmentParams, n: int, logdir: Path) -> PreviewResult:
-    """Write the preview of ``n`` samples of the canonical dataset ``source`` into ``logdir``."""
-    import torch
+def _ops_text(ops) -> list[str]:
+    def show(v):
+        if isinstance(v, float):
+            return round(v, 4)
+        return [show(e) for e in v] if isinstance(v, list) else v
+
+    return [op["op"] + ": " + ", ".join(f"{k}={show(v)}" for k, v in op.items() if k not in ("op", "_keys"))
+            for op in ops]
+
+
+def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, n: int,
+            logdir: Path) -> PreviewResult:
+    """Write the preview of ``n`` train samples of ``dataset`` (split by ``assignment``) into ``logdir``."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from pipeline.augment.pipeline import Pipeline
     from pipeline.augment.registry import build_pipeline
-    from pipeline.augment.rng import keys_tensor
-    from pipeline.seeding import sample_key
-    from pipeline.version.decode import decode
-    from pipeline.version.targets import partner_batch, row_objects, sample_targets
+    from pipeline.device import resolve_device
+    from pipeline.version.plan import Plan, output_geometry
+    from pipeline.version.render import Renderer, pin_backend
+    from pipeline.version.writer import version_pipeline
 
-    dataset = load_dataset(source)
-    full = build_pipeline(params.pipeline)
-    # Each op alone, always applied, so its effect is visible on every sample.
-    alone = [(f"op{j + 1}_{spec['name']}", build_pipeline([{**spec, "p": 1.0}]))
-             for j, spec in enumerate(params.pipeline)]
+    h, w, c = output_geometry(dataset, params)
+    device = resolve_device(params.device)
+    plan = Plan(dataset, assignment, params)
+    pool = plan.by_split["train"]
+    if not pool:
+        raise InputError(f"{dataset.root}: the train split is empty: nothing is augmented to preview")
+    chosen = {s.id for s in pick(pool, n)}
+    # Copy 1 of each chosen sample, as the version's plan numbers it (index included).
+    rows = [r for r in plan.rows("train") if r.copy == 1 and r.sample.id in chosen]
+    if not rows:
+        raise InputError("augment.copies is 0: the version holds no augmented copy to preview")
+    originals = [type(r)(r.sample, 0, False, r.split, r.index) for r in rows]
+
+    def renderer(pipe) -> Renderer:
+        return Renderer(dataset, pipe, h, w, c, params.seed, True, str(device))
+
+    full = renderer(version_pipeline(params, device, h, w))
+    decoded = full.decode_serial([r.sample for r in rows])
+    before = full.render(originals, decoded, pool)
+    panels = [("full_pipeline", full.render(rows, decoded, pool))]
+    for j, spec in enumerate(params.pipeline):  # each op alone, always applied
+        pipe = build_pipeline([{**spec, "p": 1.0}], min_visibility=params.min_visibility,
+                              min_area=params.min_area, backend=params.backend)
+        panels.append((f"op{j + 1}_{spec['name']}", renderer(pin_backend(pipe, device, h, w)).render(
+            rows, decoded, pool)))
+
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob(f"events.out.tfevents.*{SUFFIX}"):
         old.unlink()
     writer = SummaryWriter(log_dir=str(logdir), filename_suffix=SUFFIX)
+    scale = max(1, math.ceil(PANEL / max(h, w)))
     images = 0
-    samples = pick(dataset, n)
-    pool = sorted(dataset.samples, key=lambda s: s.id)  # mixing partners: as in a version, by key
-    for k, s in enumerate(samples):
-        h, w = params.image_size or (s.height, s.width)
-        c = params.channels or s.channels
-        dec = decode(dataset.read_image(s), h, w, c)
-
-        def decode_many(wanted, h=h, w=w, c=c):
-            return {p.id: decode(dataset.read_image(p), h, w, c) for p in wanted}
-
-        img = torch.from_numpy(dec.pixels)[None]
-        resized = sample_targets([s], [dec.size], h, w, dataset.classes)
-        scale = max(1, math.ceil(PANEL / max(h, w)))
-        before = draw(dec.pixels.transpose(1, 2, 0), row_objects(resized, 0, s, dataset.classes)[0], scale,
-                      dataset.classes)
-        keys = keys_tensor([sample_key(params.seed, s.id, 1)])
-        for tag, pipe in [("full_pipeline", full)] + alone:
-            drawn = pipe.sample(keys, h, w)
-            moved, partner_ids = resized, [[]]
-            if pipe.ops:
-                parts, partner_ids = partner_batch(pipe, drawn, pool, decode_many, h, w, dataset.classes, "cpu")
-                out_t, moved = pipe.transform(img, resized, drawn, parts)
-                out = out_t[0].permute(1, 2, 0).contiguous().numpy()
-            else:
-                out = dec.pixels.transpose(1, 2, 0)
-            objects, _ = row_objects(moved, 0, s, dataset.classes, resized, 0, (partner_ids or [[]])[0])
-            after = draw(out, objects, scale, dataset.classes)
-            caption = [f"{s.id}  label: {_label_text(s, moved, dataset.classes)}  "
-                       f"({tag}, seed {params.seed}, copy 1)"]
-            if partner_ids and partner_ids[0]:
-                caption.append("mixed with " + ", ".join(partner_ids[0]))
-            caption += _params_text(Pipeline.describe(pipe.ops, drawn, 0)) or ["(no ops)"]
-            name = f"{tag}/{k:02d}_{s.id.replace('/', '_')}"
-            writer.add_image(name, panel(before, after, caption), 0, dataformats="HWC")
+    for k, r in enumerate(rows):
+        left = draw(before.pixels[k], list(before.rows[k].objects), scale, dataset.classes)
+        for tag, got in panels:
+            row = got.rows[k]
+            after = draw(got.pixels[k], list(row.objects), scale, dataset.classes)
+            caption = [f"{r.sample.id}  label: {_label_text(row)}  ({tag}, seed {params.seed}, copy 1)"]
+            if row.partners:
+                caption.append("mixed with " + ", ".join(row.partners))
+            caption += _ops_text(row.ops) or ["(no ops)"]
+            name = f"{tag}/{k:02d}_{r.sample.id.replace('/', '_')}"
+            writer.add_image(name, panel(left, after, caption), 0, dataformats="HWC")
             writer.add_text(name, "  \n".join(caption), 0)
             images += 1
     writer.close()
-    return PreviewResult(logdir, len(samples), images)
+    full_rows = panels[0][1]
+    return PreviewResult(logdir, len(rows), images, full_rows.rows, full_rows.pixels)

@@ -2,9 +2,11 @@
 
 The manifest row names the canonical sample and the copy, and records every
 parameter each op drew, exactly. Tracing prints the user's source file (through
-the canonical ``Source`` record) and those parameters, then re-renders the sample
-from the source image and the recorded parameters alone (no seed, no RNG) and
-compares the pixels with the stored ones.
+the canonical ``Source`` record) and those parameters, then re-renders the row
+through the writer's own render path (``pipeline.version.render``) with the
+pipeline pinned in the card (backend included: nothing is resolved again) and the
+row's keys, and checks both the pixels and the row (parameters, partners,
+objects) against what the version stores.
 """
 
 from __future__ import annotations
@@ -17,19 +19,26 @@ import numpy as np
 
 from pipeline.errors import InputError
 from pipeline.record import Dataset, Sample, load_dataset, read_jsonl
+from pipeline.version.manifest import VersionRow
 
 
 @dataclass(frozen=True)
 class Trace:
-    row: dict
+    row: VersionRow  # as stored in the version
+    rendered_row: VersionRow  # as the render path gives it again
     sample: Sample
     dataset: Dataset
     stored: np.ndarray  # uint8 (H, W, C) as written in the version
-    rendered: np.ndarray  # uint8 (H, W, C) re-rendered from the recorded parameters
+    rendered: np.ndarray  # uint8 (H, W, C) re-rendered
     dataset_changed: bool  # the canonical manifest differs from the one the version was built from
 
     @property
     def identical(self) -> bool:
+        """Same pixels and the same record (parameters, partners, objects)."""
+        return self.same_pixels and self.rendered_row == self.row
+
+    @property
+    def same_pixels(self) -> bool:
         return self.stored.shape == self.rendered.shape and bool((self.stored == self.rendered).all())
 
 
@@ -40,70 +49,78 @@ def read_card(version: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def find_row(version: Path, sample_id: str) -> dict:
-    """The manifest row of output sample ``sample_id`` (``<source id>#<copy>``), streamed."""
-    for row in read_jsonl(Path(version) / "manifest.jsonl"):
-        if row["id"] == sample_id:
-            return row
-    raise InputError(f"{version}/manifest.jsonl: no output sample {sample_id!r} "
-                     "(ids look like '<source id>#<copy>', e.g. 'mnist5k/train/3/00012.png#1')")
+def manifest_rows(version: Path):
+    """The version's rows, streamed, as typed records."""
+    for d in read_jsonl(Path(version) / "manifest.jsonl"):
+        yield VersionRow.from_dict(d)
 
 
-def stored_pixels(version: Path, row: dict) -> np.ndarray:
-    if "file" in row:
+def find_row(version: Path, sample_id: str) -> tuple[VersionRow, list[str]]:
+    """The row of output sample ``sample_id`` (``<source id>#<copy>``) and the source ids
+    of its split (the pool its mixing partners were drawn from), in one streamed pass."""
+    found, by_split = None, {}
+    for row in manifest_rows(version):
+        by_split.setdefault(row.split, set()).add(row.source_id)
+        if row.id == sample_id:
+            found = row
+    if found is None:
+        raise InputError(f"{version}/manifest.jsonl: no output sample {sample_id!r} "
+                         "(ids look like '<source id>#<copy>', e.g. 'mnist5k/train/3/00012.png#1')")
+    return found, sorted(by_split[found.split])
+
+
+def stored_pixels(version: Path, row: VersionRow) -> np.ndarray:
+    if row.file is not None:
         from PIL import Image
 
-        a = np.asarray(Image.open(Path(version) / row["file"]))
+        with Image.open(Path(version) / row.file) as img:
+            a = np.asarray(img)
         return a[:, :, None] if a.ndim == 2 else a
-    images = np.load(Path(version) / f"{row['split']}_images.npy", mmap_mode="r")
-    return np.array(images[row["index"]])
+    images = np.load(Path(version) / f"{row.split}_images.npy", mmap_mode="r")
+    return np.array(images[row.index])
 
 
-def render(dataset: Dataset, sample: Sample, row: dict, card: dict) -> np.ndarray:
-    """Re-render one output sample from its source image and its recorded op parameters."""
-    import torch
-
+def render(dataset: Dataset, sample: Sample, row: VersionRow, card: dict,
+           pool_ids: list[str]) -> tuple[np.ndarray, VersionRow]:
+    """Re-render one output row through the writer's render path: (pixels, row)."""
     from pipeline.augment.registry import build_pipeline
-    from pipeline.version.decode import decode
-    from pipeline.version.manifest import drawn_from_rows
+    from pipeline.version.plan import Row
+    from pipeline.version.render import Renderer
 
     h, w, c = card["image_shape"]
-    img = torch.from_numpy(decode(dataset.read_image(sample), h, w, c).pixels)[None]
-    if row["ops"]:
-        pipe = build_pipeline(card["pipeline"])
-        partners = None
-        if pipe.partner_slots():  # mixing: the recorded partners' resized source images, as the writer used
-            by_id = {s.id: s for s in dataset.samples}
-            missing = [p for p in row.get("partners", []) if p not in by_id]
-            if missing or len(row.get("partners", [])) != pipe.partner_slots():
-                raise InputError(f"manifest row {row['id']!r}: mixing partner(s) {missing or 'unrecorded'} "
-                                 "not in the canonical dataset; pass the --dataset it was built from")
-            partners = [(torch.from_numpy(decode(dataset.read_image(by_id[p]), h, w, c).pixels)[None], None)
-                         for p in row["partners"]]
-        img = pipe.apply(img, drawn_from_rows(pipe.ops, [row["ops"]]), partners)
-    return img[0].permute(1, 2, 0).contiguous().numpy()
+    by_id = {s.id: s for s in dataset.samples}
+    missing = [p for p in pool_ids if p not in by_id]
+    if missing:
+        raise InputError(f"{dataset.root}: sample(s) {', '.join(missing[:3])} of the version's "
+                         f"{row.split} split are not in the canonical dataset; pass the --dataset it was built from")
+    renderer = Renderer(dataset, build_pipeline(card["pipeline"]), h, w, c, card["seed"],
+                        packed=row.file is None)
+    got = renderer.render([Row(sample, row.copy, row.copy > 0, row.split, row.index)],
+                          renderer.decode_serial([sample]), [by_id[p] for p in pool_ids])
+    return got.pixels[0], got.rows[0]
 
 
 def trace(version: Path, sample_id: str, dataset_dir: Path | None = None) -> Trace:
     from pipeline.version.card import file_sha256
 
     card = read_card(version)
-    row = find_row(version, sample_id)
+    row, pool_ids = find_row(version, sample_id)
     root = Path(dataset_dir or card["source"]["dataset"])
     if not (root / "manifest.jsonl").is_file():
         raise InputError(f"{root}: the canonical dataset this version was built from is not there; "
                          "pass --dataset DIR")
     dataset = load_dataset(root)
-    sample = next((s for s in dataset.samples if s.id == row["source_id"]), None)
+    sample = next((s for s in dataset.samples if s.id == row.source_id), None)
     if sample is None:
-        raise InputError(f"{root}: sample {row['source_id']!r} is not in the canonical dataset")
+        raise InputError(f"{root}: sample {row.source_id!r} is not in the canonical dataset")
     changed = file_sha256(root / "manifest.jsonl") != card["source"]["manifest_sha256"]
-    return Trace(row, sample, dataset, stored_pixels(version, row), render(dataset, sample, row, card), changed)
+    pixels, rendered_row = render(dataset, sample, row, card, pool_ids)
+    return Trace(row, rendered_row, sample, dataset, stored_pixels(version, row), pixels, changed)
 
 
-def _mix_text(row: dict) -> str:
-    w = row.get("mix_weight", 1.0)
-    return "" if w == 1.0 else f"  (soft: {soft_label_text(row['label'], row['mix_label'], w)})"
+def _mix_text(row: VersionRow) -> str:
+    w = row.mix_weight
+    return "" if w == 1.0 else f"  (soft: {soft_label_text(row.label, row.mix_label, w)})"
 
 
 def soft_label_text(label, mix_label, weight: float) -> str:
@@ -114,30 +131,34 @@ def soft_label_text(label, mix_label, weight: float) -> str:
 def format_trace(t: Trace) -> str:
     src = t.sample.source
     where = f"{src.root.rstrip('/')}/{src.path}" if src.root else src.path
+    r = t.row
     lines = [
-        f"output sample   {t.row['id']}  (split {t.row['split']}, index {t.row['index']})",
+        f"output sample   {r.id}  (split {r.split}, index {r.index})",
         f"source file     {where}  (format {src.format})",
     ]
     if src.annotation:
         lines.append(f"annotation      {src.annotation}")
     lines += [
         f"canonical       {t.sample.id}  ->  {t.dataset.image_location(t.sample)}",
-        f"copy            {t.row['copy']}" + ("  (original, no ops)" if not t.row["ops"] else ""),
-        f"label           {t.row['label']}" + _mix_text(t.row),
+        f"copy            {r.copy}" + ("  (original, no ops)" if not r.ops else ""),
+        f"label           {r.label}" + _mix_text(r),
     ]
-    if t.row.get("partners"):
-        lines.append(f"mixed with      {', '.join(t.row['partners'])}")
-    for o in t.row.get("objects", []):
+    if r.partners:
+        lines.append(f"mixed with      {', '.join(r.partners)}")
+    for o in r.objects:
         lines.append(f"object          {o['label']} box {o['box']}" + ("" if o.get("visible", True) else " (outside)")
                      + (f" (from {o['partner']})" if "partner" in o else ""))
-    for o in t.row.get("dropped", []):
+    for o in r.dropped:
         lines.append(f"dropped         {o['label']} source box {o['source_box']}: {o['reason']}")
-    for i, op in enumerate(t.row["ops"]):
+    for i, op in enumerate(r.ops):
         rest = ", ".join(f"{k}={v!r}" for k, v in op.items() if k != "op")
         lines.append(f"op {i + 1}            {op['op']}: {rest}")
     if t.dataset_changed:
         lines.append("warning         the canonical dataset changed since this version was built")
-    verdict = "identical pixels" if t.identical else "DIFFERENT pixels"
-    lines.append(f"re-rendered     from the recorded parameters: {verdict} "
+    verdict = "identical pixels" if t.same_pixels else "DIFFERENT pixels"
+    lines.append(f"re-rendered     through the version's render path: {verdict} "
                  f"({t.rendered.shape[0]}x{t.rendered.shape[1]}x{t.rendered.shape[2]})")
+    if t.rendered_row != r:
+        diff = [k for k, v in t.rendered_row.to_dict().items() if r.to_dict().get(k) != v]
+        lines.append(f"record          DIFFERENT from the manifest row in: {', '.join(diff)}")
     return "\n".join(lines)

@@ -11,13 +11,19 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import AugmentParams, IngestParams
 from pipeline.ingest import ingest
-from pipeline.preview import PALETTE, PANEL, pick, preview
+from pipeline.preview import PALETTE, PANEL, pick, preview as run_preview
 from pipeline.record import load_dataset
 from tests.conftest import make_imagefolder
 from tests.version_data import COLOURS, make_annotated
 
 OPS = [{"name": "rotate", "p": 0.8, "degrees": 20}, {"name": "hflip", "p": 0.5},
        {"name": "crop", "p": 0.8, "padding": 4}]
+
+
+def preview(canonical, params, n, logdir):
+    """The preview with every sample in train (the split under test elsewhere)."""
+    ds = load_dataset(canonical)
+    return run_preview(ds, {s.id: "train" for s in ds.samples}, params, n, logdir)
 
 
 def events(logdir):
@@ -73,9 +79,9 @@ def test_classification_preview_and_cli_prints_the_tensorboard_command(tmp_path)
 def test_pick_spreads_over_ids_and_preview_needs_a_source(tmp_path, monkeypatch):
     src = make_imagefolder(tmp_path / "src", classes=2, per_class=5, size=12)
     ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
-    picked = pick(load_dataset(tmp_path / "canonical"), 4)
+    picked = pick(list(load_dataset(tmp_path / "canonical").samples), 4)
     assert len(picked) == 4 and len({s.label for s in picked}) == 2 and picked == sorted(picked, key=lambda s: s.id)
-    assert len(pick(ds, 100)) == 10
+    assert len(pick(list(ds.samples), 100)) == 10
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["augment", "--preview"])
     assert res.exit_code == 2 and "--source" in res.output
@@ -106,3 +112,36 @@ def test_mixed_samples_show_soft_labels_in_the_caption(tmp_path):
     soft = [m for m in soft if m]
     assert soft and all(abs(float(m[1]) + float(m[3]) - 1) < 0.011 for m in soft)
     assert all("mixed with" in c for c in captions if "·" in c)
+
+
+@pytest.mark.parametrize("kind, pipe", [
+    ("classification", [{"name": "rotate", "p": 0.7, "degrees": 20}, {"name": "color_jitter", "p": 0.8,
+                        "brightness": 0.3}, {"name": "mixup", "p": 0.7}]),
+    ("boxes", [{"name": "mosaic", "p": 0.8}, {"name": "hflip", "p": 0.5}, {"name": "cutout", "p": 0.5}]),
+    ("boxes", [{"name": "cutmix", "p": 0.8}, {"name": "rotate", "p": 0.9, "degrees": 30}]),
+], ids=["mixup", "mosaic_cutout", "cutmix"])
+def test_preview_is_what_the_version_holds(tmp_path, kind, pipe):
+    """The full pipeline's panels are byte-equal to copy 1 of the same rows in the
+    version, partners included: one render path, the same split, keys, rules, backend."""
+    import json
+
+    from pipeline.config import SplitParams
+    from pipeline.split import assign_splits
+    from pipeline.version import write_version
+
+    if kind == "classification":
+        ds = ingest(make_imagefolder(tmp_path / "src", classes=3, per_class=6, size=20, channels=3),
+                    tmp_path / "canonical", IngestParams(workers=1))
+    else:
+        ds = load_dataset(make_annotated(tmp_path / "canonical", n=10))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.7, "val": 0.15, "test": 0.15}))
+    params = AugmentParams(copies=2, pipeline=pipe, batch_size=5, image_size=(24, 32), min_visibility=0.2)
+    write_version(ds, assignment, params, tmp_path / "v")
+    res = run_preview(ds, assignment, params, 4, tmp_path / "tb")
+    stored = np.load(tmp_path / "v" / "train_images.npy")
+    manifest = {r["id"]: r for r in map(json.loads, (tmp_path / "v" / "manifest.jsonl").read_text().splitlines())}
+    assert len(res.rows) == 4
+    for row, pixels in zip(res.rows, res.pixels):
+        assert row.to_dict() == manifest[row.id], row.id
+        assert pixels.tobytes() == stored[row.index].tobytes(), row.id
+    assert any(r.partners for r in res.rows), "the case must exercise mixing partners"

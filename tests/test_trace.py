@@ -45,13 +45,27 @@ def test_every_output_sample_re_renders_to_equal_bytes(version):
         assert t.sample.id == row["source_id"] and not t.dataset_changed
 
 
-def test_trace_detects_different_pixels(version, tmp_path):
-    row = next(r for r in rows(version) if r["copy"] == 2)
-    t = trace(version, row["id"])
-    row["ops"][0]["angle"] += 7.0  # a different parameter renders different pixels
-    from pipeline.trace import render, read_card
+def test_trace_detects_a_changed_record_and_changed_pixels(version, tmp_path):
+    import shutil
 
-    assert not np.array_equal(render(t.dataset, t.sample, row, read_card(version)), t.stored)
+    from pipeline.trace import format_trace
+
+    v = tmp_path / "v"
+    shutil.copytree(version, v)
+    lines = (v / "manifest.jsonl").read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if json.loads(line)["copy"] == 2)
+    row = json.loads(lines[k])
+    row["ops"][0]["angle"] += 7.0  # a parameter the keys did not draw
+    lines[k] = json.dumps(row, sort_keys=True)
+    (v / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    t = trace(v, row["id"])
+    assert t.same_pixels and not t.identical
+    assert "record          DIFFERENT from the manifest row in: ops" in format_trace(t)
+    images = np.load(v / f"{row['split']}_images.npy")
+    images[row["index"], 0, 0, 0] ^= 1
+    np.save(v / f"{row['split']}_images.npy", images)
+    t = trace(v, row["id"])
+    assert not t.same_pixels and "DIFFERENT pixels" in format_trace(t)
 
 
 def test_unknown_id_names_the_manifest(version):

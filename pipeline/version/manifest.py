@@ -7,7 +7,7 @@ bool, an int an int. ``drawn_from_rows`` rebuilds the engine's per-op tensors
 from those rows, so ``pipe.apply(images, drawn_from_rows(...))`` re-renders
 exactly what the stage wrote.
 
-A manifest row::
+A manifest row (``VersionRow``; optional keys are left out when empty)::
 
     {"id": "<source id>#<copy>", "source_id": ..., "copy": 0..n, "split": ...,
      "index": position in the split's arrays, "label": class name,
@@ -21,9 +21,61 @@ A manifest row::
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One output sample of a version: where it came from and what was done to it.
+
+    Built in one place (``pipeline.version.render``), written as one JSON line, read
+    back with ``from_json`` by trace, training and every command that takes a version.
+    """
+
+    id: str  # "<source id>#<copy>"
+    source_id: str
+    copy: int  # 0 = the original
+    split: str
+    index: int  # position in the split's arrays (or its image file)
+    label: str | None  # class name; None for detection data without an image label
+    ops: tuple[dict[str, Any], ...] = ()  # the exact parameters each op drew; () for originals
+    objects: tuple[dict[str, Any], ...] = ()  # in output pixels
+    mix_label: str | None = None
+    mix_weight: float = 1.0  # the weight of ``label`` (1.0: not mixed)
+    partners: tuple[str, ...] = ()  # source id per mixing slot
+    dropped: tuple[dict[str, Any], ...] = ()  # own objects removed, with the reason
+    file: str | None = None  # "images/<split>/<index>.png" when not packed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"id": self.id, "source_id": self.source_id, "copy": self.copy, "split": self.split,
+             "index": self.index, "label": self.label, "ops": list(self.ops), "objects": list(self.objects),
+             "mix_label": self.mix_label, "mix_weight": self.mix_weight}
+        if self.partners:
+            d["partners"] = list(self.partners)
+        if self.dropped:
+            d["dropped"] = list(self.dropped)
+        if self.file is not None:
+            d["file"] = self.file
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VersionRow":
+        return cls(id=d["id"], source_id=d["source_id"], copy=int(d["copy"]), split=d["split"],
+                   index=int(d["index"]), label=d.get("label"), ops=tuple(d.get("ops", ())),
+                   objects=tuple(d.get("objects", ())), mix_label=d.get("mix_label"),
+                   mix_weight=float(d.get("mix_weight", 1.0)), partners=tuple(d.get("partners", ())),
+                   dropped=tuple(d.get("dropped", ())), file=d.get("file"))
+
+    @classmethod
+    def from_json(cls, line: str) -> "VersionRow":
+        return cls.from_dict(json.loads(line))
 
 
 def exact_params(ops, drawn, index: int) -> list[dict[str, Any]]:

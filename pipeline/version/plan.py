@@ -23,6 +23,8 @@ class Row:
     sample: Sample
     copy: int  # 0 = original
     augmented: bool
+    split: str = ""
+    index: int = 0  # position in the split's files
 
     @property
     def id(self) -> str:
@@ -52,9 +54,11 @@ class Plan:
 
     def rows(self, split: str) -> Iterator[Row]:
         copies = self.copies(split)
+        index = 0
         for s in self.by_split[split]:
             for c, aug in copies:
-                yield Row(s, c, aug)
+                yield Row(s, c, aug, split, index)
+                index += 1
 
     def per_class(self, split: str) -> dict[str, int]:
         k = len(self.copies(split))

@@ -29,13 +29,11 @@ import numpy as np
 from pipeline.atomic import atomic_dir
 from pipeline.config import AugmentParams
 from pipeline.record import Dataset
-from pipeline.seeding import sample_key
 from pipeline.version import card as cards
-from pipeline.version.decode import Decoded, decode
-from pipeline.version.manifest import exact_params
+from pipeline.version.decode import Decoded
 from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
+from pipeline.version.render import Rendered, Renderer, pin_backend
 from pipeline.version.shards import NpyWriter, write_png
-from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_targets, to_device
 
 OWNER = ".owner"  # pid of the run writing a temporary directory; removed before the rename
 LOOKAHEAD = 2  # batches decoded ahead of the transform
@@ -95,26 +93,25 @@ class _SplitWriter:
         self.last_source = None
         self.png_sha = hashlib.sha256()
 
-    def write(self, batch: list[Row], arr: np.ndarray, labels: list[int], mix: list[tuple[int, int, float]],
-              rows: list[dict], shas: list[str]):
+    def write(self, batch: list[Row], r: Rendered, shas: list[str]):
+        arr = r.pixels
         flat = arr.reshape(-1, arr.shape[-1]).astype(np.int64)
         self.total += flat.sum(0)
         self.total_sq += (flat * flat).sum(0)
         if self.images is not None:
             self.images.write(arr)
-        self.labels.write(np.asarray(labels, dtype=np.int64))
-        self.mix_labels.write(np.asarray([m[1] for m in mix], dtype=np.int64))
-        self.mix_weights.write(np.asarray([m[2] for m in mix], dtype=np.float32))
-        self.mixed += sum(1 for m in mix if m[2] != 1.0)
-        for r, row, sha, img in zip(batch, rows, shas, arr):
-            row["index"] = self.index
-            if not self.packed:
-                row["file"] = f"images/{self.split}/{self.index:07d}.png"
-                self.png_sha.update(write_png(self.tmp / row["file"], img).encode())
-            self.manifest.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-            if r.sample.id != self.last_source:  # one entry per source image, in id order
-                self.source.update(f"{r.sample.id}\t{sha}\n".encode())
-                self.last_source = r.sample.id
+        self.labels.write(np.asarray(r.labels, dtype=np.int64))
+        self.mix_labels.write(np.asarray([m[1] for m in r.mix], dtype=np.int64))
+        self.mix_weights.write(np.asarray([m[2] for m in r.mix], dtype=np.float32))
+        self.mixed += sum(1 for m in r.mix if m[2] != 1.0)
+        for row, vrow, sha, img in zip(batch, r.rows, shas, arr):
+            assert vrow.index == self.index, "rows reach the writer in plan order"
+            if vrow.file is not None:
+                self.png_sha.update(write_png(self.tmp / vrow.file, img).encode())
+            self.manifest.write(vrow.to_json() + "\n")
+            if row.sample.id != self.last_source:  # one entry per source image, in id order
+                self.source.update(f"{row.sample.id}\t{sha}\n".encode())
+                self.last_source = row.sample.id
             self.index += 1
 
     def close(self) -> dict[str, str]:
@@ -132,20 +129,17 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     """Write the dataset version into ``out`` atomically and return its card."""
     import torch
 
-    from pipeline.augment.registry import build_pipeline, dump_pipeline
-    from pipeline.augment.rng import keys_tensor
+    from pipeline.augment.registry import dump_pipeline
     from pipeline.device import resolve_device
 
     out = Path(out)
     device = resolve_device(params.device)
-    pipe = build_pipeline(params.pipeline, min_visibility=params.min_visibility,
-                          min_area=params.min_area, backend=params.backend)
     h, w, c = output_geometry(dataset, params)
+    pipe = version_pipeline(params, device, h, w)
     pipe.check_offline(h, w, classification=dataset.kind == "classification")
-    lineage = {**cards.lineage(), "augment_backend": pipe.resolved_backend(device, h, w)}
     packed = h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
-    class_index = {name: i for i, name in enumerate(dataset.classes)}
+    renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device))
     workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                  else os.cpu_count() or 1)
     clean_stale(out)
@@ -154,54 +148,14 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         "image_shape": [h, w, c], "classes": list(dataset.classes), "seed": params.seed,
         # Knobs that cannot change a byte stay out of the card, so it is identical too.
         "params": params.model_dump(mode="json", exclude={"batch_size", "workers", "device"}),
-        "pipeline": dump_pipeline(pipe), "lineage": lineage, "splits": {}, "files": {},
+        # The pipeline as it ran: defaults filled in, backend resolved (trace never re-decides).
+        "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
         "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
     }
     source_images = hashlib.sha256()
 
-    def decode_row(s) -> Decoded:
-        return decode(dataset.read_image(s), h, w, c)
-
-    def transform(batch: list[Row], decoded: dict[str, Decoded], pool_samples: list):
-        imgs = torch.from_numpy(np.stack([decoded[r.sample.id].pixels for r in batch])).to(device)
-        samples = [r.sample for r in batch]
-        resized = sample_targets(samples, [decoded[s.id].size for s in samples], h, w, dataset.classes)
-        aug = [i for i, r in enumerate(batch) if r.augmented]
-        params_of: dict[int, list] = {}
-        partners_of: dict[int, list[str]] = {}
-        if aug and pipe.ops:
-            keys = keys_tensor([sample_key(params.seed, batch[i].sample.id, batch[i].copy) for i in aug], device)
-            drawn = pipe.sample(keys, h, w)
-            idx = torch.tensor(aug)
-            parts, partner_ids = partner_batch(pipe, drawn, pool_samples, decode_many, h, w, dataset.classes,
-                                           device)
-            out, moved = pipe.transform(imgs[idx.to(device)], to_device(resized.select(idx), device), drawn, parts)
-            imgs[idx.to(device)] = out
-            moved = to_device(moved, "cpu")
-            drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
-            for j, i in enumerate(aug):
-                params_of[i] = exact_params(pipe.ops, drawn, j)
-                if partner_ids:
-                    partners_of[i] = partner_ids[j]
-        rows, mix = [], []
-        moved_at = {i: j for j, i in enumerate(aug)} if aug and pipe.ops else {}
-        for i, r in enumerate(batch):
-            t, k = (moved, moved_at[i]) if i in moved_at else (resized, i)
-            objects, dropped = row_objects(t, k, r.sample, dataset.classes, resized, i, partners_of.get(i, ()))
-            label, mix_label, weight = mix_of(t, k)
-            mix.append((label, mix_label, weight))
-            row = {"id": r.id, "source_id": r.sample.id, "copy": r.copy, "split": "",
-                   "label": r.sample.label, "ops": params_of.get(i, []), "objects": objects,
-                   "mix_label": dataset.classes[mix_label] if mix_label >= 0 else None, "mix_weight": weight}
-            if dropped:
-                row["dropped"] = dropped
-            if i in partners_of:
-                row["partners"] = partners_of[i]
-            rows.append(row)
-        return imgs.permute(0, 2, 3, 1).contiguous().cpu().numpy(), rows, mix
-
     def decode_many(wanted: list) -> dict[str, Decoded]:
-        futures = {s.id: pool.submit(decode_row, s) for s in {s.id: s for s in wanted}.values()}
+        futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
         return {sid: f.result() for sid, f in futures.items()}
 
     with atomic_dir(out) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
@@ -217,17 +171,17 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
 
             def submit(batch: list[Row]) -> None:
                 uniq = {r.sample.id: r.sample for r in batch}
-                pending.append((batch, {sid: pool.submit(decode_row, s) for sid, s in uniq.items()}))
+                pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
 
             it = batches(plan.rows(split), params.batch_size)
             for batch in it:
                 submit(batch)
                 if len(pending) <= LOOKAHEAD:
                     continue
-                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar,
+                last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar,
                                    plan.by_split[split])
             while pending:
-                last_write = _step(pending, transform, sw, split, class_index, writer, last_write, bar,
+                last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar,
                                    plan.by_split[split])
             if last_write is not None:
                 last_write.result()
@@ -253,18 +207,23 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     return card
 
 
-def _step(pending, transform, sw: _SplitWriter, split, class_index, writer, last_write, bar, pool) -> Future:
-    """Transform the oldest pending batch and hand it to the writer thread (one write in flight)."""
+def _step(pending, renderer: Renderer, decode_many, sw: _SplitWriter, writer, last_write, bar, pool) -> Future:
+    """Render the oldest pending batch and hand it to the writer thread (one write in flight)."""
     batch, futures = pending.popleft()
     decoded = {sid: f.result() for sid, f in futures.items()}
-    arr, rows, mix = transform(batch, decoded, pool)
-    for row in rows:
-        row["split"] = split
-    # -1: no image-level label (detection data); the objects carry the classes.
-    labels = [class_index[r.sample.label] if r.sample.label is not None else -1 for r in batch]
+    rendered = renderer.render(batch, decoded, pool, decode_many)
     shas = [decoded[r.sample.id].sha256 for r in batch]
     if last_write is not None:
         last_write.result()  # bounded: at most one batch waits to be written
     bar.update(len(batch))
-    return writer.submit(sw.write, batch, arr, labels, mix, rows, shas)
+    return writer.submit(sw.write, batch, rendered, shas)
 
+
+def version_pipeline(params: AugmentParams, device, h: int, w: int):
+    """The pipeline a version of ``params`` runs at (h, w) on ``device``, backend pinned:
+    the writer and the preview build it here, trace rebuilds it from the card."""
+    from pipeline.augment.registry import build_pipeline
+
+    pipe = build_pipeline(params.pipeline, min_visibility=params.min_visibility,
+                          min_area=params.min_area, backend=params.backend)
+    return pin_backend(pipe, device, h, w)

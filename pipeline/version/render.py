@@ -1,0 +1,110 @@
+"""One render path: a version's rows turned into pixels and manifest rows.
+
+The augment writer, ``augment --preview`` and ``pipeline trace`` all render through
+``Renderer.render``: the same decode and resize, the same pipeline (its backend
+resolved once and pinned in the card), the same keys (seed, source id, copy) and
+the same mixing partners (picked from the row's split by the row's own keys). So
+the preview shows what the version holds, and a trace re-renders it, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline.augment.pipeline import Pipeline
+from pipeline.record import Dataset, Sample
+from pipeline.version.decode import Decoded, decode
+from pipeline.version.manifest import VersionRow, exact_params
+from pipeline.version.plan import Row
+
+DecodeMany = Callable[[list[Sample]], dict[str, Decoded]]
+
+
+def pin_backend(pipe: Pipeline, device, h: int, w: int) -> Pipeline:
+    """``pipe`` with ``auto`` resolved for this device and size: what the card records,
+    so a trace on another machine renders with the same backend."""
+    return replace(pipe, backend=pipe.resolved_backend(device, h, w))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    pixels: np.ndarray  # uint8 (B, H, W, C)
+    rows: list[VersionRow]
+    labels: list[int]  # class index of ``label``; -1 without an image label
+    mix: list[tuple[int, int, float]]  # (label, mix_label, weight of label) as indices
+
+
+@dataclass(frozen=True)
+class Renderer:
+    dataset: Dataset
+    pipe: Pipeline  # backend pinned (``pin_backend``)
+    h: int
+    w: int
+    c: int
+    seed: int
+    packed: bool = True  # False: rows name their PNG file
+    device: str = "cpu"
+
+    def decode(self, sample: Sample) -> Decoded:
+        return decode(self.dataset.read_image(sample), self.h, self.w, self.c)
+
+    def decode_serial(self, samples: list[Sample]) -> dict[str, Decoded]:
+        return {s.id: self.decode(s) for s in {s.id: s for s in samples}.values()}
+
+    def render(self, batch: Sequence[Row], decoded: dict[str, Decoded], pool: Sequence[Sample],
+               decode_many: DecodeMany | None = None) -> Rendered:
+        """Render ``batch`` (rows of one split) from its decoded source images.
+
+        ``pool``: the split's samples in id order, where mixing partners come from;
+        ``decode_many`` decodes partners (default: one by one in this thread).
+        """
+        import torch
+
+        from pipeline.augment.rng import keys_tensor
+        from pipeline.seeding import sample_key
+        from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_targets, to_device
+
+        decode_many = decode_many or self.decode_serial
+        classes, device, pipe = self.dataset.classes, self.device, self.pipe
+        imgs = torch.from_numpy(np.stack([decoded[r.sample.id].pixels for r in batch])).to(device)
+        samples = [r.sample for r in batch]
+        resized = sample_targets(samples, [decoded[s.id].size for s in samples], self.h, self.w, classes)
+        aug = [i for i, r in enumerate(batch) if r.augmented]
+        params_of: dict[int, list] = {}
+        partners_of: dict[int, list[str]] = {}
+        moved_at: dict[int, int] = {}
+        moved = resized
+        if aug and pipe.ops:
+            keys = keys_tensor([sample_key(self.seed, batch[i].sample.id, batch[i].copy) for i in aug], device)
+            drawn = pipe.sample(keys, self.h, self.w)
+            idx = torch.tensor(aug)
+            parts, partner_ids = partner_batch(pipe, drawn, list(pool), decode_many, self.h, self.w, classes,
+                                               device)
+            out, moved = pipe.transform(imgs[idx.to(device)], to_device(resized.select(idx), device), drawn, parts)
+            imgs[idx.to(device)] = out
+            moved = to_device(moved, "cpu")
+            drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
+            for j, i in enumerate(aug):
+                params_of[i] = exact_params(pipe.ops, drawn, j)
+                moved_at[i] = j
+                if partner_ids:
+                    partners_of[i] = partner_ids[j]
+        class_index = {name: k for k, name in enumerate(classes)}
+        rows, labels, mix = [], [], []
+        for i, r in enumerate(batch):
+            t, k = (moved, moved_at[i]) if i in moved_at else (resized, i)
+            objects, dropped = row_objects(t, k, r.sample, classes, resized, i, partners_of.get(i, ()))
+            label, mix_label, weight = mix_of(t, k)
+            mix.append((label, mix_label, weight))
+            labels.append(class_index[r.sample.label] if r.sample.label is not None else -1)
+            rows.append(VersionRow(
+                id=f"{r.sample.id}#{r.copy}", source_id=r.sample.id, copy=r.copy, split=r.split, index=r.index,
+                label=r.sample.label, ops=tuple(params_of.get(i, ())), objects=tuple(objects),
+                mix_label=classes[mix_label] if mix_label >= 0 else None, mix_weight=weight,
+                partners=tuple(partners_of.get(i, ())), dropped=tuple(dropped),
+                file=None if self.packed else f"images/{r.split}/{r.index:07d}.png"))
+        pixels = imgs.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return Rendered(pixels, rows, labels, mix)
