@@ -81,6 +81,28 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """How an output sample of a dataset version was made from a canonical one."""
+
+    source_id: str
+    copy: int  # 0 = the original
+    ops: tuple[dict, ...] = ()  # the exact parameters each op drew
+    partners: tuple[str, ...] = ()  # source id per mixing slot
+    dropped: tuple[dict, ...] = ()  # own objects removed: label, source box, reason
+    mix_label: str | None = None
+    mix_weight: float = 1.0  # the weight of ``Sample.label`` (1.0: not mixed)
+    object_partners: tuple[str, ...] = ()  # per object: the partner it came from ("" own)
+    object_weights: tuple[float, ...] = ()  # per object: mixup's share of its image
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Lineage":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
 class Sample:
     """One image of the canonical dataset.
 
@@ -101,6 +123,7 @@ class Sample:
     pixel_hash: str = ""  # hash of decoded pixels: exact-duplicate detection
     notes: tuple[str, ...] = ()  # what ingest changed, e.g. "exif-transposed:6"
     dhash: str = ""  # perceptual (difference) hash: near-duplicate detection
+    lineage: Lineage | None = None  # set for the rows of a dataset version
 
     def to_json(self) -> dict:
         out: dict = {
@@ -119,6 +142,8 @@ class Sample:
             out["notes"] = list(self.notes)
         if self.dhash:
             out["dhash"] = self.dhash
+        if self.lineage is not None:
+            out["lineage"] = self.lineage.to_json()
         return out
 
     @classmethod
@@ -136,6 +161,7 @@ class Sample:
             pixel_hash=d.get("pixel_hash", ""),
             notes=tuple(d.get("notes", ())),
             dhash=d.get("dhash", ""),
+            lineage=Lineage.from_json(d["lineage"]) if d.get("lineage") else None,
         )
 
 
@@ -173,7 +199,7 @@ def read_jsonl(path: Path) -> Iterator[dict]:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A canonical dataset loaded from its directory."""
+    """A canonical dataset (or a dataset version's rows) loaded from its directory."""
 
     root: Path
     samples: tuple[Sample, ...]
@@ -211,10 +237,13 @@ def save_dataset(root: Path, samples: Iterable[Sample], classes: Iterable[str],
 
 
 def load_dataset(root: Path) -> Dataset:
-    """Load a canonical dataset, with an error that says what is missing."""
+    """Load a canonical dataset or a dataset version, with an error that says what is missing."""
     from pipeline.errors import InputError
+    from pipeline.version.dataset import is_version, load_version
 
     root = Path(root)
+    if is_version(root):
+        return load_version(root)
     for name in (MANIFEST, CLASSES):
         if not (root / name).is_file():
             raise InputError(

@@ -171,7 +171,7 @@ def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):
     assert len(mixed) > len(train) // 6 and all(0.0 < r["mix_weight"] < 1.0 for r in mixed)
     assert any(r["mix_label"] != r["label"] for r in mixed)
     assert card["mix"]["ops"] == ["mixup"] and card["splits"]["train"]["mixed"] == len(mixed)
-    assert card["splits"]["val"]["mixed"] == 0 and "Mixed rows (mixup)" in (v / "CARD.md").read_text()
+    assert card["splits"]["val"]["mixed"] == 0 and "Rows mixup applied to: train" in (v / "CARD.md").read_text()
 
 
 def test_objects_dropped_by_the_rules_are_listed_with_a_reason(annotated, tmp_path):

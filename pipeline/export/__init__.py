@@ -1,4 +1,4 @@
-"""Write a canonical dataset back out: ImageFolder, VOC, YOLO, labelme, COCO.
+"""Write a canonical dataset or a dataset version out: ImageFolder, VOC, YOLO, labelme, COCO.
 
 One writer module per format; each gets the dataset, a fresh directory and the
 split of every sample, and returns what it wrote (including what the format
@@ -21,9 +21,12 @@ FORMATS = ("imagefolder", "voc", "yolo", "labelme", "coco")
 
 def image_relpath(ds: Dataset, s: Sample) -> str:
     """Where a sample's image goes: its id (its path in the source), with the stored image's extension."""
-    p = PurePosixPath(s.id)
+    source_id, copy = (s.lineage.source_id, s.lineage.copy) if s.lineage is not None else (s.id, None)
+    p = PurePosixPath(source_id)
     if p.is_absolute() or ".." in p.parts:
         raise InputError(f"sample id {s.id!r} is not a safe relative path")
+    if copy is not None:  # a version's row: one file per copy of the source image
+        p = p.with_name(f"{p.stem}_copy{copy}{p.suffix}")
     return str(p.with_suffix(PurePosixPath(s.image).suffix))
 
 

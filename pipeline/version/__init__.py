@@ -15,9 +15,18 @@ Modules: ``plan`` (which rows, in which order), ``decode`` (source images, in
 threads), ``shards`` (sequential .npy/PNG writers that hash as they write),
 ``manifest`` (exact per-sample op parameters, and replaying them), ``targets``
 (objects through the geometric ops), ``card`` (card.json and CARD.md),
-``writer`` (the streaming, atomic stage), ``trace`` lives in ``pipeline.trace``.
+``render`` (the one render path of the writer, the preview and trace), ``dataset``
+(a version read as a ``Dataset`` of its rows), ``writer`` (the streaming, atomic
+stage); ``trace`` lives in ``pipeline.trace``.
 """
 
-from pipeline.version.writer import write_version
-
 __all__ = ["write_version"]
+
+
+def __getattr__(name: str):
+    # Lazy: reading a dataset (``pipeline.version.dataset``) must not import torch.
+    if name == "write_version":
+        from pipeline.version.writer import write_version
+
+        return write_version
+    raise AttributeError(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 from pipeline import __version__
@@ -37,6 +38,55 @@ def file_sha256(path: Path) -> str:
 def assignment_sha256(assignment: dict[str, str]) -> str:
     text = json.dumps(dict(sorted(assignment.items())), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _summary(values: list[float]) -> dict:
+    if not values:
+        return {}
+    v = sorted(values)
+    return {"min": round(v[0], 3), "median": round(v[len(v) // 2], 3), "max": round(v[-1], 3),
+            "mean": round(sum(v) / len(v), 3)}
+
+
+class SplitCounts:
+    """What one split of a version holds, counted from its rows as written."""
+
+    def __init__(self, mixing_ops: list[str]):
+        self.mixing_ops = set(mixing_ops)
+        self.images_per_class: Counter = Counter()
+        self.objects_per_class: Counter = Counter()
+        self.mixed_by_op: Counter = Counter()
+        self.dropped_by_reason: Counter = Counter()
+        self.objects_per_image: list[int] = []
+        self.box_w: list[float] = []
+        self.box_h: list[float] = []
+        self.mixed = 0  # rows whose label is a blend (mixup/cutmix on image labels)
+
+    def add(self, row) -> None:
+        """Count one ``VersionRow``."""
+        if row.label is not None:
+            self.images_per_class[row.label] += 1
+        self.images_per_class.update({o["label"] for o in row.objects} if row.label is None else {})
+        self.objects_per_class.update(o["label"] for o in row.objects)
+        self.objects_per_image.append(len(row.objects))
+        for o in row.objects:
+            x1, y1, x2, y2 = o["box"]
+            self.box_w.append(x2 - x1)
+            self.box_h.append(y2 - y1)
+        self.mixed_by_op.update(op["op"] for op in row.ops if op["op"] in self.mixing_ops and op.get("applied"))
+        self.dropped_by_reason.update(d["reason"] for d in row.dropped)
+        self.mixed += row.mix_weight != 1.0
+
+    def to_json(self, detection: bool) -> dict:
+        out = {"per_class": dict(sorted(self.images_per_class.items())), "mixed": self.mixed,
+               "mixed_by_op": {op: self.mixed_by_op.get(op, 0) for op in sorted(self.mixing_ops)}}
+        if detection:
+            aspect = [w / h for w, h in zip(self.box_w, self.box_h) if h > 0]
+            out.update(objects_per_class=dict(sorted(self.objects_per_class.items())),
+                       objects_per_image=_summary(self.objects_per_image), box_width=_summary(self.box_w),
+                       box_height=_summary(self.box_h), box_aspect=_summary(aspect),
+                       dropped_by_reason=dict(sorted(self.dropped_by_reason.items())))
+        return out
 
 
 def pixel_stats(total: list[int], total_sq: list[int], pixels: int) -> tuple[list[float], list[float]]:
@@ -87,17 +137,31 @@ def render_markdown(card: dict) -> str:
     lines += ["", "## Splits", "", "| split | samples | pixel mean | pixel std |", "|---|---|---|---|"]
     for name, s in card["splits"].items():
         lines.append(f"| {name} | {s['samples']} | {s['pixel_mean']} | {s['pixel_std']} |")
-    lines += ["", "### Samples per class", "", "| class | " + " | ".join(card["splits"]) + " |",
-              "|---" * (len(card["splits"]) + 1) + "|"]
-    for cls in card["classes"]:
-        lines.append(f"| {cls} | " + " | ".join(str(s["per_class"].get(cls, 0))
-                                              for s in card["splits"].values()) + " |")
+    detection = card["kind"] == "detection"
+    heading = "Images per class (images holding the class)" if detection else "Samples per class"
+    tables = [(heading, "per_class")] + ([("Objects per class", "objects_per_class")] if detection else [])
+    for title, key in tables:
+        lines += ["", f"### {title}", "", "| class | " + " | ".join(card["splits"]) + " |",
+                  "|---" * (len(card["splits"]) + 1) + "|"]
+        for cls in card["classes"]:
+            lines.append(f"| {cls} | " + " | ".join(str(s.get(key, {}).get(cls, 0))
+                                                  for s in card["splits"].values()) + " |")
+    if detection:
+        lines += ["", "### Objects", ""]
+        for name, s in card["splits"].items():
+            drops = ", ".join(f"{k} {v}" for k, v in s.get("dropped_by_reason", {}).items()) or "none"
+            lines.append(f"- {name}: objects per image {s.get('objects_per_image')}; box width "
+                         f"{s.get('box_width')}, height {s.get('box_height')}, aspect {s.get('box_aspect')}; "
+                         f"dropped: {drops}")
     lines += ["", "## Augmentation pipeline", ""]
     ops = card["pipeline"]["ops"]
     lines += [f"{i + 1}. `{json.dumps(op, sort_keys=True)}`" for i, op in enumerate(ops)] or ["(none)"]
     if card.get("mix", {}).get("ops"):
-        mixed = ", ".join(f"{k} {s.get('mixed', 0)}" for k, s in card["splits"].items())
-        lines += ["", f"Mixed rows ({', '.join(card['mix']['ops'])}): {mixed}. {card['mix']['arrays']}."]
+        for op in card["mix"]["ops"]:
+            counts = ", ".join(f"{k} {s.get('mixed_by_op', {}).get(op, 0)}" for k, s in card["splits"].items())
+            lines += ["", f"Rows {op} applied to: {counts}."]
+        soft = ", ".join(f"{k} {s.get('mixed', 0)}" for k, s in card["splits"].items())
+        lines += [f"Rows with a soft (blended) image label: {soft}. {card['mix']['arrays']}."]
     lines += ["", "## Files (sha256)", ""]
     lines += [f"- `{k}`: `{v}`" for k, v in sorted(card["files"].items())]
     return "\n".join(lines) + "\n"

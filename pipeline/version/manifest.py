@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ def exact_params(ops, drawn, index: int) -> list[dict[str, Any]]:
     return out
 
 
-def _dtype_of(value: Any) -> torch.dtype:
+def _dtype_of(value: Any) -> "torch.dtype":
+    import torch
+
     while isinstance(value, list) and value:
         value = value[0]
     if isinstance(value, bool):
@@ -99,8 +102,10 @@ def _dtype_of(value: Any) -> torch.dtype:
     return torch.float32
 
 
-def drawn_from_rows(ops, rows: list[list[dict[str, Any]]], device="cpu") -> list[dict[str, torch.Tensor]]:
+def drawn_from_rows(ops, rows: list[list[dict[str, Any]]], device="cpu") -> list[dict[str, "torch.Tensor"]]:
     """Rebuild a batch's drawn parameters from the ``ops`` lists of manifest rows."""
+    import torch
+
     drawn = []
     for j, op in enumerate(ops):
         entries = [r[j] for r in rows]

@@ -60,13 +60,6 @@ class Plan:
                 yield Row(s, c, aug, split, index)
                 index += 1
 
-    def per_class(self, split: str) -> dict[str, int]:
-        k = len(self.copies(split))
-        counts = Counter(s.label for s in self.by_split[split] if s.label is not None)
-        for s in self.by_split[split]:  # detection data: count objects per class
-            counts.update(o.label for o in s.objects)
-        return {name: n * k for name, n in sorted(counts.items())}
-
 
 def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int, int, int]:
     """(height, width, channels) of every output image."""

@@ -78,7 +78,8 @@ def _bar(desc: str, total: int):
 class _SplitWriter:
     """Files of one split, appended in row order (called from the writer thread only)."""
 
-    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple[int, int, int], packed: bool, manifest):
+    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple[int, int, int], packed: bool, manifest,
+                 counts: cards.SplitCounts):
         self.tmp, self.split, self.packed, self.manifest = tmp, split, packed, manifest
         self.images = NpyWriter(tmp / f"{split}_images.npy", np.uint8, (n, *hwc)) if packed else None
         self.labels = NpyWriter(tmp / f"{split}_labels.npy", np.int64, (n,))
@@ -86,7 +87,7 @@ class _SplitWriter:
         self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
         self.mix_weights = NpyWriter(tmp / f"{split}_mix_weights.npy", np.float32, (n,))
         self.index = 0
-        self.mixed = 0  # rows whose label is a mixup/cutmix blend
+        self.counts = counts
         self.total = np.zeros(hwc[2], dtype=np.int64)
         self.total_sq = np.zeros(hwc[2], dtype=np.int64)
         self.source = hashlib.sha256()
@@ -103,12 +104,12 @@ class _SplitWriter:
         self.labels.write(np.asarray(r.labels, dtype=np.int64))
         self.mix_labels.write(np.asarray([m[1] for m in r.mix], dtype=np.int64))
         self.mix_weights.write(np.asarray([m[2] for m in r.mix], dtype=np.float32))
-        self.mixed += sum(1 for m in r.mix if m[2] != 1.0)
         for row, vrow, sha, img in zip(batch, r.rows, shas, arr):
             assert vrow.index == self.index, "rows reach the writer in plan order"
             if vrow.file is not None:
                 self.png_sha.update(write_png(self.tmp / vrow.file, img).encode())
             self.manifest.write(vrow.to_json() + "\n")
+            self.counts.add(vrow)
             if row.sample.id != self.last_source:  # one entry per source image, in id order
                 self.source.update(f"{row.sample.id}\t{sha}\n".encode())
                 self.last_source = row.sample.id
@@ -164,7 +165,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         (tmp / OWNER).write_text(str(os.getpid()))
         for split in SPLITS:
             n = plan.count(split)
-            sw = _SplitWriter(tmp, split, n, (h, w, c), packed, manifest)
+            sw = _SplitWriter(tmp, split, n, (h, w, c), packed, manifest, cards.SplitCounts(card["mix"]["ops"]))
             pending: deque[tuple[list[Row], dict[str, Future]]] = deque()
             last_write: Future | None = None
             bar = _bar(f"augment {split}", n)
@@ -188,8 +189,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
             bar.close()
             card["files"].update(sw.close())
             mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), n * h * w)
-            card["splits"][split] = {"samples": n, "per_class": plan.per_class(split),
-                                     "pixel_mean": mean, "pixel_std": std, "mixed": sw.mixed}
+            card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
+                                     **sw.counts.to_json(dataset.kind == "detection")}
             source_images.update(f"{split}\t{sw.source.hexdigest()}\n".encode())
         manifest.close()
         card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
