@@ -141,3 +141,26 @@ def test_classification_versions_refuse_mosaic_before_writing(tmp_path):
     with pytest.raises(ConfigError, match=r"augment.pipeline\[0\] \(mosaic\)"):
         write_version(ds, assignment, AugmentParams(pipeline=[{"name": "mosaic"}]), tmp_path / "v")
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize("backend", ["albumentations", "auto"])
+def test_pinned_backend_and_albumentations_rows_record_their_seed(tmp_path, backend, monkeypatch):
+    """The card pins the backend the version ran on; trace uses it and never resolves
+    ``auto`` again (here the tracing machine would pick the other backend)."""
+    ds = load_dataset(make_annotated(tmp_path / "canonical", n=6))
+    assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
+    ops = [{"name": "rotate", "p": 0.9, "degrees": 20}, {"name": "hflip", "p": 0.5}]
+    write_version(ds, assignment, AugmentParams(copies=2, pipeline=ops, backend=backend, image_size=(40, 56)),
+                  tmp_path / "v")
+    card = json.loads((tmp_path / "v" / "card.json").read_text())
+    assert card["pipeline"]["backend"] in ("torch", "albumentations")
+    if backend == "auto":  # make the tracing machine resolve differently: it must not matter
+        import pipeline.augment.backend as b
+
+        other = "albumentations" if card["pipeline"]["backend"] == "torch" else "torch"
+        monkeypatch.setattr(b, "choose_backend", lambda *a, **k: other)
+    aug = [r for r in rows(tmp_path / "v") if r["copy"]]
+    if card["pipeline"]["backend"] == "albumentations":
+        assert all(op.keys() == {"op", "backend", "seed"} for r in aug for op in r["ops"])
+    for r in aug:
+        assert trace(tmp_path / "v", r["id"]).identical, r["id"]

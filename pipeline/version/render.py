@@ -29,6 +29,17 @@ def pin_backend(pipe: Pipeline, device, h: int, w: int) -> Pipeline:
     return replace(pipe, backend=pipe.resolved_backend(device, h, w))
 
 
+def _albumentations_seeds(pipe: Pipeline, keys) -> list[int] | None:
+    """Under the albumentations backend each sample's whole op list runs from one seed
+    (its parameters are albumentations' own draws, not the engine's): that seed is
+    what the manifest records. None under the torch backend."""
+    if pipe.backend != "albumentations":
+        return None
+    from pipeline.augment.albumentations_backend import seeds_of
+
+    return seeds_of(keys.cpu())
+
+
 @dataclass(frozen=True)
 class Rendered:
     pixels: np.ndarray  # uint8 (B, H, W, C)
@@ -87,8 +98,10 @@ class Renderer:
             imgs[idx.to(device)] = out
             moved = to_device(moved, "cpu")
             drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
+            seeds = _albumentations_seeds(pipe, keys)
             for j, i in enumerate(aug):
-                params_of[i] = exact_params(pipe.ops, drawn, j)
+                params_of[i] = exact_params(pipe.ops, drawn, j) if seeds is None else [
+                    {"op": op.name, "backend": "albumentations", "seed": seeds[j]} for op in pipe.ops]
                 moved_at[i] = j
                 if partner_ids:
                     partners_of[i] = partner_ids[j]
