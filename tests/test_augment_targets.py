@@ -269,3 +269,26 @@ def test_mosaic_then_rotate_keeps_every_visible_object_tight_and_drops_none():
     for label, box in expected.items():
         assert torch.allclose(torch.tensor(got[label], dtype=torch.float32), torch.tensor(box, dtype=torch.float32), atol=1e-3), label
     assert len(expected) >= 6  # the scene really has objects from all four samples
+
+
+@pytest.mark.parametrize("spec", [{"name": "mosaic", "p": 1.0}, {"name": "cutmix", "p": 1.0},
+                                  {"name": "mixup", "p": 1.0}])
+def test_object_identity_and_origin_are_fields_not_packed_labels(spec):
+    """Labels stay class indices through mixing; each object's index in its image and
+    its origin (own, or partner slot j) travel in their own fields."""
+    pipe = build_pipeline([spec])
+    b, h, w = 3, 32, 32
+    boxes = [[[2, 2, 12, 12], [16, 16, 30, 30]] for _ in range(b)]
+    own = Targets.from_lists(boxes, [[0, 1]] * b)
+    drawn = pipe.sample(keys(b), h, w)
+    parts = [(torch.zeros(b, 3, h, w, dtype=torch.uint8),
+              Targets.from_lists([[[4, 4, 20, 20]]] * b, [[2]] * b, origin=j + 1))
+             for j in range(pipe.partner_slots())]
+    _, moved = pipe.transform(torch.zeros(b, 3, h, w, dtype=torch.uint8), own, drawn, parts)
+    assert set(moved.labels.tolist()) <= {0, 1, 2}
+    for o in (o for i in range(b) for o in moved.sample_objects(i)):
+        if o["origin"] == 0:
+            assert o["label"] == o["object_id"]  # own objects: label 0 is object 0, label 1 object 1
+        else:
+            assert o["label"] == 2 and o["object_id"] == 0 and 1 <= o["origin"] <= pipe.partner_slots()
+    assert any(moved.origin.tolist())

@@ -1,6 +1,8 @@
 """Per-sample ragged targets of a batch, stored flat with owner indices.
 
-A batch of B images carries N objects (boxes absolute XYXY, labels, owner sample),
+A batch of B images carries N objects (boxes absolute XYXY, labels, owner sample,
+and each object's identity: its index in its source image and its origin, the
+image itself or a mixing partner's slot, so no one needs to pack meaning into labels),
 their polygon parts as one flat vertex list (parts contiguous, in order), keypoints
 with their owner sample, optional (B, 1, H, W) label masks and optional
 classification labels. Flat tensors keep every geometric update one vectorised call:
@@ -34,6 +36,8 @@ class Targets:
     keypoint_owner: torch.Tensor  # (K,) int64
     keypoint_visible: torch.Tensor  # (K,) bool: False once moved off the canvas
     weights: torch.Tensor  # (N,) float32: 1, or the mixup weight of the object's image
+    object_id: torch.Tensor  # (N,) int64: the object's index in its source image
+    origin: torch.Tensor  # (N,) int64: 0 = the sample's own object, j + 1 = from mixing partner slot j
     masks: torch.Tensor | None = None  # (B, 1, H, W) uint8 label map, nearest-neighbour
     classes: torch.Tensor | None = None  # (B,) int64 classification label
     mix_classes: torch.Tensor | None = None  # (B,) int64 partner label after mixup/cutmix
@@ -63,7 +67,7 @@ class Targets:
         f = torch.zeros((0, 2), dtype=torch.float32, device=device)
         i = torch.zeros(0, dtype=torch.int64, device=device)
         return cls(b, torch.zeros((0, 4), device=device), i, i, f, i, i, f, i,
-                   torch.zeros(0, dtype=torch.bool, device=device), torch.zeros(0, device=device))
+                   torch.zeros(0, dtype=torch.bool, device=device), torch.zeros(0, device=device), i, i)
 
     @classmethod
     def from_lists(cls, boxes: Sequence[Sequence[Sequence[float]]],
@@ -71,17 +75,19 @@ class Targets:
                    polygons: Sequence[Sequence[Sequence[Sequence[float]]]] | None = None,
                    keypoints: Sequence[Sequence[Sequence[float]]] | None = None,
                    masks: torch.Tensor | None = None, classes: Sequence[int] | None = None,
-                   device=None) -> "Targets":
+                   device=None, origin: int = 0) -> "Targets":
         """Build from per-sample lists: ``boxes[i]`` is sample i's list of XYXY boxes,
-        ``polygons[i][j]`` the flat ``(x0, y0, x1, y1, ...)`` parts of its object j."""
+        ``polygons[i][j]`` the flat ``(x0, y0, x1, y1, ...)`` parts of its object j
+        (whose ``object_id`` is j); every object gets ``origin``."""
         b = len(boxes)
-        bx, lb, ow, pts, pp, po = [], [], [], [], [], []
+        bx, lb, ow, pts, pp, po, oid = [], [], [], [], [], [], []
         for i, sample_boxes in enumerate(boxes):
             for j, box in enumerate(sample_boxes):
                 obj = len(bx)
                 bx.append([float(v) for v in box])
                 lb.append(int(labels[i][j]) if labels else 0)
                 ow.append(i)
+                oid.append(j)
                 for part in (polygons[i][j] if polygons else ()):
                     for k in range(0, len(part), 2):
                         pts.append([float(part[k]), float(part[k + 1])])
@@ -99,6 +105,7 @@ class Targets:
             _long(pp, device), _long(po, device),
             torch.tensor(kp, dtype=torch.float32, device=device).reshape(-1, 2), _long(kpo, device),
             torch.ones(len(kp), dtype=torch.bool, device=device), torch.ones(n, device=device),
+            _long(oid, device), torch.full((n,), origin, dtype=torch.int64, device=device),
             masks, None if classes is None else _long(classes, device))
 
     def sample_objects(self, i: int) -> list[dict]:
@@ -109,7 +116,8 @@ class Targets:
             for q in torch.nonzero(self.part_object == o)[:, 0].tolist():
                 parts.append(self.points[self.point_part == q].flatten().tolist())
             out.append({"label": int(self.labels[o]), "box": self.boxes[o].tolist(),
-                        "polygons": parts, "weight": float(self.weights[o])})
+                        "polygons": parts, "weight": float(self.weights[o]),
+                        "object_id": int(self.object_id[o]), "origin": int(self.origin[o])})
         return out
 
     def select(self, idx: torch.Tensor) -> "Targets":
@@ -148,7 +156,8 @@ class Targets:
         vkeep = vkeep[torch.sort(vpart[vkeep], stable=True).indices]
         return replace(self, boxes=self.boxes[order], labels=self.labels[order],
                        owner=self.owner[order] if new_owner is None else new_owner,
-                       weights=self.weights[order], points=self.points[vkeep],
+                       weights=self.weights[order], object_id=self.object_id[order],
+                       origin=self.origin[order], points=self.points[vkeep],
                        point_part=vpart[vkeep], part_object=part_new_obj[pkeep])
 
     def scatter(self, idx: torch.Tensor, sub: "Targets") -> "Targets":
@@ -169,12 +178,14 @@ def concat(parts: Sequence[Targets]) -> Targets:
     off_b = off_o = off_q = 0
     fields: dict[str, list] = {k: [] for k in ("boxes", "labels", "owner", "points", "point_part",
                                                "part_object", "keypoints", "keypoint_owner",
-                                               "keypoint_visible", "weights")}
+                                               "keypoint_visible", "weights", "object_id", "origin")}
     for t in parts:
         fields["boxes"].append(t.boxes)
         fields["labels"].append(t.labels)
         fields["owner"].append(t.owner + off_b)
         fields["weights"].append(t.weights)
+        fields["object_id"].append(t.object_id)
+        fields["origin"].append(t.origin)
         fields["points"].append(t.points)
         fields["point_part"].append(t.point_part + off_q)
         fields["part_object"].append(t.part_object + off_o)

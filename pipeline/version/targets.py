@@ -3,9 +3,9 @@
 The geometry is the engine's (``pipeline.augment.target_geometry``): this module
 only builds a batch's ``Targets`` from Sample records, scaled from source pixels to
 the output size, and reads the transformed ones back per row. So that no object
-is lost silently, each object's label carries a tag (its index in the sample and
-whether it came from the sample itself or from mixing partner ``j``): the engine
-passes labels through untouched, and an own object missing afterwards is listed
+is lost silently, each object carries its identity through the engine
+(``Targets.object_id``, its index in its sample, and ``Targets.origin``, the sample
+itself or mixing partner ``j``), and an own object missing afterwards is listed
 under the row's ``dropped`` with the reason.
 """
 
@@ -19,7 +19,6 @@ from pipeline.augment.target_geometry import Rules, transform_targets
 from pipeline.augment.targets import Targets
 from pipeline.record import Sample
 
-MAX_OBJECTS = 1 << 20  # objects per image at most; the tag's origin lies above this
 DROP_RESIZE = "zero area at the output size"
 DROP_PIPELINE = "removed by the pipeline (min_visibility/min_area, or covered by a pasted region)"
 
@@ -32,17 +31,6 @@ def resize_matrix(src_hw: tuple[int, int], h: int, w: int) -> torch.Tensor:
     return m
 
 
-def _code(cls: int, obj: int, origin: int, n_classes: int) -> int:
-    return cls + n_classes * (obj + MAX_OBJECTS * origin)
-
-
-def _decode(code: int, n_classes: int) -> tuple[int, int, int]:
-    """(class index, object index, origin: 0 own, j + 1 partner slot j)."""
-    rest, cls = divmod(code, n_classes)
-    origin, obj = divmod(rest, MAX_OBJECTS)
-    return cls, obj, origin
-
-
 def sample_targets(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]], h: int, w: int,
                    classes: Sequence[str], origin: int = 0) -> Targets:
     """Targets of ``samples`` in output pixels of (h, w); ``sizes`` are the source (h, w).
@@ -50,13 +38,12 @@ def sample_targets(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]], 
     Classification labels go to ``Targets.classes`` when every sample has one.
     """
     index = {name: i for i, name in enumerate(classes)}
-    n = max(1, len(classes))
     boxes = [[o.box for o in s.objects] for s in samples]
-    labels = [[_code(index[o.label], j, origin, n) for j, o in enumerate(s.objects)] for s in samples]
+    labels = [[index[o.label] for o in s.objects] for s in samples]
     polygons = [[o.polygons for o in s.objects] for s in samples]
     labelled = all(s.label is not None for s in samples)
     t = Targets.from_lists(boxes, labels, polygons,
-                           classes=[index[s.label] for s in samples] if labelled else None)
+                           classes=[index[s.label] for s in samples] if labelled else None, origin=origin)
     if not len(t.boxes):
         return t
     m = torch.stack([resize_matrix(hw, h, w) for hw in sizes])
@@ -72,11 +59,10 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
     ``resized`` (the batch's targets before the pipeline; the sample is its row
     ``resized_index``) tells which drops the resize caused.
     """
-    n = max(1, len(classes))
     out, seen = [], set()
     for o in t.sample_objects(i):
-        cls, obj, origin = _decode(o["label"], n)
-        d: dict = {"label": classes[cls], "box": [round(v, 3) for v in o["box"]], "visible": True}
+        obj, origin = o["object_id"], o["origin"]
+        d: dict = {"label": classes[o["label"]], "box": [round(v, 3) for v in o["box"]], "visible": True}
         if o["polygons"]:
             d["polygons"] = [[round(v, 3) for v in p] for p in o["polygons"]]
         if o["weight"] != 1.0:
@@ -88,7 +74,7 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
         out.append(d)
     before = set(range(len(sample.objects)))
     if resized is not None:
-        before = {_decode(o["label"], n)[1] for o in resized.sample_objects(resized_index)}
+        before = {o["object_id"] for o in resized.sample_objects(resized_index)}
     dropped = []
     for j, o in enumerate(sample.objects):
         if j not in seen:
