@@ -119,11 +119,10 @@ def split(
 ) -> None:
     """Assign every sample to train/val/test: stratified and deterministic."""
     from pipeline.record import load_dataset
-    from pipeline.split import write_splits
+    from pipeline.split import describe, write_splits
 
     p = _section("split", params)  # validated before any data is read
-    summary = write_splits(load_dataset(dataset), p, out)
-    typer.echo(f"split: {summary['counts']}")
+    typer.echo(describe(write_splits(load_dataset(dataset), p, out)))
 
 
 @app.command()

@@ -88,6 +88,10 @@ class IngestParams(Section):
 class SplitParams(Section):
     seed: int = 0
     ratios: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    # A source that gives some splits but lacks one the ratios ask for (ants/bees: train
+    # and val, no test): "carve" takes it from the given train split, "keep" leaves the
+    # given splits untouched (the missing split then stays empty, and split stops).
+    given: Literal["carve", "keep"] = "carve"
 
     @field_validator("ratios")
     @classmethod

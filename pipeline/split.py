@@ -6,6 +6,11 @@ a single sample, so no duplicate group ever spans two splits. A unit with a give
 split (an ImageFolder ``train/``/``val/``/``test/`` tree) keeps it; when the
 members of one group were given different splits, the group follows its most
 common given split and the moved ids are reported (``moved`` in splits.json).
+When the given splits lack one that ``split.ratios`` asks for (a tree with
+``train/`` and ``val/`` only), it is carved from the given train split, stratified
+like the rest (``split.given: carve``, the default; ``keep`` leaves given splits
+alone), and counted in ``carved``. A split the ratios ask for that ends up empty
+stops the split stage with what to do, rather than the trainer or evaluate later.
 
 * Classification: units are split per class; within a class they are ordered by
   a key of (seed, first id), independent of file order, and cut by the ratios with
@@ -122,34 +127,73 @@ def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: 
     _fill(rest, ratios, out)
 
 
-def assign_splits(dataset: Dataset, params: SplitParams) -> dict[str, str]:
-    """Return ``{sample id: split}`` for every sample."""
-    out: dict[str, str] = {}
-    todo: list[list[Sample]] = []
-    for u in units(dataset):
-        g = _given(u)
-        if g is not None:
-            for s in u:
-                out[s.id] = g
-        else:
-            todo.append(u)
+def _assign(todo: list[list[Sample]], ratios: dict[str, float], seed: int, out: dict[str, str]) -> None:
+    """Split units without a given split by ``ratios``: per class, or by object classes."""
     if any(s.objects for u in todo for s in u):
-        _stratify_objects(todo, params.ratios, params.seed, out)
-        return out
+        _stratify_objects(todo, ratios, seed, out)
+        return
     strata: dict[str, list[list[Sample]]] = defaultdict(list)
     for u in todo:
         s = u[0]
         strata[s.label if s.label is not None else ""].append(u)
     for stratum in sorted(strata):
-        ordered = sorted(strata[stratum], key=lambda u: key64("split", params.seed, u[0].id))
-        _fill(ordered, params.ratios, out)
+        ordered = sorted(strata[stratum], key=lambda u: key64("split", seed, u[0].id))
+        _fill(ordered, ratios, out)
+
+
+def missing_given(dataset: Dataset, params: SplitParams) -> list[str]:
+    """Splits the ratios ask for that a source giving splits lacks (carved from train)."""
+    given = {s.split for s in dataset.samples if s.split}
+    if not given or params.given != "carve" or "train" not in given:
+        return []
+    return [k for k, r in params.ratios.items() if r > 0 and k not in given]
+
+
+def assign_splits(dataset: Dataset, params: SplitParams) -> dict[str, str]:
+    """Return ``{sample id: split}`` for every sample."""
+    out: dict[str, str] = {}
+    todo: list[list[Sample]] = []
+    given_train: list[list[Sample]] = []
+    for u in units(dataset):
+        g = _given(u)
+        if g is not None:
+            for s in u:
+                out[s.id] = g
+            if g == "train":
+                given_train.append(u)
+        else:
+            todo.append(u)
+    _assign(todo, params.ratios, params.seed, out)
+    missing = missing_given(dataset, params)
+    if missing:  # carve them from the given train split, in their share of train + them
+        share = {k: params.ratios[k] for k in ("train", *missing)}
+        total = sum(share.values())
+        _assign(given_train, {k: v / total for k, v in share.items()}, params.seed, out)
     return out
+
+
+def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> None:
+    """Stop when a split the ratios ask for is empty, saying what to do."""
+    from pipeline.errors import InputError
+
+    empty = [k for k, r in params.ratios.items() if r > 0 and not counts.get(k)]
+    if not empty:
+        return
+    given = sorted({s.split for s in dataset.samples if s.split})
+    why = (f"the source gives its own splits ({', '.join(given)}) and split.given is {params.given!r}"
+           if given and params.given == "keep" else
+           f"{len(dataset.samples)} samples are too few for split.ratios {params.ratios}")
+    raise InputError(f"{dataset.root}: split(s) {', '.join(empty)} would be empty: {why}; add images, "
+                     f"set their ratio to 0, or set split.given: carve")
 
 
 def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
     """Write ``splits.json`` into ``out`` and return the summary written."""
     assignment = assign_splits(dataset, params)
     counts = Counter(assignment.values())
+    check_not_empty(counts, params, dataset)
+    missing = missing_given(dataset, params)
+    carved = Counter(assignment[s.id] for s in dataset.samples if s.split == "train" and assignment[s.id] in missing)
     by_class: dict[str, Counter] = defaultdict(Counter)
     objects: dict[str, Counter] = defaultdict(Counter)
     for s in dataset.samples:
@@ -163,12 +207,22 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
         "per_class": {k: dict(sorted(v.items())) for k, v in sorted(by_class.items())},
         "objects_per_class": {k: dict(sorted(v.items())) for k, v in sorted(objects.items()) if v},
         "duplicate_groups": len(groups),
+        "carved": {k: carved.get(k, 0) for k in missing},
         "moved": sorted(s.id for u in groups for s in u if s.split and assignment[s.id] != s.split),
         "assignment": dict(sorted(assignment.items())),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / SPLITS_FILE).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return summary
+
+
+def describe(summary: dict) -> str:
+    """One line for the split command and stage: counts, and what was carved."""
+    line = "split: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
+    if summary.get("carved"):
+        line += " (carved from the given train split: " + ", ".join(
+            f"{k} {v}" for k, v in summary["carved"].items()) + ")"
+    return line
 
 
 def read_splits(path: Path) -> dict[str, str]:

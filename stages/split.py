@@ -11,11 +11,10 @@ from stages.runner import stage_main
 def run(params: Path, dataset: Path, out: Path) -> None:
     from pipeline.config import load_section
     from pipeline.record import load_dataset
-    from pipeline.split import write_splits
+    from pipeline.split import describe, write_splits
 
     p = load_section("split", params)  # validated before any data is read
-    summary = write_splits(load_dataset(dataset), p, out)
-    print(f"split: {summary['counts']}")
+    print(describe(write_splits(load_dataset(dataset), p, out)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from collections import Counter
 
+import pytest
+
 from pipeline.config import SplitParams
 from pipeline.record import Dataset, Sample
 from pipeline.split import assign_splits
@@ -34,3 +36,53 @@ def test_given_split_is_kept():
     given = {"c0/0": "test", "c0/1": "test"}
     a = assign_splits(ds(given=given), SplitParams())
     assert a["c0/0"] == "test" and a["c0/1"] == "test"
+
+
+def _given_tree(tmp_path, splits=("train", "val"), per=(30, 6)):
+    from PIL import Image
+
+    from pipeline.config import IngestParams
+    from pipeline.ingest import ingest
+    from tests.conftest import class_image
+
+    root = tmp_path / "src"
+    for k, (name, n) in enumerate(zip(splits, per)):
+        for c in range(2):
+            d = root / name / f"class{c}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(class_image(c, i + 100 * k, 12)).save(d / f"{i:03d}.png")
+    return ingest(root, tmp_path / "canonical", IngestParams(workers=1, near_duplicate_bits=-1))
+
+
+def test_a_split_the_source_lacks_is_carved_from_its_train_split(tmp_path):
+    """ants/bees: train/ and val/ given, the ratios ask for test: carve it from train."""
+    from pipeline.split import describe, write_splits
+
+    ds = _given_tree(tmp_path)
+    params = SplitParams(ratios={"train": 0.8, "val": 0.1, "test": 0.1})
+    summary = write_splits(ds, params, tmp_path / "s")
+    a = summary["assignment"]
+    given = {s.id: s.split for s in ds.samples}
+    assert all(a[i] == "val" for i, g in given.items() if g == "val")  # given val untouched
+    test = [i for i in a if a[i] == "test"]
+    assert test and all(given[i] == "train" for i in test)
+    # its share of train + test (0.1 / 0.9 of each class's 30 given train images: 3.33 -> 3)
+    assert summary["carved"] == {"test": len(test)} and len(test) == 2 * 3
+    label = {s.id: s.label for s in ds.samples}
+    assert {label[i] for i in test} == {"class0", "class1"}
+    assert "carved from the given train split: test" in describe(summary)
+    assert write_splits(ds, params, tmp_path / "s2")["assignment"] == a  # deterministic
+
+
+def test_keep_leaves_given_splits_and_an_empty_split_stops_split(tmp_path):
+    from pipeline.errors import InputError
+    from pipeline.split import write_splits
+
+    ds = _given_tree(tmp_path)
+    params = SplitParams(ratios={"train": 0.8, "val": 0.1, "test": 0.1}, given="keep")
+    with pytest.raises(InputError, match=r"split\(s\) test would be empty.*split.given"):
+        write_splits(ds, params, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    ok = write_splits(ds, SplitParams(ratios={"train": 0.9, "val": 0.1, "test": 0.0}, given="keep"), tmp_path / "k")
+    assert ok["assignment"] == {s.id: s.split for s in ds.samples}
