@@ -113,6 +113,10 @@ class AugmentParams(Section):
     copies: int = Field(1, ge=0, le=100, description="augmented copies of each training image")
     keep_originals: bool = True
     image_size: tuple[int, int] | None = Field(None, description="(height, width); null = keep")
+    # How a source image meets image_size (pipeline.version.resize): stretch, or keep the
+    # aspect and pad (letterbox), crop (center_crop) or scale the short side (shortest_side).
+    resize: Literal["stretch", "letterbox", "center_crop", "shortest_side"] = "stretch"
+    pad_value: int = Field(114, ge=0, le=255, description="grey level of letterbox / shortest_side padding")
     channels: Literal[1, 3] | None = None  # null = from the data
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)

@@ -141,7 +141,7 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     originals = [type(r)(r.sample, 0, False, r.split, r.index) for r in rows]
 
     def renderer(pipe) -> Renderer:
-        return Renderer(dataset, pipe, h, w, c, params.seed, True, str(device))
+        return Renderer(dataset, pipe, h, w, c, params.seed, True, str(device), params.resize, params.pad_value)
 
     full = renderer(version_pipeline(params, device, h, w))
     decoded = full.decode_serial([r.sample for r in rows])

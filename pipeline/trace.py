@@ -94,7 +94,8 @@ def render(dataset: Dataset, sample: Sample, row: VersionRow, card: dict,
         raise InputError(f"{dataset.root}: sample(s) {', '.join(missing[:3])} of the version's "
                          f"{row.split} split are not in the canonical dataset; pass the --dataset it was built from")
     renderer = Renderer(dataset, build_pipeline(card["pipeline"]), h, w, c, card["seed"],
-                        packed=row.file is None)
+                        packed=row.file is None, resize=card["params"].get("resize", "stretch"),
+                        pad=card["params"].get("pad_value", 114))
     got = renderer.render([Row(sample, row.copy, row.copy > 0, row.split, row.index)],
                           renderer.decode_serial([sample]), [by_id[p] for p in pool_ids])
     return got.pixels[0], got.rows[0]

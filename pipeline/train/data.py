@@ -34,6 +34,7 @@ class VersionInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     digest: str = ""  # blake2b of card.json: identifies the version a run trained on
+    resize: tuple[str, int] = ("stretch", 114)  # augment.resize and pad_value: predict resizes alike
 
 
 def read_card(version: Path) -> VersionInfo:
@@ -46,6 +47,7 @@ def read_card(version: Path) -> VersionInfo:
         classes=tuple(card["classes"]), shape=tuple(card["image_shape"]),
         mean=tuple(train["pixel_mean"]), std=tuple(max(s, 1e-6) for s in train["pixel_std"]),
         digest=hashlib.blake2b(card_path.read_bytes(), digest_size=8).hexdigest(),
+        resize=(card["params"].get("resize", "stretch"), card["params"].get("pad_value", 114)),
     )
 
 

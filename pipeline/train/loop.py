@@ -243,7 +243,8 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         writer.close()
         ckpt_io.save_atomic({
             "model": params.model, "width": params.width, "state_dict": model.state_dict(),
-            "classes": list(info.classes), "shape": list(info.shape), "mean": list(info.mean),
+            "classes": list(info.classes), "shape": list(info.shape), "resize": list(info.resize),
+            "mean": list(info.mean),
             "std": list(info.std), "params": params.model_dump(mode="json"), "run": name,
             "history": [s.record() for s in history],
         }, checkpoint)

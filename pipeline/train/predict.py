@@ -25,7 +25,7 @@ class Prediction:
     top: tuple[tuple[str, float], ...]  # the best classes, most likely first
 
 
-def image_tensor(path: Path, height: int, width: int, channels: int) -> torch.Tensor:
+def image_tensor(path: Path, height: int, width: int, channels: int, resize=("stretch", 114)) -> torch.Tensor:
     """uint8 (C, H, W) for one image file; InputError for anything that is not an image."""
     from pipeline.config import IngestParams
     from pipeline.ingest.images import ImageRejected, load_checked
@@ -35,7 +35,7 @@ def image_tensor(path: Path, height: int, width: int, channels: int) -> torch.Te
         img, _, _ = load_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)
     except ImageRejected as err:
         raise InputError(f"{path}: cannot be read as an image ({err.reason}: {err.detail})") from None
-    return to_chw(img, height, width, channels)
+    return to_chw(img, height, width, channels, *resize)[0]
 
 
 def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cpu") -> list[Prediction | InputError]:
@@ -50,7 +50,7 @@ def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cp
     out: list[Prediction | InputError] = []
     for path in paths:
         try:
-            x = image_tensor(path, h, w, c)
+            x = image_tensor(path, h, w, c, tuple(ckpt.get("resize", ("stretch", 114))))
         except InputError as err:
             out.append(err)
             continue

@@ -12,37 +12,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.version.resize import Fit, to_chw  # noqa: F401  (to_chw: the one resize, re-exported)
+
 
 @dataclass(frozen=True)
 class Decoded:
     pixels: np.ndarray  # uint8 (C, H, W) at the output size
     sha256: str  # of the source file's bytes
-    size: tuple[int, int]  # (height, width) before the resize
+    fit: Fit  # where the source went: its size, and the matrix that moves its targets
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) before the resize."""
+        return self.fit.src_hw
 
 
-def to_chw(img, h: int, w: int, c: int):
-    """A PIL image as a uint8 (C, H, W) tensor with ``c`` channels at ``h`` x ``w``.
-
-    The one resize of the project: versions, traces, previews and ``predict`` all
-    come through here, so a model sees at prediction time what it was trained on.
-    """
-    import torch
-
-    a = np.array(img.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
-    t = torch.from_numpy(a[:, :, None] if a.ndim == 2 else a).permute(2, 0, 1)
-    if t.shape[1:] != (h, w):
-        # Resize in float and round once: the same rounding the augmentation uses.
-        t = torch.nn.functional.interpolate(t[None].float(), size=(h, w), mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
-        t = t.round().clamp(0, 255).to(torch.uint8)
-    return t
-
-
-def decode(data: bytes, h: int, w: int, c: int) -> Decoded:
-    """Decode one stored image's bytes as uint8 (C, H, W), converted to ``c`` channels and resized."""
+def decode(data: bytes, h: int, w: int, c: int, mode: str = "stretch", pad: int = 114) -> Decoded:
+    """Decode one stored image's bytes as uint8 (C, H, W), converted to ``c`` channels and resized
+    (``mode``, see ``pipeline.version.resize``)."""
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as img:
-        size = (img.height, img.width)
-        t = to_chw(img, h, w, c)
-    return Decoded(np.ascontiguousarray(t.numpy()), hashlib.sha256(data).hexdigest(), size)
+        t, f = to_chw(img, h, w, c, mode, pad)
+    return Decoded(np.ascontiguousarray(t.numpy()), hashlib.sha256(data).hexdigest(), f)

@@ -58,9 +58,11 @@ class Renderer:
     seed: int
     packed: bool = True  # False: rows name their PNG file
     device: str = "cpu"
+    resize: str = "stretch"  # see pipeline.version.resize
+    pad: int = 114
 
     def decode(self, sample: Sample) -> Decoded:
-        return decode(self.dataset.read_image(sample), self.h, self.w, self.c)
+        return decode(self.dataset.read_image(sample), self.h, self.w, self.c, self.resize, self.pad)
 
     def decode_serial(self, samples: list[Sample]) -> dict[str, Decoded]:
         return {s.id: self.decode(s) for s in {s.id: s for s in samples}.values()}
@@ -82,7 +84,7 @@ class Renderer:
         classes, device, pipe = self.dataset.classes, self.device, self.pipe
         imgs = torch.from_numpy(np.stack([decoded[r.sample.id].pixels for r in batch])).to(device)
         samples = [r.sample for r in batch]
-        resized = sample_targets(samples, [decoded[s.id].size for s in samples], self.h, self.w, classes)
+        resized = sample_targets(samples, [decoded[s.id].fit for s in samples], self.h, self.w, classes)
         aug = [i for i, r in enumerate(batch) if r.augmented]
         params_of: dict[int, list] = {}
         partners_of: dict[int, list[str]] = {}

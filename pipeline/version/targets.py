@@ -19,21 +19,14 @@ from pipeline.augment.target_geometry import Rules, transform_targets
 from pipeline.augment.targets import Targets
 from pipeline.record import Sample
 
-DROP_RESIZE = "zero area at the output size"
+DROP_RESIZE = "outside the output or of zero area after the resize"
 DROP_PIPELINE = "removed by the pipeline (min_visibility/min_area, or covered by a pasted region)"
 
 
-def resize_matrix(src_hw: tuple[int, int], h: int, w: int) -> torch.Tensor:
-    """(3, 3) scaling from source pixels to output pixels."""
-    m = torch.eye(3)
-    m[0, 0] = w / src_hw[1]
-    m[1, 1] = h / src_hw[0]
-    return m
-
-
-def sample_targets(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]], h: int, w: int,
+def sample_targets(samples: Sequence[Sample], fits: Sequence, h: int, w: int,
                    classes: Sequence[str], origin: int = 0) -> Targets:
-    """Targets of ``samples`` in output pixels of (h, w); ``sizes`` are the source (h, w).
+    """Targets of ``samples`` in output pixels of (h, w); ``fits`` (``resize.Fit``) say
+    where each source went.
 
     Classification labels go to ``Targets.classes`` when every sample has one.
     """
@@ -46,7 +39,7 @@ def sample_targets(samples: Sequence[Sample], sizes: Sequence[tuple[int, int]], 
                            classes=[index[s.label] for s in samples] if labelled else None, origin=origin)
     if not len(t.boxes):
         return t
-    m = torch.stack([resize_matrix(hw, h, w) for hw in sizes])
+    m = torch.tensor([f.matrix() for f in fits], dtype=torch.float32)
     # No rule at the resize: the pipeline's min_visibility/min_area apply to its own ops.
     return transform_targets(t, m, (h, w), Rules(min_visibility=0.0, min_area=0.0))
 
@@ -100,7 +93,7 @@ def partner_batch(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, 
     for j in range(slots):
         ss = [row[j] for row in chosen]
         img = torch.from_numpy(np.stack([dec[s.id].pixels for s in ss])).to(device)
-        t = sample_targets(ss, [dec[s.id].size for s in ss], h, w, classes, origin=j + 1)
+        t = sample_targets(ss, [dec[s.id].fit for s in ss], h, w, classes, origin=j + 1)
         parts.append((img, to_device(t, device)))
     return parts, [[s.id for s in row] for row in chosen]
 

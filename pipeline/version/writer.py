@@ -140,7 +140,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     pipe.check_offline(h, w, classification=dataset.kind == "classification")
     packed = h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
-    renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device))
+    renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device), params.resize, params.pad_value)
     workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                  else os.cpu_count() or 1)
     clean_stale(out)
