@@ -237,16 +237,29 @@ def stats(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    png: Optional[Path] = typer.Option(None, "--png", help="also write the objects picture (PNG) here"),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="also write one row per object (a DVC plot) here"),
 ) -> None:
-    """Health report: samples per split and class, objects, sizes, duplicates, quarantine."""
+    """Health report of a dataset or version: samples per split and class, objects, box sizes,
+    duplicates, quarantine; --png/--csv draw the objects (what Ultralytics' labels.jpg shows)."""
     import json
 
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
     from pipeline.stats import compute, render
 
-    report = compute(load_dataset(dataset), read_splits(splits) if splits else None)
+    ds = load_dataset(dataset)
+    assignment = read_splits(splits) if splits else None
+    report = compute(ds, assignment)
     typer.echo(json.dumps(report, sort_keys=True) if as_json else render(report))
+    if png is not None or csv is not None:
+        from pipeline.atomic import atomic_write_bytes
+        from pipeline.stats_plot import csv_bytes, object_rows, png_bytes
+
+        if png is not None:
+            atomic_write_bytes(png, png_bytes(ds, assignment))
+        if csv is not None:
+            atomic_write_bytes(csv, csv_bytes(object_rows(ds, assignment)))
 
 
 @app.command()

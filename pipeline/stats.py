@@ -16,6 +16,8 @@ from pathlib import Path
 
 from pipeline.record import DUPLICATES, REPORT, Dataset
 
+SMALL_AREA = 32 * 32  # pixels: COCO's small-object threshold
+
 
 def _summary(values: list[float]) -> dict:
     if not values:
@@ -41,6 +43,7 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
     report = json.loads(report_file.read_text(encoding="utf-8")) if report_file and report_file.is_file() else {}
     files_q = [r for r in ds.quarantine if r.index is None]
     splits = Counter(split_of(s) for s in ds.samples)
+    boxes = [(o.box[2] - o.box[0], o.box[3] - o.box[1]) for s in ds.samples for o in s.objects]
     return {
         "samples": len(ds.samples),
         "kind": ds.kind,
@@ -56,6 +59,14 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
         "image_height": _summary([s.height for s in ds.samples]),
         "aspect_ratio": _summary([round(s.width / s.height, 4) for s in ds.samples]),
         "boxes_per_image": _summary([len(s.objects) for s in ds.samples]),
+        "objects_per_split_and_class": {
+            sp: dict(sorted(Counter(o.label for s in ds.samples if split_of(s) == sp for o in s.objects).items()))
+            for sp in sorted(splits)} if boxes else {},
+        "box_width": _summary([round(w, 3) for w, _ in boxes]),
+        "box_height": _summary([round(h, 3) for _, h in boxes]),
+        "box_aspect": _summary([round(w / h, 4) for w, h in boxes if h > 0]),
+        # COCO's "small": under 32x32 pixels of area, where detectors struggle most.
+        "small_objects_share": round(sum(1 for w, h in boxes if w * h < SMALL_AREA) / len(boxes), 4) if boxes else None,
         "background_images": sum(1 for s in ds.samples if not s.objects and s.label is None),
         "duplicate_groups": len(groups),
         "duplicate_samples": sum(len(g["ids"]) for g in groups),
@@ -79,9 +90,14 @@ def render(stats: dict) -> str:
     if stats["objects_per_class"]:
         lines.append("objects per class: " + ", ".join(f"{k} {v}" for k, v in stats["objects_per_class"].items()))
     lines.append(f"imbalance ratio: {stats['imbalance_ratio']}")
-    for key in ("image_width", "image_height", "aspect_ratio", "boxes_per_image"):
+    for key in ("image_width", "image_height", "aspect_ratio", "boxes_per_image", "box_width", "box_height",
+                "box_aspect"):
         if stats[key]:
             lines.append(f"{key.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in stats[key].items()))
+    if stats.get("small_objects_share") is not None:
+        lines.append(f"small objects (< 32x32 px): {stats['small_objects_share']:.1%}")
+    for split, per in stats.get("objects_per_split_and_class", {}).items():
+        lines.append(f"objects in {split}: " + ", ".join(f"{k} {v}" for k, v in per.items()))
     conflicts = stats.get("duplicate_label_conflicts", 0)
     lines.append(f"duplicate groups: {stats['duplicate_groups']} ({stats['duplicate_samples']} samples"
                  + (f"; {conflicts} with conflicting labels" if conflicts else "") + ")")
