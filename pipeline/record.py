@@ -65,11 +65,17 @@ class Object:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a sample came from, so any record can be traced to the user's file."""
+    """Where a sample came from, so any record can be traced to the user's file.
+
+    ``root`` is the source's *name* (its ``ingest.sources`` name, or the last
+    component of its resolved path), not the path as typed: ``src`` and
+    ``/abs/src`` give the same bytes. ``report.json`` maps each name to the path
+    given (``source_paths``).
+    """
 
     format: str
     path: str  # as given by the user's tree, relative to the source root
-    root: str = ""  # the source root as configured
+    root: str = ""  # the source's name (see report.json ``sources`` for its path)
     annotation: str = ""  # annotation file, when separate from the image
 
     def to_json(self) -> dict:
@@ -146,7 +152,7 @@ class Rejected:
     path: str
     reason: str
     detail: str = ""
-    source: str = ""
+    source: str = ""  # the source's name, as ``Source.root``
     index: int | None = None  # line or shape index inside an annotation file
 
     def to_json(self) -> dict:
@@ -155,6 +161,15 @@ class Rejected:
     @classmethod
     def from_json(cls, d: dict) -> "Rejected":
         return cls(**d)
+
+
+def source_paths(dataset_root: Path) -> dict[str, str]:
+    """``{source name: path as given}`` from a canonical dataset's ``report.json`` ({} if absent)."""
+    try:
+        report = json.loads((Path(dataset_root) / REPORT).read_text(encoding="utf-8"))
+        return {s["name"]: s["path"] for s in report.get("sources", []) if "name" in s}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:

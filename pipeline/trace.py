@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.record import Dataset, Sample, load_dataset, read_jsonl
+from pipeline.record import Dataset, Sample, load_dataset, read_jsonl, source_paths
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,8 @@ def soft_label_text(label, mix_label, weight: float) -> str:
 
 def format_trace(t: Trace) -> str:
     src = t.sample.source
-    where = f"{src.root.rstrip('/')}/{src.path}" if src.root else src.path
+    root = source_paths(t.dataset.root).get(src.root, src.root)  # the path given, else the name
+    where = f"{root.rstrip('/')}/{src.path}" if root else src.path
     lines = [
         f"output sample   {t.row['id']}  (split {t.row['split']}, index {t.row['index']})",
         f"source file     {where}  (format {src.format})",

@@ -48,7 +48,7 @@ def split_of(path: str) -> str | None:
 
 
 def _reject(path: str, reason: str, detail: str, root: Path, index: int | None = None) -> Rejected:
-    return Rejected(path=path, reason=reason, detail=detail, source=str(root), index=index)
+    return Rejected(path=path, reason=reason, detail=detail, index=index)
 
 
 def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
@@ -84,7 +84,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(e.ann, "duplicate-annotation",
                           f"image {found!r} is already annotated by {claimed[found]}{where}", root, e.index)
             continue
-        problems = located(p.problems, e.ann, str(root))
+        problems = located(p.problems, e.ann)
         if found is None and p.image_data is None:
             yield _reject(e.ann, "annotation-without-image", why + where, root, e.index)
             continue
@@ -98,7 +98,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         yield from problems
         yield Candidate(
             id=prefix + image_rel, path=path,
-            source=Source(format=fmt, path=image_rel, root=str(root), annotation=e.ann),
+            source=Source(format=fmt, path=image_rel, annotation=e.ann),
             label=p.label, split=split_of(image_rel), raw=p.objects, normalized=e.normalized,
             declared_size=p.size, data=data, notes=notes,
         )
@@ -114,5 +114,5 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
                           "no annotation names this image (ingest.keep_background is false)", root)
             continue
         yield Candidate(id=prefix + r, path=str(path),
-                        source=Source(format=fmt, path=r, root=str(root)), split=split_of(r),
+                        source=Source(format=fmt, path=r), split=split_of(r),
                         notes=("background",) if is_image else ())

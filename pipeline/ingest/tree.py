@@ -1,9 +1,23 @@
 """Walking a source tree and resolving the image an annotation names, safely.
 
-Shared by the paired-annotation readers (VOC, YOLO, CreateML, labelme, COCO).
-Every file found is accounted for: an image becomes a candidate, an annotation
-is read, anything else becomes a candidate too (decode quarantines it as
-``not-an-image``), so accepted + quarantined always equals the files found.
+Shared by every reader (ImageFolder and the paired-annotation readers: VOC,
+YOLO, CreateML, labelme, COCO). Every file found is accounted for: an image
+becomes a candidate, an annotation is read, anything else becomes a candidate
+too (decode quarantines it as ``not-an-image``), so accepted + quarantined
+always equals the files found.
+
+* **Links to directories** are followed when they resolve inside the root and
+  lead somewhere not walked yet; otherwise they are reported, never skipped
+  silently: ``path-outside-root`` (a link out of the tree) or ``linked-directory``
+  (a loop, or a second way into a directory already read).
+* **File names that are not UTF-8** (``caf<0xE9>.png`` from a Latin-1 system)
+  come from ``os.walk`` as surrogate escapes; their root-relative path, which
+  ids, manifests and quarantine rows use, writes each such byte as a backslash,
+  ``x`` and two hex digits (``printable``): stable, and valid text in every output.
+* **Annotation files are read through** ``pipeline.inputfile`` (regular files
+  only, a size cap per kind, UTF-8, JSON depth and finite numbers); a refusal
+  carries its own reason (``not-a-regular-file``, ``dangling-link``,
+  ``file-too-large``, ``not-utf8``, ``json-too-deep``, ...).
 
 An image reference that resolves outside the source root (``../``, an absolute
 path, a symlink pointing out) is refused: ingest never reads outside the tree it
@@ -12,46 +26,106 @@ was given.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
 from pipeline.errors import InputError
+from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
+from pipeline.record import Rejected
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def list_files(root: Path) -> list[Path]:
-    """Every file under ``root`` in a stable order."""
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps for the files a reader opens (``ingest.max_annotation_bytes`` and friends)."""
+
+    annotation_bytes: int = LIMITS["annotation"]  # one XML / labelme JSON / YOLO txt
+    index_bytes: int = LIMITS["index"]  # COCO / CreateML JSON covering many images
+    config_bytes: int = LIMITS["config"]  # classes.txt, data.yaml
+    max_pixels: int = 178_956_970  # largest mask an annotation may declare (ingest.max_pixels)
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The files of a tree in a stable order, and the linked directories not read."""
+
+    files: list[Path]
+    skipped: list[Rejected]
+
+
+def walk(root: Path) -> Walk:
+    """Every file under ``root``, following links to directories inside it, loop-safe."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: source directory not found")
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    real_root = os.path.realpath(root)
+    seen = {real_root}
+    files: list[Path] = []
+    skipped: list[Rejected] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
-        out.extend(Path(dirpath) / f for f in sorted(filenames))
-    return out
+        keep = []
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            r = rel(Path(full), root)
+            if os.path.islink(full) and not _within(real, real_root):
+                skipped.append(Rejected(path=r, reason="path-outside-root",
+                                        detail="a link to a directory outside the source root; not read"))
+            elif real in seen:
+                what = "a link to a directory" if os.path.islink(full) else "a directory"
+                skipped.append(Rejected(path=r, reason="linked-directory",
+                                        detail=f"{what} already read through another path (a link loop "
+                                               "or a second way in); its files are counted once"))
+            else:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        files.extend(Path(dirpath) / f for f in sorted(filenames))
+    return Walk(files, skipped)
 
 
-def json_documents(root: Path, files: list[Path]) -> Iterator[tuple[str, Any | None, str]]:
-    """``(root-relative path, parsed JSON or None, error)`` for every ``*.json`` file.
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
-    The one place JSON annotation files are read (labelme, CreateML, COCO): a BOM is
-    tolerated, and a file that is not valid JSON comes back with ``None`` and the
-    parser's message, for the reader to quarantine as ``malformed-json``.
+
+def list_files(root: Path) -> list[Path]:
+    """Every file under ``root`` in a stable order (see ``walk`` for linked directories)."""
+    return walk(root).files
+
+
+def json_documents(root: Path, files: list[Path],
+                   limit: int = LIMITS["annotation"]) -> Iterator[tuple[str, Any | None, InputRefused | None]]:
+    """``(root-relative path, parsed JSON or None, refusal)`` for every ``*.json`` file.
+
+    The one place JSON annotation files are read (labelme, CreateML, COCO), through
+    the guarded reader: a file that cannot be read or is not valid JSON comes back
+    with ``None`` and the refusal, for the reader to quarantine with its reason.
     """
     for f in files:
         if f.suffix.lower() != ".json":
             continue
         try:
-            yield rel(f, root), json.loads(f.read_text(encoding="utf-8-sig")), ""
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            yield rel(f, root), None, str(err)
+            yield rel(f, root), parse_json(read_bytes(f, "annotation", limit)), None
+        except InputRefused as err:
+            yield rel(f, root), None, err
+
+
+def printable(name: str) -> str:
+    """A path from the file system as valid text: each undecodable byte as backslash-x-hex."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def rel(path: Path, root: Path) -> str:
-    return Path(path).relative_to(root).as_posix()
+    """``path`` relative to ``root``, posix, as printable text (see ``printable``)."""
+    return printable(Path(path).relative_to(root).as_posix())
 
 
 def normalize_ref(ref: str) -> str:
@@ -64,11 +138,7 @@ def normalize_ref(ref: str) -> str:
 
 def inside(root: Path, path: Path) -> bool:
     """Whether ``path`` (symlinks resolved) lies inside ``root``."""
-    try:
-        Path(path).resolve().relative_to(Path(root).resolve())
-    except ValueError:
-        return False
-    return True
+    return _within(os.path.realpath(path), os.path.realpath(root))
 
 
 class ImageIndex:
