@@ -198,10 +198,11 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     found = walk(root)
     yield from found.skipped
-    entries, ann_files = [], set()
+    entries, ann_files, refused_files = [], set(), []
     for r, obj, refused in json_documents(root, found.files, limits.index_bytes):
         if refused is not None:
             ann_files.add(r)
+            refused_files.append(r)
             yield Rejected(path=r, reason=refused.reason, detail=refused.detail)
             continue
         if not is_coco(obj):
@@ -209,6 +210,7 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
         ann_files.add(r)
         got = guarded(parse_coco, obj, limits.max_pixels)
         if isinstance(got, AnnotationError):
+            refused_files.append(r)
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
             continue
         per_image, problems = got
@@ -217,4 +219,5 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
         for k, (name, parsed) in enumerate(per_image):
             refs = (name, "images/" + name, "../images/" + name) if name else ()
             entries.append(Entry(ann=r, parsed=parsed, refs=refs, base=base, index=k))
-    yield from assemble(root, "coco", found.files, entries, keep_background, prefix, annotation_files=ann_files)
+    yield from assemble(root, "coco", found.files, entries, keep_background, prefix, annotation_files=ann_files,
+                        refused=tuple(refused_files))

@@ -69,10 +69,11 @@ def read_createml(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     found = walk(root)
     yield from found.skipped
-    entries, ann_files = [], set()
+    entries, ann_files, refused_files = [], set(), []
     for r, obj, refused in json_documents(root, found.files, limits.index_bytes):
         if refused is not None:
             ann_files.add(r)
+            refused_files.append(r)
             yield Rejected(path=r, reason=refused.reason, detail=refused.detail)
             continue
         parsed = guarded(parse_createml, obj)
@@ -80,6 +81,7 @@ def read_createml(root: Path, keep_background: bool = True, prefix: str = "",
             if parsed.reason == "not-createml":
                 continue  # not a CreateML file: it stays an ordinary file (quarantined as not-an-image)
             ann_files.add(r)
+            refused_files.append(r)
             yield Rejected(path=r, reason=parsed.reason, detail=parsed.detail)
             continue
         ann_files.add(r)
@@ -87,4 +89,4 @@ def read_createml(root: Path, keep_background: bool = True, prefix: str = "",
         for i, (name, p) in enumerate(parsed):
             entries.append(Entry(ann=r, parsed=p, refs=(name,) if name else (), base=base, index=i))
     yield from assemble(root, "createml", found.files, entries, keep_background, prefix,
-                        annotation_files=ann_files)
+                        annotation_files=ann_files, refused=tuple(refused_files))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import struct
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -44,6 +45,7 @@ UNSUPPORTED = ("point", "line", "linestrip")
 
 
 MAX_SIDE = 1 << 20  # largest image side a file may declare
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MASK_SLACK = 2  # pixels a mask PNG may exceed its shape's box by (labelme stores the box inclusive)
 
 
@@ -69,16 +71,19 @@ def _mask_polygons(b64: str, box: tuple[float, float, float, float], size: tuple
     except (binascii.Error, ValueError):
         raise MaskError("`mask` is not valid base64") from None
     x0, y0, x1, y1 = box
+    if raw[:8] != PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) < 24:
+        raise MaskError("`mask` is not a PNG image")
+    w, h = struct.unpack(">II", raw[16:24])  # from the header: nothing is decoded yet
+    if w > x1 - x0 + 1 + MASK_SLACK or h > y1 - y0 + 1 + MASK_SLACK:
+        raise MaskError(f"mask PNG is {w}x{h}, larger than its shape's box {x1 - x0:g}x{y1 - y0:g}")
+    if size is not None and (w > size[0] or h > size[1]):
+        raise MaskError(f"mask PNG is {w}x{h}, larger than the {size[0]}x{size[1]} image")
+    if w * h > max_pixels:
+        raise MaskError(f"mask PNG is {w}x{h} = {w * h} pixels, above ingest.max_pixels = {max_pixels}")
     try:
         with Image.open(io.BytesIO(raw), formats=["PNG"]) as im:
-            w, h = im.size
-            if w > x1 - x0 + 1 + MASK_SLACK or h > y1 - y0 + 1 + MASK_SLACK:
-                raise MaskError(f"mask PNG is {w}x{h}, larger than its shape's box "
-                                f"{x1 - x0:g}x{y1 - y0:g}")
-            if size is not None and (w > size[0] or h > size[1]):
-                raise MaskError(f"mask PNG is {w}x{h}, larger than the {size[0]}x{size[1]} image")
-            if w * h > max_pixels:
-                raise MaskError(f"mask PNG is {w}x{h} = {w * h} pixels, above ingest.max_pixels = {max_pixels}")
+            if im.size != (w, h):
+                raise MaskError(f"mask PNG header is inconsistent ({im.size} vs {w}x{h})")
             m = np.asarray(im.convert("L"))
     except UnidentifiedImageError:
         raise MaskError("`mask` is not a PNG image") from None

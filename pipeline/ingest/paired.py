@@ -11,7 +11,9 @@ the annotations describe); ``assemble`` resolves each entry's image, and yields:
   (``path-outside-root``) and a second annotation of the same image
   (``duplicate-annotation``);
 * a background ``Candidate`` per image no annotation names (``ingest.keep_background``),
-  or ``Rejected`` ``image-without-annotation`` when backgrounds are not kept.
+  or ``Rejected`` ``image-without-annotation`` when backgrounds are not kept, or
+  ``annotation-unusable`` when a COCO/CreateML file of the tree could not be read
+  (the image may be described there).
 
 Any other file becomes a candidate too, so decode quarantines it with its real
 reason (``not-an-image``, ...): every file found is accounted for. A directory
@@ -53,8 +55,13 @@ def _reject(path: str, reason: str, detail: str, root: Path, index: int | None =
 
 def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
              prefix: str = "", annotation_files: set[str] = frozenset(),
-             auxiliary: set[str] = frozenset()) -> Iterator[Candidate | Rejected]:
-    """Yield candidates and rejections for a tree; see the module docstring."""
+             auxiliary: set[str] = frozenset(), refused: tuple[str, ...] = ()) -> Iterator[Candidate | Rejected]:
+    """Yield candidates and rejections for a tree; see the module docstring.
+
+    ``refused`` lists files describing many images (COCO, CreateML) that could not
+    be read at all: any image they might describe is unknown, so no image nobody
+    else annotates is taken for a background image; each is ``annotation-unusable``.
+    """
     index = ImageIndex(root, [f for f in files if rel(f, root) not in annotation_files | auxiliary])
     claimed: dict[str, str] = {}
     for e in entries:
@@ -109,6 +116,10 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(r, "path-outside-root", "a link pointing outside the source root; not read", root)
             continue
         is_image = PurePosixPath(r).suffix.lower() in IMAGE_EXTS
+        if is_image and refused:
+            yield _reject(r, "annotation-unusable", f"the annotation file {', '.join(refused)} was refused; "
+                          "this image may be described there, so it is not taken for a background image", root)
+            continue
         if is_image and not keep_background:
             yield _reject(r, "image-without-annotation",
                           "no annotation names this image (ingest.keep_background is false)", root)

@@ -6,14 +6,13 @@ becomes a candidate, an annotation is read, anything else becomes a candidate
 too (decode quarantines it as ``not-an-image``), so accepted + quarantined
 always equals the files found.
 
-* **Links to directories** are followed when they resolve inside the root and
-  lead somewhere not walked yet; otherwise they are reported, never skipped
-  silently: ``path-outside-root`` (a link out of the tree) or ``linked-directory``
-  (a loop, or a second way into a directory already read).
+* **Links to directories** are not walked (no loops, no file counted twice) and
+  never skipped silently: each is a row, ``linked-directory`` (its target lies
+  inside the tree and is read at its real path) or ``path-outside-root``.
 * **File names that are not UTF-8** (``caf<0xE9>.png`` from a Latin-1 system)
   come from ``os.walk`` as surrogate escapes; their root-relative path, which
-  ids, manifests and quarantine rows use, writes each such byte as a backslash,
-  ``x`` and two hex digits (``printable``): stable, and valid text in every output.
+  ids, manifests and quarantine rows use, writes each such byte as ``%XX``
+  (``caf%E9.png``, ``printable``): stable, and valid text in every output.
 * **Annotation files are read through** ``pipeline.inputfile`` (regular files
   only, a size cap per kind, UTF-8, JSON depth and finite numbers); a refusal
   carries its own reason (``not-a-regular-file``, ``dangling-link``,
@@ -57,33 +56,33 @@ class Walk:
 
 
 def walk(root: Path) -> Walk:
-    """Every file under ``root``, following links to directories inside it, loop-safe."""
+    """Every file under ``root`` in a stable order; links to directories are reported, not walked.
+
+    A link to a directory inside the root would only name files already found at
+    their real path (or form a loop), so each such link is one ``linked-directory``
+    row; a link out of the root is ``path-outside-root``. Neither is silently skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: source directory not found")
     real_root = os.path.realpath(root)
-    seen = {real_root}
     files: list[Path] = []
     skipped: list[Rejected] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: no loops
         dirnames.sort()
-        keep = []
         for d in dirnames:
             full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                continue
             real = os.path.realpath(full)
-            r = rel(Path(full), root)
-            if os.path.islink(full) and not _within(real, real_root):
-                skipped.append(Rejected(path=r, reason="path-outside-root",
-                                        detail="a link to a directory outside the source root; not read"))
-            elif real in seen:
-                what = "a link to a directory" if os.path.islink(full) else "a directory"
-                skipped.append(Rejected(path=r, reason="linked-directory",
-                                        detail=f"{what} already read through another path (a link loop "
-                                               "or a second way in); its files are counted once"))
+            if _within(real, real_root):
+                where = printable(os.path.relpath(real, real_root).replace(os.sep, "/"))
+                skipped.append(Rejected(path=rel(Path(full), root), reason="linked-directory",
+                                        detail=f"a link to the directory {where!r} of this tree, whose files are "
+                                               "read there (each file is counted once; links can loop)"))
             else:
-                seen.add(real)
-                keep.append(d)
-        dirnames[:] = keep
+                skipped.append(Rejected(path=rel(Path(full), root), reason="path-outside-root",
+                                        detail="a link to a directory outside the source root; not read"))
         files.extend(Path(dirpath) / f for f in sorted(filenames))
     return Walk(files, skipped)
 
@@ -115,12 +114,15 @@ def json_documents(root: Path, files: list[Path],
 
 
 def printable(name: str) -> str:
-    """A path from the file system as valid text: each undecodable byte as backslash-x-hex."""
-    try:
-        name.encode("utf-8")
+    """A path from the file system as valid text: each undecodable byte as ``%XX``.
+
+    ``os`` functions return such bytes as lone surrogates (``surrogateescape``); any
+    other text is kept. ``%`` rather than a backslash escape, which annotation
+    references would read as a Windows path separator.
+    """
+    if name.isascii():
         return name
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in name)
 
 
 def rel(path: Path, root: Path) -> str:
