@@ -25,7 +25,7 @@ from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObj
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, rel, walk
-from pipeline.inputfile import decode_text, parse_yaml, read_bytes
+from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
 from pipeline.record import Rejected
 
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
@@ -68,7 +68,10 @@ def parse_data_yaml(data: str | bytes) -> dict[int, str]:
     Read with the guarded YAML loader (alias budget); names must be non-empty,
     unique strings (integers are taken as their text); ``AnnotationError`` otherwise.
     """
-    doc = parse_yaml(data.encode("utf-8") if isinstance(data, str) else data) or {}
+    try:
+        doc = parse_yaml(data.encode("utf-8") if isinstance(data, str) else data) or {}
+    except InputRefused as err:
+        raise AnnotationError(err.reason, err.detail) from None
     names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, list):
         return check_names(dict(enumerate(names)), "data.yaml names")
