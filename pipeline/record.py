@@ -156,11 +156,25 @@ class Rejected:
     index: int | None = None  # line or shape index inside an annotation file
 
     def to_json(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+        return {k: printable(v) if isinstance(v, str) else v
+                for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
 
     @classmethod
     def from_json(cls, d: dict) -> "Rejected":
         return cls(**d)
+
+
+def printable(text: str) -> str:
+    """Text from the file system made valid for any output: each undecodable byte as ``%XX``.
+
+    ``os`` functions return bytes of a name that is not UTF-8 (``caf\\xe9.png``) as lone
+    surrogates (``surrogateescape``), which no UTF-8 file can hold; other text is kept.
+    ``%`` rather than a backslash escape, which annotation references would read as a
+    Windows path separator.
+    """
+    if text.isascii():
+        return text
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in text)
 
 
 def source_paths(dataset_root: Path) -> dict[str, str]:

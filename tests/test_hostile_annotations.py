@@ -145,6 +145,9 @@ CASES = [
          {"x.xml": "not-a-regular-file", "x.png": "annotation-unusable"}, detail="fifo"),
     Case("voc_dangling", "voc", with_image(lambda r: link(r / "x.xml", "gone.xml")),
          {"x.xml": "dangling-link", "x.png": "annotation-unusable"}, detail="gone.xml"),
+    Case("voc_dangling_non_utf8_target", "voc", with_image(
+        lambda r: os.symlink(b"caf\xe9.xml", os.path.join(os.fsencode(r), b"x.xml"))),
+         {"x.xml": "dangling-link", "x.png": "annotation-unusable"}, detail="caf|x.xml"),
     Case("voc_link_loop", "voc", with_image(lambda r: link(r / "x.xml", "x.xml")),
          {"x.xml": "link-loop", "x.png": "annotation-unusable"}, detail="loop"),
     Case("voc_too_large", "voc", with_image(lambda r: write(r / "x.xml", voc_xml([("cat", 1, 1, 9, 9)]) + " " * 300_000)),

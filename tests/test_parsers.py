@@ -308,3 +308,19 @@ def test_coco_bad_rle_is_reported_with_its_index(seg, image, message):
     assert p.objects == ()
     [r] = problems
     assert (r.reason, r.index) == ("bad-rle", 0) and message in r.detail
+
+
+def test_a_parser_failure_becomes_a_deterministic_refusal():
+    import io as _io
+
+    from pipeline.ingest.candidate import guarded
+    from pipeline.inputfile import InputRefused
+
+    def crash(x):
+        raise TypeError(f"cannot use {x}")
+
+    got = guarded(crash, _io.BytesIO())
+    assert isinstance(got, AnnotationError) and got.reason == "annotation-error"
+    assert got.detail == "the parser failed: TypeError: cannot use <_io.BytesIO object>"
+    assert guarded(lambda: (_ for _ in ()).throw(InputRefused("not-utf8", "x"))).reason == "not-utf8"
+    assert guarded(lambda: 5) == 5

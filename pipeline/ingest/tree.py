@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from pipeline.errors import InputError
 from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
-from pipeline.record import Rejected
+from pipeline.record import Rejected, printable
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -111,18 +111,6 @@ def json_documents(root: Path, files: list[Path],
             yield rel(f, root), parse_json(read_bytes(f, "annotation", limit)), None
         except InputRefused as err:
             yield rel(f, root), None, err
-
-
-def printable(name: str) -> str:
-    """A path from the file system as valid text: each undecodable byte as ``%XX``.
-
-    ``os`` functions return such bytes as lone surrogates (``surrogateescape``); any
-    other text is kept. ``%`` rather than a backslash escape, which annotation
-    references would read as a Windows path separator.
-    """
-    if name.isascii():
-        return name
-    return "".join(f"%{ord(ch) - 0xDC00:02X}" if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in name)
 
 
 def rel(path: Path, root: Path) -> str:

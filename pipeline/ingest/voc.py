@@ -74,7 +74,7 @@ def parse_voc(data: bytes | str) -> Parsed:
         size = (w, h) if w and h else None
     objects, problems = [], []
     for i, obj in enumerate(root.findall("object")):
-        name = _text(obj, "name")
+        name = _text(obj, "name").strip()
         box = obj.find("bndbox")
         if not name:
             problems.append(problem("missing-label", "<object> without <name>", i))
