@@ -47,7 +47,7 @@ class Section(BaseModel):
         if isinstance(data, dict):
             for key, value in data.items():
                 if (at := _non_finite_at(value, str(key))) is not None:
-                    raise ValueError(f"{at}: NaN and infinity are not allowed")
+                    raise ValueError(f"{at} is NaN or infinity; only finite numbers are allowed")
         return data
 
 
@@ -278,7 +278,7 @@ def read_params_file(path: Path) -> dict[str, Any]:
     except InputRefused as err:
         if err.reason == "missing-file":
             raise ConfigError(f"{path}: params file not found (run from the repository root or pass --params)") from None
-        what = "not valid YAML" if err.reason == "malformed-yaml" else "cannot be read"
+        what = "not valid YAML" if err.reason == "malformed-yaml" else "refused"
         raise ConfigError(f"{path}: {what} ({err.reason}): {err.detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")

@@ -226,7 +226,10 @@ def parse_yaml(data: bytes, max_aliases: int = MAX_YAML_ALIASES, max_nodes: int 
                                        f"more than {max_aliases} alias references (line {event.start_mark.line + 1})")
             return super().compose_node(parent, index)
 
-    loader = _Budgeted(text)
+    try:
+        loader = _Budgeted(text)  # the reader checks characters here already (NUL, ...)
+    except yaml.YAMLError as err:
+        raise InputRefused("malformed-yaml", " ".join(str(err).split())) from None
     try:
         node = loader.get_single_node()
         if node is not None:

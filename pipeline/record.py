@@ -38,6 +38,7 @@ REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
 DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
 
 Box = tuple[float, float, float, float]
+MAX_DETAIL = 1000  # characters of a quarantine detail written
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,11 @@ class Rejected:
     index: int | None = None  # line or shape index inside an annotation file
 
     def to_json(self) -> dict:
-        return {k: printable(v) if isinstance(v, str) else v
-                for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+        out = {k: printable(v) if isinstance(v, str) else v
+               for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+        if len(out.get("detail", "")) > MAX_DETAIL:  # a detail never carries a whole hostile document
+            out["detail"] = out["detail"][:MAX_DETAIL] + "..."
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> "Rejected":

@@ -101,10 +101,10 @@ def test_cli_refuses_an_alias_bomb_params_file_quickly_and_briefly(tmp_path):
 
 
 @pytest.mark.parametrize("section, data, expected", [
-    ("split", {"ratios": {"train": float("nan"), "test": 1}}, "ratios.train: NaN"),
-    ("split", {"ratios": {"train": 1.0, "test": float("inf")}}, "ratios.test: NaN"),
+    ("split", {"ratios": {"train": float("nan"), "test": 1}}, "ratios.train is NaN or infinity"),
+    ("split", {"ratios": {"train": 1.0, "test": float("inf")}}, "ratios.test is NaN or infinity"),
     ("augment", {"min_area": float("inf")}, "min_area"),
-    ("augment", {"pipeline": [{"name": "rotate", "degrees": float("nan")}]}, "pipeline[0].degrees: NaN"),
+    ("augment", {"pipeline": [{"name": "rotate", "degrees": float("nan")}]}, "pipeline[0].degrees is NaN"),
     ("train", {"lr": float("nan")}, "lr"),
     ("train", {"online_augment": [{"name": "rotate", "degrees": [1, float("-inf")]}]}, "degrees[1]"),
     ("augment", {"image_size": [0, 0]}, "image_size.0"),

@@ -199,7 +199,7 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
     found = walk(root)
     yield from found.skipped
     entries, ann_files, refused_files = [], set(), []
-    for r, obj, refused in json_documents(root, found.files, limits.index_bytes):
+    for r, obj, refused in json_documents(root, found.files, limits.index_bytes, "index"):
         if refused is not None:
             ann_files.add(r)
             refused_files.append(r)

@@ -96,8 +96,8 @@ def list_files(root: Path) -> list[Path]:
     return walk(root).files
 
 
-def json_documents(root: Path, files: list[Path],
-                   limit: int = LIMITS["annotation"]) -> Iterator[tuple[str, Any | None, InputRefused | None]]:
+def json_documents(root: Path, files: list[Path], limit: int = LIMITS["annotation"],
+                   kind: str = "annotation") -> Iterator[tuple[str, Any | None, InputRefused | None]]:
     """``(root-relative path, parsed JSON or None, refusal)`` for every ``*.json`` file.
 
     The one place JSON annotation files are read (labelme, CreateML, COCO), through
@@ -108,7 +108,7 @@ def json_documents(root: Path, files: list[Path],
         if f.suffix.lower() != ".json":
             continue
         try:
-            yield rel(f, root), parse_json(read_bytes(f, "annotation", limit)), None
+            yield rel(f, root), parse_json(read_bytes(f, kind, limit)), None
         except InputRefused as err:
             yield rel(f, root), None, err
 

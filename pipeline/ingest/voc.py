@@ -28,6 +28,8 @@ from pipeline.ingest.tree import ReadLimits, rel, walk
 from pipeline.inputfile import read_bytes
 from pipeline.record import Rejected
 
+MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0
+
 
 def _refuse_declarations(raw: bytes) -> None:
     def refuse(*_args):
@@ -54,7 +56,7 @@ def _int(text: str) -> int | None:
         v = parse_number(text)
     except ValueError:
         return None
-    return int(v) if v.is_integer() and v > 0 else None
+    return int(v) if v.is_integer() and 0 < v <= MAX_SIDE else None
 
 
 def parse_voc(data: bytes | str) -> Parsed:
