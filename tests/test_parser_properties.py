@@ -15,6 +15,7 @@ import base64
 import io
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,7 +34,9 @@ from pipeline.ingest.voc import parse_voc, read_voc
 from pipeline.ingest.yolo import parse_classes_txt, parse_data_yaml, parse_yolo, read_yolo
 from pipeline.record import Rejected, Source
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# PROPERTY_EXAMPLES=2000 for a long hunt; the default keeps the suite fast.
+EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "60"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 hostile_scalar = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(-10**400, 10**400),
@@ -221,7 +224,7 @@ def _accounted(root: Path, items: list) -> None:
     assert all(" at 0x" not in r.detail and r.reason for r in items if isinstance(r, Rejected))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(25, EXAMPLES // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["labelme", "coco", "createml", "voc", "yolo"]),
        st.lists(st.one_of(mutated(LABELME), mutated(COCO), mutated(CREATEML), hostile,
                           st.binary(max_size=30)), min_size=1, max_size=3))
