@@ -111,6 +111,17 @@ class IngestParams(Section):
     max_index_bytes: int = Field(
         2 << 30, ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
 
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if blank := [i for i, name in enumerate(v) if not name.strip()]:
+            raise ValueError(f"class names must not be empty (position {blank[0]})")
+        if dupes := sorted({name for name in v if v.count(name) > 1}):
+            raise ValueError(f"class names must be unique; repeated: {', '.join(map(repr, dupes[:5]))}")
+        return v
+
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:

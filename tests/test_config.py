@@ -111,6 +111,9 @@ def test_cli_refuses_an_alias_bomb_params_file_quickly_and_briefly(tmp_path):
     ("augment", {"image_size": [-5, 10]}, "image_size.0"),
     ("augment", {"image_size": [100000, 100000]}, "less than or equal to 8192"),
     ("ingest", {"max_annotation_bytes": 0}, "ingest.max_annotation_bytes"),
+    ("ingest", {"classes": ["cat", "dog", "cat"]}, "repeated: 'cat'"),
+    ("ingest", {"classes": ["cat", " "]}, "position 1"),
+    ("ingest", {"classes": ["cat", None]}, "ingest.classes.1"),
 ])
 def test_non_finite_and_out_of_range_params_are_refused(section, data, expected):
     with pytest.raises(ConfigError) as err:

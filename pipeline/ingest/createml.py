@@ -33,7 +33,7 @@ def _entry(e) -> tuple[str, Parsed]:
             if not isinstance(a, dict):
                 raise ValueError(f"annotation {shown(a)} is not an object")
             label, c = a.get("label"), a.get("coordinates")
-            if not isinstance(label, str) or not label:
+            if not isinstance(label, str) or not label.strip():
                 raise ValueError(f"label {shown(label)} is not a non-empty string")
             if not isinstance(c, dict):
                 raise ValueError(f"coordinates {shown(c)} is not an object")

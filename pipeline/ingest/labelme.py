@@ -112,8 +112,8 @@ def _shape(i: int, sh: dict, size: tuple[int, int] | None, max_pixels: int):
         pts = _points(sh.get("points") or [])
     except ValueError as err:
         return problem("bad-points", f"shape {shown(label)}: points must be [[x, y], ...] of numbers: {err}", i)
-    if not isinstance(label, str) or not label:
-        return problem("missing-label", f"{kind} shape without a label", i)
+    if not isinstance(label, str) or not label.strip():
+        return problem("missing-label", f"{kind} shape without a label (got {shown(label)})", i)
     gid = sh.get("group_id")
     if gid is not None and (isinstance(gid, bool) or not isinstance(gid, int)):
         return problem("bad-group-id", f"{kind} {label!r}: group_id {shown(gid)} is not null or an integer", i)
