@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
 
 
 MAX_SIDE = 8192  # largest augment.image_size side: a 8192x8192x3 image is 192 MiB
-PARAMS_MAX_BYTES = 1 << 20  # params.yaml is a few KiB; a larger file is not a params file
+PARAMS_MAX_BYTES = LIMITS["config"]  # params.yaml is a few KiB; a larger file is not a params file
 
 
 def _non_finite_at(value: Any, where: str) -> str | None:
@@ -107,9 +108,9 @@ class IngestParams(Section):
         PLACEHOLDER_NAMES, description="file-name globs (case-insensitive) quarantined as placeholders")
     labelme: LabelmeParams = Field(default_factory=LabelmeParams)
     max_annotation_bytes: int = Field(
-        64 << 20, ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
+        LIMITS["annotation"], ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
     max_index_bytes: int = Field(
-        2 << 30, ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
+        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
 
     @field_validator("classes")
     @classmethod
@@ -242,8 +243,6 @@ SECTIONS: dict[str, type[Section]] = {
 
 
 def _format_error(source: str, section: str, err: ValidationError) -> str:
-    from pipeline.inputfile import shown
-
     lines = [f"{source}: invalid `{section}` section:"]
     errors = err.errors()
     for e in errors[:MAX_ERRORS]:
@@ -281,8 +280,6 @@ def parse_section(section: str, data: Any, source: str = "params.yaml") -> Secti
 def read_params_file(path: Path) -> dict[str, Any]:
     """The sections of a params file, read through the guarded reader (``pipeline.inputfile``):
     a regular file of at most ``PARAMS_MAX_BYTES``, UTF-8, YAML with a small alias budget."""
-    from pipeline.inputfile import InputRefused, parse_yaml, read_bytes
-
     path = Path(path)
     try:
         data = parse_yaml(read_bytes(path, "config", PARAMS_MAX_BYTES)) or {}
@@ -294,8 +291,6 @@ def read_params_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     if unknown := sorted(set(map(str, data)) - set(SECTIONS)):
-        from pipeline.inputfile import shown
-
         raise ConfigError(
             f"{path}: unknown section(s) {', '.join(shown(u) for u in unknown[:10])}; known: {', '.join(SECTIONS)}"
         )

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
+from pipeline.config import IngestParams
 from pipeline.errors import InputError
 from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
 from pipeline.record import Rejected, printable
@@ -44,7 +45,7 @@ class ReadLimits:
     annotation_bytes: int = LIMITS["annotation"]  # one XML / labelme JSON / YOLO txt
     index_bytes: int = LIMITS["index"]  # COCO / CreateML JSON covering many images
     config_bytes: int = LIMITS["config"]  # classes.txt, data.yaml
-    max_pixels: int = 178_956_970  # largest mask an annotation may declare (ingest.max_pixels)
+    max_pixels: int = IngestParams.model_fields["max_pixels"].default  # largest mask an annotation may declare
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,6 @@ def walk(root: Path) -> Walk:
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def list_files(root: Path) -> list[Path]:
-    """Every file under ``root`` in a stable order (see ``walk`` for linked directories)."""
-    return walk(root).files
 
 
 def json_documents(root: Path, files: list[Path], limit: int = LIMITS["annotation"],
