@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import struct
 import subprocess
@@ -411,8 +412,6 @@ def test_hostile_case(corpus, case):
     # accepted + quarantined = inputs: every entry of the tree exactly once
     got = sorted([s["source"]["path"] for s in samples] + list(files))
     assert got == inputs_of(root, case.used)
-    import re
-
     for r in rows:
         assert r["detail"] and len(r["detail"]) < 600, r
         assert " at 0x" not in r["detail"]
