@@ -95,7 +95,7 @@ class IngestParams(Section):
     format: str = "imagefolder"
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
     max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
-    workers: int = Field(0, ge=0, description="decode processes; 0 = one per core")
+    workers: int = Field(0, ge=0, le=256, description="decode processes; 0 = one per core")
     # issue 4: several sources, one class map, background images, duplicates.
     sources: tuple[SourceParams, ...] = ()
     classes: tuple[str, ...] | None = Field(None, description="explicit ordered class list")
@@ -203,7 +203,7 @@ class TrainParams(Section):
     resume: bool = Field(False, description="continue from the last epoch checkpoint")
     log_every: int = Field(10, ge=1, description="steps between per-step TensorBoard points")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = one per core")
+    threads: int = Field(0, ge=0, le=1024, description="torch CPU threads; 0 = one per core")
 
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
