@@ -9,16 +9,47 @@ The augmentation pipeline's ops are validated by the op registry
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
+
+
+MAX_SIDE = 8192  # largest augment.image_size side: a 8192x8192x3 image is 192 MiB
+PARAMS_MAX_BYTES = LIMITS["config"]  # params.yaml is a few KiB; a larger file is not a params file
+
+
+def _non_finite_at(value: Any, where: str) -> str | None:
+    """The dotted path of the first NaN or infinity inside ``value`` (any nesting), or None."""
+    stack = [(value, where)]
+    while stack:
+        v, at = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return at
+        if isinstance(v, dict):
+            stack.extend((x, f"{at}.{k}") for k, x in v.items())
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, f"{at}[{i}]") for i, x in enumerate(v))
+    return None
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False covers every float field; the check below also covers values
+    # inside free-form dicts and lists (ratios, pipeline ops), whatever their type.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if (at := _non_finite_at(value, str(key))) is not None:
+                    raise ValueError(f"{at} is NaN or infinity; only finite numbers are allowed")
+        return data
 
 
 class DownloadParams(Section):
@@ -64,7 +95,7 @@ class IngestParams(Section):
     format: str = "imagefolder"
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
     max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
-    workers: int = Field(0, ge=0, description="decode processes; 0 = one per core")
+    workers: int = Field(0, ge=0, le=256, description="decode processes; 0 = one per core")
     # issue 4: several sources, one class map, background images, duplicates.
     sources: tuple[SourceParams, ...] = ()
     classes: tuple[str, ...] | None = Field(None, description="explicit ordered class list")
@@ -76,6 +107,21 @@ class IngestParams(Section):
     placeholder_names: tuple[str, ...] = Field(
         PLACEHOLDER_NAMES, description="file-name globs (case-insensitive) quarantined as placeholders")
     labelme: LabelmeParams = Field(default_factory=LabelmeParams)
+    max_annotation_bytes: int = Field(
+        LIMITS["annotation"], ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
+    max_index_bytes: int = Field(
+        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is None:
+            return v
+        if blank := [i for i, name in enumerate(v) if not name.strip()]:
+            raise ValueError(f"class names must not be empty (position {blank[0]})")
+        if dupes := sorted({name for name in v if v.count(name) > 1}):
+            raise ValueError(f"class names must be unique; repeated: {', '.join(map(repr, dupes[:5]))}")
+        return v
 
     @field_validator("format")
     @classmethod
@@ -112,7 +158,8 @@ class AugmentParams(Section):
     seed: int = 0
     copies: int = Field(1, ge=0, le=100, description="augmented copies of each training image")
     keep_originals: bool = True
-    image_size: tuple[int, int] | None = Field(None, description="(height, width); null = keep")
+    image_size: tuple[Annotated[int, Field(ge=1, le=MAX_SIDE)], Annotated[int, Field(ge=1, le=MAX_SIDE)]] | None = Field(
+        None, description=f"(height, width), each 1..{MAX_SIDE}; null = keep")
     # How a source image meets image_size (pipeline.version.resize): stretch, or keep the
     # aspect and pad (letterbox), crop (center_crop) or scale the short side (shortest_side).
     resize: Literal["stretch", "letterbox", "center_crop", "shortest_side"] = "stretch"
@@ -164,7 +211,7 @@ class TrainParams(Section):
     resume: bool = Field(False, description="continue from the last epoch checkpoint")
     log_every: int = Field(10, ge=1, description="steps between per-step TensorBoard points")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = one per core")
+    threads: int = Field(0, ge=0, le=1024, description="torch CPU threads; 0 = one per core")
 
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
@@ -205,7 +252,8 @@ SECTIONS: dict[str, type[Section]] = {
 
 def _format_error(source: str, section: str, err: ValidationError) -> str:
     lines = [f"{source}: invalid `{section}` section:"]
-    for e in err.errors():
+    errors = err.errors()
+    for e in errors[:MAX_ERRORS]:
         loc = ".".join(str(p) for p in (section, *e["loc"]))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
@@ -213,9 +261,15 @@ def _format_error(source: str, section: str, err: ValidationError) -> str:
             known = ", ".join(model.model_fields) if model and len(e["loc"]) == 1 else ""
             msg = "unknown key" + (f" (known keys: {known})" if known else "")
         got = e.get("input")
-        got_txt = f" (got {got!r})" if got is not None and e["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
-        lines.append(f"  {loc}: {msg}{got_txt}")
+        # Echo the value, cut short: a hostile file must not become a huge message.
+        got_txt = f" (got {shown(got)})" if got is not None and e["type"] != "extra_forbidden" and not isinstance(got, dict) else ""
+        lines.append(f"  {loc[:200]}: {msg[:300]}{got_txt}")
+    if len(errors) > MAX_ERRORS:
+        lines.append(f"  ... and {len(errors) - MAX_ERRORS} more")
     return "\n".join(lines)
+
+
+MAX_ERRORS = 20  # validation errors listed in one message
 
 
 def parse_section(section: str, data: Any, source: str = "params.yaml") -> Section:
@@ -232,20 +286,21 @@ def parse_section(section: str, data: Any, source: str = "params.yaml") -> Secti
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    import yaml
-
+    """The sections of a params file, read through the guarded reader (``pipeline.inputfile``):
+    a regular file of at most ``PARAMS_MAX_BYTES``, UTF-8, YAML with a small alias budget."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found (run from the repository root or pass --params)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        data = parse_yaml(read_bytes(path, "config", PARAMS_MAX_BYTES)) or {}
+    except InputRefused as err:
+        if err.reason == "missing-file":
+            raise ConfigError(f"{path}: params file not found (run from the repository root or pass --params)") from None
+        what = "not valid YAML" if err.reason == "malformed-yaml" else "refused"
+        raise ConfigError(f"{path}: {what} ({err.reason}): {err.detail}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
-    if unknown := sorted(set(data) - set(SECTIONS)):
+    if unknown := sorted(set(map(str, data)) - set(SECTIONS)):
         raise ConfigError(
-            f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}"
+            f"{path}: unknown section(s) {', '.join(shown(u) for u in unknown[:10])}; known: {', '.join(SECTIONS)}"
         )
     return data
 

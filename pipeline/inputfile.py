@@ -34,6 +34,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,15 @@ LIMITS: dict[str, int] = {
 MAX_JSON_DEPTH = 64
 MAX_YAML_ALIASES = 100
 MAX_YAML_NODES = 1_000_000
+MAX_DETAIL = 300  # characters of a message kept in a refusal's detail
 
 
 class InputRefused(Exception):
     """A user's file cannot be read as asked; ``reason`` is a stable short code."""
 
     def __init__(self, reason: str, detail: str):
+        if len(detail) > MAX_DETAIL:  # a message never echoes a whole hostile document
+            detail = detail[:MAX_DETAIL] + "..."
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -94,6 +98,29 @@ def check_regular(path: Path) -> os.stat_result:
 def describe_os_error(err: OSError) -> str:
     """An OSError as text without the path (callers name it) and without addresses."""
     return err.strerror or type(err).__name__
+
+
+_ADDRESS = re.compile(r"\s*\bat 0x[0-9a-fA-F]+")
+
+
+MAX_SHOWN = 40  # characters of a user's value echoed in a message
+
+
+def shown(value: object) -> str:
+    """``repr`` of a user's value for a message, cut to ``MAX_SHOWN`` characters."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + f"...({len(text)} chars)"
+
+
+def describe_exception(err: BaseException) -> str:
+    """``Type: message`` without memory addresses, cut to ``MAX_DETAIL`` characters.
+
+    Deterministic for equal inputs, so quarantine rows give equal bytes run after run
+    (``<_io.BytesIO object at 0x7f...>`` becomes ``<_io.BytesIO object>``).
+    """
+    text = _ADDRESS.sub("", " ".join(str(err).split()))
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL] + "..."
 
 
 def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
@@ -199,7 +226,10 @@ def parse_yaml(data: bytes, max_aliases: int = MAX_YAML_ALIASES, max_nodes: int 
                                        f"more than {max_aliases} alias references (line {event.start_mark.line + 1})")
             return super().compose_node(parent, index)
 
-    loader = _Budgeted(text)
+    try:
+        loader = _Budgeted(text)  # the reader checks characters here already (NUL, ...)
+    except yaml.YAMLError as err:
+        raise InputRefused("malformed-yaml", " ".join(str(err).split())) from None
     try:
         node = loader.get_single_node()
         if node is not None:

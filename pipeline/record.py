@@ -38,6 +38,7 @@ REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
 DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
 
 Box = tuple[float, float, float, float]
+MAX_DETAIL = 1000  # characters of a quarantine detail written
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,17 @@ class Object:
 
 @dataclass(frozen=True)
 class Source:
-    """Where a sample came from, so any record can be traced to the user's file."""
+    """Where a sample came from, so any record can be traced to the user's file.
+
+    ``root`` is the source's *name* (its ``ingest.sources`` name, or the last
+    component of its resolved path), not the path as typed: ``src`` and
+    ``/abs/src`` give the same bytes. ``report.json`` maps each name to the path
+    given (``source_paths``).
+    """
 
     format: str
     path: str  # as given by the user's tree, relative to the source root
-    root: str = ""  # the source root as configured
+    root: str = ""  # the source's name (see report.json ``sources`` for its path)
     annotation: str = ""  # annotation file, when separate from the image
 
     def to_json(self) -> dict:
@@ -172,15 +179,41 @@ class Rejected:
     path: str
     reason: str
     detail: str = ""
-    source: str = ""
+    source: str = ""  # the source's name, as ``Source.root``
     index: int | None = None  # line or shape index inside an annotation file
 
     def to_json(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+        out = {k: printable(v) if isinstance(v, str) else v
+               for k, v in dataclasses.asdict(self).items() if v not in ("", None)}
+        if len(out.get("detail", "")) > MAX_DETAIL:  # a detail never carries a whole hostile document
+            out["detail"] = out["detail"][:MAX_DETAIL] + "..."
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> "Rejected":
         return cls(**d)
+
+
+def printable(text: str) -> str:
+    """Text from the file system made valid for any output: each undecodable byte as ``%XX``.
+
+    ``os`` functions return bytes of a name that is not UTF-8 (``caf\\xe9.png``) as lone
+    surrogates (``surrogateescape``), which no UTF-8 file can hold; other text is kept.
+    ``%`` rather than a backslash escape, which annotation references would read as a
+    Windows path separator.
+    """
+    if text.isascii():
+        return text
+    return "".join(f"%{ord(ch) - 0xDC00:02X}" if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in text)
+
+
+def source_paths(dataset_root: Path) -> dict[str, str]:
+    """``{source name: path as given}`` from a canonical dataset's ``report.json`` ({} if absent)."""
+    try:
+        report = json.loads((Path(dataset_root) / REPORT).read_text(encoding="utf-8"))
+        return {s["name"]: s["path"] for s in report.get("sources", []) if "name" in s}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.record import Dataset, Sample, load_dataset, read_jsonl
+from pipeline.record import Dataset, Sample, load_dataset, read_jsonl, source_paths
 from pipeline.version.manifest import VersionRow
 
 
@@ -131,7 +131,8 @@ def soft_label_text(label, mix_label, weight: float) -> str:
 
 def format_trace(t: Trace) -> str:
     src = t.sample.source
-    where = f"{src.root.rstrip('/')}/{src.path}" if src.root else src.path
+    root = source_paths(t.dataset.root).get(src.root, src.root)  # the path given, else the name
+    where = f"{root.rstrip('/')}/{src.path}" if root else src.path
     r = t.row
     lines = [
         f"output sample   {r.id}  (split {r.split}, index {r.index})",

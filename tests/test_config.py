@@ -51,3 +51,77 @@ def test_models_are_frozen():
     p = parse_section("train", {})
     with pytest.raises(Exception):
         p.epochs = 3  # type: ignore[misc]
+
+
+BOMB = ("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+        + "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+        + "train: {epochs: *i}\n")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("content, reason", [
+    (BOMB.encode(), "yaml-too-large"),
+    (("x: &x [1]\ntrain: {online_augment: [" + "*x, " * 300 + "*x]}\n").encode(), "yaml-alias-bomb"),
+    ("train: {model: café}\n".encode("latin-1"), "not-utf8"),
+    (b"train: {epochs: 3}\n" + b"#" * (2 << 20), "file-too-large"),
+])
+def test_hostile_params_files_are_refused_with_a_short_message(tmp_path, content, reason):
+    p = tmp_path / "params.yaml"
+    p.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_section("train", p)
+    assert reason in str(err.value) and str(p) in str(err.value) and len(str(err.value)) < 800
+
+
+@pytest.mark.timeout(60)
+def test_params_fifo_and_dangling_link_do_not_block(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(ConfigError, match="not-a-regular-file"):
+        load_section("train", tmp_path / "fifo.yaml")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "gone.yaml")
+    with pytest.raises(ConfigError, match="dangling-link"):
+        load_section("train", tmp_path / "link.yaml")
+
+
+@pytest.mark.timeout(120)
+def test_cli_refuses_an_alias_bomb_params_file_quickly_and_briefly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text(BOMB.replace("train:", "ingest:").replace("{epochs: *i}", "{classes: *i}"))
+    assert len(BOMB) < 1000
+    env = dict(os.environ, PYTHONPATH=str(REPO), PIPELINE_NO_PROGRESS="1")
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", "src", "--out", "ds"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=100)
+    assert r.returncode == 2 and "yaml-too-large" in r.stderr and len(r.stderr) < 1000
+    assert "Traceback" not in r.stderr and not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("section, data, expected", [
+    ("split", {"ratios": {"train": float("nan"), "test": 1}}, "ratios.train is NaN or infinity"),
+    ("split", {"ratios": {"train": 1.0, "test": float("inf")}}, "ratios.test is NaN or infinity"),
+    ("augment", {"min_area": float("inf")}, "min_area"),
+    ("augment", {"pipeline": [{"name": "rotate", "degrees": float("nan")}]}, "pipeline[0].degrees is NaN"),
+    ("train", {"lr": float("nan")}, "lr"),
+    ("train", {"online_augment": [{"name": "rotate", "degrees": [1, float("-inf")]}]}, "degrees[1]"),
+    ("augment", {"image_size": [0, 0]}, "image_size.0"),
+    ("augment", {"image_size": [-5, 10]}, "image_size.0"),
+    ("augment", {"image_size": [100000, 100000]}, "less than or equal to 8192"),
+    ("ingest", {"max_annotation_bytes": 0}, "ingest.max_annotation_bytes"),
+    ("ingest", {"classes": ["cat", "dog", "cat"]}, "repeated: 'cat'"),
+    ("ingest", {"classes": ["cat", " "]}, "position 1"),
+    ("ingest", {"classes": ["cat", None]}, "ingest.classes.1"),
+])
+def test_non_finite_and_out_of_range_params_are_refused(section, data, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_section(section, data)
+    assert expected in str(err.value)
+
+
+def test_long_values_are_echoed_short():
+    with pytest.raises(ConfigError) as err:
+        parse_section("train", {"model": "x" * 100_000})
+    assert len(str(err.value)) < 600 and "100002 chars" in str(err.value)

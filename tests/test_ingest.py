@@ -143,10 +143,28 @@ def test_placeholder_named_image_is_quarantined_unless_the_policy_is_off(tmp_pat
     assert len(kept.samples) == 7 and kept.quarantine == ()
 
 
-def test_quarantine_rows_name_the_source_root(tmp_path):
+def test_quarantine_rows_name_the_source(tmp_path):
     src = make_imagefolder(tmp_path / "src", classes=1, per_class=2)
     (src / "stray.png").write_bytes(b"x")  # outside a class directory
     (src / "class0" / "broken.png").write_bytes(b"not a png")
     ds = ingest(src, tmp_path / "out", params())
+    # Rows name the source by its name, whatever the spelling; report.json keeps the path as given.
     assert sorted((r.path, r.reason, r.source) for r in ds.quarantine) == [
-        ("class0/broken.png", "not-an-image", str(src)), ("stray.png", "outside-class-dir", str(src))]
+        ("class0/broken.png", "not-an-image", "src"), ("stray.png", "outside-class-dir", "src")]
+    assert {s.source.root for s in ds.samples} == {"src"}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["sources"] == [{"format": "imagefolder", "name": "src", "path": str(src), "prefix": ""}]
+
+
+def test_the_bytes_do_not_depend_on_how_the_source_is_spelled(tmp_path, monkeypatch):
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=2)
+    (src / "stray.png").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    ingest(Path("src"), tmp_path / "rel", params())
+    ingest(src.resolve(), tmp_path / "abs", params())
+    monkeypatch.chdir(src)
+    ingest(Path("."), tmp_path / "dot", params())
+    for name in ("manifest.jsonl", "quarantine.jsonl"):
+        data = (tmp_path / "rel" / name).read_bytes()
+        assert data == (tmp_path / "abs" / name).read_bytes() == (tmp_path / "dot" / name).read_bytes()
+        assert str(tmp_path).encode() not in data

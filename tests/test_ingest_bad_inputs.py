@@ -122,7 +122,7 @@ def build(root):
         ("cat", 5, 5, 20, 20),        # 0 good
         ("cat", 20, 5, 5, 20),        # 1 inverted
         ("cat", 6, 6, 5, 20),         # 2 zero area (1-based inclusive: xmin 6 -> 5.0 == xmax 5)
-        ("cat", "nan", 5, 20, 20),    # 3 NaN
+        ("cat", "nan", 5, 20, 20),    # 3 NaN: not a number to the strict parser
         ("cat", 100, 100, 120, 120),  # 4 outside the image
         ("cat", 5, 5, 20, 20),        # 5 duplicate of 0
         ("cat", "x", 5, 20, 20),      # 6 not a number
@@ -135,7 +135,7 @@ def build(root):
     objects.update({9: "missing-box", 10: "missing-label"})
     os.mkfifo(src / "pipe.jpg")  # a FIFO would hang a naive reader
     bad["pipe.jpg"] = "not-a-regular-file"
-    objects.update({1: "inverted-box", 2: "zero-area-box", 3: "non-finite-coordinate", 4: "outside-image",
+    objects.update({1: "inverted-box", 2: "zero-area-box", 3: "bad-coordinate", 4: "outside-image",
                     5: "duplicate-object", 6: "bad-coordinate", 7: "unknown-class"})
     good.append("rows.jpg")
     return src, bad, objects, good
@@ -158,7 +158,7 @@ def test_twenty_kinds_of_bad_input(tmp_path):
     assert files == bad
     assert {q["index"]: q["reason"] for q in rows if "index" in q} == objects
     assert all(q["detail"] for q in rows)
-    assert {q.get("source") for q in rows} == {str(src)}  # every row names the source root
+    assert {q.get("source") for q in rows} == {"src"}  # every row names the source (report.json: its path)
     samples = [json.loads(line) for line in (tmp_path / "ds" / "manifest.jsonl").read_text().splitlines()]
     assert sorted(s["id"] for s in samples) == sorted(good)
     # accepted + quarantined = inputs: every image file, and every annotation without its image

@@ -106,3 +106,7 @@ def test_yaml_ordinary_and_malformed():
     assert parse_yaml(b"") is None
     assert _refused(parse_yaml, b"a: [1, 2").reason == "malformed-yaml"
     assert _refused(parse_yaml, "names: [café]".encode("latin-1")).reason == "not-utf8"
+
+
+def test_yaml_with_forbidden_characters_is_malformed():
+    assert _refused(parse_yaml, b"\x00").reason == "malformed-yaml"

@@ -2,7 +2,6 @@
 
 import base64
 import io
-import math
 
 import numpy as np
 import pytest
@@ -97,8 +96,31 @@ def test_yolo_lines(text, objs, problems):
     assert [(r.reason, r.index) for r in p.problems] == problems
 
 
-def test_yolo_nan_parses_and_is_rejected_after_decode():
-    assert math.isnan(parse_yolo("0 nan 0.5 0.1 0.1", NAMES).objects[0].box[0])
+@pytest.mark.parametrize("line", [
+    "0 nan 0.5 0.1 0.1", "0 inf 0.5 0.1 0.1", "0 1e999 0.5 0.1 0.1", "0 0.5 0.5 0.1 1_0",
+    "0 \uff10.5 0.5 0.1 0.1",  # full-width digit
+    "0 0.5\xa00.5 0.1 0.1",  # a non-breaking space is not a separator
+    "0 0.5 0.5 0.1 0.1\u2028",  # nor a line separator
+    "0 +-1 0.5 0.1 0.1", "0 1.2.3 0.5 0.1 0.1", "0 0x1 0.5 0.1 0.1", "0 .5e 0.5 0.1 0.1",
+])
+def test_yolo_numbers_are_parsed_strictly(line):
+    p = parse_yolo(line, NAMES)
+    assert p.objects == () and [(r.reason, r.index) for r in p.problems] == [("bad-number", 1)]
+
+
+@pytest.mark.parametrize("text, ok", [
+    ("1", True), ("-1.5", True), ("+.5", True), ("5.", True), ("1e3", True), ("1E-3", True),
+    ("", False), (" 1", False), ("1_0", False), ("\u0661", False), ("\uff11", False), ("nan", False),
+    ("Infinity", False), ("1e999", False), ("1e", False), ("--1", False), (".", False),
+])
+def test_strict_number_parser(text, ok):
+    from pipeline.ingest.numbers import parse_number
+
+    if ok:
+        assert parse_number(text) == float(text)
+    else:
+        with pytest.raises(ValueError):
+            parse_number(text)
 
 
 @pytest.mark.parametrize("text, names", [
@@ -212,14 +234,15 @@ def test_coco():
              "segmentation": {"counts": [0, 1], "size": [50, 100]}},
             {"id": 6, "image_id": 1, "category_id": 3},
         ]})
-    [(name, p)] = per_image
+    (name, p), (b, b_err), (c, c_err) = per_image
     assert name == "a.jpg" and p.size == (100, 50)
     assert [(o.label, o.box, o.polygons) for o in p.objects] == [
         ("cat", (10.0, 20.0, 40.0, 25.0), ()), ("cat", None, ((0.0, 0.0, 4.0, 0.0, 4.0, 4.0),))]
     assert "coco-duplicate-category:cat" in p.notes
+    # Refused image entries keep their file name: the reader quarantines those images.
+    assert (b, b_err.reason, c, c_err.reason) == ("b.jpg", "duplicate-image-id", "c.jpg", "bad-image-entry")
     assert [(r.reason, r.index) for r in problems] == [
-        ("duplicate-image-id", 1), ("bad-image-entry", 2), ("annotation-without-image", 2),
-        ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5)]
+        ("annotation-without-image", 2), ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5)]
 
 
 def _rle_mask() -> np.ndarray:
@@ -285,3 +308,19 @@ def test_coco_bad_rle_is_reported_with_its_index(seg, image, message):
     assert p.objects == ()
     [r] = problems
     assert (r.reason, r.index) == ("bad-rle", 0) and message in r.detail
+
+
+def test_a_parser_failure_becomes_a_deterministic_refusal():
+    import io as _io
+
+    from pipeline.ingest.candidate import guarded
+    from pipeline.inputfile import InputRefused
+
+    def crash(x):
+        raise TypeError(f"cannot use {x}")
+
+    got = guarded(crash, _io.BytesIO())
+    assert isinstance(got, AnnotationError) and got.reason == "annotation-error"
+    assert got.detail == "the parser failed: TypeError: cannot use <_io.BytesIO object>"
+    assert guarded(lambda: (_ for _ in ()).throw(InputRefused("not-utf8", "x"))).reason == "not-utf8"
+    assert guarded(lambda: 5) == 5

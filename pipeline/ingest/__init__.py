@@ -12,8 +12,9 @@ canonical dataset (see ``pipeline.record``) atomically, plus ``report.json`` and
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipeline.atomic import atomic_dir
 from pipeline.config import IngestParams, SourceParams
@@ -27,24 +28,39 @@ from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset,
 FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
 
-def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "") -> list:
-    """Candidates and rejections of one source tree (no image is decoded here)."""
+def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", name: str = "") -> list:
+    """Candidates and rejections of one source tree (no image is decoded here).
+
+    Every row is stamped with the source's ``name`` (``Source.root``,
+    ``Rejected.source``), never with the path as typed, so the output bytes do not
+    depend on how the source was spelled; ``report.json`` maps names to paths.
+    """
     from pipeline.ingest import coco, createml, imagefolder, labelme, voc, yolo
+    from pipeline.ingest.tree import ReadLimits
 
     keep = params.keep_background
+    limits = ReadLimits(annotation_bytes=params.max_annotation_bytes, index_bytes=params.max_index_bytes,
+                        max_pixels=params.max_pixels)
     if fmt == "imagefolder":
-        return list(imagefolder.read_imagefolder(root, prefix.rstrip("/")))
-    if fmt == "labelme":
-        return list(labelme.read_labelme(root, keep, prefix, params.labelme.flags_as_label))
-    readers = {"voc": voc.read_voc, "yolo": yolo.read_yolo, "createml": createml.read_createml,
-               "coco": coco.read_coco}
-    if fmt not in readers:
-        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
-    return list(readers[fmt](root, keep, prefix))
+        items = imagefolder.read_imagefolder(root, prefix.rstrip("/"))
+    elif fmt == "labelme":
+        items = labelme.read_labelme(root, keep, prefix, params.labelme.flags_as_label, limits)
+    else:
+        readers = {"voc": voc.read_voc, "yolo": yolo.read_yolo, "createml": createml.read_createml,
+                   "coco": coco.read_coco}
+        if fmt not in readers:
+            raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
+        items = readers[fmt](root, keep, prefix, limits)
+    return [dataclasses.replace(it, source=name) if isinstance(it, Rejected)
+            else dataclasses.replace(it, source=dataclasses.replace(it.source, root=name)) for it in items]
 
 
-def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tuple[SourceParams, str]]:
-    """(source, id prefix) pairs: ``ingest.sources`` when set, else ``src`` alone."""
+def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tuple[SourceParams, str, str]]:
+    """(source, id prefix, name) triples: ``ingest.sources`` when set, else ``src`` alone.
+
+    A source's name is its ``name`` or the last component of its resolved path, so
+    ``src``, ``./src`` and ``/abs/src`` give the same name (and the same bytes).
+    """
     if fmt is not None and fmt not in FORMATS:
         raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
     if params.sources:
@@ -53,15 +69,19 @@ def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tu
         sources = [SourceParams(format=fmt or params.format, path=str(src))]  # type: ignore[arg-type]
     else:
         raise ConfigError("nothing to ingest: give a source directory or set ingest.sources")
+
+    def name_of(s: SourceParams) -> str:
+        return s.name or Path(s.path).resolve().name or "source"
+
     if len(sources) == 1 and not sources[0].name:
-        return [(sources[0], "")]
+        return [(sources[0], "", name_of(sources[0]))]
     out, used = [], set()
     for s in sources:
-        name = s.name or PurePosixPath(Path(s.path).as_posix()).name or "source"
+        name = name_of(s)
         if name in used:
             raise ConfigError(f"ingest.sources: two sources named {name!r}; give each a distinct `name`")
         used.add(name)
-        out.append((s, name + "/"))
+        out.append((s, name + "/", name))
     return out
 
 
@@ -73,12 +93,12 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
     """
     items: list = []
     roots = []
-    for s, prefix in _sources(src, params, fmt):
+    for s, prefix, name in _sources(src, params, fmt):
         root = Path(s.path)
         if not root.is_dir():
             raise InputError(f"{root}: source directory not found (format {s.format})")
-        roots.append({"format": s.format, "path": str(root), "prefix": prefix})
-        items.extend(read_source(s.format, root, params, prefix))
+        roots.append({"format": s.format, "path": str(root), "prefix": prefix, "name": name})
+        items.extend(read_source(s.format, root, params, prefix, name))
     items = quarantine_placeholders(items, params.placeholder_names)
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]

@@ -9,14 +9,19 @@ objects into canonical ones, now that the image size is known.
 
 Parsers are pure: text (or a decoded JSON object) in, ``Parsed`` out. A problem
 with one line or shape becomes a ``Rejected`` with its ``index``; a problem with
-the whole file raises ``AnnotationError``.
+the whole file raises ``AnnotationError``. Readers call parsers through
+``guarded``, so whatever a hostile file makes a parser raise quarantines that
+file, never the run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 from pipeline.record import Box, Object, Rejected, Source
+
+T = TypeVar("T")
 
 
 class AnnotationError(Exception):
@@ -71,10 +76,29 @@ class Candidate:
     notes: tuple[str, ...] = ()
 
 
-def located(problems: tuple[Rejected, ...] | list[Rejected], path: str, source: str) -> list[Rejected]:
+def located(problems: tuple[Rejected, ...] | list[Rejected], path: str) -> list[Rejected]:
     """Give a parser's problems the file they came from."""
-    return [Rejected(path=path, reason=r.reason, detail=r.detail, source=source, index=r.index)
-            for r in problems]
+    return [Rejected(path=path, reason=r.reason, detail=r.detail, index=r.index) for r in problems]
+
+
+def guarded(parse: Callable[..., T], *args, **kwargs) -> T | AnnotationError:
+    """``parse(*args)``, or the reason it failed: one annotation file is a fault boundary.
+
+    A refusal of the guarded reader keeps its reason; anything else a parser raises on
+    a hostile document (a type it did not expect, a value out of range) becomes
+    ``annotation-error`` with the exception's type and message, without memory
+    addresses, so the file is quarantined deterministically and the run goes on.
+    """
+    from pipeline.inputfile import InputRefused, describe_exception
+
+    try:
+        return parse(*args, **kwargs)
+    except AnnotationError as err:
+        return err
+    except InputRefused as err:
+        return AnnotationError(err.reason, err.detail)
+    except Exception as err:  # noqa: BLE001 - the fault boundary: never a traceback for one file
+        return AnnotationError("annotation-error", f"the parser failed: {describe_exception(err)}")
 
 
 def problem(reason: str, detail: str, index: int | None) -> Rejected:

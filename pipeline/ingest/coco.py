@@ -7,6 +7,13 @@ polygon parts like labelme masks (``masks.py``); ``iscrowd`` regions are reporte
 ``crowd-region`` (they mark areas to ignore, not instances). Duplicate category
 names (datumaro #1160) map to one class and are noted; an annotation naming an
 unknown image or category id is reported with its index in ``annotations``.
+
+Types are checked, never assumed: ids are integers or strings, a category needs
+a non-empty ``name`` (``bad-category``), sizes are whole numbers, a ``bbox`` is
+four numbers, a polygon part has an even number of coordinates (``bad-annotation``
+naming the part), and an RLE's ``size`` must equal its image entry's before it is
+decoded (``bad-rle``). A refused ``images`` entry quarantines its image as
+``annotation-unusable``.
 """
 
 from __future__ import annotations
@@ -15,114 +22,202 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, located, problem
 from pipeline.ingest.masks import MaskError
+from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import json_documents, list_files
+from pipeline.ingest.tree import ReadLimits, json_documents, walk
 from pipeline.record import Rejected
+
+
+MAX_SIDE = 1 << 20  # largest image side an entry may declare
 
 
 def is_coco(obj) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("images"), list) and "annotations" in obj
 
 
-def parse_coco(obj) -> tuple[list[tuple[str, Parsed | AnnotationError]], list[Rejected]]:
-    """Per image ``(file_name, Parsed)`` and the file's problems (index into ``annotations``)."""
-    if not is_coco(obj):
-        raise AnnotationError("not-coco", "expected an object with `images` and `annotations`")
+def _id(value) -> int | str:
+    """A COCO id: an integer or a string (lists, floats and booleans are not ids)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"id {shown(value)} is not an integer or a string")
+    return value
+
+
+def _categories(raw) -> tuple[dict, list[str], list[Rejected]]:
+    """``{id: name}``, notes and problems (index into ``categories``)."""
     cats: dict = {}
     notes: list[str] = []
-    seen_names: dict[str, object] = {}
-    for c in obj.get("categories") or []:
-        name = str(c.get("name", ""))
+    problems: list[Rejected] = []
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise AnnotationError("not-coco", f"`categories` is {shown(raw)}, not a list")
+    seen_names: set[str] = set()
+    for k, c in enumerate(raw):
+        try:
+            if not isinstance(c, dict):
+                raise ValueError(f"category {shown(c)} is not an object")
+            cid = _id(c.get("id"))
+            name = c.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"category {shown(cid)} has the name {shown(name)}, not a non-empty string")
+        except ValueError as err:
+            problems.append(problem("bad-category", str(err), k))
+            continue
+        if cid in cats:
+            problems.append(problem("bad-category", f"category id {shown(cid)} appears twice", k))
+            continue
         if name in seen_names:
             notes.append(f"coco-duplicate-category:{name}")
-        seen_names.setdefault(name, c.get("id"))
-        cats[c.get("id")] = name
-    problems: list[Rejected] = []
+        seen_names.add(name)
+        cats[cid] = name
+    return cats, notes, problems
+
+
+def _image_entry(im, max_pixels: int) -> tuple[object, str, tuple[int, int] | None]:
+    """``(id, file_name, (width, height) or None)`` of an ``images`` entry; ``ValueError`` if unusable."""
+    if not isinstance(im, dict) or not isinstance(im.get("file_name"), str) or not im["file_name"]:
+        raise ValueError("image needs id and file_name")
+    iid = _id(im.get("id"))
+    w, h = im.get("width"), im.get("height")
+    if w is None and h is None:
+        return iid, im["file_name"], None
+    size = json_size(w, "width", MAX_SIDE), json_size(h, "height", MAX_SIDE)
+    if size[0] * size[1] > max_pixels:
+        raise ValueError(f"declared size {size[0]}x{size[1]} exceeds ingest.max_pixels = {max_pixels}")
+    return iid, im["file_name"], size
+
+
+def _polygons(seg: list) -> tuple[tuple[float, ...], ...]:
+    parts = []
+    for k, part in enumerate(seg):
+        if not isinstance(part, list):
+            raise ValueError(f"segmentation part {k} is {shown(part)}, not a list of numbers")
+        if len(part) % 2:
+            raise ValueError(f"segmentation part {k} has an odd number of coordinates ({len(part)})")
+        parts.append(tuple(json_number(v) for v in part))
+    return tuple(parts)
+
+
+def _bbox(a: dict) -> tuple[float, float, float, float]:
+    b = a.get("bbox")
+    if not isinstance(b, list) or len(b) != 4:
+        raise ValueError(f"bbox {shown(b)} is not [x, y, w, h]")
+    x, y, w, h = (json_number(v) for v in b)
+    return (x, y, x + w, y + h)
+
+
+def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
+               ) -> tuple[list[tuple[str, Parsed | AnnotationError]], list[Rejected]]:
+    """Per ``images`` entry ``(file_name, Parsed or its refusal)``, and the file's problems.
+
+    A problem's index is its position in ``annotations`` (or ``categories`` for
+    ``bad-category``); the per-image list keeps the position in ``images``, so a
+    refused entry still names its image, which is then quarantined
+    (``annotation-unusable``), never taken for a background image.
+    """
+    if not is_coco(obj):
+        raise AnnotationError("not-coco", "expected an object with `images` and `annotations`")
+    cats, notes, problems = _categories(obj.get("categories"))
     images: dict = {}
-    order = []
+    order: list[tuple[str, object]] = []  # (file_name, id or the entry's refusal)
     for k, im in enumerate(obj["images"]):
-        if not isinstance(im, dict) or "id" not in im or not isinstance(im.get("file_name"), str):
-            problems.append(problem("bad-image-entry", "image needs id and file_name", k))
+        try:
+            iid, name, size = _image_entry(im, max_pixels)
+        except ValueError as err:
+            name = im.get("file_name") if isinstance(im, dict) and isinstance(im.get("file_name"), str) else ""
+            order.append((name, AnnotationError("bad-image-entry", str(err))))
             continue
-        if im["id"] in images:
-            problems.append(problem("duplicate-image-id", f"image id {im['id']} appears twice", k))
+        if iid in images:
+            order.append((name, AnnotationError("duplicate-image-id", f"image id {shown(iid)} appears twice")))
             continue
-        images[im["id"]] = im
-        order.append(im["id"])
+        images[iid] = size
+        order.append((name, iid))
     objs: dict = defaultdict(list)
-    for i, a in enumerate(obj.get("annotations") or []):
-        if not isinstance(a, dict) or a.get("image_id") not in images:
-            problems.append(problem("annotation-without-image", f"image_id {a.get('image_id') if isinstance(a, dict) else a!r} unknown", i))
+    anns = obj.get("annotations") or []
+    if not isinstance(anns, list):
+        raise AnnotationError("not-coco", f"`annotations` is {shown(anns)}, not a list")
+    for i, a in enumerate(anns):
+        iid = a.get("image_id") if isinstance(a, dict) else None
+        if not isinstance(a, dict) or isinstance(iid, (list, dict)) or iid not in images:
+            problems.append(problem("annotation-without-image",
+                                    f"image_id {shown(iid if isinstance(a, dict) else a)} unknown", i))
             continue
-        if a.get("category_id") not in cats:
-            problems.append(problem("unknown-category-id", f"category_id {a.get('category_id')!r} not in categories", i))
+        cid = a.get("category_id")
+        if isinstance(cid, (list, dict)) or cid not in cats:
+            problems.append(problem("unknown-category-id", f"category_id {shown(cid)} not in categories", i))
             continue
         if a.get("iscrowd"):
             problems.append(problem("crowd-region", "iscrowd annotation: a region to ignore, not imported", i))
             continue
-        label = cats[a["category_id"]]
+        label = cats[cid]
         seg = a.get("segmentation")
         try:
             if isinstance(seg, list) and seg:
-                parts = tuple(tuple(float(v) for v in part) for part in seg)
-                objs[a["image_id"]].append(RawObject(label, None, parts, index=i))
-                continue
-            if isinstance(seg, dict) and "counts" in seg:
-                objs[a["image_id"]].append(_rle_object(label, seg, images[a["image_id"]], i))
-                continue
-            x, y, w, h = (float(v) for v in a["bbox"])
+                objs[iid].append(RawObject(label, None, _polygons(seg), index=i))
+            elif isinstance(seg, dict) and "counts" in seg:
+                objs[iid].append(_rle_object(label, seg, images[iid], i, max_pixels))
+            else:
+                objs[iid].append(RawObject(label, _bbox(a), index=i))
         except MaskError as err:
             problems.append(problem("bad-rle", str(err), i))
-            continue
-        except (KeyError, TypeError, ValueError):
-            problems.append(problem("bad-annotation", "needs bbox [x, y, w, h] or polygon segmentation", i))
-            continue
-        objs[a["image_id"]].append(RawObject(label, (x, y, x + w, y + h), index=i))
+        except ValueError as err:
+            problems.append(problem("bad-annotation", f"needs bbox [x, y, w, h] or polygon segmentation: {err}", i))
     out: list[tuple[str, Parsed | AnnotationError]] = []
-    for iid in order:
-        im = images[iid]
-        w, h = im.get("width"), im.get("height")
-        size = (int(w), int(h)) if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0 else None
-        note = tuple(notes)
-        out.append((im["file_name"], Parsed(objects=tuple(objs[iid]), image=im["file_name"], size=size, notes=note)))
+    for name, iid in order:
+        if isinstance(iid, AnnotationError):
+            out.append((name, iid))
+            continue
+        out.append((name, Parsed(objects=tuple(objs[iid]), image=name, size=images[iid], notes=tuple(notes))))
     return out, problems
 
 
-def _rle_object(label: str, seg: dict, image: dict, index: int) -> RawObject:
-    """An RLE segmentation as polygon parts; its size must be the image entry's."""
-    from pipeline.ingest.masks import mask_polygons, rle_to_mask
+def _rle_object(label: str, seg: dict, size: tuple[int, int] | None, index: int, max_pixels: int) -> RawObject:
+    """An RLE segmentation as polygon parts; its size must be the image entry's.
 
-    mask = rle_to_mask(seg)
-    h, w = mask.shape
-    if (image.get("height"), image.get("width")) not in ((None, None), (h, w)):
-        raise MaskError(f"RLE size {h}x{w} differs from the image entry's "
-                        f"{image.get('height')}x{image.get('width')} (height x width)")
-    parts = mask_polygons(mask)
+    The declared size is compared before anything is decoded (a 185-byte RLE may
+    declare 30000x30000); without an image size it must stay within ``max_pixels``.
+    """
+    from pipeline.ingest.masks import mask_polygons, rle_size, rle_to_mask
+
+    h, w = rle_size(seg)
+    if size is not None and (h, w) != (size[1], size[0]):
+        raise MaskError(f"RLE size {h}x{w} differs from the image entry's {size[1]}x{size[0]} (height x width)")
+    if h * w > max_pixels:
+        raise MaskError(f"RLE size {h}x{w} exceeds ingest.max_pixels = {max_pixels}")
+    parts = mask_polygons(rle_to_mask(seg))
     if not parts:
         raise MaskError("RLE mask is empty")
     return RawObject(label, None, parts, index=index)
 
 
-def read_coco(root: Path, keep_background: bool = True, prefix: str = "") -> Iterator[Candidate | Rejected]:
+def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
+              limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
     """Every ``*.json`` holding ``images`` and ``annotations`` is a COCO file."""
     root = Path(root)
-    files = list_files(root)
-    entries, ann_files = [], set()
-    for r, obj, error in json_documents(root, files):
-        if obj is None:
+    found = walk(root)
+    yield from found.skipped
+    entries, ann_files, refused_files = [], set(), []
+    for r, obj, refused in json_documents(root, found.files, limits.index_bytes, "index"):
+        if refused is not None:
             ann_files.add(r)
-            yield Rejected(path=r, reason="malformed-json", detail=error, source=str(root))
+            refused_files.append(r)
+            yield Rejected(path=r, reason=refused.reason, detail=refused.detail)
             continue
         if not is_coco(obj):
             continue  # an ordinary file: quarantined as not-an-image
         ann_files.add(r)
-        per_image, problems = parse_coco(obj)
-        for p in problems:
-            yield Rejected(path=r, reason=p.reason, detail=p.detail, source=str(root), index=p.index)
+        got = guarded(parse_coco, obj, limits.max_pixels)
+        if isinstance(got, AnnotationError):
+            refused_files.append(r)
+            yield Rejected(path=r, reason=got.reason, detail=got.detail)
+            continue
+        per_image, problems = got
+        yield from located(problems, r)
         base = str(PurePosixPath(r).parent)
         for k, (name, parsed) in enumerate(per_image):
-            refs = (name, "images/" + name, "../images/" + name)
+            refs = (name, "images/" + name, "../images/" + name) if name else ()
             entries.append(Entry(ann=r, parsed=parsed, refs=refs, base=base, index=k))
-    yield from assemble(root, "coco", files, entries, keep_background, prefix, annotation_files=ann_files)
+    yield from assemble(root, "coco", found.files, entries, keep_background, prefix, annotation_files=ann_files,
+                        refused=tuple(refused_files))

@@ -4,29 +4,21 @@ A tree whose top-level directories are all split names (train, val/valid/
 validation, test) keeps that split. Files outside a class directory, and files
 nested below one, are quarantined rather than guessed at; hidden files and
 non-images are quarantined too (the decode step names the reason), so that
-accepted + quarantined always equals what was in the tree.
+accepted + quarantined always equals what was in the tree. Linked class
+directories are followed inside the root and reported otherwise (``tree.walk``).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.errors import InputError
 from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.tree import inside
+from pipeline.ingest.tree import inside, rel, walk
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-
-
-def _files(root: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        out.extend(Path(dirpath) / f for f in sorted(filenames))
-    return out
 
 
 def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | Rejected]:
@@ -37,27 +29,28 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     tops = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     has_splits = bool(tops) and all(p.name.lower() in SPLIT_NAMES for p in tops)
     prefix = f"{source_name}/" if source_name else ""
-    for path in _files(root):
-        rel = path.relative_to(root)
-        parts = rel.parts
+    found = walk(root)
+    yield from found.skipped
+    for path in found.files:
+        r = rel(path, root)
+        parts = PurePosixPath(r).parts
         split = SPLIT_NAMES[parts[0].lower()] if has_splits and len(parts) > 1 else None
         class_parts = parts[1:] if split else parts
         if len(class_parts) != 2:
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"
-            yield Rejected(path=rel.as_posix(), reason="outside-class-dir",
-                           detail=f"file {where}; expected {layout}", source=str(root))
+            yield Rejected(path=r, reason="outside-class-dir", detail=f"file {where}; expected {layout}")
             continue
-        # os.walk does not descend into linked directories, so only the file itself can
-        # be a link; resolving every path would cost a realpath per file.
+        # Linked directories are only followed inside the root (``walk``), so only the
+        # file itself can point out; resolving every path would cost a realpath per file.
         if path.is_symlink() and not inside(root, path):
-            yield Rejected(path=rel.as_posix(), reason="path-outside-root",
-                           detail="a link pointing outside the source root; not read", source=str(root))
+            yield Rejected(path=r, reason="path-outside-root",
+                           detail="a link pointing outside the source root; not read")
             continue
         yield Candidate(
-            id=prefix + rel.as_posix(),
+            id=prefix + r,
             path=str(path),
-            source=Source(format="imagefolder", path=rel.as_posix(), root=str(root)),
+            source=Source(format="imagefolder", path=r),
             label=class_parts[0],
             split=split,
         )

@@ -15,6 +15,11 @@
   ``imageWidth/Height`` are checked against the real image after decode.
 * ``flags`` give the image's class when ``ingest.labelme.flags_as_label`` is true:
   exactly one true flag is the label; several are an error for that file.
+* Types are checked, never assumed: points must be ``[x, y]`` pairs of JSON
+  numbers (``bad-points``), ``group_id`` null or an integer (``bad-group-id``),
+  ``imageWidth/Height`` whole numbers (``bad-image-size`` for the file); a mask
+  PNG's size is read from its header and must fit its shape's box and the image
+  before it is decoded (``bad-mask``).
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import struct
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.masks import MaskError
+from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import json_documents, list_files
+from pipeline.ingest.tree import ReadLimits, json_documents, walk
+from pipeline.inputfile import describe_exception
 from pipeline.record import Rejected
 
 CIRCLE_VERTICES = 32
@@ -35,30 +44,79 @@ REGION_LABELS = ("__ignore__", "_background_")
 UNSUPPORTED = ("point", "line", "linestrip")
 
 
-def _mask_polygons(b64: str, x0: float, y0: float) -> tuple[tuple[float, ...], ...]:
-    """Outer contours of a base64 PNG mask placed with its top-left at (x0, y0)."""
+MAX_SIDE = 1 << 20  # largest image side a file may declare
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MASK_SLACK = 2  # pixels a mask PNG may exceed its shape's box by (labelme stores the box inclusive)
+
+
+def _mask_polygons(b64: str, box: tuple[float, float, float, float], size: tuple[int, int] | None,
+                   max_pixels: int) -> tuple[tuple[float, ...], ...]:
+    """Outer contours of a base64 PNG mask placed at its shape's box.
+
+    The PNG's size is read from its header and checked before any pixel is
+    decoded: at most the box (plus ``MASK_SLACK``), the declared image and
+    ``max_pixels``, so a small file declaring a huge canvas costs nothing.
+    """
     import io
 
     import numpy as np
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    from pipeline.ingest.masks import mask_polygons
+    from pipeline.ingest.masks import MaskError, mask_polygons
 
-    with Image.open(io.BytesIO(base64.b64decode(b64, validate=False))) as im:
-        m = np.asarray(im.convert("L"))
+    if not isinstance(b64, str):
+        raise MaskError(f"`mask` is {shown(b64)}, not a base64 string")
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise MaskError("`mask` is not valid base64") from None
+    x0, y0, x1, y1 = box
+    if raw[:8] != PNG_SIGNATURE or raw[12:16] != b"IHDR" or len(raw) < 24:
+        raise MaskError("`mask` is not a PNG image")
+    w, h = struct.unpack(">II", raw[16:24])  # from the header: nothing is decoded yet
+    if w > x1 - x0 + 1 + MASK_SLACK or h > y1 - y0 + 1 + MASK_SLACK:
+        raise MaskError(f"mask PNG is {w}x{h}, larger than its shape's box {x1 - x0:g}x{y1 - y0:g}")
+    if size is not None and (w > size[0] or h > size[1]):
+        raise MaskError(f"mask PNG is {w}x{h}, larger than the {size[0]}x{size[1]} image")
+    if w * h > max_pixels:
+        raise MaskError(f"mask PNG is {w}x{h} = {w * h} pixels, above ingest.max_pixels = {max_pixels}")
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as im:
+            if im.size != (w, h):
+                raise MaskError(f"mask PNG header is inconsistent ({im.size} vs {w}x{h})")
+            m = np.asarray(im.convert("L"))
+    except UnidentifiedImageError:
+        raise MaskError("`mask` is not a PNG image") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise MaskError(f"mask PNG cannot be decoded ({describe_exception(err)})") from None
     return mask_polygons(m, x0, y0)
 
 
-def _shape(i: int, sh: dict):
+def _points(pts) -> list[tuple[float, float]]:
+    if not isinstance(pts, list):
+        raise ValueError(f"points is {shown(pts)}, not a list")
+    out = []
+    for p in pts:
+        if not isinstance(p, list) or len(p) != 2:
+            raise ValueError(f"point {shown(p)} is not [x, y]")
+        out.append((json_number(p[0]), json_number(p[1])))
+    return out
+
+
+def _shape(i: int, sh: dict, size: tuple[int, int] | None, max_pixels: int):
     """One shape -> (label, box or None, polygon parts) or a problem."""
     label, kind = sh.get("label"), sh.get("shape_type") or "polygon"
-    pts = sh.get("points") or []
+    if not isinstance(kind, str):
+        return problem("bad-shape", f"shape_type {shown(kind)} is not a string", i)
     try:
-        pts = [(float(p[0]), float(p[1])) for p in pts]
-    except (TypeError, ValueError, IndexError):
-        return problem("bad-points", f"shape {label!r}: points must be [[x, y], ...]", i)
-    if not isinstance(label, str) or not label:
-        return problem("missing-label", f"{kind} shape without a label", i)
+        pts = _points(sh.get("points") or [])
+    except ValueError as err:
+        return problem("bad-points", f"shape {shown(label)}: points must be [[x, y], ...] of numbers: {err}", i)
+    if not isinstance(label, str) or not label.strip():
+        return problem("missing-label", f"{kind} shape without a label (got {shown(label)})", i)
+    gid = sh.get("group_id")
+    if gid is not None and (isinstance(gid, bool) or not isinstance(gid, int)):
+        return problem("bad-group-id", f"{kind} {label!r}: group_id {shown(gid)} is not null or an integer", i)
     if kind in UNSUPPORTED:
         return problem("unsupported-shape", f"{kind} {label!r}: keypoint/line shapes are not "
                        "imported (the record has no keypoints); reported, not dropped", i)
@@ -78,35 +136,56 @@ def _shape(i: int, sh: dict):
     if kind == "mask":
         if len(pts) != 2 or not sh.get("mask"):
             return problem("bad-mask", f"mask {label!r} needs a 2-point box and a base64 PNG", i)
+        box = (min(pts[0][0], pts[1][0]), min(pts[0][1], pts[1][1]),
+               max(pts[0][0], pts[1][0]), max(pts[0][1], pts[1][1]))
         try:
-            parts = _mask_polygons(sh["mask"], min(pts[0][0], pts[1][0]), min(pts[0][1], pts[1][1]))
-        except (OSError, ValueError, binascii.Error) as err:
-            return problem("bad-mask", f"mask {label!r}: not a decodable PNG ({err})", i)
+            parts = _mask_polygons(sh["mask"], box, size, max_pixels)
+        except MaskError as err:
+            return problem("bad-mask", f"mask {label!r}: {err}", i)
         if not parts:
             return problem("bad-mask", f"mask {label!r} is empty", i)
         return label, None, parts
     if kind in ("polygon", "oriented_rectangle"):
         return label, None, (tuple(v for p in pts for v in p),)
-    return problem("unknown-shape-type", f"shape_type {kind!r} of {label!r}", i)
+    return problem("unknown-shape-type", f"shape_type {shown(kind)} of {label!r}", i)
 
 
 def _flag_label(flags) -> str | None:
-    on = sorted(k for k, v in (flags or {}).items() if v)
+    if flags is None:
+        return None
+    if not isinstance(flags, dict) or not all(isinstance(k, str) and k and isinstance(v, bool)
+                                              for k, v in flags.items()):
+        raise AnnotationError("bad-flags", f"flags {shown(flags)} must map names to true/false "
+                              "(ingest.labelme.flags_as_label)")
+    on = sorted(k for k, v in flags.items() if v)
     if len(on) > 1:
-        raise AnnotationError("ambiguous-flags", f"several image flags are true: {on}; "
+        raise AnnotationError("ambiguous-flags", f"several image flags are true: {shown(on)}; "
                               "ingest.labelme.flags_as_label needs exactly one")
     return on[0] if on else None
 
 
-def parse_labelme(obj, flags_as_label: bool = False) -> Parsed:
+def _size(obj: dict) -> tuple[int, int] | None:
+    """The declared image size; absent (null) is allowed, anything but a sane size is not."""
+    w, h = obj.get("imageWidth"), obj.get("imageHeight")
+    if w is None or h is None:
+        return None
+    try:
+        return json_size(w, "imageWidth", MAX_SIDE), json_size(h, "imageHeight", MAX_SIDE)
+    except ValueError as err:
+        raise AnnotationError("bad-image-size", str(err)) from None
+
+
+def parse_labelme(obj, flags_as_label: bool = False, max_pixels: int = ReadLimits.max_pixels) -> Parsed:
     """Parse one labelme JSON object; index = the shape's position in ``shapes``."""
     if not isinstance(obj, dict) or not isinstance(obj.get("shapes", None), list):
         raise AnnotationError("not-labelme", "expected an object with a `shapes` list")
+    size = _size(obj)
     groups: dict[tuple[str, int], list] = {}
     objects, problems, notes = [], [], []
     regions = 0
     for i, sh in enumerate(obj["shapes"]):
-        got = _shape(i, sh) if isinstance(sh, dict) else problem("bad-shape", "shape is not an object", i)
+        got = (_shape(i, sh, size, max_pixels) if isinstance(sh, dict)
+               else problem("bad-shape", "shape is not an object", i))
         if not isinstance(got, tuple):
             problems.append(got)
             continue
@@ -130,8 +209,6 @@ def parse_labelme(obj, flags_as_label: bool = False) -> Parsed:
                for o in objects]
     if regions:
         notes.append(f"labelme-region-shapes:{regions}")
-    w, h = obj.get("imageWidth"), obj.get("imageHeight")
-    size = (int(w), int(h)) if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0 else None
     data = None
     if obj.get("imageData"):
         try:
@@ -145,18 +222,16 @@ def parse_labelme(obj, flags_as_label: bool = False) -> Parsed:
 
 
 def read_labelme(root: Path, keep_background: bool = True, prefix: str = "",
-                 flags_as_label: bool = False) -> Iterator[Candidate | Rejected]:
+                 flags_as_label: bool = False, limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
     root = Path(root)
-    files = list_files(root)
+    found = walk(root)
+    yield from found.skipped
     entries = []
-    for r, obj, error in json_documents(root, files):
-        try:
-            parsed: Parsed | AnnotationError = (parse_labelme(obj, flags_as_label) if obj is not None
-                                                else AnnotationError("malformed-json", error))
-        except AnnotationError as err:
-            parsed = err
+    for r, obj, refused in json_documents(root, found.files, limits.annotation_bytes):
+        parsed = (AnnotationError(refused.reason, refused.detail) if refused is not None
+                  else guarded(parse_labelme, obj, flags_as_label, limits.max_pixels))
         refs = (parsed.image,) if isinstance(parsed, Parsed) and parsed.image else ()
         refs += (PurePosixPath(r).stem,)  # imagePath missing or stale: the image beside the JSON
         entries.append(Entry(ann=r, parsed=parsed, refs=refs, base=str(PurePosixPath(r).parent)))
-    yield from assemble(root, "labelme", files, entries, keep_background, prefix,
+    yield from assemble(root, "labelme", found.files, entries, keep_background, prefix,
                         annotation_files={e.ann for e in entries})

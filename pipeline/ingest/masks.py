@@ -22,7 +22,10 @@ def rle_counts(counts: str | bytes) -> list[int]:
     bits, bit 0x20 meaning "more follows", bit 0x10 of the last one the sign; from
     the third run on, the value is a difference to the run two before.
     """
-    s = counts.decode("ascii") if isinstance(counts, bytes) else counts
+    try:
+        s = counts.decode("ascii") if isinstance(counts, bytes) else counts
+    except UnicodeDecodeError:
+        raise MaskError("RLE string is not ASCII") from None
     out: list[int] = []
     p = 0
     while p < len(s):
@@ -44,20 +47,38 @@ def rle_counts(counts: str | bytes) -> list[int]:
     return out
 
 
+def _whole(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MaskError(f"RLE value {value!r:.40} is not an integer")
+    return value
+
+
+def rle_size(rle: dict) -> tuple[int, int]:
+    """``(height, width)`` an RLE declares, checked without decoding anything."""
+    size = rle.get("size") if isinstance(rle, dict) else None
+    if not isinstance(size, list) or len(size) != 2 or "counts" not in rle:
+        raise MaskError("RLE needs size [height, width] and counts")
+    h, w = (_whole(v) for v in size)
+    if h <= 0 or w <= 0:
+        raise MaskError(f"RLE size {h}x{w} is empty")
+    return h, w
+
+
 def rle_to_mask(rle: dict) -> np.ndarray:
     """A COCO RLE ``{"size": [h, w], "counts": str | [int, ...]}`` as a uint8 (h, w) mask.
 
     Runs alternate background, foreground, ... starting with background, over the
-    pixels in column-major order (down each column, then the next column).
+    pixels in column-major order (down each column, then the next column). The
+    runs must cover the size exactly; nothing is allocated before that is known.
     """
-    try:
-        h, w = (int(v) for v in rle["size"])
-        raw = rle["counts"]
-    except (KeyError, TypeError, ValueError):
-        raise MaskError("RLE needs size [height, width] and counts") from None
-    runs = rle_counts(raw) if isinstance(raw, (str, bytes)) else [int(v) for v in raw]
-    if h <= 0 or w <= 0:
-        raise MaskError(f"RLE size {h}x{w} is empty")
+    h, w = rle_size(rle)
+    raw = rle["counts"]
+    if isinstance(raw, (str, bytes)):
+        runs = rle_counts(raw)
+    elif isinstance(raw, list):
+        runs = [_whole(v) for v in raw]
+    else:
+        raise MaskError(f"RLE counts is {type(raw).__name__}, not a string or a list of integers")
     if any(r < 0 for r in runs):
         raise MaskError("RLE has a negative run length")
     if sum(runs) != h * w:

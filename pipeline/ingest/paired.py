@@ -11,7 +11,9 @@ the annotations describe); ``assemble`` resolves each entry's image, and yields:
   (``path-outside-root``) and a second annotation of the same image
   (``duplicate-annotation``);
 * a background ``Candidate`` per image no annotation names (``ingest.keep_background``),
-  or ``Rejected`` ``image-without-annotation`` when backgrounds are not kept.
+  or ``Rejected`` ``image-without-annotation`` when backgrounds are not kept, or
+  ``annotation-unusable`` when a COCO/CreateML file of the tree could not be read
+  (the image may be described there).
 
 Any other file becomes a candidate too, so decode quarantines it with its real
 reason (``not-an-image``, ...): every file found is accounted for. A directory
@@ -48,13 +50,18 @@ def split_of(path: str) -> str | None:
 
 
 def _reject(path: str, reason: str, detail: str, root: Path, index: int | None = None) -> Rejected:
-    return Rejected(path=path, reason=reason, detail=detail, source=str(root), index=index)
+    return Rejected(path=path, reason=reason, detail=detail, index=index)
 
 
 def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
              prefix: str = "", annotation_files: set[str] = frozenset(),
-             auxiliary: set[str] = frozenset()) -> Iterator[Candidate | Rejected]:
-    """Yield candidates and rejections for a tree; see the module docstring."""
+             auxiliary: set[str] = frozenset(), refused: tuple[str, ...] = ()) -> Iterator[Candidate | Rejected]:
+    """Yield candidates and rejections for a tree; see the module docstring.
+
+    ``refused`` lists files describing many images (COCO, CreateML) that could not
+    be read at all: any image they might describe is unknown, so no image nobody
+    else annotates is taken for a background image; each is ``annotation-unusable``.
+    """
     index = ImageIndex(root, [f for f in files if rel(f, root) not in annotation_files | auxiliary])
     claimed: dict[str, str] = {}
     for e in entries:
@@ -84,7 +91,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(e.ann, "duplicate-annotation",
                           f"image {found!r} is already annotated by {claimed[found]}{where}", root, e.index)
             continue
-        problems = located(p.problems, e.ann, str(root))
+        problems = located(p.problems, e.ann)
         if found is None and p.image_data is None:
             yield _reject(e.ann, "annotation-without-image", why + where, root, e.index)
             continue
@@ -98,7 +105,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         yield from problems
         yield Candidate(
             id=prefix + image_rel, path=path,
-            source=Source(format=fmt, path=image_rel, root=str(root), annotation=e.ann),
+            source=Source(format=fmt, path=image_rel, annotation=e.ann),
             label=p.label, split=split_of(image_rel), raw=p.objects, normalized=e.normalized,
             declared_size=p.size, data=data, notes=notes,
         )
@@ -109,10 +116,14 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(r, "path-outside-root", "a link pointing outside the source root; not read", root)
             continue
         is_image = PurePosixPath(r).suffix.lower() in IMAGE_EXTS
+        if is_image and refused:
+            yield _reject(r, "annotation-unusable", f"the annotation file {', '.join(refused)} was refused; "
+                          "this image may be described there, so it is not taken for a background image", root)
+            continue
         if is_image and not keep_background:
             yield _reject(r, "image-without-annotation",
                           "no annotation names this image (ingest.keep_background is false)", root)
             continue
         yield Candidate(id=prefix + r, path=str(path),
-                        source=Source(format=fmt, path=r, root=str(root)), split=split_of(r),
+                        source=Source(format=fmt, path=r), split=split_of(r),
                         notes=("background",) if is_image else ())

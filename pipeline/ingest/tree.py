@@ -1,9 +1,22 @@
 """Walking a source tree and resolving the image an annotation names, safely.
 
-Shared by the paired-annotation readers (VOC, YOLO, CreateML, labelme, COCO).
-Every file found is accounted for: an image becomes a candidate, an annotation
-is read, anything else becomes a candidate too (decode quarantines it as
-``not-an-image``), so accepted + quarantined always equals the files found.
+Shared by every reader (ImageFolder and the paired-annotation readers: VOC,
+YOLO, CreateML, labelme, COCO). Every file found is accounted for: an image
+becomes a candidate, an annotation is read, anything else becomes a candidate
+too (decode quarantines it as ``not-an-image``), so accepted + quarantined
+always equals the files found.
+
+* **Links to directories** are not walked (no loops, no file counted twice) and
+  never skipped silently: each is a row, ``linked-directory`` (its target lies
+  inside the tree and is read at its real path) or ``path-outside-root``.
+* **File names that are not UTF-8** (``caf<0xE9>.png`` from a Latin-1 system)
+  come from ``os.walk`` as surrogate escapes; their root-relative path, which
+  ids, manifests and quarantine rows use, writes each such byte as ``%XX``
+  (``caf%E9.png``, ``printable``): stable, and valid text in every output.
+* **Annotation files are read through** ``pipeline.inputfile`` (regular files
+  only, a size cap per kind, UTF-8, JSON depth and finite numbers); a refusal
+  carries its own reason (``not-a-regular-file``, ``dangling-link``,
+  ``file-too-large``, ``not-utf8``, ``json-too-deep``, ...).
 
 An image reference that resolves outside the source root (``../``, an absolute
 path, a symlink pointing out) is refused: ingest never reads outside the tree it
@@ -12,46 +25,93 @@ was given.
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
+from pipeline.config import IngestParams
 from pipeline.errors import InputError
+from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
+from pipeline.record import Rejected, printable
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def list_files(root: Path) -> list[Path]:
-    """Every file under ``root`` in a stable order."""
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps for the files a reader opens (``ingest.max_annotation_bytes`` and friends)."""
+
+    annotation_bytes: int = LIMITS["annotation"]  # one XML / labelme JSON / YOLO txt
+    index_bytes: int = LIMITS["index"]  # COCO / CreateML JSON covering many images
+    config_bytes: int = LIMITS["config"]  # classes.txt, data.yaml
+    max_pixels: int = IngestParams.model_fields["max_pixels"].default  # largest mask an annotation may declare
+
+
+@dataclass(frozen=True)
+class Walk:
+    """The files of a tree in a stable order, and the linked directories not read."""
+
+    files: list[Path]
+    skipped: list[Rejected]
+
+
+def walk(root: Path) -> Walk:
+    """Every file under ``root`` in a stable order; links to directories are reported, not walked.
+
+    A link to a directory inside the root would only name files already found at
+    their real path (or form a loop), so each such link is one ``linked-directory``
+    row; a link out of the root is ``path-outside-root``. Neither is silently skipped.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: source directory not found")
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    real_root = os.path.realpath(root)
+    files: list[Path] = []
+    skipped: list[Rejected] = []
+    for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: no loops
         dirnames.sort()
-        out.extend(Path(dirpath) / f for f in sorted(filenames))
-    return out
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                continue
+            real = os.path.realpath(full)
+            if _within(real, real_root):
+                where = printable(os.path.relpath(real, real_root).replace(os.sep, "/"))
+                skipped.append(Rejected(path=rel(Path(full), root), reason="linked-directory",
+                                        detail=f"a link to the directory {where!r} of this tree, whose files are "
+                                               "read there (each file is counted once; links can loop)"))
+            else:
+                skipped.append(Rejected(path=rel(Path(full), root), reason="path-outside-root",
+                                        detail="a link to a directory outside the source root; not read"))
+        files.extend(Path(dirpath) / f for f in sorted(filenames))
+    return Walk(files, skipped)
 
 
-def json_documents(root: Path, files: list[Path]) -> Iterator[tuple[str, Any | None, str]]:
-    """``(root-relative path, parsed JSON or None, error)`` for every ``*.json`` file.
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
-    The one place JSON annotation files are read (labelme, CreateML, COCO): a BOM is
-    tolerated, and a file that is not valid JSON comes back with ``None`` and the
-    parser's message, for the reader to quarantine as ``malformed-json``.
+
+def json_documents(root: Path, files: list[Path], limit: int = LIMITS["annotation"],
+                   kind: str = "annotation") -> Iterator[tuple[str, Any | None, InputRefused | None]]:
+    """``(root-relative path, parsed JSON or None, refusal)`` for every ``*.json`` file.
+
+    The one place JSON annotation files are read (labelme, CreateML, COCO), through
+    the guarded reader: a file that cannot be read or is not valid JSON comes back
+    with ``None`` and the refusal, for the reader to quarantine with its reason.
     """
     for f in files:
         if f.suffix.lower() != ".json":
             continue
         try:
-            yield rel(f, root), json.loads(f.read_text(encoding="utf-8-sig")), ""
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            yield rel(f, root), None, str(err)
+            yield rel(f, root), parse_json(read_bytes(f, kind, limit)), None
+        except InputRefused as err:
+            yield rel(f, root), None, err
 
 
 def rel(path: Path, root: Path) -> str:
-    return Path(path).relative_to(root).as_posix()
+    """``path`` relative to ``root``, posix, as printable text (see ``printable``)."""
+    return printable(Path(path).relative_to(root).as_posix())
 
 
 def normalize_ref(ref: str) -> str:
@@ -64,11 +124,7 @@ def normalize_ref(ref: str) -> str:
 
 def inside(root: Path, path: Path) -> bool:
     """Whether ``path`` (symlinks resolved) lies inside ``root``."""
-    try:
-        Path(path).resolve().relative_to(Path(root).resolve())
-    except ValueError:
-        return False
-    return True
+    return _within(os.path.realpath(path), os.path.realpath(root))
 
 
 class ImageIndex:

@@ -12,75 +12,104 @@ decode and counted; duplicate rows rejected after decode; an image without a txt
 file is a background image. Ultralytics labels live in ``labels/`` mirroring
 ``images/``; the ``train/val/test`` paths in ``data.yaml`` (often absolute paths
 from someone else's machine) are not trusted: the split comes from the tree.
+Class names must be non-empty, unique strings (``null`` or ``[1, 2]`` as a name
+is refused as ``bad-class-names``, never turned into ``"None"``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence, Union
 
-from pipeline.errors import InputError
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import IMAGE_EXTS, list_files, rel
+from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, rel, walk
+from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
 from pipeline.record import Rejected
 
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 AUX_SUFFIXES = (".cache",)
 
 
+def check_names(names: dict[int, object], where: str) -> dict[int, str]:
+    """Class names as a file gave them: non-empty strings (or integers), each used once."""
+    out: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for k, v in names.items():
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise AnnotationError("bad-class-names", f"{where}: class {k} has the name {shown(v)}, "
+                                  "not a string")
+        name = str(v).strip()
+        if not name:
+            raise AnnotationError("bad-class-names", f"{where}: class {k} has an empty name")
+        if name in seen:
+            raise AnnotationError("bad-class-names", f"{where}: classes {seen[name]} and {k} are both "
+                                  f"named {shown(name)}")
+        seen[name] = k
+        out[k] = name
+    return out
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at ``\n`` only (``str.splitlines`` also splits at ``\x1c``, ``\u2028``, ...)."""
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
 def parse_classes_txt(text: str) -> list[str]:
     """labelImg's ``classes.txt``: one name per line; trailing newline optional."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    names = [line.strip() for line in _lines(text) if line.strip()]
+    return list(check_names(dict(enumerate(names)), "classes.txt").values())
 
 
-def parse_data_yaml(text: str) -> dict[int, str]:
-    """Ultralytics ``data.yaml`` ``names``: a list, or a dict keyed by class id."""
-    import yaml
+def parse_data_yaml(data: str | bytes) -> dict[int, str]:
+    """Ultralytics ``data.yaml`` ``names``: a list, or a dict keyed by class id.
 
+    Read with the guarded YAML loader (alias budget); names must be non-empty,
+    unique strings (integers are taken as their text); ``AnnotationError`` otherwise.
+    """
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"data.yaml is not valid YAML: {err}") from None
-    names = data.get("names") if isinstance(data, dict) else None
+        doc = parse_yaml(data.encode("utf-8") if isinstance(data, str) else data) or {}
+    except InputRefused as err:
+        raise AnnotationError(err.reason, err.detail) from None
+    names = doc.get("names") if isinstance(doc, dict) else None
     if isinstance(names, list):
-        return {i: str(n) for i, n in enumerate(names)}
+        return check_names(dict(enumerate(names)), "data.yaml names")
     if isinstance(names, dict):
-        try:
-            return {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise InputError(f"data.yaml: names keys must be class ids, got {list(names)}") from None
-    raise InputError("data.yaml: `names` missing (expected a list or an {id: name} mapping)")
+        if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in names):
+            raise AnnotationError("bad-class-names", f"data.yaml: names keys must be class ids "
+                                  f"(0, 1, ...), got {shown(list(names))}")
+        return check_names(names, "data.yaml names")
+    raise AnnotationError("bad-class-names",
+                          "data.yaml: `names` missing (expected a list or an {id: name} mapping)")
 
 
 def parse_yolo(text: str, names: Mapping[int, str] | Sequence[str] | None) -> Parsed:
     """Parse one label file into normalized raw objects; index = 1-based line number.
 
-    ``names`` maps class id to name; None keeps the id itself as the name.
+    ``names`` maps class id to name; None keeps the id itself as the name. Numbers
+    are parsed strictly (``numbers.py``) and tokens split at ASCII whitespace only.
     """
     if names is not None and not isinstance(names, Mapping):
         names = dict(enumerate(names))
     objects, problems = [], []
-    for n, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
+    for n, line in enumerate(_lines(text), start=1):
+        tokens = split_ascii(line)
         if not tokens:
             continue
         try:
-            cls_f = float(tokens[0])
-            if not cls_f.is_integer():
-                raise ValueError
-            cls = int(cls_f)
+            cls = parse_int(tokens[0])
         except ValueError:
-            problems.append(problem("bad-class-id", f"class {tokens[0]!r} is not an integer id", n))
+            problems.append(problem("bad-class-id", f"class {shown(tokens[0])} is not an integer id", n))
             continue
         if names is not None and cls not in names:
             problems.append(problem("class-id-out-of-range",
                                     f"class id {cls} is not in the {len(names)} names", n))
             continue
         try:
-            nums = [float(t) for t in tokens[1:]]
-        except ValueError:
-            problems.append(problem("bad-number", f"non-numeric value in {line.strip()!r}", n))
+            nums = [parse_number(t) for t in tokens[1:]]
+        except ValueError as err:
+            problems.append(problem("bad-number", str(err), n))
             continue
         label = names[cls] if names is not None else str(cls)
         if len(nums) == 4:
@@ -108,32 +137,58 @@ def _label_paths(image_rel: str) -> list[str]:
     return out
 
 
-def _names_for(root: Path, files: set[str], label_rel: str, yaml_names: dict[int, str] | None,
-               cache: dict[str, dict[int, str]]) -> dict[int, str] | None:
-    """``data.yaml`` names, else the nearest ``classes.txt`` (beside the label, then at the root)."""
-    if yaml_names is not None:
-        return yaml_names
+Names = Union[dict[int, str], AnnotationError, None]
+
+
+def _read_names(path: Path, r: str, limits: ReadLimits) -> dict[int, str] | AnnotationError:
+    parse = parse_data_yaml if PurePosixPath(r).name in YAML_NAMES else (
+        lambda data: dict(enumerate(parse_classes_txt(decode_text(data)))))
+    return guarded(lambda: parse(read_bytes(path, "config", limits.config_bytes)))
+
+
+def _names_for(by_rel: dict[str, Path], label_rel: str, yaml_rel: str | None,
+               cache: dict[str, dict[int, str] | AnnotationError], limits: ReadLimits) -> tuple[str | None, Names]:
+    """``(names file, its names or refusal)``: ``data.yaml``, else the nearest ``classes.txt``
+    (beside the label, then at the root); ``(None, None)`` when there is neither."""
     d = PurePosixPath(label_rel).parent
-    for cand in (str(d / "classes.txt"), "classes.txt"):
-        if cand in files:
+    for cand in ((yaml_rel,) if yaml_rel else (str(d / "classes.txt"), "classes.txt")):
+        if cand in by_rel:
             if cand not in cache:
-                cache[cand] = dict(enumerate(parse_classes_txt((root / cand).read_text(encoding="utf-8-sig"))))
-            return cache[cand]
-    return None
+                cache[cand] = _read_names(by_rel[cand], cand, limits)
+            return cand, cache[cand]
+    return None, None
 
 
-def read_yolo(root: Path, keep_background: bool = True, prefix: str = "") -> Iterator[Candidate | Rejected]:
-    """Pair each image with its label file; unpaired label files are reported."""
+def _parse_label(path: Path, names_file: str | None, names: Names, limits: ReadLimits) -> Parsed:
+    if isinstance(names, AnnotationError):
+        raise AnnotationError("class-names-unusable", f"its class names file {names_file} was refused "
+                              f"({names.reason})")
+    parsed = parse_yolo(decode_text(read_bytes(path, "annotation", limits.annotation_bytes)), names)
+    if names is None:  # no classes.txt / data.yaml: the ids are the names, and we say so
+        parsed = Parsed(objects=parsed.objects, problems=parsed.problems, notes=("yolo-no-class-names",))
+    return parsed
+
+
+def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
+              limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
+    """Pair each image with its label file; unpaired label files are reported.
+
+    A names file (``data.yaml``, ``classes.txt``) that cannot be read is quarantined
+    with its reason, and every label file that needed it is ``class-names-unusable``
+    (its image ``annotation-unusable``): ids are never guessed into names.
+    """
     root = Path(root)
-    files = list_files(root)
-    rels = {rel(f, root) for f in files}
+    found = walk(root)
+    yield from found.skipped
+    files = found.files
+    by_rel = {rel(f, root): f for f in files}
+    rels = set(by_rel)
     yaml_rel = next((n for n in YAML_NAMES if n in rels), None)
-    yaml_names = parse_data_yaml((root / yaml_rel).read_text(encoding="utf-8-sig")) if yaml_rel else None
     aux = {r for r in rels if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES
            or r.endswith(AUX_SUFFIXES)}
     labels = {r for r in rels if r.endswith(".txt") and r not in aux}
     entries, used = [], set()
-    cache: dict[str, dict[int, str]] = {}
+    cache: dict[str, dict[int, str] | AnnotationError] = {}
     for r in sorted(rels):
         if PurePosixPath(r).suffix.lower() not in IMAGE_EXTS:
             continue
@@ -141,17 +196,15 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "") -> Ite
         if lab is None:
             continue
         used.add(lab)
-        try:
-            text = (root / lab).read_text(encoding="utf-8-sig")
-            names = _names_for(root, rels, lab, yaml_names, cache)
-            parsed = parse_yolo(text, names)
-            if names is None:  # no classes.txt / data.yaml: the ids are the names, and we say so
-                parsed = Parsed(objects=parsed.objects, problems=parsed.problems, notes=("yolo-no-class-names",))
-        except (OSError, UnicodeDecodeError) as err:
-            parsed = AnnotationError("unreadable", str(err))
+        names_file, names = _names_for(by_rel, lab, yaml_rel, cache, limits)
+        parsed = guarded(_parse_label, by_rel[lab], names_file, names, limits)
         entries.append(Entry(ann=lab, parsed=parsed, refs=(r,), normalized=True))
+    for r in sorted(r for r in aux if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES):
+        got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
+        if isinstance(got, AnnotationError):  # every names file is checked, used or not
+            yield Rejected(path=r, reason=got.reason, detail=got.detail)
     for lab in sorted(labels - used):
         yield Rejected(path=lab, reason="annotation-without-image",
-                       detail="no image with this label file's name", source=str(root))
+                       detail="no image with this label file's name")
     yield from assemble(root, "yolo", files, entries, keep_background, prefix,
                         annotation_files=labels, auxiliary=aux)

@@ -128,6 +128,9 @@ class _SplitWriter:
 
 def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path) -> dict:
     """Write the dataset version into ``out`` atomically and return its card."""
+    from pipeline.version.preflight import check_fits
+
+    check_fits(dataset, assignment, params, Path(out))  # memory and disk, before any work
     import torch
 
     from pipeline.augment.registry import dump_pipeline

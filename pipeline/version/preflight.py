@@ -1,0 +1,79 @@
+"""Before a version is written: will it fit in memory and on disk?
+
+The version writer streams rows in batches, so memory holds a few batches and the
+disk receives every row: ``images x H x W x C`` bytes of packed arrays (PNG files
+for large images are smaller, never larger than that bound by much). A size that
+cannot fit is refused here, with the numbers and the knob to turn, before any
+decoding starts (a 100000x100000 ``image_size`` used to fail deep inside numpy
+after minutes, asking for 120 GB).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from pipeline.config import AugmentParams
+from pipeline.errors import InputError
+from pipeline.record import Dataset
+
+# Bytes held per image of a batch while it is transformed: the uint8 decode of the
+# batches decoded ahead and the one being written (4), plus float32 working copies
+# of the transform (2 x 4 bytes).
+BATCH_BYTES_PER_PIXEL_BYTE = 12
+GiB = 1 << 30
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def free_disk(path: Path) -> int | None:
+    """Free bytes on the file system that will hold ``path`` (its nearest existing parent)."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / GiB:.1f} GiB"
+
+
+def check_fits(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path) -> None:
+    """Raise ``InputError`` when the version cannot fit in memory or on ``out``'s disk."""
+    from pipeline.version.plan import SPLITS, Plan, output_geometry
+
+    h, w, c = output_geometry(dataset, params)
+    per_image = h * w * c
+    rows = sum(Plan(dataset, assignment, params).count(s) for s in SPLITS)
+    shape = f"{h}x{w}x{c}"
+    batch = min(params.batch_size, max(rows, 1))
+    need_memory = batch * per_image * BATCH_BYTES_PER_PIXEL_BYTE
+    memory = available_memory()
+    if memory is not None and need_memory > memory:
+        raise InputError(
+            f"augment: a batch of {batch} images of {shape} needs about {_gib(need_memory)} of memory, "
+            f"{_gib(memory)} is available; lower augment.batch_size or augment.image_size")
+    need_disk = rows * per_image
+    disk = free_disk(out)
+    if disk is not None and need_disk > disk:
+        raise InputError(
+            f"augment: {out}: the version holds {rows} images of {shape}, about {_gib(need_disk)}, "
+            f"but its file system has {_gib(disk)} free; free space, or lower augment.copies "
+            "or augment.image_size")
