@@ -106,7 +106,7 @@ def trace(version: Path, sample_id: str, dataset_dir: Path | None = None) -> Tra
 
     card = read_card(version)
     row, pool_ids = find_row(version, sample_id)
-    root = Path(dataset_dir or card["source"]["dataset"])
+    root = Path(dataset_dir) if dataset_dir else Path(version) / card["source"]["dataset"]
     if not (root / "manifest.jsonl").is_file():
         raise InputError(f"{root}: the canonical dataset this version was built from is not there; "
                          "pass --dataset DIR")

@@ -187,3 +187,22 @@ def test_objects_dropped_by_the_rules_are_listed_with_a_reason(annotated, tmp_pa
         assert all(d["reason"] and d["label"] in ds.classes for d in gone)
         dropped += len(gone)
     assert dropped > 0
+
+
+def test_card_bytes_do_not_depend_on_how_paths_are_typed(tmp_path, monkeypatch):
+    from pipeline.config import AugmentParams, IngestParams, SplitParams
+    from pipeline.ingest import ingest
+    from pipeline.split import assign_splits
+    from pipeline.version import write_version
+    from tests.conftest import make_imagefolder
+
+    ds = ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=4, size=12), tmp_path / "data" / "c",
+                IngestParams(workers=1))
+    a = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
+    write_version(ds, a, AugmentParams(), tmp_path / "data" / "v1")
+    monkeypatch.chdir(tmp_path / "data")
+    from pipeline.record import load_dataset
+
+    write_version(load_dataset("c"), a, AugmentParams(), "v2")
+    assert (tmp_path / "data" / "v1" / "card.json").read_bytes() == (tmp_path / "data" / "v2" / "card.json").read_bytes()
+    assert json.loads((tmp_path / "data" / "v1" / "card.json").read_text())["source"]["dataset"] == "../c"

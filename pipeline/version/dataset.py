@@ -94,7 +94,7 @@ def row_sample(row: VersionRow, shape: tuple[int, int, int], card: dict) -> Samp
                       object_weights=tuple(o.get("weight", 1.0) for o in row.objects if o.get("visible", True)))
     return Sample(id=row.id, image=row.file or array_ref(row.split, row.index), width=w, height=h, channels=c,
                   label=row.label, objects=objects, split=row.split,
-                  source=Source("version", row.source_id, card["source"].get("dataset", "")),
+                  source=Source("version", row.source_id, "version"),
                   lineage=lineage)
 
 

@@ -199,7 +199,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
         (tmp / "classes.json").write_text(json.dumps(list(dataset.classes), indent=1) + "\n")
         card["source"] = {
-            "dataset": str(dataset.root),
+            # Relative to the version, resolved: the same bytes however the paths were typed.
+            "dataset": os.path.relpath(Path(dataset.root).resolve(), out.resolve()),
             "manifest_sha256": cards.file_sha256(dataset.root / "manifest.jsonl"),
             "classes_sha256": cards.file_sha256(dataset.root / "classes.json"),
             "splits_sha256": cards.assignment_sha256(assignment),
