@@ -58,13 +58,14 @@ def test_trace_detects_a_changed_record_and_changed_pixels(version, tmp_path):
     row["ops"][0]["angle"] += 7.0  # a parameter the keys did not draw
     lines[k] = json.dumps(row, sort_keys=True)
     (v / "manifest.jsonl").write_text("\n".join(lines) + "\n")
-    t = trace(v, row["id"])
+    canonical = version / json.loads((version / "card.json").read_text())["source"]["dataset"]
+    t = trace(v, row["id"], canonical)  # a moved copy names its dataset
     assert t.same_pixels and not t.identical
     assert "record          DIFFERENT from the manifest row in: ops" in format_trace(t)
     images = np.load(v / f"{row['split']}_images.npy")
     images[row["index"], 0, 0, 0] ^= 1
     np.save(v / f"{row['split']}_images.npy", images)
-    t = trace(v, row["id"])
+    t = trace(v, row["id"], canonical)
     assert not t.same_pixels and "DIFFERENT pixels" in format_trace(t)
 
 
