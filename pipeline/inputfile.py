@@ -34,6 +34,7 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,16 @@ def check_regular(path: Path) -> os.stat_result:
 def describe_os_error(err: OSError) -> str:
     """An OSError as text without the path (callers name it) and without addresses."""
     return err.strerror or type(err).__name__
+
+
+_ADDRESS = re.compile(r"\s+at 0x[0-9a-fA-F]+")
+
+
+def describe_exception(err: BaseException) -> str:
+    """``Type: message`` for any exception, with memory addresses removed, so a
+    quarantine detail is the same bytes on every run."""
+    text = " ".join(_ADDRESS.sub("", str(err)).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
