@@ -63,9 +63,13 @@ def normalize_ref(ref: str) -> str:
 
 
 def inside(root: Path, path: Path) -> bool:
-    """Whether ``path`` (symlinks resolved) lies inside ``root``."""
+    """Whether ``path`` (symlinks resolved) lies inside ``root``.
+
+    ``realpath`` rather than ``Path.resolve``: a link loop resolves to itself
+    instead of raising, and reading it is then refused as ``link-loop``.
+    """
     try:
-        Path(path).resolve().relative_to(Path(root).resolve())
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
     except ValueError:
         return False
     return True
