@@ -76,6 +76,10 @@ class IngestParams(Section):
     placeholder_names: tuple[str, ...] = Field(
         PLACEHOLDER_NAMES, description="file-name globs (case-insensitive) quarantined as placeholders")
     labelme: LabelmeParams = Field(default_factory=LabelmeParams)
+    max_decode_bytes: int | None = Field(
+        None, ge=1, description="memory all decode workers together may spend on decoded pixels; an image "
+                                "costing more x workers is refused from its header; null = 1 GiB per "
+                                "worker, at most half the available memory")
 
     @field_validator("format")
     @classmethod
