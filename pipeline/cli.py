@@ -274,6 +274,8 @@ def predict(
             continue
         others = "  ".join(f"{name} {p:.3f}" for name, p in r.top[1:])
         typer.echo(f"{r.path}\t{r.label}\t{r.probability:.3f}" + (f"\t({others})" if others else ""))
+        if any(n.startswith(("first-frame", "orientation-ignored")) for n in r.notes):
+            typer.echo(f"note: {r.path}: {', '.join(r.notes)}", err=True)
     if failed:
         raise typer.Exit(2)
 
