@@ -66,9 +66,10 @@ def png16(channels: int, seed: int = 0) -> tuple[bytes, np.ndarray]:
 
 
 def gif_header_only(w: int, h: int) -> bytes:
-    """A 35-byte GIF declaring ``w`` x ``h``: two palette entries, an empty LZW stream."""
+    """A valid 35-byte GIF: a ``w`` x ``h`` screen (Pillow's canvas, filled with the
+    background) holding one 1x1 frame; two palette entries."""
     return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
-            + b"," + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02\x02\x44\x01\x00" + b";")
+            + b"," + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00" + b";")
 
 
 def frames(fmt: str, mode: str, n: int = 3, **kw) -> bytes:
