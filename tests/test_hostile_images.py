@@ -363,3 +363,44 @@ def test_read_checked_keeps_the_reader_reasons(tmp_path):
     with pytest.raises(ImageRejected) as err:
         read_checked(tmp_path / "p.png", 1, 10**9)
     assert err.value.reason == "not-a-regular-file" and "fifo" in err.value.detail
+
+
+# --- property: corrupted bytes never escape the fault boundary ------------------------------
+
+def _seeds() -> list[bytes]:
+    rows = image_rows()
+    return [rows[n][0] for n in ("multipage.tif", "animated.gif", "animated.png", "animated.webp", "mode_P.png",
+                                 "mode_CMYK.jpg", "exif_ascii6.jpg", "mode_I16B.tif", "mode_F.tif", "mode_1.bmp",
+                                 "gray_alpha16.png")]
+
+
+def test_corrupted_images_are_accepted_or_rejected_never_crash():
+    """Random byte changes, truncations and splices of real files in every format: each
+    either decodes to L or RGB or is an ImageRejected with a reason and an address-free
+    detail. A small decode budget keeps a mutated header from costing real memory."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    budget = DecodeBudget(64 << 20)
+    seeds = _seeds()
+
+    @settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, len(seeds) - 1),
+           st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), max_size=8),
+           st.one_of(st.none(), st.floats(0, 1)), st.booleans())
+    def check(k, flips, cut, splice):
+        data = bytearray(seeds[k])
+        for where, value in flips:
+            data[int(where * len(data))] = value
+        if cut is not None:
+            data = data[: int(cut * len(data))]
+        if splice:
+            data += seeds[(k + 1) % len(seeds)]
+        try:
+            _, img, _, info = read_checked(Path("x.img"), 1, 4_000_000, bytes(data), embedded=True, budget=budget)
+        except ImageRejected as err:
+            assert err.reason and err.detail is not None and " at 0x" not in err.detail
+            return
+        assert img.mode in ("L", "RGB") and info.channels == (1 if img.mode == "L" else 3)
+
+    check()
