@@ -37,7 +37,7 @@ class _Job:
 
 def image_stem(sample_id: str) -> str:
     """File stem of a sample's canonical image: stable, filesystem-safe, unique."""
-    return hashlib.blake2b(sample_id.encode("utf-8"), digest_size=10).hexdigest()
+    return hashlib.blake2b(sample_id.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
 
 
 def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
