@@ -133,7 +133,7 @@ _COST_GRAY, _COST_RGB, _COST_CONVERTED, _COST_HIGH_BIT = 4, 7, 11, 18
 
 
 def cost_per_pixel(mode: str) -> int:
-    if mode in GRAY_MODES or mode == "P;1":
+    if mode in GRAY_MODES:
         return _COST_GRAY
     if mode == "RGB":
         return _COST_RGB
