@@ -404,3 +404,47 @@ def test_corrupted_images_are_accepted_or_rejected_never_crash():
         assert img.mode in ("L", "RGB") and info.channels == (1 if img.mode == "L" else 3)
 
     check()
+
+
+# --- non-UTF-8 file names ------------------------------------------------------------------------
+
+def _bytes_digest(root: Path) -> str:
+    """``tree_digest`` for names that are not UTF-8 (hashed as their bytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        h.update(os.fsencode(p.relative_to(root)))
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("fmt", ["imagefolder", "voc"])
+def test_non_utf8_names_get_stable_printable_ids(tmp_path, fmt):
+    """``caf\\xe9.png`` (Latin-1 bytes on a UTF-8 system) is ingested as ``caf%E9.png``;
+    two runs give the same bytes."""
+    src = tmp_path / "src"
+    folder = os.fsencode(src / "c") if fmt == "imagefolder" else os.fsencode(src)
+    os.makedirs(folder)
+    png = _encode(Image.fromarray(_rgb(1)), "PNG")
+    with open(folder + b"/caf\xe9.png", "wb") as f:
+        f.write(png)
+    if fmt == "imagefolder":
+        os.makedirs(os.fsencode(src) + b"/d\xe9")
+        with open(os.fsencode(src) + b"/d\xe9/x.png", "wb") as f:
+            f.write(png)
+    before = _bytes_digest(src)
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    manifests = []
+    for run in ("a", "b"):
+        r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", fmt, "--out",
+                            str(tmp_path / run)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        manifests.append((tmp_path / run / "manifest.jsonl").read_bytes())
+    assert manifests[0] == manifests[1] and _bytes_digest(src) == before
+    rows = {s["id"]: s for s in map(json.loads, manifests[0].decode("utf-8").splitlines())}
+    if fmt == "imagefolder":
+        assert set(rows) == {"c/caf%E9.png", "d%E9/x.png"} and rows["d%E9/x.png"]["label"] == "d%E9"
+    else:
+        assert set(rows) == {"caf%E9.png"}

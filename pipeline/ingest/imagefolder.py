@@ -15,7 +15,7 @@ from typing import Iterator
 
 from pipeline.errors import InputError
 from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.tree import inside
+from pipeline.ingest.tree import inside, printable
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -39,25 +39,26 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     prefix = f"{source_name}/" if source_name else ""
     for path in _files(root):
         rel = path.relative_to(root)
+        rel_name = printable(rel.as_posix())  # the id and record path; the file is opened by its real name
         parts = rel.parts
         split = SPLIT_NAMES[parts[0].lower()] if has_splits and len(parts) > 1 else None
         class_parts = parts[1:] if split else parts
         if len(class_parts) != 2:
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"
-            yield Rejected(path=rel.as_posix(), reason="outside-class-dir",
+            yield Rejected(path=rel_name, reason="outside-class-dir",
                            detail=f"file {where}; expected {layout}", source=str(root))
             continue
         # os.walk does not descend into linked directories, so only the file itself can
         # be a link; resolving every path would cost a realpath per file.
         if path.is_symlink() and not inside(root, path):
-            yield Rejected(path=rel.as_posix(), reason="path-outside-root",
+            yield Rejected(path=rel_name, reason="path-outside-root",
                            detail="a link pointing outside the source root; not read", source=str(root))
             continue
         yield Candidate(
-            id=prefix + rel.as_posix(),
+            id=prefix + rel_name,
             path=str(path),
-            source=Source(format="imagefolder", path=rel.as_posix(), root=str(root)),
-            label=class_parts[0],
+            source=Source(format="imagefolder", path=rel_name, root=str(root)),
+            label=printable(class_parts[0]),
             split=split,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
@@ -51,7 +52,19 @@ def json_documents(root: Path, files: list[Path]) -> Iterator[tuple[str, Any | N
 
 
 def rel(path: Path, root: Path) -> str:
-    return Path(path).relative_to(root).as_posix()
+    """``path`` relative to ``root``, posix, as valid Unicode (see ``printable``)."""
+    return printable(Path(path).relative_to(root).as_posix())
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def printable(name: str) -> str:
+    """A file name as valid Unicode: the bytes of a name that is not UTF-8 (held by
+    Python as lone surrogates, ``caf\\xe9.png``) written ``%XX`` (``caf%E9.png``), so
+    the sample gets a stable id that JSON files can hold. The file itself is still
+    opened by its real name."""
+    return _UNDECODED.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", name)
 
 
 def normalize_ref(ref: str) -> str:
