@@ -63,6 +63,12 @@ def download(
         None, "--from", help="use this archive (or directory of the upstream files) instead of downloading"),
     cache: Optional[Path] = typer.Option(
         None, "--cache", help="download cache (default $PIPELINE_CACHE or ~/.cache/pipeline/downloads)"),
+    timeout: Optional[float] = typer.Option(
+        None, "--timeout", help="seconds one read may wait before the transfer is cut off (default download.timeout)"),
+    min_rate: Optional[int] = typer.Option(
+        None, "--min-rate", help="bytes/s below which a transfer is cut off; 0 = none (default download.min_rate)"),
+    rate_window: Optional[float] = typer.Option(
+        None, "--rate-window", help="seconds the rate is averaged over (default download.rate_window)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
     """Download an open dataset (or write the offline mnist5k) as a tree ingest reads.
@@ -71,6 +77,7 @@ def download(
     cached, resumed after an interruption, and extracted safely; DIR appears only
     when everything succeeded.
     """
+    from pipeline.config import parse_section
     from pipeline.download import CATALOG, FetchOptions, download as run
 
     if list_:
@@ -82,8 +89,12 @@ def download(
     p = _section("download", params)
     if out is None:
         raise typer.BadParameter("--out DIR is required", param_hint="--out")
+    flags = {"timeout": timeout, "min_rate": min_rate, "rate_window": rate_window}
+    pace = parse_section("download", {**p.model_dump(), **{k: v for k, v in flags.items() if v is not None}},
+                         source="--timeout/--min-rate/--rate-window")
     opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, digests=tuple(p.checksums.items()),
-                        source=from_, cache=cache)
+                        source=from_, cache=cache, timeout=pace.timeout, min_rate=pace.min_rate,
+                        rate_window=pace.rate_window)
     path = run(name or p.dataset, out, opts)
     typer.echo(f"download: wrote {path}")
 
@@ -297,6 +308,8 @@ def predict(
             continue
         others = "  ".join(f"{name} {p:.3f}" for name, p in r.top[1:])
         typer.echo(f"{r.path}\t{r.label}\t{r.probability:.3f}" + (f"\t({others})" if others else ""))
+        if any(n.startswith(("first-frame", "orientation-ignored")) for n in r.notes):
+            typer.echo(f"note: {r.path}: {', '.join(r.notes)}", err=True)
     if failed:
         raise typer.Exit(2)
 

@@ -58,6 +58,12 @@ class DownloadParams(Section):
     # {upstream file name: "md5:<hex>" | "sha256:<hex>"} replacing the official digests
     # (a private mirror's own bytes); the CLI's --checksums FILE overrides these.
     checksums: dict[str, str] = Field(default_factory=dict)
+    # A stalled or trickling server is cut off (the bytes received so far are kept for
+    # the next run): one read may wait `timeout` seconds, and fewer than `min_rate`
+    # bytes per second over `rate_window` seconds is too slow (0 = no minimum rate).
+    timeout: float = Field(30.0, gt=0, le=3600, allow_inf_nan=False, description="seconds one read may wait")
+    min_rate: int = Field(1024, ge=0, description="bytes per second, averaged over rate_window; 0 = none")
+    rate_window: float = Field(15.0, gt=0, le=3600, allow_inf_nan=False, description="seconds")
 
     @field_validator("checksums")
     @classmethod
@@ -111,6 +117,10 @@ class IngestParams(Section):
         LIMITS["annotation"], ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
     max_index_bytes: int = Field(
         LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
+    max_decode_bytes: int | None = Field(
+        None, ge=1, description="memory all decode workers together may spend on decoded pixels; an image "
+                                "costing more x workers is refused from its header; null = 1 GiB per "
+                                "worker, at most half the available memory")
 
     @field_validator("classes")
     @classmethod

@@ -183,8 +183,8 @@ def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> N
     why = (f"the source gives its own splits ({', '.join(given)}) and split.given is {params.given!r}"
            if given and params.given == "keep" else
            f"{len(dataset.samples)} samples are too few for split.ratios {params.ratios}")
-    raise InputError(f"{dataset.root}: split(s) {', '.join(empty)} would be empty: {why}; add images, "
-                     f"set their ratio to 0, or set split.given: carve")
+    fix = "add images or set their ratio to 0" + (", or set split.given: carve" if given else "")
+    raise InputError(f"{dataset.root}: split(s) {', '.join(empty)} would be empty: {why}; {fix}")
 
 
 def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:

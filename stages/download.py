@@ -13,7 +13,8 @@ def run(params: Path, out: Path) -> None:
     from pipeline.download import download
 
     p = load_section("download", params)
-    download(p.dataset, out, mirror=p.mirror, digests=tuple(p.checksums.items()))
+    download(p.dataset, out, mirror=p.mirror, digests=tuple(p.checksums.items()), timeout=p.timeout,
+             min_rate=p.min_rate, rate_window=p.rate_window)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class Loopback:
     drop_once: set[str] = field(default_factory=set)  # cut the next transfer of these halfway
     no_range: bool = False  # ignore Range headers (always answer 200 with the whole file)
     fail: dict[str, int] = field(default_factory=dict)  # path -> number of 503s to answer first
+    trickle: dict[str, float] = field(default_factory=dict)  # path -> seconds between single body bytes
+    stall_after: dict[str, int] = field(default_factory=dict)  # path -> send this many bytes, then nothing
+    release: threading.Event = field(default_factory=threading.Event)  # set at teardown: ends held connections
     log: list[tuple[str, str | None]] = field(default_factory=list)
 
     def serve(self, prefix: str, files: dict[str, bytes]) -> str:
@@ -74,6 +77,23 @@ def _handler(state: Loopback):
             body = data[start:]
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            if self.path in state.stall_after:  # a server that stops sending, connection held open
+                self.wfile.write(body[: state.stall_after[self.path]])
+                self.wfile.flush()
+                state.release.wait(60)
+                self.close_connection = True
+                return
+            if self.path in state.trickle:  # one byte at a time, slowly
+                for i in range(len(body)):
+                    if state.release.wait(state.trickle[self.path]):
+                        break
+                    try:
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        break
+                self.close_connection = True
+                return
             if self.path in state.drop_once:
                 state.drop_once.discard(self.path)
                 self.wfile.write(body[: len(body) // 2])
@@ -101,6 +121,7 @@ def loopback():
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
+    state.release.set()
     server.shutdown()
     server.server_close()
 
@@ -227,3 +248,45 @@ def gif_placeholder() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "GIF")
     return buf.getvalue()
+
+
+# --- archive bombs, small on disk ----------------------------------------------------------
+
+def tar_gz_of_zeros(size: int, name: str = "data/zeros.bin") -> bytes:
+    """A valid tar.gz holding one member of ``size`` zero bytes (a multiple of 16 MiB),
+    built without compressing it all: deflate's full flush restarts the stream, so
+    every 16 MiB block of zeros compresses to the same bytes, compressed once."""
+    import zlib
+
+    block = bytes(16 << 20)
+    assert size % len(block) == 0
+    info = tarfile.TarInfo(name)
+    info.size = size
+    head, tail = info.tobuf(format=tarfile.USTAR_FORMAT), bytes(1024)  # header; end-of-archive blocks
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = c.compress(head) + c.flush(zlib.Z_FULL_FLUSH)
+    seg = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+    crc = zlib.crc32(head)
+    for _ in range(size // len(block)):
+        crc = zlib.crc32(block, crc)
+    crc = zlib.crc32(tail, crc)
+    body = first + seg * (size // len(block)) + c.compress(tail) + c.flush()
+    total = len(head) + size + len(tail)
+    return (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + body
+            + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF))
+
+
+def tar_gz_of_many(count: int) -> bytes:
+    """A tar.gz of ``count`` empty files (``d/00000`` ...): one header each, patched from
+    a template (tarfile's own writer takes seconds for 50,000 members)."""
+    template = bytearray(tarfile.TarInfo("d/00000").tobuf(format=tarfile.USTAR_FORMAT))
+    template[148:156] = b" " * 8
+    base = sum(template) - sum(b"d/00000")
+    headers = bytearray()
+    for i in range(count):
+        name = f"d/{i:05d}".encode()
+        h = bytearray(template)
+        h[0:len(name)] = name
+        h[148:156] = b"%06o\0 " % (base + sum(name))
+        headers += h
+    return gzip.compress(bytes(headers) + bytes(1024), compresslevel=6, mtime=0)

@@ -148,7 +148,10 @@ def test_cli_split_export_and_stats_with_splits(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline", *map(str, a)], cwd=tmp_path,  # noqa: E731
                                     env=env, capture_output=True, text=True, timeout=120)
     assert run("ingest", "--format", "yolo", src, "--out", "ds").returncode == 0
-    assert run("split", "ds", "--out", "sp").returncode == 0
+    r = run("split", "ds", "--out", "sp")  # 5 images cannot fill 10% of test: said at split time
+    assert r.returncode == 2 and "split(s) test would be empty" in r.stderr and not (tmp_path / "sp").exists()
+    (tmp_path / "p.yaml").write_text("split: {ratios: {train: 0.8, val: 0.2, test: 0.0}}\n")
+    assert run("split", "ds", "--out", "sp", "--params", "p.yaml").returncode == 0
     r = run("export", "--format", "voc", "ds", "--out", "voc", "--splits", "sp")
     assert r.returncode == 0 and "'images': 5" in r.stdout, r.stderr
     assert len(list((tmp_path / "voc").rglob("*.xml"))) == 5

@@ -90,3 +90,23 @@ def test_cli(model, images):
     bad = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(images["text"]), str(images["png"])],
                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "not a pipeline checkpoint" in bad.stderr
+
+
+def test_multipage_tiff_fifo_and_links_get_clear_answers(model, tmp_path):
+    """A multi-page TIFF predicts from its first page (noted); a FIFO, a dangling link
+    and a non-image are clear errors (a FIFO never blocks: the CLI runs under a timeout)."""
+    pages = [upscaled(k, 32) for k in (2, 0, 1)]
+    tif = tmp_path / "pages.tif"
+    pages[0].save(tif, save_all=True, append_images=pages[1:])
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    got = predict(model, [tif])
+    assert isinstance(got[0], Prediction) and got[0].label == "class2" and "first-frame-of:3" in got[0].notes
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1")
+    r = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(model), str(tif), str(tmp_path / "pipe.png"),
+                        str(tmp_path / "gone.png")], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stdout.startswith(f"{tif}\tclass2\t")
+    assert f"note: {tif}: first-frame-of:3" in r.stderr
+    assert "pipe.png: cannot be read as an image (not-a-regular-file: is a fifo, not a regular file)" in r.stderr
+    assert "gone.png: cannot be read as an image (dangling-link:" in r.stderr

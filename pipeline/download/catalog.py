@@ -31,28 +31,34 @@ def _mnist5k(out: Path, opts: FetchOptions) -> Path:
     return write_mnist5k(out)
 
 
-def _idx(dataset: str) -> Callable[[Path, FetchOptions], Path]:
+def _forgetting(dataset: str, module: str, named: bool = True) -> Callable[[Path, FetchOptions], Path]:
+    """``<module>.fetch`` for ``dataset`` (passed as the first argument when ``named``);
+    a cached file found bad while used is deleted (``forget_bad_copies``), so the
+    next run fetches it again."""
     def fetch(out: Path, opts: FetchOptions) -> Path:
-        from pipeline.download import mnist
+        import importlib
 
-        return mnist.fetch(dataset, out, opts)
+        from pipeline.download.remote import BadDownload, forget_bad_copies
+
+        mod = importlib.import_module(f"pipeline.download.{module}")
+        args = (dataset,) if named else ()
+        try:
+            return mod.fetch(*args, out, opts)
+        except BadDownload as err:
+            raise forget_bad_copies(err, dataset, mod.remotes(*args), opts) from None
 
     return fetch
+
+
+def _idx(dataset: str) -> Callable[[Path, FetchOptions], Path]:
+    return _forgetting(dataset, "mnist")
 
 
 def _cifar(dataset: str) -> Callable[[Path, FetchOptions], Path]:
-    def fetch(out: Path, opts: FetchOptions) -> Path:
-        from pipeline.download import cifar
-
-        return cifar.fetch(dataset, out, opts)
-
-    return fetch
+    return _forgetting(dataset, "cifar")
 
 
-def _hymenoptera(out: Path, opts: FetchOptions) -> Path:
-    from pipeline.download import hymenoptera
-
-    return hymenoptera.fetch(out, opts)
+_hymenoptera = _forgetting("hymenoptera", "hymenoptera", named=False)
 
 
 _SPLIT_TREE = "ImageFolder train/<class>/<n>.png + test/<class>/<n>.png (official split)"

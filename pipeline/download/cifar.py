@@ -18,9 +18,8 @@ from pathlib import Path
 from pipeline.atomic import atomic_dir
 from pipeline.download.archive import safe_extract
 from pipeline.download.imagetree import write_split
-from pipeline.download.remote import FetchOptions, Remote, obtain
+from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
 from pipeline.download.upstream import torchvision_attr
-from pipeline.errors import DownloadError
 
 TORCHVISION_CLASS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}
 # What a CIFAR pickle may reference: numpy's array reconstruction (and, in protocol-2
@@ -43,17 +42,17 @@ def load_batch(path: Path, name: str) -> dict:
         with open(path, "rb") as f:
             obj = _ArrayUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
-        raise DownloadError(f"{name}: missing from the archive; it is not the official CIFAR archive") from None
+        raise BadDownload(f"{name}: missing from the archive; it is not the official CIFAR archive") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DownloadError(f"{name}: not a CIFAR batch ({type(err).__name__}: {err})") from None
+        raise BadDownload(f"{name}: not a CIFAR batch ({type(err).__name__}: {err})") from None
     if not isinstance(obj, dict):
-        raise DownloadError(f"{name}: not a CIFAR batch (a {type(obj).__name__}, expected a dict)")
+        raise BadDownload(f"{name}: not a CIFAR batch (a {type(obj).__name__}, expected a dict)")
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
 def _field(batch: dict, key: str, name: str):
     if key not in batch:
-        raise DownloadError(f"{name}: no {key!r} entry (has {sorted(batch)})")
+        raise BadDownload(f"{name}: no {key!r} entry (has {sorted(batch)})")
     return batch[key]
 
 
@@ -62,7 +61,7 @@ def _images(batch: dict, name: str):
 
     data = np.asarray(_field(batch, "data", name))
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DownloadError(f"{name}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
+        raise BadDownload(f"{name}: data is {data.dtype} {data.shape}, expected uint8 (N, 3072)")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # planes -> HWC
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_dir
 from pipeline.download.archive import safe_extract
-from pipeline.download.remote import FetchOptions, Remote, obtain
-from pipeline.errors import DownloadError
+from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
 
 URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 NAME = "hymenoptera_data.zip"
@@ -40,8 +39,8 @@ def fetch(out: Path, opts: FetchOptions) -> Path:
         for split in SPLITS:
             found = sorted(p.name for p in (root / split).iterdir() if p.is_dir()) if (root / split).is_dir() else []
             if found != list(CLASSES):
-                raise DownloadError(f"{NAME}: expected {ROOT}/{split}/ with class folders "
-                                    f"{', '.join(CLASSES)}; found {found or 'nothing'}")
+                raise BadDownload(f"{NAME}: expected {ROOT}/{split}/ with class folders "
+                                  f"{', '.join(CLASSES)}; found {found or 'nothing'}", archive)
             os.replace(root / split, tmp / split)
         shutil.rmtree(tmp / ".archive")
     return Path(out)

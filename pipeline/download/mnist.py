@@ -15,9 +15,8 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_dir
 from pipeline.download.imagetree import write_split
-from pipeline.download.remote import FetchOptions, Remote, obtain
+from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
 from pipeline.download.upstream import torchvision_attr
-from pipeline.errors import DownloadError
 
 SPLITS = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
           "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
@@ -29,19 +28,19 @@ def parse_idx(data: bytes, name: str, ndim: int):
     import numpy as np
 
     if len(data) < 4 or data[:2] != b"\0\0":
-        raise DownloadError(f"{name}: not an IDX file (bad magic number)")
+        raise BadDownload(f"{name}: not an IDX file (bad magic number)")
     if data[2] != 0x08:
-        raise DownloadError(f"{name}: IDX type code 0x{data[2]:02x}; only 0x08 (unsigned byte) is used by MNIST")
+        raise BadDownload(f"{name}: IDX type code 0x{data[2]:02x}; only 0x08 (unsigned byte) is used by MNIST")
     if data[3] != ndim:
-        raise DownloadError(f"{name}: IDX file has {data[3]} dimensions, expected {ndim}")
+        raise BadDownload(f"{name}: IDX file has {data[3]} dimensions, expected {ndim}")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise DownloadError(f"{name}: IDX header is truncated")
+        raise BadDownload(f"{name}: IDX header is truncated")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     size = int(np.prod(dims, dtype=np.int64))
     if len(data) - header != size:
-        raise DownloadError(f"{name}: IDX header {dims} needs {size} bytes of data, file has "
-                            f"{len(data) - header}; the file is truncated or corrupt")
+        raise BadDownload(f"{name}: IDX header {dims} needs {size} bytes of data, file has "
+                          f"{len(data) - header}; the file is truncated or corrupt")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -50,9 +49,13 @@ def read_idx_gz(path: Path, name: str, ndim: int):
         with gzip.open(path, "rb") as f:
             data = f.read()
     except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
-        raise DownloadError(f"{name}: truncated or corrupt gzip file ({type(err).__name__}: {err}); "
-                            "fetch it again") from None
-    return parse_idx(data, name, ndim)
+        raise BadDownload(f"{name}: truncated or corrupt gzip file ({type(err).__name__}: {err}); "
+                          "fetch it again", Path(path)) from None
+    try:
+        return parse_idx(data, name, ndim)
+    except BadDownload as err:
+        err.path = Path(path)
+        raise
 
 
 def remotes(dataset: str) -> list[Remote]:

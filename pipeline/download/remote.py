@@ -5,7 +5,11 @@ digest). ``obtain`` returns a verified local path for each: from ``--from``
 (used in place, never modified), else from the download cache, else downloaded
 (from ``--mirror`` when given, else upstream) into the cache. Every file is
 verified before it is used; a file that fails is deleted from the cache so a
-rerun fetches it afresh.
+rerun fetches it afresh. The same holds for a file whose bytes turn out wrong
+only when used (``BadDownload``: not an archive, an unsafe or bomb archive, not
+the dataset's layout): ``forget_bad_copies`` deletes the cached copy, so a page
+of HTML a mirror answered 200 with (for a dataset without an official checksum)
+cannot poison every later run. Files given with ``--from`` are never deleted.
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from pipeline.download.checksums import file_digest, load_checksums, verify
 from pipeline.download.http import fetch_url
 from pipeline.errors import ConfigError, DownloadError, InputError
 
 log = logging.getLogger("pipeline.download")
+
+
+class BadDownload(DownloadError):
+    """A file's bytes are not what the dataset needs (found when unpacking or parsing);
+    ``path`` is the file at fault when known."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,9 @@ class FetchOptions:
     cache: Path | None = None  # default: $PIPELINE_CACHE or ~/.cache/pipeline/downloads
     retries: int = 4
     backoff: float = 1.0  # seconds; doubled after each failed attempt
-    timeout: float = 30.0
+    timeout: float = 30.0  # seconds one read may wait
+    min_rate: int = 1024  # bytes per second over rate_window, else the transfer is cut off; 0 = none
+    rate_window: float = 15.0  # seconds
 
 
 def cache_root(opts: FetchOptions) -> Path:
@@ -92,7 +108,8 @@ def _download(remote: Remote, urls: list[str], dest: Path, opts: FetchOptions) -
     errors = []
     for url in urls:
         try:
-            fetch_url(url, dest, remote.name, opts.retries, opts.backoff, opts.timeout)
+            fetch_url(url, dest, remote.name, opts.retries, opts.backoff, opts.timeout, opts.min_rate,
+                      opts.rate_window)
             return url
         except DownloadError as err:
             errors.append(str(err))
@@ -128,3 +145,21 @@ def obtain(dataset: str, remotes: list[Remote], opts: FetchOptions) -> dict[str,
             raise
         paths[remote.name] = dest
     return paths
+
+
+def forget_bad_copies(err: BadDownload, dataset: str, remotes: Iterable[Remote], opts: FetchOptions) -> BadDownload:
+    """Delete the cached copy ``err`` blames (every file of ``dataset`` when it names
+    none) and return the error, saying so; ``--from`` files are the user's: kept."""
+    if opts.source is not None:
+        return err
+    folder = (cache_root(opts) / dataset).resolve()
+    candidates = [Path(err.path)] if err.path is not None else [folder / r.name for r in remotes]
+    gone = []
+    for path in candidates:
+        if path.resolve().parent == folder and path.is_file():
+            path.unlink()
+            gone.append(str(path))
+    if not gone:
+        return err
+    return BadDownload(f"{err} The cached copy ({', '.join(gone)}) was deleted, so the next run downloads it "
+                       "again; if a --mirror served it, use another.", err.path)

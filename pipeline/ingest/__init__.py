@@ -109,7 +109,8 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
             raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
         seen.add(c.id)
     with atomic_dir(Path(out)) as tmp:
-        accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers)
+        accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
+                                   params.max_decode_bytes)
         samples = []
         for c, rel, info in accepted:
             sample, object_rejects = to_sample(c, rel, info)

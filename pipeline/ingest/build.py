@@ -21,7 +21,8 @@ from pipeline.allocator import retain_freed_memory
 from pipeline.errors import PipelineError
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, stored_bytes
+from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
+from pipeline.inputfile import describe_exception
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
 
@@ -31,36 +32,41 @@ class _Job:
     candidate: Candidate
     min_size: int
     max_pixels: int
+    budget: DecodeBudget | None = None  # None: one worker's default
 
 
 def image_stem(sample_id: str) -> str:
     """File stem of a sample's canonical image: stable, filesystem-safe, unique."""
-    return hashlib.blake2b(sample_id.encode("utf-8"), digest_size=10).hexdigest()
+    return hashlib.blake2b(sample_id.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
 
 
 def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
-    """Worker: (member name, bytes to store, info, reject reason, detail)."""
+    """Worker: (member name, bytes to store, info, reject reason, detail).
+
+    The fault boundary of one image: whatever goes wrong with it becomes its
+    reason and a deterministic detail, and the run goes on.
+    """
     c = job.candidate
     try:
-        # Read the bytes once: decoded here, stored as they are when nothing needs changing.
-        if c.data is None and not Path(c.path).is_file():  # a FIFO or device would block the read
-            raise ImageRejected("not-a-regular-file", "not a regular file (pipe, socket or device)")
-        data = c.data if c.data is not None else Path(c.path).read_bytes()
-        img, fmt, info = load_checked(Path(c.path), job.min_size, job.max_pixels, data,
-                                      embedded=c.data is not None)
+        # The bytes are read once (guarded: a FIFO, device or dangling link gets its
+        # own reason), decoded, and stored as they are when nothing needs changing.
+        data, img, fmt, info = read_checked(Path(c.path), job.min_size, job.max_pixels, c.data,
+                                            embedded=c.data is not None, budget=job.budget)
         ext, payload = stored_bytes(img, fmt, info, data)
     except ImageRejected as err:
         return "", b"", None, err.reason, err.detail
-    except OSError as err:
-        return "", b"", None, "unreadable", str(err)
+    except Exception as err:  # the PNG re-encode failing: this image only, never the run
+        return "", b"", None, "decode-failed", describe_exception(err)
     return image_stem(c.id) + ext, payload, info, "", ""
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
-               workers: int = 0) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
+               workers: int = 0, max_decode_bytes: int | None = None,
+               ) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
     """Decode, check and store every candidate under ``out_dir``; return (accepted with
     their stored image references and infos, rejected)."""
-    jobs = [_Job(c, min_size, max_pixels) for c in candidates]
+    budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
+    jobs = [_Job(c, min_size, max_pixels, budget) for c in candidates]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 64:
         retain_freed_memory()

@@ -5,15 +5,23 @@ Policy (documented in docs/ARCHITECTURE.md):
 * the format is sniffed from the bytes, never trusted from the extension; a
   mismatch is recorded as a note, not an error;
 * the whole image is decoded, so truncated files are caught;
-* a pixel-count limit (``max_pixels``) is checked from the header *before*
-  decoding, against decompression bombs; images smaller than ``min_size`` on a
-  side are rejected;
+* two limits are checked from the header *before* decoding, against
+  decompression bombs: the pixel count (``max_pixels``) and the decode cost (a
+  ``DecodeBudget``: declared pixels x the measured peak bytes per pixel of this
+  mode's decode and conversion x decode workers, so a 35-byte GIF declaring
+  13000x13000 is refused instead of costing 1.9 GB per worker); images smaller
+  than ``min_size`` on a side are rejected;
+* multi-frame files (TIFF pages, GIF/WebP/PNG animations) give their first frame,
+  noted ``first-frame-of:N``;
 * EXIF orientation is applied once, here; upright pixels are written and the
-  original orientation is recorded as a note;
-* modes: ``1``/``L``/``LA``/``I;16``/``I``/``F`` become 8-bit grayscale ``L``
-  (16-bit and 32-bit scaled from their full range); everything else (``P``,
-  ``RGBA``, ``CMYK``, ``YCbCr``, ...) becomes ``RGB``. Alpha is dropped, as
-  torchvision's default loader does;
+  original orientation is recorded as a note. The tag is read whatever type it
+  was stored as (SHORT, LONG, ASCII ``"6"``, UNDEFINED, a one-element tuple); a
+  value that is not 1..8 is ignored and noted ``orientation-ignored:<value>``;
+* modes: ``1``/``L``/``LA``/``I;16``/``I``/``F`` and 16-bit gray+alpha PNGs become
+  8-bit grayscale ``L`` (16-bit and 32-bit scaled from their full range, float
+  from its finite range); everything else (``P``, ``RGBA``, ``CMYK``, ``YCbCr``,
+  16-bit RGB(A), ...) becomes ``RGB``. Alpha is dropped, as torchvision's default
+  loader does; a mode Pillow cannot convert is refused as ``unsupported-mode``;
 * the user's file is only ever read. If nothing needed changing the original bytes
   are stored; otherwise the normalized image is stored as PNG (in the dataset's
   image packs, see ``pipeline.imagestore``).
@@ -22,11 +30,14 @@ Policy (documented in docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
+
+GiB = 1 << 30
 
 EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}
 EXT_ALIASES = {".jpeg": ".jpg", ".jpe": ".jpg", ".tiff": ".tif"}
@@ -58,36 +69,175 @@ def _to_8bit_gray(img):
     """16/32-bit and float grayscale to 8 bits.
 
     PIL opens 16-bit PNGs as ``I`` or ``I;16``: values within [0, 65535] are scaled
-    from the 16-bit range, values within [0, 255] kept, anything else min-max scaled.
+    from the 16-bit range, values within [0, 255] kept, anything else min-max scaled
+    (float images over their finite values; NaN becomes the minimum, infinities
+    the ends). The two common cases compute in float32 (exact: a 16-bit value / 257
+    is never within float32 error of a rounding boundary), the min-max case in float64.
     """
     import numpy as np
     from PIL import Image
 
-    a = np.asarray(img).astype(np.float64)
+    a = np.asarray(img)
+    finite = np.isfinite(a) if a.dtype.kind == "f" else None
+    if finite is not None and not finite.all():
+        ok = a[finite]
+        lo_f, hi_f = (float(ok.min()), float(ok.max())) if ok.size else (0.0, 0.0)
+        a = np.nan_to_num(a, nan=lo_f, posinf=hi_f, neginf=lo_f)
     lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if lo >= 0 and hi <= 255 and not img.mode.startswith("I;16"):
-        scaled = a
+        scaled = a.astype(np.float32)
     elif lo >= 0 and hi <= 65535:
-        scaled = a / 65535.0 * 255.0
+        scaled = a.astype(np.float32)
+        scaled *= np.float32(255.0 / 65535.0)
     else:
-        scaled = (a - lo) / max(hi - lo, 1e-12) * 255.0
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))
+        scaled = (a.astype(np.float64) - lo) / max(hi - lo, 1e-12) * 255.0
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return Image.fromarray(scaled.astype(np.uint8))
 
 
-def normalize_mode(img):
-    """Return ``(image in L or RGB, note or None)`` following the mode policy."""
+GRAY_MODES = ("1", "L", "LA", "La")
+
+
+def normalize_mode(img, gray_source: bool = False):
+    """Return ``(image in L or RGB, note or None)`` following the mode policy.
+
+    ``gray_source`` marks an image Pillow widened to RGBA although the file holds
+    gray + alpha (16-bit gray+alpha PNGs): its gray is the red channel.
+    """
     mode = img.mode
+    if gray_source and mode in ("RGBA", "RGB"):
+        return img.getchannel("R"), "mode:LA;16->L"
     if mode == "L":
         return img, None
     if mode == "RGB":
         return img, None
-    if mode in ("1", "LA", "La"):
+    if mode in GRAY_MODES:
         return img.convert("L"), f"mode:{mode}->L"
     if mode.startswith("I") or mode == "F":
         return _to_8bit_gray(img), f"mode:{mode}->L"
-    if mode == "P" and "transparency" in img.info:
-        return img.convert("RGBA").convert("RGB"), "mode:P->RGB"
-    return img.convert("RGB"), f"mode:{mode}->RGB"
+    try:
+        if mode == "P" and "transparency" in img.info:
+            return img.convert("RGBA").convert("RGB"), "mode:P->RGB"
+        return img.convert("RGB"), f"mode:{mode}->RGB"
+    except ValueError as err:  # e.g. LAB: Pillow has no conversion to RGB
+        raise ImageRejected("unsupported-mode", f"{mode} image: {err}") from None
+
+
+# Peak memory of load_checked + stored_bytes, in bytes per declared pixel, by the
+# mode in the header (measured at 3000x3000 with Pillow 13, rounded up): gray kept
+# or from 1/LA ~3.5; RGB kept ~6.4; converted to RGB (P, RGBA, CMYK) ~10.4; 16-bit
+# gray ~10, float ~14, 32-bit integer ~17 (the scaling's float copies). Pillow holds
+# every multi-band mode as 4 bytes per pixel.
+_COST_GRAY, _COST_RGB, _COST_CONVERTED, _COST_HIGH_BIT = 4, 7, 11, 18
+
+
+def cost_per_pixel(mode: str) -> int:
+    if mode in GRAY_MODES:
+        return _COST_GRAY
+    if mode == "RGB":
+        return _COST_RGB
+    if mode.startswith("I") or mode == "F":
+        return _COST_HIGH_BIT
+    return _COST_CONVERTED
+
+
+DECODE_BYTES_PER_WORKER = 1 * GiB  # default: a 12,000x12,000 RGB photo fits, a 13,000^2 palette GIF does not
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class DecodeBudget:
+    """Memory the decode workers together may spend on decoded pixels.
+
+    One image may cost ``total // workers``: every worker may be decoding an image
+    as large at the same moment.
+    """
+
+    total: int
+    workers: int = 1
+    origin: str = "default"  # how ``total`` was chosen, for the refusal's message
+
+    @property
+    def per_image(self) -> int:
+        return self.total // max(self.workers, 1)
+
+    @classmethod
+    def resolve(cls, max_decode_bytes: int | None, workers: int) -> DecodeBudget:
+        """``ingest.max_decode_bytes`` when set; else ``DECODE_BYTES_PER_WORKER`` per
+        worker, lowered to half the available memory where that is less (only then
+        does the outcome depend on the machine, and the message says so)."""
+        workers = max(1, workers)
+        if max_decode_bytes is not None:
+            return cls(max_decode_bytes, workers, f"ingest.max_decode_bytes = {max_decode_bytes}")
+        total = DECODE_BYTES_PER_WORKER * workers
+        avail = _mem_available()
+        if avail is not None and avail // 2 < total:
+            return cls(avail // 2, workers, f"half the available memory, {avail // 2} bytes; "
+                                            "ingest.max_decode_bytes sets it")
+        return cls(total, workers, f"the default {DECODE_BYTES_PER_WORKER} bytes per worker; "
+                                   "ingest.max_decode_bytes sets it")
+
+    def check(self, mode: str, w: int, h: int) -> None:
+        cost = w * h * cost_per_pixel(mode)
+        if cost > self.per_image:
+            raise ImageRejected(
+                "decode-too-costly",
+                f"{w}x{h} {mode} image needs about {cost} bytes to decode and convert "
+                f"({cost_per_pixel(mode)} per pixel), x {self.workers} decode worker(s) = "
+                f"{cost * self.workers} bytes, above the budget of {self.total} bytes ({self.origin})",
+            )
+
+
+# ImageOps.exif_transpose's table, applied with an orientation we parsed ourselves.
+_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+              6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def parse_orientation(value) -> tuple[int, str | None]:
+    """EXIF Orientation as ``(1..8, note or None)`` whatever type it was stored as."""
+    import numbers
+
+    raw = value
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).strip(b"\0 ").decode("ascii", "replace")
+    if isinstance(value, str):
+        text = value.strip("\0 ")
+        value = int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else None
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            f = float(value)
+            value = int(f) if f.is_integer() else None
+        except (ValueError, OverflowError, ZeroDivisionError):
+            value = None
+    else:
+        value = None
+    if value is not None and 1 <= value <= 8:
+        return value, None
+    return 1, f"orientation-ignored:{repr(raw)[:24]}"
+
+
+def _orientation(img) -> tuple[int, str | None]:
+    try:
+        value = img.getexif().get(0x0112)
+    except Exception:  # a malformed EXIF block: the pixels are still usable, upright as stored
+        return 1, "orientation-ignored:exif-unreadable"
+    return (1, None) if value is None else parse_orientation(value)
 
 
 def dhash(img) -> str:
@@ -112,18 +262,21 @@ def dhash(img) -> str:
 
 
 def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None,
-                 embedded: bool | None = None):
+                 embedded: bool | None = None, budget: DecodeBudget | None = None):
     """Open, fully decode and normalize ``path`` (or its bytes ``data``, already read).
 
     ``embedded`` marks bytes that have no file name of their own (labelme
     ``imageData``), so no extension is checked against the sniffed format.
+    ``budget`` is the decode-cost budget (default: one worker's).
 
     Returns ``(PIL image, format, ImageInfo)``; raises ImageRejected with a
-    specific reason for anything that cannot be a sample.
+    specific reason for anything that cannot be a sample. The caller's fault
+    boundary turns any other exception (a Pillow plugin's own bug) into a reason.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     embedded = data is not None if embedded is None else embedded
+    budget = budget or DecodeBudget.resolve(None, 1)
     try:
         size = len(data) if data is not None else path.stat().st_size
     except OSError as err:
@@ -141,7 +294,7 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
             raise ImageRejected("unreadable", str(err)) from None
         except Image.DecompressionBombError as err:  # PIL's own hard limit, from the header
             raise ImageRejected("too-many-pixels", f"{err} (ingest.max_pixels = {max_pixels})") from None
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        except (OSError, ValueError, SyntaxError) as err:
             raise ImageRejected("truncated-or-corrupt", f"header unreadable: {err}") from None
         with img:
             fmt = img.format or "?"
@@ -151,22 +304,29 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
                     "too-many-pixels",
                     f"{w}x{h} = {w * h} pixels exceeds ingest.max_pixels = {max_pixels}",
                 )
-            try:
-                img.load()
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-                raise ImageRejected("truncated-or-corrupt", f"{fmt} decode failed: {err}") from None
+            budget.check(img.mode, w, h)
             notes: list[str] = []
-            orientation = int(img.getexif().get(0x0112, 1) or 1)
-            if orientation not in range(1, 9):
-                orientation = 1
-            out = ImageOps.exif_transpose(img) if orientation != 1 else img
+            try:
+                # Counted before the decode: counting seeks through the file, which
+                # would discard pixels already loaded.
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    img.seek(0)
+                    notes.append(f"first-frame-of:{frames}")
+                tile = img.tile[0].args if img.tile else None
+                gray_source = fmt == "PNG" and isinstance(tile, str) and tile.startswith("LA")
+                img.load()
+            except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as err:
+                raise ImageRejected("truncated-or-corrupt", f"{fmt} decode failed: {err}") from None
+            orientation, orientation_note = _orientation(img)
+            if orientation_note:
+                notes.append(orientation_note)
+            out = img.transpose(getattr(Image.Transpose, _TRANSPOSE[orientation])) if orientation != 1 else img
             if orientation != 1:
                 notes.append(f"exif-transposed:{orientation}")
-            out, mode_note = normalize_mode(out)
+            out, mode_note = normalize_mode(out, gray_source)
             if mode_note:
                 notes.append(mode_note)
-            if getattr(img, "n_frames", 1) > 1:
-                notes.append(f"first-frame-of:{img.n_frames}")
     ext = EXT_ALIASES.get(path.suffix.lower(), path.suffix.lower())
     if not embedded and EXT_BY_FORMAT.get(fmt) and ext != EXT_BY_FORMAT[fmt]:
         notes.append(f"format:{fmt}-named-{path.suffix or 'no-extension'}")
@@ -183,6 +343,35 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
         raw_size=(w, h), dhash=dhash(out),
     )
     return out, fmt, info
+
+
+def read_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None,
+                 embedded: bool | None = None, budget: DecodeBudget | None = None):
+    """The fault boundary of one image: ``(bytes, PIL image, format, ImageInfo)``.
+
+    Reads ``path`` through the guarded reader unless ``data`` is given, then
+    ``load_checked``. Every failure is an ``ImageRejected``: the reader's refusals
+    keep their reasons (``not-a-regular-file``, ``dangling-link``, ``link-loop``,
+    ...), and any other exception, a decoder's own bug included, is
+    ``decode-failed`` with its type and message (no memory addresses).
+    """
+    from pipeline.inputfile import InputRefused, describe_exception, read_bytes
+
+    try:
+        if data is None:
+            embedded = False if embedded is None else embedded
+            data = read_bytes(Path(path), "image")
+        img, fmt, info = load_checked(Path(path), min_size, max_pixels, data, embedded, budget)
+    except ImageRejected:
+        raise
+    except InputRefused as err:
+        raise ImageRejected(err.reason, err.detail) from None
+    except MemoryError:
+        raise ImageRejected("decode-failed", "MemoryError: not enough memory to decode it "
+                                             "(ingest.max_decode_bytes bounds what is tried)") from None
+    except Exception as err:
+        raise ImageRejected("decode-failed", describe_exception(err)) from None
+    return data, img, fmt, info
 
 
 def stored_bytes(img, fmt: str, info: ImageInfo, data: bytes) -> tuple[str, bytes]:

@@ -1,7 +1,9 @@
 """``pipeline predict``: class and probability for user images.
 
-Images go through the ingest image policy (``pipeline.ingest.images.load_checked``:
-format sniffed from bytes, EXIF orientation applied, any mode to L or RGB), then
+Images are read by the guarded reader (``pipeline.inputfile.read_bytes``: a FIFO,
+device or dangling link is a clear error, never a hang) and go through the ingest
+image policy (``pipeline.ingest.images.load_checked``: format sniffed from bytes,
+first frame of a multi-page file, EXIF orientation applied, any mode to L or RGB), then
 are converted to the checkpoint's channels and resized to its input size by the
 augment stage's own helper (``pipeline.version.decode.to_chw``), and normalised with the
 training split's statistics stored in the checkpoint.
@@ -23,18 +25,27 @@ class Prediction:
     label: str
     probability: float
     top: tuple[tuple[str, float], ...]  # the best classes, most likely first
+    notes: tuple[str, ...] = ()  # what the image policy changed, e.g. "first-frame-of:3"
+
+
+def load_image(path: Path):
+    """``(PIL image in L or RGB, ImageInfo)`` for one file; InputError for anything that is
+    not an image, with the reason ingest would quarantine it for."""
+    from pipeline.config import IngestParams
+    from pipeline.ingest.images import ImageRejected, read_checked
+
+    try:
+        _, img, _, info = read_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)
+    except ImageRejected as err:
+        raise InputError(f"{path}: cannot be read as an image ({err.reason}: {err.detail})") from None
+    return img, info
 
 
 def image_tensor(path: Path, height: int, width: int, channels: int, resize=("stretch", 114)) -> torch.Tensor:
     """uint8 (C, H, W) for one image file; InputError for anything that is not an image."""
-    from pipeline.config import IngestParams
-    from pipeline.ingest.images import ImageRejected, load_checked
     from pipeline.version.decode import to_chw
 
-    try:
-        img, _, _ = load_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)
-    except ImageRejected as err:
-        raise InputError(f"{path}: cannot be read as an image ({err.reason}: {err.detail})") from None
+    img, _ = load_image(path)
     return to_chw(img, height, width, channels, *resize)[0]
 
 
@@ -42,6 +53,7 @@ def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cp
     """One Prediction per readable image, the InputError for each that is not (in input order)."""
     from pipeline.train.checkpoint import load_model
     from pipeline.train.data import normalize
+    from pipeline.version.decode import to_chw
 
     model, ckpt = load_model(checkpoint, device)
     h, w, c = ckpt["shape"]
@@ -50,13 +62,14 @@ def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cp
     out: list[Prediction | InputError] = []
     for path in paths:
         try:
-            x = image_tensor(path, h, w, c, tuple(ckpt.get("resize", ("stretch", 114))))
+            img, info = load_image(path)
         except InputError as err:
             out.append(err)
             continue
+        x = to_chw(img, h, w, c, *ckpt.get("resize", ("stretch", 114)))[0]
         with torch.no_grad():
             probs = model(normalize(x[None], mean, std).to(device)).float().softmax(1)[0].cpu()
         p, i = probs.topk(min(top, len(classes)))
         best = tuple((classes[j], round(float(q), 6)) for q, j in zip(p.tolist(), i.tolist()))
-        out.append(Prediction(Path(path), best[0][0], best[0][1], best))
+        out.append(Prediction(Path(path), best[0][0], best[0][1], best, info.notes))
     return out
