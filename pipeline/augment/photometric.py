@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.augment import rng
+from pipeline.augment import rng, smallmat
 from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 
@@ -33,7 +33,7 @@ def _hue_matrix(turns: torch.Tensor) -> torch.Tensor:
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
     rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
-    return torch.linalg.inv(yiq) @ rot @ yiq
+    return smallmat.matmul(smallmat.matmul(smallmat.inverse3(yiq), rot), yiq)
 
 
 class ColorJitter(Op):
@@ -85,12 +85,12 @@ class ColorJitter(Op):
         eye = torch.eye(c, device=dev).expand(b, c, c)
         bc = (drawn["brightness"] * drawn["contrast"])[:, None, None]
         m = bc * eye
-        g = drawn["brightness"] * (mean @ w)  # mean luma after brightness
+        g = drawn["brightness"] * smallmat.dot(mean, w)  # mean luma after brightness
         off = ((1 - drawn["contrast"]) * g)[:, None].expand(b, c)
         if c == 3:
             s = drawn["saturation"][:, None, None]
             sat = s * eye + (1 - s) * torch.ones(c, 1, device=dev) * w[None, :]
-            m = _hue_matrix(drawn["hue"]) @ sat @ m  # both keep grey: offset unchanged
+            m = smallmat.matmul(_hue_matrix(drawn["hue"]), smallmat.matmul(sat, m))  # both keep grey
         return m, off.contiguous()
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import geometry
+from pipeline.augment import geometry, smallmat
 from pipeline.augment.base import Op
 from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
@@ -263,7 +263,7 @@ class _Run:
     def add_matrix(self, op, params):
         h, w = self.out_hw
         step = op.matrix(params, h, w)
-        self.m = step if self.m is None else step @ self.m
+        self.m = step if self.m is None else smallmat.matmul(step, self.m)
         self.out_hw = op.out_hw(h, w)
         a = params["applied"] | (self.out_hw != (h, w))
         self.geo_applied = a if self.geo_applied is None else self.geo_applied | a
@@ -326,9 +326,9 @@ class _Run:
             self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"],
                            self.x.mean((2, 3)))
         m0, o0, a0, mean0 = self.colour
-        mean = (m0 @ mean0[:, :, None])[..., 0] + o0
+        mean = smallmat.matvec(m0, mean0) + o0
         m, o = op.affine(params, mean)
-        self.colour = (m @ m0, (m @ o0[:, :, None])[..., 0] + o, a0 | params["applied"], mean0)
+        self.colour = (smallmat.matmul(m, m0), smallmat.matvec(m, o0) + o, a0 | params["applied"], mean0)
 
     def flush_colour(self):
         if self.colour is None:
@@ -342,8 +342,9 @@ class _Run:
                 return
             x, m, o = x[idx], m[idx], o[idx]
         b, c, h, w = x.shape
-        # bmm then add: baddbmm's broadcast copy of the bias costs more than the product
-        y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
+        # Not bmm: torch calls MKL's SGEMM for one matrix and SGEMM_BATCH for several,
+        # so the kernel a sample meets depends on its batch (smallmat.py).
+        y = smallmat.matmul(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True
         else:
