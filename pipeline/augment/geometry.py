@@ -103,12 +103,6 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
     return out[:, :-1] + (1.0 - inside) * fill
 
 
-def is_axis_aligned(m: torch.Tensor) -> bool:
-    """True when every matrix only scales/flips and translates each axis (no rotation
-    or shear): then resampling separates into two small matrix products."""
-    return bool((m[:, 0, 1] == 0).all() and (m[:, 1, 0] == 0).all() and (m[:, 2, :2] == 0).all())
-
-
 def _axis_weights(scale: torch.Tensor, shift: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
     """(B, n_out, n_in) bilinear weights of output pixels along one axis for the map
     ``x' = scale * x + shift``, zero outside the input: what ``grid_sample``
@@ -141,10 +135,10 @@ def resample_axis_aligned(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[i
     return torch.matmul(wy[:, None], out)
 
 
-def is_integer_exact(m: torch.Tensor) -> bool:
-    """True when every matrix is a flip and/or an integer shift: pixels only move."""
-    return (is_axis_aligned(m) and bool((m[:, 0, 0].abs() == 1).all() and (m[:, 1, 1].abs() == 1).all())
-            and bool((m[:, :2, 2] == m[:, :2, 2].round()).all()))
+def integer_exact(m: torch.Tensor) -> torch.Tensor:
+    """(B,) True where the matrix is a flip and/or an integer shift: pixels only move."""
+    return ((m[:, 0, 1] == 0) & (m[:, 1, 0] == 0) & (m[:, 2, 0] == 0) & (m[:, 2, 1] == 0)
+            & (m[:, 0, 0].abs() == 1) & (m[:, 1, 1].abs() == 1) & (m[:, :2, 2] == m[:, :2, 2].round()).all(1))
 
 
 def move_pixels(images: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

@@ -276,12 +276,21 @@ class _Run:
         if self.x.is_cuda:
             self.need_float()
             self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
-        elif oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m[a]):
-            idx = self.selection(a)  # flips and shifts only: exact, any dtype
+        elif oh_ow == tuple(self.x.shape[-2:]):
+            # Chosen per sample, never for the batch: a flip or integer shift only moves
+            # pixels (exact, any dtype); were it resampled because another sample in its
+            # batch rotates, its values would move by ~1e-4 and could round differently.
+            exact = geometry.integer_exact(m)
+            moved, rest = a & exact, a & ~exact
+            idx = self.selection(moved)
             if idx is None:
-                self.x, self.owned = geometry.move_pixels(self.x, m), True
+                eye = geometry.identity(len(m), m.device)
+                self.x, self.owned = geometry.move_pixels(self.x, torch.where(moved[:, None, None], m, eye)), True
             elif len(idx):
                 self.put(idx, geometry.move_pixels(self.x.index_select(0, idx), m[idx]))
+            if bool(rest.any()):
+                self.need_float()
+                self._warp_split(m, rest, oh_ow)
         else:
             self.need_float()
             self._warp_split(m, a, oh_ow)
