@@ -350,6 +350,13 @@ class _Run:
             if len(idx) == 0:
                 return
             x, m, o = x[idx], m[idx], o[idx]
+        else:
+            # Unselected samples ride along only if their map is exactly the identity
+            # (a zero hue turn is inv(YIQ) @ YIQ, off by ~1e-7): then being processed
+            # in a batch or skipped gives the same bytes.
+            c = m.shape[-1]
+            m = torch.where(a[:, None, None], m, torch.eye(c, device=m.device))
+            o = torch.where(a[:, None], o, 0.0)
         b, c, h, w = x.shape
         # Not bmm: torch calls MKL's SGEMM for one matrix and SGEMM_BATCH for several,
         # so the kernel a sample meets depends on its batch (smallmat.py).
