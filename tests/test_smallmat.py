@@ -59,3 +59,35 @@ def test_parameter_functions_do_not_depend_on_the_lane():
                    (torch.sqrt, pos), (lambda v: v ** 3, x), (lambda v: v ** 2, x)):
         whole = f(arg)
         assert torch.equal(whole, torch.cat([f(arg[i:i + 1]) for i in range(len(arg))])), f
+
+
+@pytest.mark.parametrize("c, hw", [(3, (33, 47)), (3, (96, 96)), (1, (13, 200)), (3, (28, 28))])
+def test_per_sample_blas_products_do_not_depend_on_batch_or_threads(c, hw):
+    """The products that stay on BLAS (colour pass, banded blur and axis-aligned
+    resampling): each sample is its own fixed-shape matrix, but torch calls SGEMM for
+    a batch of one and SGEMM_BATCH for more, at any thread count. Measured equal;
+    this fails if a torch or MKL upgrade changes that."""
+    h, w = hw
+    g = torch.Generator().manual_seed(c * h + w)
+    n = 16
+    x = torch.rand(n, c, h, w, generator=g) * 255
+    m = torch.rand(n, c, c, generator=g)
+    band = torch.rand(n, min(w, 64), min(w, 64), generator=g)
+    xs = x[..., :band.shape[-1]]
+
+    def products(i, j):
+        return (torch.bmm(m[i:j], x[i:j].reshape(j - i, c, h * w)),
+                torch.matmul(xs[i:j], band[i:j, None]))
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = [products(i, i + 1) for i in range(n)]
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for b in (2, 3, 4, 7, 16):
+                for s in range(0, n - b + 1, b):
+                    for part, want in zip(products(s, s + b), zip(*alone[s:s + b])):
+                        assert torch.equal(part, torch.cat(want)), (threads, b, s)
+    finally:
+        torch.set_num_threads(before)

