@@ -23,17 +23,20 @@ def _luma(c: int, device) -> torch.Tensor:
     return torch.tensor(LUMA if c == 3 else (1.0,) * c, device=device) / (1.0 if c == 3 else c)
 
 
+YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+YIQ_INV = smallmat.inverse3(YIQ)
+
+
 def _hue_matrix(turns: torch.Tensor) -> torch.Tensor:
     """(B, 3, 3): rotate chroma in YIQ by ``turns`` of a full circle (luma kept).
     A linear stand-in for the HSV hue shift, so it fuses with the other colour ops."""
-    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                       device=turns.device)
+    yiq, yiq_inv = YIQ.to(turns.device), YIQ_INV.to(turns.device)
     a = turns * (2 * math.pi)
     rot = torch.zeros(len(a), 3, 3, device=a.device)
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
     rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
-    return smallmat.matmul(smallmat.matmul(smallmat.inverse3(yiq), rot), yiq)
+    return smallmat.matmul(smallmat.matmul(yiq_inv, rot), yiq)
 
 
 class ColorJitter(Op):
