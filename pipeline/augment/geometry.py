@@ -79,8 +79,9 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
     dev = images.device
     # affine_grid wants output-normalised -> input-normalised coordinates:
     # theta = N_in @ inv(M) @ inv(N_out), N mapping pixels to [-1, 1] (align_corners=False).
-    # Fixed-order products and a closed-form inverse (smallmat.py): ``@`` and
-    # ``linalg.inv`` here made theta, and so the pixels, depend on the batch size.
+    # Fixed-order products (smallmat.py): ``@`` here went to one MKL SGEMM with the
+    # batch folded into its rows, whose rounding changed at B = 4, and so theta and
+    # the pixels did. The closed-form inverse keeps LAPACK out as well.
     norm_in = torch.tensor([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]], device=dev)
     unnorm_out = torch.tensor([[ow / 2.0, 0.0, ow / 2.0], [0.0, oh / 2.0, oh / 2.0], [0.0, 0.0, 1.0]], device=dev)
     theta = smallmat.matmul(smallmat.matmul(norm_in, smallmat.inverse3(m.to(torch.float32))), unnorm_out)
