@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import geometry, rng
+from pipeline.augment import geometry, rng, smallmat
 from pipeline.augment.base import Op, OpParams
 
 Range = tuple[float, float]
@@ -132,7 +132,8 @@ class RandomResizedCrop(Op):
 
     def matrix(self, drawn, h, w):
         oh, ow = self.out_hw(h, w)
-        return geometry.scaling(ow / drawn["cw"], oh / drawn["ch"]) @ geometry.translation(-drawn["x0"], -drawn["y0"])
+        return smallmat.matmul(geometry.scaling(ow / drawn["cw"], oh / drawn["ch"]),
+                               geometry.translation(-drawn["x0"], -drawn["y0"]))
 
 
 class Affine(Op):
@@ -182,4 +183,7 @@ class Affine(Op):
         centre = geometry.translation(-cx * ones, -cy * ones)
         back = geometry.translation(cx + drawn["tx"], cy + drawn["ty"])
         rot = geometry.rotation_about(drawn["angle"], 0.0, 0.0)
-        return back @ rot @ sh @ geometry.scaling(drawn["scale"], drawn["scale"]) @ centre
+        m = centre
+        for step in (geometry.scaling(drawn["scale"], drawn["scale"]), sh, rot, back):
+            m = smallmat.matmul(step, m)
+        return m

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from pipeline.augment import smallmat
+
 
 def identity(b: int, device=None) -> torch.Tensor:
     return torch.eye(3, device=device).expand(b, 3, 3).clone()
@@ -46,19 +48,27 @@ def rotation_about(angle_deg: torch.Tensor, cx: float, cy: float) -> torch.Tenso
 
 def hflip_matrix(applied: torch.Tensor, width: float) -> torch.Tensor:
     sx = torch.where(applied, -1.0, 1.0)
-    return translation(torch.where(applied, width, 0.0), torch.zeros_like(sx)) @ scaling(sx, torch.ones_like(sx))
+    return smallmat.matmul(translation(torch.where(applied, width, 0.0), torch.zeros_like(sx)),
+                           scaling(sx, torch.ones_like(sx)))
 
 
 def vflip_matrix(applied: torch.Tensor, height: float) -> torch.Tensor:
     sy = torch.where(applied, -1.0, 1.0)
-    return translation(torch.zeros_like(sy), torch.where(applied, height, 0.0)) @ scaling(torch.ones_like(sy), sy)
+    return smallmat.matmul(translation(torch.zeros_like(sy), torch.where(applied, height, 0.0)),
+                           scaling(torch.ones_like(sy), sy))
 
 
 def transform_points(m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-    """Apply (3, 3) or (B, 3, 3) matrices to (..., N, 2) points."""
-    homo = torch.cat([pts, torch.ones_like(pts[..., :1])], dim=-1)
-    out = homo @ m.transpose(-1, -2)
-    return out[..., :2] / out[..., 2:3]
+    """Apply (3, 3) or (B, 3, 3) matrices to (..., N, 2) points. Written out term by
+    term, not as ``homo @ m.T``: the ragged point list's length varies with the batch,
+    and so would BLAS's kernel (see smallmat.py)."""
+    x, y = pts[..., 0], pts[..., 1]
+
+    def row(r: int) -> torch.Tensor:
+        return m[..., None, r, 0] * x + m[..., None, r, 1] * y + m[..., None, r, 2]
+
+    z = row(2)
+    return torch.stack([row(0) / z, row(1) / z], -1)
 
 
 def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None = None,
@@ -69,10 +79,12 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
     dev = images.device
     # affine_grid wants output-normalised -> input-normalised coordinates:
     # theta = N_in @ inv(M) @ inv(N_out), N mapping pixels to [-1, 1] (align_corners=False).
-    def norm(hh, ww):
-        return torch.tensor([[2.0 / ww, 0.0, -1.0], [0.0, 2.0 / hh, -1.0], [0.0, 0.0, 1.0]], device=dev)
-
-    theta = norm(h, w) @ torch.linalg.inv(m.to(torch.float32)) @ torch.linalg.inv(norm(oh, ow))
+    # Fixed-order products (smallmat.py): ``@`` here went to one MKL SGEMM with the
+    # batch folded into its rows, whose rounding changed at B = 4, and so theta and
+    # the pixels did. The closed-form inverse keeps LAPACK out as well.
+    norm_in = torch.tensor([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]], device=dev)
+    unnorm_out = torch.tensor([[ow / 2.0, 0.0, ow / 2.0], [0.0, oh / 2.0, oh / 2.0], [0.0, 0.0, 1.0]], device=dev)
+    theta = smallmat.matmul(smallmat.matmul(norm_in, smallmat.inverse3(m.to(torch.float32))), unnorm_out)
     # The grid is separable: (column term)[b, 1, x, :] + (row term)[b, y, 1, :], one
     # broadcast add straight into the interleaved (B, oh, ow, 2) layout (affine_grid's
     # (HW, 3) @ (3, 2) product and stacking two planes are both slow on CPUs).
@@ -90,12 +102,6 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
                                           padding_mode="zeros", align_corners=False)
     inside = out[:, -1:]
     return out[:, :-1] + (1.0 - inside) * fill
-
-
-def is_axis_aligned(m: torch.Tensor) -> bool:
-    """True when every matrix only scales/flips and translates each axis (no rotation
-    or shear): then resampling separates into two small matrix products."""
-    return bool((m[:, 0, 1] == 0).all() and (m[:, 1, 0] == 0).all() and (m[:, 2, :2] == 0).all())
 
 
 def _axis_weights(scale: torch.Tensor, shift: torch.Tensor, n_in: int, n_out: int) -> torch.Tensor:
@@ -130,10 +136,10 @@ def resample_axis_aligned(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[i
     return torch.matmul(wy[:, None], out)
 
 
-def is_integer_exact(m: torch.Tensor) -> bool:
-    """True when every matrix is a flip and/or an integer shift: pixels only move."""
-    return (is_axis_aligned(m) and bool((m[:, 0, 0].abs() == 1).all() and (m[:, 1, 1].abs() == 1).all())
-            and bool((m[:, :2, 2] == m[:, :2, 2].round()).all()))
+def integer_exact(m: torch.Tensor) -> torch.Tensor:
+    """(B,) True where the matrix is a flip and/or an integer shift: pixels only move."""
+    return ((m[:, 0, 1] == 0) & (m[:, 1, 0] == 0) & (m[:, 2, 0] == 0) & (m[:, 2, 1] == 0)
+            & (m[:, 0, 0].abs() == 1) & (m[:, 1, 1].abs() == 1) & (m[:, :2, 2] == m[:, :2, 2].round()).all(1))
 
 
 def move_pixels(images: torch.Tensor, m: torch.Tensor) -> torch.Tensor:

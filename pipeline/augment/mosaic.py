@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import geometry
+from pipeline.augment import geometry, smallmat
 from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
@@ -68,7 +68,7 @@ class Mosaic(Op):
         moved, masks = [], None
         for (img, tt), q in zip(sources, quads):
             qw, qh = (q[:, 2] - q[:, 0]).clamp_min(1e-6), (q[:, 3] - q[:, 1]).clamp_min(1e-6)
-            m = geometry.translation(q[:, 0], q[:, 1]) @ geometry.scaling(qw / w, qh / h)
+            m = smallmat.matmul(geometry.translation(q[:, 0], q[:, 1]), geometry.scaling(qw / w, qh / h))
             r = q[:, :, None, None]
             inside = ((xs >= r[:, 0]) & (xs < r[:, 2]) & (ys[:, None] >= r[:, 1]) & (ys[:, None] < r[:, 3]))[:, None]
             warped = geometry.warp(img, m, (oh, ow))

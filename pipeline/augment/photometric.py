@@ -12,7 +12,7 @@ from typing import Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.augment import rng
+from pipeline.augment import rng, smallmat
 from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 
@@ -23,17 +23,20 @@ def _luma(c: int, device) -> torch.Tensor:
     return torch.tensor(LUMA if c == 3 else (1.0,) * c, device=device) / (1.0 if c == 3 else c)
 
 
+YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+YIQ_INV = smallmat.inverse3(YIQ)
+
+
 def _hue_matrix(turns: torch.Tensor) -> torch.Tensor:
     """(B, 3, 3): rotate chroma in YIQ by ``turns`` of a full circle (luma kept).
     A linear stand-in for the HSV hue shift, so it fuses with the other colour ops."""
-    yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]],
-                       device=turns.device)
+    yiq, yiq_inv = YIQ.to(turns.device), YIQ_INV.to(turns.device)
     a = turns * (2 * math.pi)
     rot = torch.zeros(len(a), 3, 3, device=a.device)
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
     rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
-    return torch.linalg.inv(yiq) @ rot @ yiq
+    return smallmat.matmul(smallmat.matmul(yiq_inv, rot), yiq)
 
 
 class ColorJitter(Op):
@@ -85,12 +88,12 @@ class ColorJitter(Op):
         eye = torch.eye(c, device=dev).expand(b, c, c)
         bc = (drawn["brightness"] * drawn["contrast"])[:, None, None]
         m = bc * eye
-        g = drawn["brightness"] * (mean @ w)  # mean luma after brightness
+        g = drawn["brightness"] * smallmat.dot(mean, w)  # mean luma after brightness
         off = ((1 - drawn["contrast"]) * g)[:, None].expand(b, c)
         if c == 3:
             s = drawn["saturation"][:, None, None]
             sat = s * eye + (1 - s) * torch.ones(c, 1, device=dev) * w[None, :]
-            m = _hue_matrix(drawn["hue"]) @ sat @ m  # both keep grey: offset unchanged
+            m = smallmat.matmul(_hue_matrix(drawn["hue"]), smallmat.matmul(sat, m))  # both keep grey
         return m, off.contiguous()
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import geometry
+from pipeline.augment import geometry, smallmat
 from pipeline.augment.base import Op
 from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
@@ -263,7 +263,7 @@ class _Run:
     def add_matrix(self, op, params):
         h, w = self.out_hw
         step = op.matrix(params, h, w)
-        self.m = step if self.m is None else step @ self.m
+        self.m = step if self.m is None else smallmat.matmul(step, self.m)
         self.out_hw = op.out_hw(h, w)
         a = params["applied"] | (self.out_hw != (h, w))
         self.geo_applied = a if self.geo_applied is None else self.geo_applied | a
@@ -276,12 +276,21 @@ class _Run:
         if self.x.is_cuda:
             self.need_float()
             self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
-        elif oh_ow == tuple(self.x.shape[-2:]) and geometry.is_integer_exact(m[a]):
-            idx = self.selection(a)  # flips and shifts only: exact, any dtype
+        elif oh_ow == tuple(self.x.shape[-2:]):
+            # Chosen per sample, never for the batch: a flip or integer shift only moves
+            # pixels (exact, any dtype); were it resampled because another sample in its
+            # batch rotates, its values would move by ~1e-4 and could round differently.
+            exact = geometry.integer_exact(m)
+            moved, rest = a & exact, a & ~exact
+            idx = self.selection(moved)
             if idx is None:
-                self.x, self.owned = geometry.move_pixels(self.x, m), True
+                eye = geometry.identity(len(m), m.device)
+                self.x, self.owned = geometry.move_pixels(self.x, torch.where(moved[:, None, None], m, eye)), True
             elif len(idx):
                 self.put(idx, geometry.move_pixels(self.x.index_select(0, idx), m[idx]))
+            if bool(rest.any()):
+                self.need_float()
+                self._warp_split(m, rest, oh_ow)
         else:
             self.need_float()
             self._warp_split(m, a, oh_ow)
@@ -326,9 +335,9 @@ class _Run:
             self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"],
                            self.x.mean((2, 3)))
         m0, o0, a0, mean0 = self.colour
-        mean = (m0 @ mean0[:, :, None])[..., 0] + o0
+        mean = smallmat.matvec(m0, mean0) + o0
         m, o = op.affine(params, mean)
-        self.colour = (m @ m0, (m @ o0[:, :, None])[..., 0] + o, a0 | params["applied"], mean0)
+        self.colour = (smallmat.matmul(m, m0), smallmat.matvec(m, o0) + o, a0 | params["applied"], mean0)
 
     def flush_colour(self):
         if self.colour is None:
@@ -341,8 +350,18 @@ class _Run:
             if len(idx) == 0:
                 return
             x, m, o = x[idx], m[idx], o[idx]
+        else:
+            # Unselected samples ride along only if their map is exactly the identity
+            # (a zero hue turn is inv(YIQ) @ YIQ, off by ~1e-7): then being processed
+            # in a batch or skipped gives the same bytes.
+            c = m.shape[-1]
+            m = torch.where(a[:, None, None], m, torch.eye(c, device=m.device))
+            o = torch.where(a[:, None], o, 0.0)
         b, c, h, w = x.shape
-        # bmm then add: baddbmm's broadcast copy of the bias costs more than the product
+        # bmm then add: baddbmm's broadcast copy of the bias costs more than the product.
+        # Each sample is its own (C, C) @ (C, H*W) product, whatever the batch: the same
+        # bits in a batch of 1 (MKL SGEMM) or many (SGEMM_BATCH); tests/test_smallmat.py
+        # checks it. (Written elementwise, this pass cost 3.5x as much.)
         y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True

@@ -75,7 +75,9 @@ def gamma(keys: torch.Tensor, stream: int, alpha: float, tries: int = 12) -> tor
     val = (d * v).gather(1, first.clamp_min(0)[:, None])[:, 0]
     val = torch.where(first >= 0, val, torch.full_like(val, alpha))
     if alpha < 1.0:
-        val = val * u[:, tries] ** (1.0 / alpha)
+        # exp(log(u) / alpha), not u ** (1 / alpha): torch's vectorised pow rounds
+        # differently from its scalar tail, so a value would depend on its lane.
+        val = val * torch.exp(torch.log(u[:, tries]) * (1.0 / alpha))
     return val
 
 
