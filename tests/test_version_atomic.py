@@ -40,8 +40,8 @@ def test_sigkill_midway_then_rerun_gives_the_same_version(tmp_path):
     write_splits(ds, SplitParams(), tmp_path / "splits")
     out = tmp_path / "data" / "version"
 
-    assert stage(tmp_path, tmp_path / "ref", 0, 32, 2).wait(120) == 0  # uninterrupted reference
-    shutil.copytree(tmp_path / "ref", out)  # the previous version: an older copy, marked
+    assert stage(tmp_path, tmp_path / "ref" / "version", 0, 32, 2).wait(120) == 0  # uninterrupted reference
+    shutil.copytree(tmp_path / "ref" / "version", out)  # the previous version: an older copy, marked
     (out / "previous.txt").write_text("an older version\n")
     previous = digests(out)
 
@@ -61,5 +61,5 @@ def test_sigkill_midway_then_rerun_gives_the_same_version(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir() if not p.name.startswith(".")) == ["version"]
 
     assert stage(tmp_path, out, 0, 8, 3).wait(120) == 0  # the re-run completes ...
-    assert digests(out) == digests(tmp_path / "ref")  # ... with the uninterrupted bytes
+    assert digests(out) == digests(tmp_path / "ref" / "version")  # ... with the uninterrupted bytes
     assert [p.name for p in out.parent.iterdir()] == ["version"]  # and the killed run's temp dir is gone
