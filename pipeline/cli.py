@@ -163,7 +163,7 @@ def augment(
     for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
         if value is None:
             raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
-    card = write_version(load_dataset(dataset), read_splits(splits), p, out)
+    card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
     typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
 
 
@@ -182,9 +182,15 @@ def trace(
     t = run(version, sample_id, dataset)
     typer.echo(format_trace(t))
     if save is not None:
+        import io
+
         from PIL import Image
 
-        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(save)
+        from pipeline.atomic import atomic_write_bytes
+
+        png = io.BytesIO()
+        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(png, "PNG")
+        atomic_write_bytes(save, png.getvalue(), inputs=[version])
     if not t.identical:
         raise typer.Exit(1)
 
@@ -243,7 +249,8 @@ def stats(
 @_friendly
 def export(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
-    out: Path = typer.Option(..., "--out", help="directory to write (replaced atomically)"),
+    out: Path = typer.Option(
+        ..., "--out", help="directory to write: new, empty or an earlier export (replaced atomically)"),
     format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
 ) -> None:
@@ -252,7 +259,8 @@ def export(
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 
-    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None)
+    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None,
+                  inputs=[splits] if splits else [])
     typer.echo(f"export: {summary}")
 
 

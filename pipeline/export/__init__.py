@@ -11,9 +11,11 @@ within 0.5 px: VOC stores integer pixel indices).
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from pipeline.atomic import atomic_dir
 from pipeline.errors import ConfigError, InputError
+from pipeline.outputs import claim_dir
 from pipeline.record import Dataset, Sample
 
 FORMATS = ("imagefolder", "voc", "yolo", "labelme", "coco")
@@ -39,16 +41,22 @@ def require_objects(ds: Dataset, fmt: str) -> None:
                          "export classification data as imagefolder or labelme")
 
 
-def export(ds: Dataset, out: Path, fmt: str, assignment: dict[str, str] | None = None) -> dict:
-    """Write ``ds`` to ``out`` in ``fmt``; splits from ``assignment``, else as ingested."""
+def export(ds: Dataset, out: Path, fmt: str, assignment: dict[str, str] | None = None,
+           inputs: Iterable[Path] = ()) -> dict:
+    """Write ``ds`` to ``out`` in ``fmt``; splits from ``assignment``, else as ingested.
+
+    ``out`` must be apart from the dataset and from ``inputs`` (the split directory),
+    and empty or an earlier export."""
     from pipeline.export import coco, imagefolder, labelme, voc, yolo
 
     writers = {"imagefolder": imagefolder.write, "voc": voc.write, "yolo": yolo.write,
                "labelme": labelme.write, "coco": coco.write}
     if fmt not in writers:
         raise ConfigError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    inputs = [ds.root, *inputs]
+    claim_dir(Path(out), "export", inputs)
     split_of = {s.id: (assignment or {}).get(s.id) or s.split for s in ds.samples}
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "export", inputs) as tmp:
         summary = writers[fmt](ds, tmp, split_of)
     if fmt in ("voc", "yolo", "coco"):
         summary["labels_dropped"] = sum(1 for s in ds.samples if s.label is not None)
