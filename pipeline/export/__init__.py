@@ -4,7 +4,10 @@ One writer module per format; each gets the dataset, a fresh directory and the
 split of every sample, and returns what it wrote (including what the format
 cannot hold, e.g. polygons in VOC). Images are written out of the canonical
 dataset: upright pixels, no EXIF rotation left to apply. The output directory is
-replaced atomically. ``ingest`` of an export gives back the same records (boxes
+claimed and replaced atomically (``pipeline.outputs``, ``pipeline.atomic``).
+Every written path is joined with ``pipeline.safepaths.join_inside``, and class
+and split names become directory names only through ``safe_names``: a label is
+data, never a path (the real names stay in the annotations). ``ingest`` of an export gives back the same records (boxes
 within 0.5 px: VOC stores integer pixel indices).
 """
 
@@ -17,6 +20,7 @@ from pipeline.atomic import atomic_dir
 from pipeline.errors import ConfigError, InputError
 from pipeline.outputs import claim_dir
 from pipeline.record import Dataset, Sample
+from pipeline.safepaths import join_inside
 
 FORMATS = ("imagefolder", "voc", "yolo", "labelme", "coco")
 
@@ -29,9 +33,12 @@ def image_relpath(ds: Dataset, s: Sample) -> str:
     return str(p.with_suffix(PurePosixPath(s.image).suffix))
 
 
-def copy_image(ds: Dataset, s: Sample, dest: Path) -> None:
+def copy_image(ds: Dataset, s: Sample, out: Path, *parts: str) -> Path:
+    """Copy a sample's stored image to ``out/parts...`` (proven inside ``out``); return the path."""
+    dest = join_inside(out, *parts)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(ds.read_image(s))
+    return dest
 
 
 def require_objects(ds: Dataset, fmt: str) -> None:
