@@ -25,17 +25,23 @@ PARAMS_HELP = "params file (default params.yaml; built-in defaults when absent)"
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Print PipelineErrors as one clear message and exit 2 (no traceback)."""
+    """Print PipelineErrors as one clear message and exit 2 (no traceback); Ctrl-C or
+    SIGTERM print ``interrupted`` and exit 130 or 143 (after the cleanup ran)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from pipeline import interrupts
         from pipeline.errors import PipelineError
 
+        interrupts.install()
         try:
             return fn(*args, **kwargs)
         except PipelineError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as err:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(interrupts.exit_code(err)) from None
 
     return wrapper
 

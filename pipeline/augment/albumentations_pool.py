@@ -8,13 +8,16 @@ rebuilds the Compose from the ops' parameters once, then takes chunks of
 result does not depend on the chunking or the number of workers (tested).
 
 Used for image-only uint8 batches (what offline versioning of classification data
-and the benchmark run); batches with targets run in-process.
+and the benchmark run); batches with targets run in-process. Workers never outlive
+the run: they ignore Ctrl-C, die with their parent (``pipeline.workers``) and are
+killed at once when a batch fails or is interrupted.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import os
 
 import numpy as np
 
@@ -22,7 +25,10 @@ _pools: dict[tuple, object] = {}
 _worker: dict = {}
 
 
-def _init(spec: list[dict], h: int, w: int, c: int) -> None:
+def _init(parent: int, spec: list[dict], h: int, w: int, c: int) -> None:
+    from pipeline.workers import worker_init
+
+    worker_init(parent)
     import cv2
     import torch
 
@@ -52,7 +58,7 @@ def _pool(ops, h: int, w: int, c: int, workers: int):
     if key not in _pools:
         # spawn, not fork: forking a process that holds torch/OpenMP threads can hang
         _pools[key] = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                          initializer=_init, initargs=(spec, h, w, c))
+                                          initializer=_init, initargs=(os.getpid(), spec, h, w, c))
     return _pools[key]
 
 
@@ -62,8 +68,16 @@ def run_in_processes(ops, seeds: list[int], images: np.ndarray, workers: int) ->
     b, h, w, c = images.shape
     pool = _pool(ops, h, w, c, workers)
     step = max(1, -(-b // (2 * workers)))
-    futures = [pool.submit(_run_chunk, seeds[i:i + step], images[i:i + step]) for i in range(0, b, step)]
-    return np.concatenate([f.result() for f in futures])
+    try:
+        futures = [pool.submit(_run_chunk, seeds[i:i + step], images[i:i + step]) for i in range(0, b, step)]
+        return np.concatenate([f.result() for f in futures])
+    except BaseException:  # an error or Ctrl-C: no worker keeps running (a later call starts afresh)
+        from pipeline.workers import stop_pool
+
+        for key in [k for k, v in _pools.items() if v is pool]:
+            del _pools[key]
+        stop_pool(pool)
+        raise
 
 
 @atexit.register

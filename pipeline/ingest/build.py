@@ -11,19 +11,21 @@ processes ever create files side by side.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
 from pipeline.allocator import retain_freed_memory
-from pipeline.errors import PipelineError
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, stored_bytes
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
+from pipeline.workers import stop_pool, worker_init
 
 
 @dataclass(frozen=True)
@@ -56,39 +58,61 @@ def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
     return image_stem(c.id) + ext, payload, info, "", ""
 
 
+def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None, str, str]]:
+    return [_process(job) for job in jobs]
+
+
+def _results(jobs: list[_Job], workers: int) -> Iterator:
+    """``_process`` of every job, in job order: in this process, or in worker processes
+    (chunks of jobs, a bounded window of chunks in flight). However this generator is
+    left (done, error, Ctrl-C), no worker survives it (``pipeline.workers``)."""
+    if workers == 1 or len(jobs) < 64:
+        retain_freed_memory()
+        yield from map(_process, jobs)
+        return
+    chunk = max(1, min(256, len(jobs) // (workers * 8)))
+    # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
+    try:
+        window: deque = deque()
+        starts = iter(range(0, len(jobs), chunk))
+        for start in itertools.islice(starts, 4 * workers):
+            window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
+        while window:
+            done = window.popleft().result()
+            for start in itertools.islice(starts, 1):
+                window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
+            yield from done
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _init_worker(parent: int) -> None:
+    worker_init(parent)
+    retain_freed_memory()
+
+
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
     """Decode, check and store every candidate under ``out_dir``; return (accepted with
     their stored image references and infos, rejected)."""
     jobs = [_Job(c, min_size, max_pixels) for c in candidates]
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 64:
-        retain_freed_memory()
-        results: Iterable = map(_process, jobs)
-        pool = None
-    else:
-        # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=retain_freed_memory)
-        results = pool.map(_process, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 8))))
+    results = _results(jobs, workers or os.cpu_count() or 1)
     accepted, rejected = [], []
     try:
         with PackWriter(out_dir, IMAGES) as packs:
-            for c, (name, payload, info, reason, detail) in progress(
-                zip(candidates, results), desc="ingest", total=len(jobs), unit="img"
+            for (name, payload, info, reason, detail), c in progress(
+                zip(results, candidates), desc="ingest", total=len(jobs), unit="img"
             ):
                 if info is None:
                     rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
                                              source=c.source.root))
                     continue
-                try:
-                    ref = packs.add(name, payload)
-                except OSError as err:  # e.g. the disk filled up: the run cannot go on
-                    raise PipelineError(f"{out_dir / IMAGES}: cannot write the image pack ({err}); "
-                                        "free space and re-run") from None
-                accepted.append((c, ref, info))
+                accepted.append((c, packs.add(name, payload), info))
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        results.close()  # stops the workers now if the loop ended early
     return accepted, rejected
 
 
