@@ -131,7 +131,7 @@ def check_replaceable(out: Path, kind: str) -> None:
     if found == kind:
         return
     if found is not None:
-        raise OutputRefused(f"{out}: holds a pipeline {found} output, not a {kind}; refusing to replace it. "
+        raise OutputRefused(f"{out}: holds a pipeline output of kind {found}, not {kind}; refusing to replace it. "
                             "Choose another output directory")
     raise OutputRefused(f"{out}: holds {summarize(out)}, not written by pipeline; refusing to replace it. "
                         "Choose a new or empty directory, or remove it yourself")

@@ -6,8 +6,9 @@ separator, a control character or a Windows device name would write outside the
 output directory, or somewhere unexpected.
 
 * ``safe_names`` maps names to file names deterministically: separators, control
-  characters and characters Windows refuses become ``_``; ``.``/``..``/empty and
-  reserved device names (``CON``, ``NUL``, ``COM1``...) get a ``_`` prefix; a name
+  characters and characters Windows refuses become ``_``; names that are empty,
+  start with a dot (``.``, ``..``, hidden) or are reserved device names (``CON``,
+  ``NUL``, ``COM1``...) get a ``_`` prefix; a name
   that had to change, or that collides with another (also case-insensitively, as
   on macOS and Windows), gets a short hash of the real name appended. Unchanged
   names stay as they are. The real names stay in the written annotations.
@@ -42,8 +43,8 @@ def _tag(name: str) -> str:
 def _cleaned(name: str) -> str:
     safe = _BAD.sub("_", unicodedata.normalize("NFC", name)).strip(" ")
     safe = safe.rstrip(".") if safe not in (".", "..") else safe  # Windows drops trailing dots
-    if safe in ("", ".", "..") or safe.split(".")[0].lower() in _RESERVED:
-        safe = "_" + safe
+    if safe.startswith(".") or not safe or safe.split(".")[0].lower() in _RESERVED:
+        safe = "_" + safe  # no hidden folders (tools skip them), no "." or "..", no device names
     while len(safe.encode("utf-8", "surrogatepass")) > MAX_NAME:
         safe = safe[:-1]
     return safe
