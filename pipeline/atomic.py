@@ -24,14 +24,13 @@ import contextlib
 import errno
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from pipeline.errors import PipelineError
+from pipeline.interrupts import held_signals
 from pipeline.outputs import MARKER, claim_dir, claim_file, write_marker
 
 OWNER = ".owner"  # "<pid> <start time>" of the run writing a temporary directory
@@ -110,19 +109,6 @@ def clean_stale(dest: Path) -> list[Path]:
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     return removed
-
-
-@contextlib.contextmanager
-def held_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM back (main thread) while cleanup runs; delivered after."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _free(path: Path) -> str:

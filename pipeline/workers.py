@@ -3,7 +3,8 @@
 Pools (ingest's decoders, the albumentations backend) start their workers with
 ``worker_init``, which
 
-* ignores SIGINT: Ctrl-C reaches the whole process group, and the parent alone
+* ignores SIGINT (workers are started under ``interrupts.held_signals``, so none
+  is hit half-way through its start): Ctrl-C reaches the whole process group, and the parent alone
   decides what happens (it stops the workers itself, see ``stop_pool``); a worker
   dying on its own KeyboardInterrupt leaves the pool's bookkeeping half-done
   (``InvalidStateError: CANCELLED`` and a hang in ``ProcessPoolExecutor``);
@@ -53,6 +54,7 @@ def _watch(parent: int) -> None:
 def worker_init(parent: int) -> None:
     """Call first in every worker process; ``parent`` is the pid of the process that started it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker inherits the parent's handler
     _set_pdeathsig()
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)

@@ -21,6 +21,8 @@ import os
 
 import numpy as np
 
+from pipeline.interrupts import held_signals
+
 _pools: dict[tuple, object] = {}
 _worker: dict = {}
 
@@ -69,7 +71,8 @@ def run_in_processes(ops, seeds: list[int], images: np.ndarray, workers: int) ->
     pool = _pool(ops, h, w, c, workers)
     step = max(1, -(-b // (2 * workers)))
     try:
-        futures = [pool.submit(_run_chunk, seeds[i:i + step], images[i:i + step]) for i in range(0, b, step)]
+        with held_signals():  # a submit may start a worker
+            futures = [pool.submit(_run_chunk, seeds[i:i + step], images[i:i + step]) for i in range(0, b, step)]
         return np.concatenate([f.result() for f in futures])
     except BaseException:  # an error or Ctrl-C: no worker keeps running (a later call starts afresh)
         from pipeline.workers import stop_pool

@@ -23,6 +23,7 @@ from pipeline.allocator import retain_freed_memory
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, stored_bytes
+from pipeline.interrupts import held_signals
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
 from pipeline.workers import stop_pool, worker_init
@@ -72,19 +73,22 @@ def _results(jobs: list[_Job], workers: int) -> Iterator:
         return
     chunk = max(1, min(256, len(jobs) // (workers * 8)))
     # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
+    pool = None
+    window: deque = deque()
+    starts = iter(range(0, len(jobs), chunk))
     try:
-        window: deque = deque()
-        starts = iter(range(0, len(jobs), chunk))
-        for start in itertools.islice(starts, 4 * workers):
-            window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
+        with held_signals():  # the first submit forks the workers: a Ctrl-C then would be lost
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
+            for start in itertools.islice(starts, 4 * workers):
+                window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
         while window:
             done = window.popleft().result()
             for start in itertools.islice(starts, 1):
                 window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
             yield from done
     except BaseException:
-        stop_pool(pool)
+        if pool is not None:
+            stop_pool(pool)
         raise
     pool.shutdown(wait=True)
 
