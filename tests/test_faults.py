@@ -217,3 +217,44 @@ def test_atomic_file_keeps_the_old_file_when_writing_fails(tmp_path, tiny_disk):
     with pytest.raises(OutputFault, match="no space left"):
         atomic_write_bytes(target, b"x" * (1 << 20))
     assert target.read_bytes() == b'{"old": 1}\n' and sorted(p.name for p in tiny_disk.iterdir()) == ["metrics.json"]
+
+
+WATCHDOG_SCRIPT = """
+import multiprocessing, os, sys, time
+import pipeline.workers as w
+
+def work(parent):
+    w._set_pdeathsig = lambda: None  # as where prctl does not exist: only the watchdog is left
+    w.worker_init(parent)
+    time.sleep(60)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("fork").Process(target=work, args=(os.getpid(),))
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(0.5)
+    os._exit(0)  # the parent dies without stopping its worker
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("pdeathsig", [True, False], ids=["prctl", "watchdog"])
+def test_a_worker_exits_when_its_parent_dies(pdeathsig):
+    script = WATCHDOG_SCRIPT if not pdeathsig else WATCHDOG_SCRIPT.replace(
+        "w._set_pdeathsig = lambda: None", "pass")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE, text=True)
+    with proc.stdout:
+        worker = int(proc.stdout.readline())
+        proc.wait(30)  # the parent is gone; the worker still holds the pipe if it lives
+    deadline = time.monotonic() + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its parent")
