@@ -118,22 +118,23 @@ def check_replaceable(out: Path, kind: str) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise OutputRefused(f"{out}: exists and is not a directory; it is left as it is. "
+        raise OutputRefused(f"{_shown(out)}: exists and is not a directory; it is left as it is. "
                             "Remove it or choose another output path")
     try:
         with os.scandir(out) as it:
             empty = next(it, None) is None
     except OSError as err:
-        raise OutputRefused(f"{out}: cannot be read to check what it holds ({err.strerror})") from None
+        raise OutputRefused(f"{_shown(out)}: cannot be read to check what it holds ({err.strerror})") from None
     if empty:
         return
     found = marker_kind(out)
     if found == kind:
         return
     if found is not None:
-        raise OutputRefused(f"{out}: holds a pipeline output of kind {found}, not {kind}; refusing to replace it. "
+        raise OutputRefused(f"{_shown(out)}: holds a pipeline output of kind {found}, not {kind}; "
+                            "refusing to replace it. "
                             "Choose another output directory")
-    raise OutputRefused(f"{out}: holds {summarize(out)}, not written by pipeline; refusing to replace it. "
+    raise OutputRefused(f"{_shown(out)}: holds {summarize(out)}, not written by pipeline; refusing to replace it. "
                         "Choose a new or empty directory, or remove it yourself")
 
 
