@@ -11,10 +11,7 @@ processes ever create files side by side.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -23,10 +20,9 @@ from pipeline.allocator import retain_freed_memory
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.images import ImageInfo, ImageRejected, load_checked, stored_bytes
-from pipeline.interrupts import held_signals
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
-from pipeline.workers import stop_pool, worker_init
+from pipeline.workers import OrderedPool
 
 
 @dataclass(frozen=True)
@@ -65,37 +61,17 @@ def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None,
 
 def _results(jobs: list[_Job], workers: int) -> Iterator:
     """``_process`` of every job, in job order: in this process, or in worker processes
-    (chunks of jobs, a bounded window of chunks in flight). However this generator is
-    left (done, error, Ctrl-C), no worker survives it (``pipeline.workers``)."""
+    (chunks of jobs). However this generator is left (done, error, Ctrl-C), no worker
+    survives it (``pipeline.workers``)."""
     if workers == 1 or len(jobs) < 64:
         retain_freed_memory()
         yield from map(_process, jobs)
         return
     chunk = max(1, min(256, len(jobs) // (workers * 8)))
     # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
-    pool = None
-    window: deque = deque()
-    starts = iter(range(0, len(jobs), chunk))
-    try:
-        with held_signals():  # the first submit forks the workers: a Ctrl-C then would be lost
-            pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(os.getpid(),))
-            for start in itertools.islice(starts, 4 * workers):
-                window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
-        while window:
-            done = window.popleft().result()
-            for start in itertools.islice(starts, 1):
-                window.append(pool.submit(_process_chunk, jobs[start:start + chunk]))
-            yield from done
-    except BaseException:
-        if pool is not None:
-            stop_pool(pool)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _init_worker(parent: int) -> None:
-    worker_init(parent)
-    retain_freed_memory()
+    with OrderedPool(_process_chunk, workers, initializer=retain_freed_memory) as pool:
+        for results in pool.map(jobs[i:i + chunk] for i in range(0, len(jobs), chunk)):
+            yield from results
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
