@@ -144,7 +144,9 @@ def _fault(err: OSError, dest: Path, extra: Iterable[Path]) -> OutputFault | Non
     # Reading an input can be refused too: those errors name a path outside the output.
     if err.errno in (errno.EACCES, errno.EPERM) and not _ours(name, dest, extra):
         return None
-    where = f" ({name})" if name and os.path.abspath(name) != os.path.abspath(dest) else ""
+    # Name the file that failed when it is not the output itself or our temporary copy of it.
+    temp = name is not None and os.path.basename(os.fspath(name)).startswith(f".{dest.name}.tmp-")
+    where = f" ({name})" if name and not temp and os.path.abspath(name) != os.path.abspath(dest) else ""
     reason = _FAULTS[err.errno]
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         reason += f", {_free(Path(os.path.abspath(dest)).parent)} there"
