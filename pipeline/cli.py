@@ -25,17 +25,23 @@ PARAMS_HELP = "params file (default params.yaml; built-in defaults when absent)"
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Print PipelineErrors as one clear message and exit 2 (no traceback)."""
+    """Print PipelineErrors as one clear message and exit 2 (no traceback); Ctrl-C or
+    SIGTERM print ``interrupted`` and exit 130 or 143 (after the cleanup ran)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from pipeline import interrupts
         from pipeline.errors import PipelineError
 
+        interrupts.install()
         try:
             return fn(*args, **kwargs)
         except PipelineError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt as err:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(interrupts.exit_code(err)) from None
 
     return wrapper
 
@@ -184,7 +190,7 @@ def augment(
     for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
         if value is None:
             raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
-    card = write_version(load_dataset(dataset), read_splits(splits), p, out)
+    card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
     typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
 
 
@@ -203,9 +209,15 @@ def trace(
     t = run(version, sample_id, dataset)
     typer.echo(format_trace(t))
     if save is not None:
+        import io
+
         from PIL import Image
 
-        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(save)
+        from pipeline.atomic import atomic_write_bytes
+
+        png = io.BytesIO()
+        Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(png, "PNG")
+        atomic_write_bytes(save, png.getvalue(), inputs=[version])
     if not t.identical:
         raise typer.Exit(1)
 
@@ -268,16 +280,17 @@ def stats(
         from pipeline.stats_plot import csv_bytes, object_rows, png_bytes
 
         if png is not None:
-            atomic_write_bytes(png, png_bytes(ds, assignment))
+            atomic_write_bytes(png, png_bytes(ds, assignment), inputs=(dataset,))
         if csv is not None:
-            atomic_write_bytes(csv, csv_bytes(object_rows(ds, assignment)))
+            atomic_write_bytes(csv, csv_bytes(object_rows(ds, assignment)), inputs=(dataset,))
 
 
 @app.command()
 @_friendly
 def export(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
-    out: Path = typer.Option(..., "--out", help="directory to write (replaced atomically)"),
+    out: Path = typer.Option(
+        ..., "--out", help="directory to write: new, empty or an earlier export (replaced atomically)"),
     format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
 ) -> None:
@@ -286,7 +299,8 @@ def export(
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 
-    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None)
+    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None,
+                  inputs=[splits] if splits else [])
     typer.echo(f"export: {summary}")
 
 

@@ -82,8 +82,22 @@ class PackWriter:
         (self.root / self.folder).mkdir(parents=True, exist_ok=True)
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Close without the end-of-archive marker, after an error: the pack is
+        incomplete and its directory is being thrown away. Never raises, so the error
+        that stopped the run (a full disk, say) is the one reported."""
+        if self._file is not None:
+            f, self._file = self._file, None
+            try:
+                f.close()  # flushing may fail again on a full disk
+            except OSError:
+                pass
 
     def close(self) -> None:
         if self._file is not None:

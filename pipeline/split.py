@@ -27,7 +27,9 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pipeline.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
+from pipeline.outputs import claim_dir
 from pipeline.record import DUPLICATES, Dataset, Sample
 from pipeline.seeding import key64
 
@@ -188,7 +190,10 @@ def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> N
 
 
 def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
-    """Write ``splits.json`` into ``out`` and return the summary written."""
+    """Write ``splits.json`` into the directory ``out`` (claimed and replaced atomically,
+    like every directory output) and return the summary written."""
+    out = Path(out)
+    claim_dir(out, "splits", [dataset.root])
     assignment = assign_splits(dataset, params)
     counts = Counter(assignment.values())
     check_not_empty(counts, params, dataset)
@@ -211,8 +216,8 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
         "moved": sorted(s.id for u in groups for s in u if s.split and assignment[s.id] != s.split),
         "assignment": dict(sorted(assignment.items())),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SPLITS_FILE).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    with atomic_dir(out, "splits", [dataset.root]) as tmp:
+        atomic_write_text(tmp / SPLITS_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
 
 

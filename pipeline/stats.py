@@ -114,9 +114,9 @@ def render(stats: dict) -> str:
 
 
 def write_stats(ds: Dataset, path: Path) -> dict:
-    """Write the report as a JSON metrics file and return it."""
+    """Write the report as a JSON metrics file (atomically; never inside the dataset) and return it."""
+    from pipeline.atomic import atomic_write_text
+
     stats = compute(ds)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(Path(path), json.dumps(stats, indent=1, sort_keys=True) + "\n", inputs=[ds.root])
     return stats

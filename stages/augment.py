@@ -15,7 +15,7 @@ def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.split import read_splits
 
     p = load_section("augment", params)  # validated before any data is read
-    card = write_version(load_dataset(dataset), read_splits(splits), p, out)
+    card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
     print("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
 
 

@@ -14,9 +14,12 @@ from stages.runner import stage_main
 def run(params: Path, src: Path, out: Path, stats: Path) -> None:
     from pipeline.config import load_section
     from pipeline.ingest import ingest
+    from pipeline.outputs import claim_file
     from pipeline.stats import write_stats
 
-    ds = ingest(src, out, load_section("ingest", params))
+    p = load_section("ingest", params)
+    claim_file(stats, [src, out, *(s.path for s in p.sources)], "health report")  # before the work
+    ds = ingest(src, out, p)
     report = write_stats(ds, stats)
     print(f"ingest: {report['samples']} samples, {len(ds.classes)} classes, "
           f"{report['quarantined']} inputs quarantined, {report['rejected_objects']} objects rejected "

@@ -15,16 +15,23 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
     """Parse ``--params`` and the stage's path options, then call ``run``.
 
     A PipelineError is printed as ``<stage>: error: <message>`` and exits 2, so DVC
-    shows the user what to fix instead of a traceback.
+    shows the user what to fix instead of a traceback; Ctrl-C (SIGTERM) prints
+    ``<stage>: interrupted`` and exits 130 (143) once the cleanup has run.
     """
+    from pipeline import interrupts
+
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     for opt, help_text in paths.items():
         parser.add_argument(f"--{opt}", required=True, type=Path, help=help_text)
     args = parser.parse_args(argv)
+    interrupts.install()
     try:
         run(**vars(args))
     except PipelineError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return interrupts.exit_code(err)
     return 0

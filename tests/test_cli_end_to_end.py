@@ -97,7 +97,7 @@ def test_unreadable_image_in_default_tree_is_quarantined(tmp_path):
     from pipeline.ingest import ingest
 
     raw = download("mnist5k", tmp_path / "raw")
-    assert sorted(p.name for p in raw.iterdir()) == [str(d) for d in range(10)]
+    assert sorted(p.name for p in raw.iterdir()) == [".pipeline-output.json"] + [str(d) for d in range(10)]
     assert sum(1 for _ in raw.rglob("*.png")) == 5000
     (raw / "7" / "corrupt.png").write_bytes(b"not a png at all")
     ds = ingest(raw, tmp_path / "canonical", IngestParams())

@@ -51,7 +51,8 @@ def test_dataset_from_mirror_verifies_and_ingests(tmp_path, loopback, name):
     mirror = loopback.serve("mirror", files)
     sums = sha256_checksums(tmp_path / "sums.json", files)
     out = download(name, tmp_path / "raw", **_opts(tmp_path, mirror=mirror, checksums=sums))
-    assert sorted(p.name for p in out.iterdir()) == (["train", "val"] if name == "hymenoptera" else ["test", "train"])
+    assert sorted(p.name for p in out.iterdir()) == [".pipeline-output.json"] + (
+        ["train", "val"] if name == "hymenoptera" else ["test", "train"])
     ds = ingest(out, tmp_path / "canonical", IngestParams(workers=1), fmt="imagefolder")
     placeholders = [HYMENOPTERA_PLACEHOLDER] if name == "hymenoptera" else []
     assert [(r.path, r.reason) for r in ds.quarantine] == [(p, "placeholder") for p in placeholders]
@@ -110,7 +111,7 @@ def test_checksums_file_naming_an_unknown_file_is_refused(tmp_path):
     sums = tmp_path / "sums.json"
     sums.write_text('{"cifar10.tgz": "md5:' + "0" * 32 + '"}')
     with pytest.raises(ConfigError, match="unknown file name.*cifar10.tgz.*cifar-10-python.tar.gz"):
-        download("cifar10", tmp_path / "raw", **_opts(tmp_path, checksums=sums, source=tmp_path))
+        download("cifar10", tmp_path / "raw", **_opts(tmp_path, checksums=sums, source=tmp_path / "files"))
 
 
 def test_unknown_dataset_lists_the_known_ones(tmp_path):

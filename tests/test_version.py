@@ -15,7 +15,7 @@ from pipeline.ingest import ingest
 from pipeline.record import load_dataset
 from pipeline.split import assign_splits
 from pipeline.version import write_version
-from pipeline.version.writer import OWNER, clean_stale
+from pipeline.atomic import OWNER, STALE_UNOWNED_S, clean_stale
 from tests.conftest import make_imagefolder
 from tests.version_data import digests, make_annotated
 
@@ -50,7 +50,7 @@ def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tm
     write_version(ds, assignment, AugmentParams(**base, batch_size=7, workers=4), tmp_path / "b")
     write_version(ds, assignment, AugmentParams(**base, batch_size=64, workers=2, seed=1), tmp_path / "c")
     a, b, c = (digests(tmp_path / x) for x in "abc")
-    assert set(a) == ARRAYS | {"manifest.jsonl", "classes.json", "card.json", "CARD.md"}
+    assert set(a) == ARRAYS | {"manifest.jsonl", "classes.json", "card.json", "CARD.md", ".pipeline-output.json"}
     assert a == b  # every file, card included
     changed = {k for k in a if a[k] != c[k]}
     # Only the seed moved: the augmented train images, their manifest rows and the card
@@ -142,11 +142,19 @@ def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path):
     (stale / OWNER).write_text(dead)
     orphan = tmp_path / ".version.tmp-nopid"  # killed before it wrote its owner file
     orphan.mkdir()
+    old = os.stat(orphan).st_mtime - STALE_UNOWNED_S - 1
+    os.utime(orphan, (old, old))
+    fresh = tmp_path / ".version.tmp-fresh"  # just made by a run that is starting: left alone
+    fresh.mkdir()
+    foreign = tmp_path / ".version.tmp-user"  # not ours (no owner, no marker): left alone
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    os.utime(foreign, (old, old))
     live = tmp_path / ".version.tmp-live"
     live.mkdir()
     (live / OWNER).write_text(str(os.getppid()))  # a running process: another run, left alone
     assert set(clean_stale(out)) == {stale, orphan}
-    assert live.is_dir() and not stale.exists()
+    assert live.is_dir() and fresh.is_dir() and foreign.is_dir() and not stale.exists()
 
 
 def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):

@@ -8,7 +8,9 @@ rebuilds the Compose from the ops' parameters once, then takes chunks of
 result does not depend on the chunking or the number of workers (tested).
 
 Used for image-only uint8 batches (what offline versioning of classification data
-and the benchmark run); batches with targets run in-process.
+and the benchmark run); batches with targets run in-process. Workers never outlive
+the run: they ignore Ctrl-C, die with their parent (``pipeline.workers``) and are
+killed at once when a batch fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -35,24 +37,24 @@ def _init(spec: list[dict], h: int, w: int, c: int) -> None:
     _worker["compose"] = _compose([to_albumentations(op, h, w, c) for op in pipe.ops], False)
 
 
-def _run_chunk(seeds: list[int], images: np.ndarray) -> np.ndarray:
+def _run_chunk(chunk: tuple[list[int], np.ndarray]) -> np.ndarray:
     from pipeline.augment.albumentations_backend import _one_sample
 
+    seeds, images = chunk
     outs = [_one_sample(_worker["compose"], s, img, None, i)[0].numpy() for i, (s, img) in
             enumerate(zip(seeds, images))]
     return np.stack(outs)
 
 
 def _pool(ops, h: int, w: int, c: int, workers: int):
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
+    from pipeline.workers import OrderedPool
 
     spec = [op.params.model_dump(mode="json") for op in ops]
     key = (json.dumps(spec, sort_keys=True), h, w, c, workers)
     if key not in _pools:
         # spawn, not fork: forking a process that holds torch/OpenMP threads can hang
-        _pools[key] = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                                          initializer=_init, initargs=(spec, h, w, c))
+        _pools[key] = OrderedPool(_run_chunk, workers, initializer=_init, initargs=(spec, h, w, c),
+                                  context="spawn")
     return _pools[key]
 
 
@@ -62,12 +64,17 @@ def run_in_processes(ops, seeds: list[int], images: np.ndarray, workers: int) ->
     b, h, w, c = images.shape
     pool = _pool(ops, h, w, c, workers)
     step = max(1, -(-b // (2 * workers)))
-    futures = [pool.submit(_run_chunk, seeds[i:i + step], images[i:i + step]) for i in range(0, b, step)]
-    return np.concatenate([f.result() for f in futures])
+    try:
+        return np.concatenate(list(pool.map((seeds[i:i + step], images[i:i + step]) for i in range(0, b, step))))
+    except BaseException:  # an error or Ctrl-C: no worker keeps running (a later call starts afresh)
+        for key in [k for k, v in _pools.items() if v is pool]:
+            del _pools[key]
+        pool.kill()
+        raise
 
 
 @atexit.register
 def _shutdown() -> None:
     for pool in _pools.values():
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
     _pools.clear()

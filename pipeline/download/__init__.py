@@ -10,10 +10,16 @@ import errno
 from pathlib import Path
 
 from pipeline.download.catalog import CATALOG, DatasetInfo, get_info
-from pipeline.download.remote import FetchOptions
+from pipeline.download.remote import FetchOptions, cache_root
 from pipeline.errors import DownloadError
+from pipeline.outputs import claim_dir
 
-__all__ = ["CATALOG", "DatasetInfo", "FetchOptions", "download", "get_info"]
+__all__ = ["CATALOG", "DatasetInfo", "FetchOptions", "download", "get_info", "inputs_of"]
+
+
+def inputs_of(opts: FetchOptions) -> list[Path | None]:
+    """What a download reads: ``--from``, ``--checksums`` and the cache; ``out`` stays apart from them."""
+    return [opts.source, opts.checksums, cache_root(opts)]
 
 
 def download(name: str, out: Path, opts: FetchOptions | None = None, **options) -> Path:
@@ -24,6 +30,7 @@ def download(name: str, out: Path, opts: FetchOptions | None = None, **options) 
     """
     info = get_info(name)
     opts = opts or FetchOptions(**options)
+    claim_dir(Path(out), "download", inputs_of(opts))  # before anything is fetched
     try:
         return info.fetch(Path(out), opts)
     except OSError as err:

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
+from pipeline.download import inputs_of
 from pipeline.download.archive import safe_extract
 from pipeline.download.imagetree import write_split
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
@@ -82,7 +83,7 @@ def fetch(dataset: str, out: Path, opts: FetchOptions) -> Path:
     meta = torchvision_attr("cifar", cls, "meta")
     batches = {"train": [n for n, _ in torchvision_attr("cifar", cls, "train_list")],
                "test": [n for n, _ in torchvision_attr("cifar", cls, "test_list")]}
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "download", inputs_of(opts)) as tmp:
         scratch = safe_extract(archive, tmp / ".archive") / folder
         meta_name = f"{folder}/{meta['filename']}"
         names = [str(n) for n in _field(load_batch(scratch / meta["filename"], meta_name), meta["key"], meta_name)]

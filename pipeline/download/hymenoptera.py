@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
+from pipeline.download import inputs_of
 from pipeline.download.archive import safe_extract
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
 
@@ -34,7 +35,7 @@ def remotes() -> list[Remote]:
 def fetch(out: Path, opts: FetchOptions) -> Path:
     """Download (or take from cache/--from) and write ``out/{train,val}/{ants,bees}/*.jpg``."""
     archive = obtain("hymenoptera", remotes(), opts)[NAME]
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "download", inputs_of(opts)) as tmp:
         root = safe_extract(archive, tmp / ".archive") / ROOT
         for split in SPLITS:
             found = sorted(p.name for p in (root / split).iterdir() if p.is_dir()) if (root / split).is_dir() else []

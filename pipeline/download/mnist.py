@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
+from pipeline.download import inputs_of
 from pipeline.download.imagetree import write_split
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
 from pipeline.download.upstream import torchvision_attr
@@ -75,7 +76,7 @@ def fetch(dataset: str, out: Path, opts: FetchOptions) -> Path:
     """Download (or take from cache/--from), verify, and write ``out/{train,test}/<class>/<n>.png``."""
     files = obtain(dataset, remotes(dataset), opts)
     names = class_names(dataset)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "download", inputs_of(opts)) as tmp:
         for split, (images_name, labels_name) in SPLITS.items():
             images = read_idx_gz(files[images_name], images_name, 3)
             labels = read_idx_gz(files[labels_name], labels_name, 1)

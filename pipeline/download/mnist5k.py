@@ -20,7 +20,7 @@ def write_mnist5k(out: Path) -> Path:
 
     images, labels = mnist_data()  # (5000, 784) float64 in [0, 255], (5000,) int
     pixels = np.clip(np.rint(images), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "download") as tmp:
         for digit in range(10):
             (tmp / str(digit)).mkdir()
         for i in progress(range(len(pixels)), desc="mnist5k", unit="img"):

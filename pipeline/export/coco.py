@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.export import copy_image, image_relpath, require_objects
 from pipeline.ingest.clip import points, polygon_area
 from pipeline.record import Dataset
+from pipeline.safepaths import join_inside
 
 
 def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
@@ -21,7 +22,7 @@ def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
     images, anns = [], []
     for n, s in enumerate(ds.samples, start=1):
         rel = image_relpath(ds, s)
-        copy_image(ds, s, out / "images" / rel)
+        copy_image(ds, s, out, "images", rel)
         images.append({"id": n, "file_name": rel, "width": s.width, "height": s.height})
         for o in s.objects:
             x1, y1, x2, y2 = o.box
@@ -32,5 +33,5 @@ def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
                          "area": round(area, 3), "iscrowd": 0})
     doc = {"info": {"description": f"exported by pipeline from {ds.root}"}, "images": images,
            "annotations": anns, "categories": [{"id": i, "name": c, "supercategory": ""} for c, i in cats.items()]}
-    (out / "annotations.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    join_inside(out, "annotations.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return {"images": len(images), "annotations": len(anns)}

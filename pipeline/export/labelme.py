@@ -37,7 +37,7 @@ def to_labelme(s: Sample, filename: str, classes: tuple[str, ...]) -> dict:
 def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
     for s in ds.samples:
         rel = image_relpath(ds, s)
-        copy_image(ds, s, out / rel)
+        image = copy_image(ds, s, out, rel)
         doc = to_labelme(s, PurePosixPath(rel).name, ds.classes)
-        (out / rel).with_suffix(".json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        image.with_suffix(".json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return {"images": len(ds.samples)}

@@ -42,7 +42,7 @@ def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
     dropped = 0
     for s in ds.samples:
         rel = image_relpath(ds, s)
-        copy_image(ds, s, out / rel)
-        (out / rel).with_suffix(".xml").write_text(to_xml(s, PurePosixPath(rel).name), encoding="utf-8")
+        image = copy_image(ds, s, out, rel)
+        image.with_suffix(".xml").write_text(to_xml(s, PurePosixPath(rel).name), encoding="utf-8")
         dropped += sum(1 for o in s.objects if o.polygons)
     return {"images": len(ds.samples), "polygons_dropped": dropped}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.export import copy_image, image_relpath, require_objects
 from pipeline.record import Dataset, Sample
+from pipeline.safepaths import join_inside, safe_names
 
 
 def lines(s: Sample, classes: list[str]) -> tuple[list[str], int]:
@@ -35,15 +36,16 @@ def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
     classes = list(ds.classes)
     multipart = 0
     splits = set()
+    split_dir = safe_names(str(v) for v in split_of.values() if v)
     for s in ds.samples:
         split = split_of.get(s.id)
         splits.add(split)
         rel = image_relpath(ds, s)
-        sub = f"{split}/{rel}" if split else rel
-        copy_image(ds, s, out / "images" / sub)
+        sub = (split_dir[split], rel) if split else (rel,)
+        copy_image(ds, s, out, "images", *sub)
         txt, boxed = lines(s, classes)
         multipart += boxed
-        label = (out / "labels" / sub).with_suffix(".txt")
+        label = join_inside(out, "labels", *sub).with_suffix(".txt")
         label.parent.mkdir(parents=True, exist_ok=True)
         label.write_text("".join(t + "\n" for t in txt), encoding="utf-8")
     yaml = ["path: .", *(f"{k}: images/{k}" for k in ("train", "val", "test") if k in splits)]
@@ -51,7 +53,7 @@ def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
         yaml.append("train: images")
     yaml.append("names:")
     yaml += [f"  {i}: {_quote(n)}" for i, n in enumerate(classes)]
-    (out / "data.yaml").write_text("\n".join(yaml) + "\n", encoding="utf-8")
+    join_inside(out, "data.yaml").write_text("\n".join(yaml) + "\n", encoding="utf-8")
     return {"images": len(ds.samples), "multipart_as_box": multipart}
 
 

@@ -24,6 +24,7 @@ from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
 from pipeline.ingest.placeholders import quarantine_placeholders
+from pipeline.outputs import MARKER, claim_dir
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
 FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
 
@@ -53,6 +54,15 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
         items = readers[fmt](root, keep, prefix, limits)
     return [dataclasses.replace(it, source=name) if isinstance(it, Rejected)
             else dataclasses.replace(it, source=dataclasses.replace(it.source, root=name)) for it in items]
+
+
+def _without_marker(items: list) -> list:
+    """Drop the output marker at the top of a tree pipeline wrote (a download, an export):
+    it describes the tree and is not one of its inputs."""
+    def is_marker(item) -> bool:
+        path = item.source.path if isinstance(item, Candidate) else item.path
+        return path == MARKER
+    return [i for i in items if not is_marker(i)]
 
 
 def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tuple[SourceParams, str, str]]:
@@ -93,12 +103,17 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
     """
     items: list = []
     roots = []
-    for s, prefix, name in _sources(src, params, fmt):
+    sources = _sources(src, params, fmt)
+    # Before anything is read: --out is apart from every source (else it would replace
+    # a source, or be ingested as one on the next run) and is ours to replace.
+    source_paths = [Path(s.path) for s, _, _ in sources]
+    claim_dir(Path(out), "canonical", source_paths)
+    for s, prefix, name in sources:
         root = Path(s.path)
         if not root.is_dir():
             raise InputError(f"{root}: source directory not found (format {s.format})")
         roots.append({"format": s.format, "path": str(root), "prefix": prefix, "name": name})
-        items.extend(read_source(s.format, root, params, prefix, name))
+        items.extend(_without_marker(read_source(s.format, root, params, prefix, name)))
     items = quarantine_placeholders(items, params.placeholder_names)
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
@@ -108,7 +123,7 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         if c.id in seen:
             raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
         seen.add(c.id)
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), "canonical", source_paths) as tmp:
         accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
                                    params.max_decode_bytes)
         samples = []

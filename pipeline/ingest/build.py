@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterator
 
 from pipeline.allocator import retain_freed_memory
-from pipeline.errors import PipelineError
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate
 from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
 from pipeline.inputfile import describe_exception
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
+from pipeline.workers import OrderedPool
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,25 @@ def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
     return image_stem(c.id) + ext, payload, info, "", ""
 
 
+def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None, str, str]]:
+    return [_process(job) for job in jobs]
+
+
+def _results(jobs: list[_Job], workers: int) -> Iterator:
+    """``_process`` of every job, in job order: in this process, or in worker processes
+    (chunks of jobs). However this generator is left (done, error, Ctrl-C), no worker
+    survives it (``pipeline.workers``)."""
+    if workers == 1 or len(jobs) < 64:
+        retain_freed_memory()
+        yield from map(_process, jobs)
+        return
+    chunk = max(1, min(256, len(jobs) // (workers * 8)))
+    # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
+    with OrderedPool(_process_chunk, workers, initializer=retain_freed_memory) as pool:
+        for results in pool.map(jobs[i:i + chunk] for i in range(0, len(jobs), chunk)):
+            yield from results
+
+
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0, max_decode_bytes: int | None = None,
                ) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
@@ -67,34 +85,20 @@ def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pi
     their stored image references and infos, rejected)."""
     budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
     jobs = [_Job(c, min_size, max_pixels, budget) for c in candidates]
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(jobs) < 64:
-        retain_freed_memory()
-        results: Iterable = map(_process, jobs)
-        pool = None
-    else:
-        # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=retain_freed_memory)
-        results = pool.map(_process, jobs, chunksize=max(1, min(256, len(jobs) // (workers * 8))))
+    results = _results(jobs, workers or os.cpu_count() or 1)
     accepted, rejected = [], []
     try:
         with PackWriter(out_dir, IMAGES) as packs:
-            for c, (name, payload, info, reason, detail) in progress(
-                zip(candidates, results), desc="ingest", total=len(jobs), unit="img"
+            for (name, payload, info, reason, detail), c in progress(
+                zip(results, candidates), desc="ingest", total=len(jobs), unit="img"
             ):
                 if info is None:
                     rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
                                              source=c.source.root))
                     continue
-                try:
-                    ref = packs.add(name, payload)
-                except OSError as err:  # e.g. the disk filled up: the run cannot go on
-                    raise PipelineError(f"{out_dir / IMAGES}: cannot write the image pack ({err}); "
-                                        "free space and re-run") from None
-                accepted.append((c, ref, info))
+                accepted.append((c, packs.add(name, payload), info))
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        results.close()  # stops the workers now if the loop ended early
     return accepted, rejected
 
 

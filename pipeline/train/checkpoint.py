@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from pipeline.atomic import atomic_file
 from pipeline.config import TrainParams
 from pipeline.errors import InputError
 
@@ -35,11 +35,9 @@ def resume_path(checkpoint: Path) -> Path:
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """Write then rename: a run killed mid-write leaves the previous file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Write, fsync, then rename: a run killed mid-write leaves the previous file intact."""
+    with atomic_file(Path(path)) as tmp:
+        torch.save(obj, tmp)
 
 
 def save_state(path: Path, state: dict) -> None:

@@ -8,14 +8,17 @@ image, which DVC's ``confusion`` plot template reads.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
 import torch
 
+from pipeline.atomic import atomic_write_text
 from pipeline.config import EvaluateParams
 from pipeline.device import resolve_device, set_threads
 from pipeline.errors import InputError
+from pipeline.outputs import check_apart, claim_file
 from pipeline.train import board
 from pipeline.train.checkpoint import load_model
 from pipeline.train.data import load_split
@@ -80,6 +83,9 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     """
     from torch.utils.tensorboard import SummaryWriter
 
+    for path, what in ((metrics, "metrics file"), (confusion_csv, "confusion CSV")):
+        claim_file(path, [version, checkpoint], what)  # never inside (or onto) what it reads
+    check_apart(logdir, [version, checkpoint], "the log directory", cwd=False)
     set_threads(0)
     device = resolve_device(params.device)
     model, ckpt = load_checkpoint(checkpoint, device)
@@ -101,13 +107,12 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
         "test_samples": len(test), "tta_hflip": params.tta_hflip, "per_class": per_class,
         "confusion_matrix": cm.tolist(),
     }
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(result, indent=1) + "\n")
-    confusion_csv.parent.mkdir(parents=True, exist_ok=True)
-    with open(confusion_csv, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["actual", "predicted"])
-        out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
+    atomic_write_text(metrics, json.dumps(result, indent=1) + "\n")
+    f = io.StringIO(newline="")
+    out = csv.writer(f)
+    out.writerow(["actual", "predicted"])
+    out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
+    atomic_write_text(confusion_csv, f.getvalue())
     run_dir = logdir / ckpt.get("run", "run")
     run_dir.mkdir(parents=True, exist_ok=True)
     with SummaryWriter(str(run_dir)) as writer:

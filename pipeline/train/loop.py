@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import time
@@ -24,9 +25,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pipeline.atomic import atomic_write_text
 from pipeline.augment.registry import build_pipeline
 from pipeline.config import TrainParams
 from pipeline.errors import ConfigError
+from pipeline.outputs import check_apart, claim_file
 from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
 from pipeline.train import board, checkpoint as ckpt_io
@@ -101,6 +104,9 @@ def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if params.threads == 0 and local_world > 1:  # share the cores between this node's ranks
         threads = set_threads(max(1, threads // local_world))
+    for path, what in ((checkpoint, "checkpoint"), (metrics, "metrics file"), (curve, "curve CSV")):
+        claim_file(path, [version], what)  # never inside the version it reads
+    check_apart(logdir, [version], "the log directory", cwd=False)
     world, device = init_world(resolve_device(params.device))
     try:
         return _train(version, params, checkpoint, logdir, metrics, curve, world, device, threads)
@@ -256,12 +262,11 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
 
 
 def write_metrics(final: dict, history: list[EpochStats], metrics: Path, curve: Path) -> None:
-    metrics.parent.mkdir(parents=True, exist_ok=True)
-    metrics.write_text(json.dumps(final, indent=1) + "\n")
-    curve.parent.mkdir(parents=True, exist_ok=True)
-    with open(curve, "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr"])
-        for s in history:
-            out.writerow([s.epoch, f"{s.train_loss:.6f}", f"{s.val_loss:.6f}", f"{s.train_acc:.6f}",
-                          f"{s.val_acc:.6f}", f"{s.lr:.8f}"])
+    atomic_write_text(metrics, json.dumps(final, indent=1) + "\n")
+    f = io.StringIO(newline="")
+    out = csv.writer(f)
+    out.writerow(["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr"])
+    for s in history:
+        out.writerow([s.epoch, f"{s.train_loss:.6f}", f"{s.val_loss:.6f}", f"{s.train_acc:.6f}",
+                      f"{s.val_acc:.6f}", f"{s.lr:.8f}"])
+    atomic_write_text(curve, f.getvalue())

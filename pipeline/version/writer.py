@@ -10,7 +10,7 @@ batch size, the number of workers or the device.
 Atomicity: everything is written into a temporary directory beside ``out`` and
 renamed into place at the end (``pipeline.atomic``). A run killed with SIGKILL
 leaves only that hidden temporary directory, which DVC does not track (it is not
-the declared out) and which the next run deletes (``clean_stale``).
+the declared out) and which the next run deletes (``pipeline.atomic.clean_stale``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from pipeline.atomic import atomic_dir
 from pipeline.config import AugmentParams
+from pipeline.outputs import claim_dir
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.decode import Decoded
@@ -35,37 +36,11 @@ from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
 from pipeline.version.render import Rendered, Renderer, pin_backend
 from pipeline.version.shards import NpyWriter, write_png
 
-OWNER = ".owner"  # pid of the run writing a temporary directory; removed before the rename
 LOOKAHEAD = 2  # batches decoded ahead of the transform
 MIX_ARRAYS = ("<split>_mix_labels.npy: int64, the mixup/cutmix partner's class (= <split>_labels.npy when "
               "not mixed; -1 without image labels); <split>_mix_weights.npy: float32, the weight of "
               "<split>_labels.npy's class (1.0 when not mixed). Soft label = w * onehot(label) + "
               "(1 - w) * onehot(mix_label)")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale(out: Path) -> list[Path]:
-    """Delete temporary directories left beside ``out`` by runs that were killed."""
-    removed = []
-    for p in sorted(out.parent.glob(f".{out.name}.tmp-*")) + sorted(out.parent.glob(f".{out.name}.old-*")):
-        try:
-            owner = p / OWNER if ".tmp-" in p.name else None
-            pid = int(owner.read_text()) if owner else int(p.name.rsplit("-", 1)[1])
-        except (OSError, ValueError):
-            pid = -1  # killed before it wrote its owner file
-        if pid != os.getpid() and (pid < 0 or not _alive(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-    return removed
 
 
 def _bar(desc: str, total: int):
@@ -126,17 +101,20 @@ class _SplitWriter:
         return files
 
 
-def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path) -> dict:
-    """Write the dataset version into ``out`` atomically and return its card."""
-    from pipeline.version.preflight import check_fits
+def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
+                  inputs: Iterable[Path] = ()) -> dict:
+    """Write the dataset version into ``out`` atomically and return its card.
 
-    check_fits(dataset, assignment, params, Path(out))  # memory and disk, before any work
-    import torch
-
+    ``out`` is claimed first (``pipeline.outputs``): apart from the dataset and from
+    ``inputs`` (the split directory), and empty or a version written before."""
     from pipeline.augment.registry import dump_pipeline
     from pipeline.device import resolve_device
+    from pipeline.version.preflight import check_fits
 
     out = Path(out)
+    inputs = [dataset.root, *inputs]
+    claim_dir(out, "version", inputs)
+    check_fits(dataset, assignment, params, out)  # memory and disk, before any work
     device = resolve_device(params.device)
     h, w, c = output_geometry(dataset, params)
     pipe = version_pipeline(params, device, h, w)
@@ -146,7 +124,6 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device), params.resize, params.pad_value)
     workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                                  else os.cpu_count() or 1)
-    clean_stale(out)
     card: dict = {
         "format": cards.FORMAT, "kind": dataset.kind, "storage": "packed" if packed else "files",
         "image_shape": [h, w, c], "classes": list(dataset.classes), "seed": params.seed,
@@ -162,10 +139,9 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
         return {sid: f.result() for sid, f in futures.items()}
 
-    with atomic_dir(out) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
+    with atomic_dir(out, "version", inputs) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer, \
             open(tmp / "manifest.jsonl", "w", encoding="utf-8") as manifest:
-        (tmp / OWNER).write_text(str(os.getpid()))
         for split in SPLITS:
             n = plan.count(split)
             sw = _SplitWriter(tmp, split, n, (h, w, c), packed, manifest, cards.SplitCounts(card["mix"]["ops"]))
@@ -208,7 +184,6 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         }
         (tmp / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
         (tmp / "CARD.md").write_text(cards.render_markdown(card), encoding="utf-8")
-        (tmp / OWNER).unlink()
     return card
 
 
