@@ -116,7 +116,10 @@ def ingest(
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
     """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
+    from pipeline.device import configure_process
     from pipeline.ingest import ingest as run
+
+    configure_process()
 
     p = _section("ingest", params)
     if src is not None:  # an explicit tree replaces the sources listed in params
@@ -164,7 +167,10 @@ def augment(
     """
     from pipeline.record import load_dataset
 
+    from pipeline.device import configure_process
+
     p = _section("augment", params)  # validated before any data is read
+    configure_process(torch_threads=1)  # the engine splits batches over the cores itself
     if preview:
         from pipeline.preview import preview as run_preview, tensorboard_command
 
@@ -204,7 +210,10 @@ def trace(
     save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
 ) -> None:
     """Trace an output sample to its source file and op parameters, and re-render it."""
+    from pipeline.device import configure_process
     from pipeline.trace import format_trace, trace as run
+
+    configure_process(torch_threads=1)
 
     t = run(version, sample_id, dataset)
     typer.echo(format_trace(t))
@@ -249,7 +258,10 @@ def evaluate(
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
     """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion."""
+    from pipeline.device import configure_process
     from pipeline.train.evaluate import evaluate as run
+
+    configure_process(torch_threads=0)
 
     run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir)
 
@@ -312,7 +324,10 @@ def predict(
     top: int = typer.Option(1, "--top", min=1, help="show the N most likely classes"),
 ) -> None:
     """Predict the class of images with a trained checkpoint."""
+    from pipeline.device import configure_process
     from pipeline.train.predict import predict as run
+
+    configure_process(torch_threads=0)
 
     failed = 0
     for r in run(checkpoint, images, top=top):

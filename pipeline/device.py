@@ -17,11 +17,31 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def set_threads(threads: int = 0) -> int:
     """Size torch's CPU thread pool to the machine (or ``threads``)."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    n = threads or cores
+    n = threads or cpu_cores()
     torch.set_num_threads(n)
     return n
+
+
+def configure_process(torch_threads: int | None = None) -> None:
+    """Process-wide settings, made once at an entry point (the stage runner, a CLI
+    command, the trainer), never inside library calls.
+
+    glibc keeps freed buffers (``pipeline.allocator``); for commands that use torch its
+    CPU thread pool gets ``torch_threads`` (0 = one per core). Commands that transform
+    batches (augment, preview, trace) pass 1: the engine then splits each batch over
+    the cores itself (``Pipeline.transform``), one single-threaded chunk per core.
+    """
+    from pipeline.allocator import retain_freed_memory
+
+    retain_freed_memory()
+    if torch_threads is not None:
+        set_threads(torch_threads)

@@ -21,4 +21,4 @@ def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(stage_main("augment", {"dataset": "canonical dataset", "splits": "split directory",
-                                    "out": "dataset version directory"}, run))
+                                    "out": "dataset version directory"}, run, torch_threads=1))

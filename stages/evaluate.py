@@ -20,4 +20,4 @@ if __name__ == "__main__":
         "version": "dataset version", "checkpoint": "checkpoint file",
         "metrics": "metrics JSON", "confusion": "confusion CSV (actual, predicted)",
         "logdir": "TensorBoard log directory",
-    }, run))
+    }, run, torch_threads=0))

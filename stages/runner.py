@@ -11,12 +11,14 @@ from pipeline.errors import PipelineError
 
 
 def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
-               argv: list[str] | None = None) -> int:
+               argv: list[str] | None = None, torch_threads: int | None = None) -> int:
     """Parse ``--params`` and the stage's path options, then call ``run``.
 
     A PipelineError is printed as ``<stage>: error: <message>`` and exits 2, so DVC
     shows the user what to fix instead of a traceback; Ctrl-C (SIGTERM) prints
     ``<stage>: interrupted`` and exits 130 (143) once the cleanup has run.
+    ``torch_threads``: torch's CPU pool for this stage (1 for batch transforms, 0 one
+    per core, None: torch unused, or sized by the trainer itself).
     """
     from pipeline import interrupts
 
@@ -25,6 +27,9 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
     for opt, help_text in paths.items():
         parser.add_argument(f"--{opt}", required=True, type=Path, help=help_text)
     args = parser.parse_args(argv)
+    from pipeline.device import configure_process
+
+    configure_process(torch_threads)  # process-wide settings: here, never in library calls
     interrupts.install()
     try:
         run(**vars(args))

@@ -102,3 +102,32 @@ def test_cpu_path_sets_glibc_thresholds_once_unless_the_user_did():
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert retain_freed_memory() is (glibc and not user_set)
     assert retain_freed_memory() is retain_freed_memory()
+
+
+def test_transform_changes_no_process_state_and_chunking_changes_no_byte(monkeypatch):
+    """Process-wide settings belong to entry points: a transform leaves torch's thread
+    count as it found it, and the chunked run (one torch thread, a chunk per core) gives
+    the bytes of the whole-batch run on torch's own pool."""
+    import torch
+
+    from pipeline.augment import pipeline as engine
+
+    pipe = build_pipeline(BENCH)
+    x = torch.randint(0, 256, (40, 3, 24, 24), dtype=torch.uint8)
+    keys = keys_tensor([sample_key(0, f"s{i}", 1) for i in range(40)])
+    drawn = pipe.sample(keys, 24, 24)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        whole = pipe.apply(x, drawn)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        monkeypatch.setattr("pipeline.device.cpu_cores", lambda: 4)
+        calls = []
+        real = engine._chunked
+        monkeypatch.setattr(engine, "_chunked", lambda *a: calls.append(1) or real(*a))
+        chunked = pipe.apply(x, drawn)
+        assert calls and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(whole, chunked)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import replace
@@ -143,16 +144,17 @@ def _one_sample(compose, seed: int, img: np.ndarray, t: Targets | None, i: int):
     return out, moved.take_objects(kept)
 
 
-_cache: dict[int, tuple[object, Any]] = {}
+_cache: dict[tuple, Any] = {}  # composes by what they do: the ops' parameters, size, targets
 
 
 def run_albumentations(pipe, images: torch.Tensor, t: Targets | None, drawn):
     """``backend: albumentations``: the whole op list per sample on the CPU."""
     b, c, h, w = images.shape
-    key = (id(pipe), h, w, c, t is not None)
+    key = (tuple(json.dumps(op.params.model_dump(mode="json"), sort_keys=True) for op in pipe.ops),
+           h, w, c, t is not None)
     if key not in _cache:
-        _cache[key] = (pipe, _compose([to_albumentations(op, h, w, c) for op in pipe.ops], t is not None))
-    compose = _cache[key][1]
+        _cache[key] = _compose([to_albumentations(op, h, w, c) for op in pipe.ops], t is not None)
+    compose = _cache[key]
     if not drawn:
         return images.clone(), t
     keys = drawn[0]["_keys"]

@@ -107,11 +107,14 @@ class Pipeline:
                   partners: Sequence[Partner] | None = None) -> tuple[torch.Tensor, Targets | None]:
         """Apply drawn parameters to images and their targets together.
 
-        On the CPU the batch is split into one chunk per torch thread, each run by a
-        thread with single-threaded ops: per-sample results do not depend on the
-        batch (tested), and independent chunks scale across cores without the
-        per-op barriers of intra-op threading. In-batch mixing (no ``partners``)
-        needs the whole batch and runs unsplit.
+        On the CPU, when torch runs one thread (as the entry points of the batch
+        commands set it, ``pipeline.device.configure_process``), the batch is split
+        into chunks run by one thread per core: per-sample results do not depend on
+        the batch (tested), and independent chunks scale across cores without the
+        per-op barriers of intra-op threading. With more torch threads (training's
+        online augmentation) the batch runs whole on torch's own pool. In-batch mixing
+        (no ``partners``) needs the whole batch and runs unsplit. Nothing here changes
+        process-wide state.
         """
         if targets is not None:
             check_targets(self.ops, targets.kinds())
@@ -119,15 +122,13 @@ class Pipeline:
             from pipeline.augment.albumentations_backend import run_albumentations
 
             return run_albumentations(self, images, targets, drawn)
-        if images.device.type == "cpu":
-            from pipeline.allocator import retain_freed_memory
+        from pipeline.device import cpu_cores
 
-            retain_freed_memory()  # no page-fault churn on the per-op buffers (see allocator.py)
-        threads = torch.get_num_threads()
+        cores = cpu_cores()
         mixing = any(op.kind == "mixing" for op in self.ops)
-        if images.device.type == "cpu" and threads > 1 and len(images) >= 2 * threads and (
-                partners is not None or not mixing):
-            return _chunked(self, images, targets, drawn, partners, threads)
+        if images.device.type == "cpu" and torch.get_num_threads() == 1 and cores > 1 and \
+                len(images) >= 2 * cores and (partners is not None or not mixing):
+            return _chunked(self, images, targets, drawn, partners, cores)
         return self._transform(images, targets, drawn, partners)
 
     def _transform(self, images, targets, drawn, partners):
@@ -206,12 +207,8 @@ def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
         return pipe._transform(images[lo:hi], None if targets is None else targets.select(idx),
                                sub_drawn, sub_parts)
 
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(threads) as ex:
-            results = list(ex.map(one, bounds))
-    finally:
-        torch.set_num_threads(threads)
+    with ThreadPoolExecutor(threads) as ex:  # torch runs one thread: ops stay in their chunk's thread
+        results = list(ex.map(one, bounds))
     out = torch.cat([r[0] for r in results])
     return out, (None if targets is None else concat([r[1] for r in results]))
 

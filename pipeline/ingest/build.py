@@ -67,8 +67,7 @@ def _results(jobs: list[_Job], workers: int) -> Iterator:
     """``_process`` of every job, in job order: in this process, or in worker processes
     (chunks of jobs). However this generator is left (done, error, Ctrl-C), no worker
     survives it (``pipeline.workers``)."""
-    if workers == 1 or len(jobs) < 64:
-        retain_freed_memory()
+    if workers == 1 or len(jobs) < 64:  # this process's allocator is set by its entry point
         yield from map(_process, jobs)
         return
     chunk = max(1, min(256, len(jobs) // (workers * 8)))

@@ -16,7 +16,7 @@ import torch
 
 from pipeline.atomic import atomic_write_text
 from pipeline.config import EvaluateParams
-from pipeline.device import resolve_device, set_threads
+from pipeline.device import resolve_device
 from pipeline.errors import InputError
 from pipeline.outputs import check_apart, claim_file
 from pipeline.train import board
@@ -86,7 +86,6 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     for path, what in ((metrics, "metrics file"), (confusion_csv, "confusion CSV")):
         claim_file(path, [version, checkpoint], what)  # never inside (or onto) what it reads
     check_apart(logdir, [version, checkpoint], "the log directory", cwd=False)
-    set_threads(0)
     device = resolve_device(params.device)
     model, ckpt = load_checkpoint(checkpoint, device)
     classes = ckpt["classes"]
