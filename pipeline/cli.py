@@ -255,6 +255,7 @@ def evaluate(
     metrics: Path = typer.Option(..., help="metrics JSON"),
     confusion: Path = typer.Option(..., help="confusion CSV"),
     logdir: Path = typer.Option(..., help="TensorBoard log directory"),
+    report: Optional[Path] = typer.Option(None, help="also write per-class scores and the confusion matrix here"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
     """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion."""
@@ -263,7 +264,7 @@ def evaluate(
 
     configure_process(torch_threads=0)
 
-    run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir)
+    run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
 
 
 @app.command()

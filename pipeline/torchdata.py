@@ -1,7 +1,7 @@
 """Any canonical dataset or dataset version as per-split torch ``Dataset``s.
 
     from pipeline.torchdata import open_splits
-    splits = open_splits("data/version")            # {"train": ..., "val": ..., "test": ...}
+    splits = open_splits(version_dir)               # {"train": ..., "val": ..., "test": ...}
     image, target = splits["train"][0]
 
 * **Classification** (no sample has objects): ``(image, label)``: ``image`` a

@@ -8,16 +8,17 @@ from pathlib import Path
 from stages.runner import stage_main
 
 
-def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion: Path, logdir: Path) -> None:
+def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion: Path, logdir: Path,
+        report: Path) -> None:
     from pipeline.config import load_section
     from pipeline.train.evaluate import evaluate
 
-    evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion, logdir)
+    evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion, logdir, report)
 
 
 if __name__ == "__main__":
     sys.exit(stage_main("evaluate", {
         "version": "dataset version", "checkpoint": "checkpoint file",
         "metrics": "metrics JSON", "confusion": "confusion CSV (actual, predicted)",
-        "logdir": "TensorBoard log directory",
+        "logdir": "TensorBoard log directory", "report": "per-class scores and confusion matrix (JSON)",
     }, run, torch_threads=0))

@@ -74,8 +74,13 @@ def confusion_figure(cm: torch.Tensor, classes: list[str]):
 
 
 def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
-             confusion_csv: Path, logdir: Path) -> dict:
-    """Test-split metrics for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run.
+             confusion_csv: Path, logdir: Path, report: Path | None = None) -> dict:
+    """Test-split metrics for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run,
+    and the per-class report. Returns all of it as one dict.
+
+    ``metrics`` holds only the headline numbers, accuracy and macro-F1 first, so they
+    lead ``dvc exp show``'s columns; per-class scores and the confusion matrix go to
+    ``report`` (a DVC output, not a metrics file: dozens of columns otherwise).
 
     The TensorBoard run is ``logdir/<run name of the checkpoint>``: params against
     test metrics (HParams tab), confusion matrix, per-class PR curves and the worst
@@ -83,7 +88,9 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    for path, what in ((metrics, "metrics file"), (confusion_csv, "confusion CSV")):
+    for path, what in ((metrics, "metrics file"), (confusion_csv, "confusion CSV"), (report, "report")):
+        if path is None:
+            continue
         claim_file(path, [version, checkpoint], what)  # never inside (or onto) what it reads
     check_apart(logdir, [version, checkpoint], "the log directory", cwd=False)
     device = resolve_device(params.device)
@@ -101,12 +108,13 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     pred = probs.argmax(1)
     cm = confusion_matrix(test.labels, pred, len(classes))
     per_class, macro_f1 = per_class_scores(cm, classes)
-    result = {
-        "accuracy": round(acc, 6), "loss": round(loss, 6), "macro_f1": round(macro_f1, 6),
-        "test_samples": len(test), "tta_hflip": params.tta_hflip, "per_class": per_class,
-        "confusion_matrix": cm.tolist(),
-    }
-    atomic_write_text(metrics, json.dumps(result, indent=1) + "\n")
+    headline = {"accuracy": round(acc, 6), "macro_f1": round(macro_f1, 6), "loss": round(loss, 6),
+                "test_samples": len(test), "tta_hflip": params.tta_hflip}
+    details = {"per_class": per_class, "confusion_matrix": cm.tolist(), "classes": list(classes)}
+    atomic_write_text(metrics, json.dumps(headline, indent=1) + "\n")
+    if report is not None:
+        atomic_write_text(report, json.dumps(details, indent=1) + "\n")
+    result = {**headline, **details}
     f = io.StringIO(newline="")
     out = csv.writer(f)
     out.writerow(["actual", "predicted"])
