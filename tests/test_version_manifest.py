@@ -14,6 +14,7 @@ from pipeline.augment.rng import keys_tensor
 from pipeline.record import Object, Sample
 from pipeline.seeding import sample_key
 from pipeline.version.manifest import drawn_from_rows, exact_params
+from pipeline.version.resize import fit
 from pipeline.version.targets import DROP_RESIZE, row_objects, sample_targets
 
 PIPE = build_pipeline([{"name": "rotate", "p": 0.7, "degrees": 45}, {"name": "hflip", "p": 0.5},
@@ -35,7 +36,7 @@ def test_params_round_trip_through_json_bit_for_bit(seed, ids):
 def _through(pipe, obj, src_hw, h, w, seed=0):
     """One sample's objects through the version's real path: resize, then the pipeline."""
     s = Sample(id="s", image="s.png", width=src_hw[1], height=src_hw[0], channels=3, objects=(obj,))
-    resized = sample_targets([s], [src_hw], h, w, ["a"])
+    resized = sample_targets([s], [fit(src_hw, h, w)], h, w, ["a"])
     if not pipe.ops:
         return row_objects(resized, 0, s, ["a"], resized)
     drawn = pipe.sample(keys_tensor([sample_key(seed, "s", 1)]), h, w)
