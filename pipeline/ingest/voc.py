@@ -1,4 +1,8 @@
-"""Pascal VOC XML (labelImg): one file per image.
+"""Pascal VOC XML: labelImg's flat layout and the VOC devkit.
+
+One XML per image. labelImg writes it beside the image (``filename`` names the
+image; flat layout); the devkit keeps ``Annotations/<stem>.xml`` apart from
+``JPEGImages/`` and lists the splits in ``ImageSets/Main`` (see ``read_voc``).
 
 Coordinate convention (docs/ARCHITECTURE.md): VOC writes 1-based, inclusive pixel
 indices, so ``xmin=1, xmax=W`` covers the whole width. In our continuous
@@ -21,11 +25,11 @@ import xml.parsers.expat
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, rel, walk
-from pipeline.inputfile import read_bytes
+from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
+from pipeline.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0
@@ -94,21 +98,165 @@ def parse_voc(data: bytes | str) -> Parsed:
                   image=_text(root, "filename") or None, size=size)
 
 
+SPLIT_LISTS = ("train", "val", "trainval", "test")  # ImageSets/Main/<name>.txt; per-class lists are not read
+SPLIT_PRECEDENCE = ("test", "val", "train")  # a stem listed twice goes to the evaluation split (no leakage)
+
+
+def devkit_roots(rels) -> list[str]:
+    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` and ``JPEGImages/``."""
+    has: dict[str, set[str]] = {}
+    for r in rels:
+        parts = PurePosixPath(r).parts
+        if len(parts) < 2:
+            continue
+        d, parent = parts[-2].lower(), "/".join(parts[:-2])
+        if d == "jpegimages" or (d == "annotations" and parts[-1].lower().endswith(".xml")):
+            has.setdefault(parent, set()).add(d)
+    return sorted(k for k, v in has.items() if v == {"annotations", "jpegimages"})
+
+
+def parse_image_set(text: str) -> list[tuple[int, str]]:
+    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns ignored)."""
+    out = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        tokens = line.split()
+        if tokens:
+            out.append((n, tokens[0]))
+    return out
+
+
+def pick_split(splits: set[str]) -> tuple[str, tuple[str, ...]]:
+    """The split of an image several lists name, and a note saying so."""
+    split = next(s for s in SPLIT_PRECEDENCE if s in splits)
+    return split, (f"listed-in:{','.join(sorted(splits))}",) if len(splits) > 1 else ()
+
+
+def _within(r: str, d: str) -> bool:
+    return not d or r.startswith(d + "/")
+
+
+def _child(rels, d: str, name: str) -> str:
+    """The real spelling of folder ``d/name`` (case-insensitive), from the files under it."""
+    want = (d + "/" + name if d else name).lower()
+    for r in rels:
+        head = r[:len(want)]
+        if head.lower() == want and r[len(want):len(want) + 1] == "/":
+            return head
+    return d + "/" + name if d else name
+
+
+def _image_sets(d: str, by_rel: dict, limits: ReadLimits):
+    """``({stem: {split}}, list files read, rows)`` from ``<d>/ImageSets/Main/{train,val,trainval,test}.txt``."""
+    main = _child(by_rel, _child(by_rel, d, "ImageSets"), "Main")
+    listed: dict[str, set[str]] = {}
+    where: dict[str, tuple[str, int]] = {}
+    read, rows = set(), []
+    lists = {name: f"{main}/{name}.txt" for name in SPLIT_LISTS if f"{main}/{name}.txt" in by_rel}
+    for name, r in lists.items():
+        read.add(r)
+        try:
+            lines = parse_image_set(decode_text(read_bytes(by_rel[r], "index", limits.index_bytes)))
+        except InputRefused as err:
+            rows.append(Rejected(path=r, reason=err.reason, detail=err.detail))
+            continue
+        split = "train" if name == "trainval" else name
+        for n, stem in lines:
+            if name == "trainval" and stem in listed:
+                continue  # train/val lists win over trainval
+            listed.setdefault(stem, set()).add(split)
+            where.setdefault(stem, (r, n))
+    return listed, where, read, rows
+
+
 def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
              limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
-    """Pair each ``*.xml`` with its image (``filename``, else the XML's own stem)."""
+    """labelImg's flat layout (each ``*.xml`` beside its image), or VOC devkit(s).
+
+    A devkit (``Annotations/``, ``JPEGImages/``) resolves each ``<filename>`` in its
+    ``JPEGImages/`` (case-insensitively, extension optional); its
+    ``ImageSets/Main/{train,val,trainval,test}.txt`` lists, when present, give the
+    splits and are the index: stems they do not list are ``unlisted``, a listed
+    stem without its XML quarantines its image (``annotation-missing``). Files
+    outside ``Annotations/`` and ``JPEGImages/`` (``SegmentationClass/``, ...) and
+    outside every devkit are ``unlisted``.
+    """
     root = Path(root)
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    by_rel = {rel(f, root): f for f in found.files}
+    kits = devkit_roots(by_rel)
+    if not kits:
+        yield Layout("voc-flat")
+        yield from _read_flat(root, found.files, by_rel, keep_background, prefix, limits)
+        return
+    entries, used, aux, notes = [], set(), set(), []
+    jpeg_dirs, listed_by_kit = {}, {}
+    for d in kits:
+        ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
+        jpeg_dirs[d] = jpeg_dir
+        listed, where, lists, rows = _image_sets(d, by_rel, limits)
+        yield from rows
+        aux |= lists
+        listed_by_kit[d] = listed if lists else None
+        notes.append(f"{d or '.'}: " + (f"splits from ImageSets/Main/ {', '.join(sorted(PurePosixPath(r).name for r in lists))}" if lists else
+                                        "no ImageSets/Main lists: every annotation is a sample, no split"))
+        xml_stems = set()
+        for r in sorted(by_rel):
+            p = PurePosixPath(r)
+            if str(p.parent) != ann_dir or p.suffix.lower() != ".xml":
+                continue
+            xml_stems.add(p.stem)
+            if lists and p.stem not in listed:
+                continue  # unlisted: counted with the files nobody claims
+            f = by_rel[r]
+            parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
+            name = PurePosixPath(normalize_ref(parsed.image)).name if isinstance(parsed, Parsed) and parsed.image else ""
+            split, split_notes = pick_split(listed[p.stem]) if lists else (None, ())
+            shown_name = f"<filename> {name!r}" if name else "no <filename>; the stem"
+            entries.append(Entry(
+                ann=r, parsed=parsed, refs=((name,) if name else ()) + (p.stem,), base=jpeg_dir, split=split,
+                notes=split_notes, missing=f"{shown_name} not found in {jpeg_dir}/ (nor {p.stem}.* there)"))
+            used.add(r)
+        missing = sorted(set(listed) - xml_stems)
+        jpegs = ImageIndex(root, [f for r, f in by_rel.items() if str(PurePosixPath(r).parent) == jpeg_dir]
+                           ) if missing else None
+        for stem in missing:
+            lst, n = where[stem]
+            image, _ = jpegs.find(jpeg_dir, stem)
+            if image is None:
+                yield Rejected(path=lst, index=n, reason="listed-without-files",
+                               detail=f"{stem!r} is listed but neither {ann_dir}/{stem}.xml nor an image "
+                                      f"{stem}.* in {jpeg_dir}/ exists")
+                continue
+            aux.add(image)
+            yield Rejected(path=image, reason="annotation-missing",
+                           detail=f"listed in {lst} (line {n}) but {ann_dir}/{stem}.xml does not exist: "
+                                  "its objects are unknown, so it is not a background image")
+    yield Layout("voc-devkit", tuple(notes))
+
+    def unlisted(r: str) -> bool:
+        for d in kits:
+            if _within(r, d) and str(PurePosixPath(r).parent) == jpeg_dirs[d]:
+                listed = listed_by_kit[d]
+                return listed is not None and PurePosixPath(r).stem not in listed
+        return True
+
+    yield from assemble(root, "voc", found.files, entries, keep_background, prefix,
+                        annotation_files=used, auxiliary=aux, unlisted=unlisted)
+
+
+def _read_flat(root: Path, files: list[Path], by_rel: dict, keep_background: bool, prefix: str,
+               limits: ReadLimits) -> Iterator[Candidate | Rejected]:
+    """Pair each ``*.xml`` with its image (``filename`` beside it, else the XML's own stem)."""
     entries = []
-    for f in found.files:
+    for r, f in by_rel.items():
         if f.suffix.lower() != ".xml":
             continue
-        r = rel(f, root)
         base = str(PurePosixPath(r).parent)
         stem_ref = PurePosixPath(r).stem
         parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
         refs = [parsed.image] if isinstance(parsed, Parsed) and parsed.image else []
         entries.append(Entry(ann=r, parsed=parsed, refs=tuple(refs) + (stem_ref,), base=base))
-    yield from assemble(root, "voc", found.files, entries, keep_background, prefix,
+    yield from assemble(root, "voc", files, entries, keep_background, prefix,
                         annotation_files={e.ann for e in entries})
