@@ -119,7 +119,7 @@ def voc_devkit(root: Path) -> None:
         write(root, f"{KIT}/Annotations/2012_00000{k}.xml", labelimg_xml(fn, OBJECTS[k], "VOC2012"))
     write(root, f"{KIT}/Annotations/2012_00000f.xml", labelimg_xml("2012_00000f.jpg", OBJECTS["a"]))  # no image
     main = f"{KIT}/ImageSets/Main"
-    write(root, f"{main}/train.txt", "2012_00000a\n2012_00000b\n")
+    write(root, f"{main}/train.txt", "2012_00000a\n2012_00000b\n2012_00000d\n")  # d is in test.txt too
     write(root, f"{main}/val.txt", "2012_00000c\n2012_00000f\n")
     write(root, f"{main}/trainval.txt", "2012_00000a\n2012_00000b\n2012_00000c\n2012_00000f\n")
     write(root, f"{main}/test.txt", "2012_00000d\n2012_00000g\n")  # g: neither XML nor image

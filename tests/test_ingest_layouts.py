@@ -118,6 +118,11 @@ def test_voc_devkit_missing_image_says_where_it_looked(ingested):
     assert "'2012_00000f.jpg' not found in VOCdevkit/VOC2012/JPEGImages/" in row.detail
     report = json.loads((ds.root / "report.json").read_text())["sources"][0]
     assert any("train.txt" in n and "test.txt" in n for n in report["notes"])
+    # A stem in two split lists goes to the evaluation split, and says so; trainval repeating
+    # train and val is no conflict.
+    notes = {s.source.path.rsplit("/", 1)[-1]: [n for n in s.notes if n.startswith("listed-in")] for s in ds.samples}
+    assert notes == {"2012_00000a.jpg": [], "2012_00000b.jpg": [], "2012_00000c.jpg": [],
+                     "2012_00000d.jpg": ["listed-in:test,train"]}
 
 
 def test_yolo_data_yaml_from_another_machine_is_noted(ingested):
