@@ -140,3 +140,27 @@ def test_cli_auto_prints_layout_counts(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "coco (coco), 5 unlisted, 1 hidden files skipped" in r.stdout
     assert "3 samples, 4 objects, 3 classes, splits {'train': 2, 'val': 1}" in r.stdout
+
+
+def test_hidden_fifos_and_links_are_counted_never_opened(tmp_path):
+    """A FIFO, a looping link and a dangling link under hidden names: counted, never opened or walked
+    (a reader that opened the FIFO would block: the CLI runs under a timeout)."""
+    from tests.layout_trees import image
+
+    src = tmp_path / "src"
+    image(src, "cat/a.jpg")
+    os.mkfifo(src / "cat" / ".pipe")
+    os.symlink("..", src / ".loop")
+    os.symlink("/nonexistent/x.jpg", src / "cat" / ".gone.jpg")
+    (src / "__MACOSX" / "cat").mkdir(parents=True)
+    os.mkfifo(src / "__MACOSX" / "cat" / "._a.jpg")
+    before = snapshot(src)
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", "auto", "--out",
+                        str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "ds" / "report.json").read_text())
+    assert (report["accepted"], report["quarantined_inputs"], report["skipped_hidden"]) == (1, 0, 4)
+    assert report["sources"][0]["skipped_hidden_examples"] == [".loop", "__MACOSX/cat/._a.jpg", "cat/.gone.jpg",
+                                                               "cat/.pipe"]
+    assert snapshot(src) == before
