@@ -164,3 +164,22 @@ def test_hidden_fifos_and_links_are_counted_never_opened(tmp_path):
     assert report["sources"][0]["skipped_hidden_examples"] == [".loop", "__MACOSX/cat/._a.jpg", "cat/.gone.jpg",
                                                                "cat/.pipe"]
     assert snapshot(src) == before
+
+
+def test_sources_in_three_layouts_merge_with_auto(tmp_path):
+    """VOC devkit + COCO 2017 + Ultralytics YOLO as ``ingest.sources`` with ``format: auto``."""
+    from tests.layout_trees import coco_2017 as coco, voc_devkit, yolo_ultralytics
+
+    trees = {"voc": voc_devkit, "coco": coco, "yolo": yolo_ultralytics}
+    for name, build in trees.items():
+        build(tmp_path / name)
+    p = params(sources=tuple({"format": "auto", "path": str(tmp_path / n)} for n in trees))
+    ds = ingest(None, tmp_path / "out", p)
+    want = {lay.name: lay for lay in LAYOUTS}
+    lays = {"voc": want["voc_devkit"], "coco": want["coco_2017"], "yolo": want["yolo_ultralytics"]}
+    assert sorted(s.id for s in ds.samples) == sorted(f"{n}/{path}" for n, lay in lays.items() for path in lay.accepted)
+    assert sum(len(s.objects) for s in ds.samples) == sum(lay.objects for lay in lays.values())
+    report = json.loads((ds.root / "report.json").read_text())
+    assert [(s["name"], s["format"], s["unlisted"], s["skipped_hidden"]) for s in report["sources"]] == [
+        (n, n, len(lay.unlisted), len(lay.hidden)) for n, lay in lays.items()]
+    assert report["unlisted"] == sum(len(lay.unlisted) for lay in lays.values())
