@@ -99,7 +99,10 @@ class SourceParams(Section):
     path: str
     name: str | None = Field(None, description="id prefix; default: the path's last component")
 
-    _format = field_validator("format")(classmethod(lambda cls, v: _check_format(v)))
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        return _check_format(v)
 
 
 class LabelmeParams(Section):

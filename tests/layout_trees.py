@@ -250,6 +250,15 @@ def yolo_lists(root: Path) -> None:
     write(root, "images/sharks/labels/e.txt", yolo_lines("e"))
 
 
+def yolo_this_machine(root: Path) -> None:
+    """``path`` absolute and this very tree (Ultralytics wrote it here); an absolute split entry under it."""
+    write(root, "data.yaml", f"path: {root.resolve()}\ntrain: {root.resolve()}/images/train\nval: images/val\n"
+                             "names: {0: cat, 1: dog, 2: person}\n")
+    for split, k in (("train", "a"), ("val", "b")):
+        image(root, f"images/{split}/{k}.jpg", 0)
+        write(root, f"labels/{split}/{k}.txt", yolo_lines(k))
+
+
 def yolo_roboflow(root: Path) -> None:
     """Roboflow YOLOv8 export: split folders with ``images``/``labels``, paths from another machine."""
     write(root, "data.yaml", "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 3\n"
@@ -377,6 +386,10 @@ LAYOUTS = [
            annotations=frozenset({"data.yaml", "train2017.txt", "labels/train2017/a.txt", "labels/train2017/b.txt",
                                   "labels/val2017/c.txt", "images/sharks/labels/e.txt"}),
            rows=(("train2017.txt", 4, "listed-image-missing"),)),
+    Layout("yolo_absolute_path_here", "yolo", "yolo-ultralytics", yolo_this_machine,
+           accepted={"images/train/a.jpg": "train", "images/val/b.jpg": "val"},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/b.txt"})),
     Layout("yolo_roboflow", "yolo", "yolo-ultralytics", yolo_roboflow,
            accepted={"train/images/a_jpg.rf.5f3a.jpg": "train", "train/images/b_jpg.rf.5f3a.jpg": "train",
                      "valid/images/c_jpg.rf.5f3a.jpg": "val", "test/images/d_jpg.rf.5f3a.jpg": "test"},

@@ -131,6 +131,26 @@ def test_yolo_data_yaml_from_another_machine_is_noted(ingested):
     assert any("/home/someone/datasets/coco8" in n and "another machine" in n for n in notes), notes
 
 
+@pytest.mark.parametrize("image, label", [
+    ("images/train/x.jpg", "labels/train/x.txt"),
+    ("data/images/sharks/images/x.jpg", "data/images/sharks/labels/x.txt"),  # the last /images/ only
+    ("train/images/a.b.jpeg", "train/labels/a.b.txt"),
+    ("images/x.jpg", "labels/x.txt"),
+    ("myimages/x.png", "myimages/x.txt"),  # not an images folder: beside the image
+    ("x.jpg", "x.txt"),
+])
+def test_label_path_is_ultralytics_img2label_paths(image, label):
+    from pipeline.ingest.datayaml import label_path
+
+    assert label_path(image) == label
+
+
+def test_yolo_path_of_this_tree_needs_no_note(ingested):
+    _, _, ds, _ = ingested["yolo_absolute_path_here"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert notes == ["train: images/train/ holds 1 image", "val: images/val/ holds 1 image"]
+
+
 def test_cli_auto_prints_layout_counts(tmp_path):
     src = tmp_path / "src"
     coco_2017(src)

@@ -258,7 +258,8 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
         yield from located(problems, r)
         base = str(PurePosixPath(r).parent)
         split, folder = split_of_file(r)
-        notes.append(f"{r}: {len(per_image)} images, split {split or 'from the image folders'}")
+        n = len(per_image)
+        notes.append(f"{r}: {n} image{'' if n == 1 else 's'}, split {split or 'from the image folders'}")
         for k, (name, parsed) in enumerate(per_image):
             refs = image_refs(name, folder) if name else ()
             where = ", ".join(dict.fromkeys(

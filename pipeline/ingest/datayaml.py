@@ -62,7 +62,7 @@ def _join(*parts: str) -> str | None:
     return _norm(os.path.join(*[p for p in parts if p]) if any(parts) else ".")
 
 
-def dataset_root(doc: dict, yaml_rel: str, dirs: set[str]) -> tuple[str, str, str | None]:
+def dataset_root(doc: dict, yaml_rel: str, dirs: set[str], root: Path) -> tuple[str, str, str | None]:
     """``(root-relative dataset root, its absolute spelling in data.yaml or "", note)``."""
     here = _norm(str(PurePosixPath(yaml_rel).parent)) or ""
     given = doc.get("path")
@@ -70,7 +70,12 @@ def dataset_root(doc: dict, yaml_rel: str, dirs: set[str]) -> tuple[str, str, st
         return here, "", None
     p = normalize_ref(given)
     if PurePosixPath(p).is_absolute() or p[1:2] == ":":
-        return here, p.rstrip("/"), (f"data.yaml path {given!r} is another machine's: read from "
+        real, tree = os.path.realpath(p), os.path.realpath(root)
+        inner = _norm(os.path.relpath(real, tree)) if os.path.isdir(real) else None
+        if inner is not None and (not inner or inner in dirs):  # this tree, on this machine
+            return inner, p.rstrip("/"), None
+        whose = "outside the source tree" if os.path.exists(p) else "another machine's"
+        return here, p.rstrip("/"), (f"data.yaml path {given!r} is {whose}: read from "
                                      f"{here or '.'}/, the folder of data.yaml")
     joined = _join(here, p)
     if joined is None or (joined and joined not in dirs):
@@ -93,12 +98,13 @@ def _resolve(entry: str, base: str, abs_base: str, dirs: set[str], files: set[st
     return None
 
 
-def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadLimits) -> Plan | None:
+def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadLimits,
+                root: Path) -> Plan | None:
     """The images of each split ``doc`` names; None when it names no split found in the tree."""
     files = set(by_rel)
     dirs = {str(p) for r in files for p in PurePosixPath(r).parents if str(p) != "."}
     images = sorted(r for r in files if PurePosixPath(r).suffix.lower() in IMAGE_EXTS)
-    base, abs_base, note = dataset_root(doc, yaml_rel, dirs)
+    base, abs_base, note = dataset_root(doc, yaml_rel, dirs, root)
     plan = Plan(notes=[note] if note else [])
     found_any = False
     for key, split in SPLIT_KEYS.items():
@@ -116,13 +122,17 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
             found_any = True
             if where in files:  # a list of image paths
                 named = _read_list(where, base, abs_base, by_rel, limits, plan)
-                plan.notes.append(f"{key}: {where} lists {len(named)} images")
+                plan.notes.append(f"{key}: {where} lists {_images(len(named))}")
             else:
                 named = [r for r in images if not where or r.startswith(where + "/")]
-                plan.notes.append(f"{key}: {where or '.'}/ holds {len(named)} images")
+                plan.notes.append(f"{key}: {where or '.'}/ holds {_images(len(named))}")
             for r in named:
                 plan.splits.setdefault(r, set()).add(split)
     return plan if found_any else None
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
 
 
 def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limits: ReadLimits,

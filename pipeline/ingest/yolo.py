@@ -196,7 +196,7 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     if yaml_rel is not None:
         doc = guarded(lambda: parse_yaml(read_bytes(by_rel[yaml_rel], "config", limits.config_bytes)))
         if isinstance(doc, dict):
-            plan = plan_splits(doc, yaml_rel, by_rel, limits)
+            plan = plan_splits(doc, yaml_rel, by_rel, limits, root)
         notes = (f"{yaml_rel} names no split found in this tree: every image read, splits from folder names",
                  ) if not isinstance(doc, AnnotationError) else (f"{yaml_rel} was refused ({doc.reason})",)
     if plan is None:
