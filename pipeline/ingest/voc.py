@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -131,10 +132,6 @@ def pick_split(splits: set[str]) -> tuple[str, tuple[str, ...]]:
     return split, (f"listed-in:{','.join(sorted(splits))}",) if len(splits) > 1 else ()
 
 
-def _within(r: str, d: str) -> bool:
-    return not d or r.startswith(d + "/")
-
-
 def _child(rels, d: str, name: str) -> str:
     """The real spelling of folder ``d/name`` (case-insensitive), from the files under it."""
     want = (d + "/" + name if d else name).lower()
@@ -185,65 +182,76 @@ def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
     yield from found.skipped
     yield from hidden_rows(found)
     by_rel = {rel(f, root): f for f in found.files}
-    kits = devkit_roots(by_rel)
+    kits = [_read_kit(root, d, by_rel, limits) for d in devkit_roots(by_rel)]
     if not kits:
         yield Layout("voc-flat")
         yield from _read_flat(root, found.files, by_rel, keep_background, prefix, limits)
         return
-    entries, used, aux, notes = [], set(), set(), []
-    jpeg_dirs, listed_by_kit = {}, {}
-    for d in kits:
-        ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
-        jpeg_dirs[d] = jpeg_dir
-        listed, where, lists, rows = _image_sets(d, by_rel, limits)
-        yield from rows
-        aux |= lists
-        listed_by_kit[d] = listed if lists else None
-        notes.append(f"{d or '.'}: " + (f"splits from ImageSets/Main/ {', '.join(sorted(PurePosixPath(r).name for r in lists))}" if lists else
-                                        "no ImageSets/Main lists: every annotation is a sample, no split"))
-        xml_stems = set()
-        for r in sorted(by_rel):
-            p = PurePosixPath(r)
-            if str(p.parent) != ann_dir or p.suffix.lower() != ".xml":
-                continue
-            xml_stems.add(p.stem)
-            if lists and p.stem not in listed:
-                continue  # unlisted: counted with the files nobody claims
-            f = by_rel[r]
-            parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
-            name = PurePosixPath(normalize_ref(parsed.image)).name if isinstance(parsed, Parsed) and parsed.image else ""
-            split, split_notes = pick_split(listed[p.stem]) if lists else (None, ())
-            shown_name = f"<filename> {name!r}" if name else "no <filename>; the stem"
-            entries.append(Entry(
-                ann=r, parsed=parsed, refs=((name,) if name else ()) + (p.stem,), base=jpeg_dir, split=split,
-                notes=split_notes, missing=f"{shown_name} not found in {jpeg_dir}/ (nor {p.stem}.* there)"))
-            used.add(r)
-        missing = sorted(set(listed) - xml_stems)
-        jpegs = ImageIndex(root, [f for r, f in by_rel.items() if str(PurePosixPath(r).parent) == jpeg_dir]
-                           ) if missing else None
-        for stem in missing:
-            lst, n = where[stem]
-            image, _ = jpegs.find(jpeg_dir, stem)
-            if image is None:
-                yield Rejected(path=lst, index=n, reason="listed-without-files",
-                               detail=f"{stem!r} is listed but neither {ann_dir}/{stem}.xml nor an image "
-                                      f"{stem}.* in {jpeg_dir}/ exists")
-                continue
-            aux.add(image)
-            yield Rejected(path=image, reason="annotation-missing",
-                           detail=f"listed in {lst} (line {n}) but {ann_dir}/{stem}.xml does not exist: "
-                                  "its objects are unknown, so it is not a background image")
-    yield Layout("voc-devkit", tuple(notes))
+    for kit in kits:
+        yield from kit.rows
+    yield Layout("voc-devkit", tuple(kit.note for kit in kits))
 
     def unlisted(r: str) -> bool:
-        for d in kits:
-            if _within(r, d) and str(PurePosixPath(r).parent) == jpeg_dirs[d]:
-                listed = listed_by_kit[d]
-                return listed is not None and PurePosixPath(r).stem not in listed
-        return True
+        p = PurePosixPath(r)
+        kit = next((k for k in kits if str(p.parent) == k.jpeg_dir), None)
+        return kit is None or (kit.listed is not None and p.stem not in kit.listed)
 
-    yield from assemble(root, "voc", found.files, entries, keep_background, prefix,
-                        annotation_files=used, auxiliary=aux, unlisted=unlisted)
+    yield from assemble(root, "voc", found.files, [e for k in kits for e in k.entries], keep_background, prefix,
+                        annotation_files={e.ann for k in kits for e in k.entries},
+                        auxiliary=set().union(*(k.aux for k in kits)), unlisted=unlisted)
+
+
+@dataclass
+class _Kit:
+    """One devkit read: its entries, the files it read or quarantined itself, what to report."""
+
+    jpeg_dir: str
+    listed: dict[str, set[str]] | None  # stem -> splits; None without ImageSets/Main lists
+    entries: list[Entry] = field(default_factory=list)
+    aux: set[str] = field(default_factory=set)  # lists read, images quarantined here
+    rows: list[Rejected] = field(default_factory=list)
+    note: str = ""
+
+
+def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -> _Kit:
+    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
+    listed, where, lists, rows = _image_sets(d, by_rel, limits)
+    kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows)
+    names = ", ".join(sorted(PurePosixPath(r).name for r in lists))
+    kit.note = f"{d or '.'}: " + (f"splits from ImageSets/Main/ {names}" if lists else
+                                  "no ImageSets/Main lists: every annotation is a sample, no split")
+    xml_stems = set()
+    for r in sorted(by_rel):
+        p = PurePosixPath(r)
+        if str(p.parent) != ann_dir or p.suffix.lower() != ".xml":
+            continue
+        xml_stems.add(p.stem)
+        if lists and p.stem not in listed:
+            continue  # unlisted: counted with the files nobody claims
+        f = by_rel[r]
+        parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
+        name = PurePosixPath(normalize_ref(parsed.image)).name if isinstance(parsed, Parsed) and parsed.image else ""
+        split, notes = pick_split(listed[p.stem]) if lists else (None, ())
+        said = f"<filename> {name!r}" if name else "no <filename>; the stem"
+        kit.entries.append(Entry(ann=r, parsed=parsed, refs=((name,) if name else ()) + (p.stem,), base=jpeg_dir,
+                                 split=split, notes=notes,
+                                 missing=f"{said} not found in {jpeg_dir}/ (nor {p.stem}.* there)"))
+    missing = sorted(set(listed) - xml_stems)
+    if missing:
+        jpegs = ImageIndex(root, [f for r, f in by_rel.items() if str(PurePosixPath(r).parent) == jpeg_dir])
+    for stem in missing:
+        lst, n = where[stem]
+        image, _ = jpegs.find(jpeg_dir, stem)
+        if image is None:
+            kit.rows.append(Rejected(path=lst, index=n, reason="listed-without-files",
+                                     detail=f"{stem!r} is listed but neither {ann_dir}/{stem}.xml nor an image "
+                                            f"{stem}.* in {jpeg_dir}/ exists"))
+            continue
+        kit.aux.add(image)
+        kit.rows.append(Rejected(path=image, reason="annotation-missing",
+                                 detail=f"listed in {lst} (line {n}) but {ann_dir}/{stem}.xml does not exist: "
+                                        "its objects are unknown, so it is not a background image"))
+    return kit
 
 
 def _read_flat(root: Path, files: list[Path], by_rel: dict, keep_background: bool, prefix: str,
