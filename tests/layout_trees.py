@@ -193,6 +193,14 @@ def coco_datumaro(root: Path) -> None:
     image(root, "images/val/c.jpg", 2)
 
 
+def coco_cvat(root: Path) -> None:
+    """CVAT's COCO 1.0 export: ``annotations/instances_default.json``, images in ``images/default/``."""
+    write(root, "annotations/instances_default.json", json.dumps(coco_doc([(1, "a.jpg", "a"), (2, "b.jpg", "b")],
+                                                                           CLASSES)))
+    image(root, "images/default/a.jpg", 0)
+    image(root, "images/default/b.jpg", 1)
+
+
 def coco_labelme2coco(root: Path) -> None:
     """labelme2coco: one ``annotations.json`` beside ``JPEGImages/`` (file_name ``JPEGImages/x.jpg``)."""
     write(root, "annotations.json", json.dumps(coco_doc([(0, "JPEGImages/a.jpg", "a"), (1, "JPEGImages/d.jpg", "d")],
@@ -361,6 +369,9 @@ LAYOUTS = [
            accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
            objects=n_objects("a", "b", "c"), classes=frozenset(CLASSES),
            annotations=frozenset({"annotations/instances_train.json", "annotations/instances_val.json"})),
+    Layout("coco_cvat", "coco", "coco", coco_cvat, accepted={"images/default/a.jpg": None, "images/default/b.jpg": None},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           annotations=frozenset({"annotations/instances_default.json"})),
     Layout("coco_labelme2coco", "coco", "coco", coco_labelme2coco,
            accepted={"JPEGImages/a.jpg": None, "JPEGImages/d.jpg": None},
            objects=n_objects("a", "d"), classes=frozenset(CLASSES),

@@ -198,11 +198,11 @@ def _rle_object(label: str, seg: dict, size: tuple[int, int] | None, index: int,
 
 
 def split_of_file(path: str) -> tuple[str | None, str]:
-    """``(split, image folder name)`` a COCO file's name gives: ``instances_val2017.json`` ->
-    ``("val", "val2017")``, ``train.json`` -> ``("train", "train")``; ``(None, "")`` otherwise."""
+    """``(split or None, image folder name)`` a COCO file's name gives: ``instances_val2017.json``
+    -> ``("val", "val2017")``, ``train.json`` -> ``("train", "train")``, CVAT's
+    ``instances_default.json`` -> ``(None, "default")`` (its images in ``images/default/``)."""
     token = PurePosixPath(path).name[:-len(".json")].rsplit("_", 1)[-1]
-    split = SPLIT_NAMES.get(re.sub(r"(19|20)\d\d$", "", token.lower()))
-    return (split, token) if split else (None, "")
+    return SPLIT_NAMES.get(re.sub(r"(19|20)\d\d$", "", token.lower())), token
 
 
 def image_refs(name: str, folder: str) -> tuple[str, ...]:
