@@ -151,6 +151,20 @@ def test_yolo_path_of_this_tree_needs_no_note(ingested):
     assert notes == ["train: images/train/ holds 1 image", "val: images/val/ holds 1 image"]
 
 
+def test_yolo_image_in_two_splits_goes_to_one_and_is_noted(tmp_path):
+    from tests.layout_trees import image, yolo_lines
+
+    src = tmp_path / "src"
+    write(src, "data.yaml", "train: images/train\nval: images/train\nnames: [cat, dog, person]\n")
+    image(src, "images/train/a.jpg")
+    write(src, "labels/train/a.txt", yolo_lines("a"))
+    ds = ingest(src, tmp_path / "out", params(), fmt="auto")
+    assert [(s.split, [n for n in s.notes if n.startswith("listed-in")]) for s in ds.samples] == [
+        ("val", ["listed-in:train,val"])]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert "1 image named by several splits" in notes[-1]
+
+
 def test_cli_auto_prints_layout_counts(tmp_path):
     src = tmp_path / "src"
     coco_2017(src)

@@ -128,6 +128,10 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
                 plan.notes.append(f"{key}: {where or '.'}/ holds {_images(len(named))}")
             for r in named:
                 plan.splits.setdefault(r, set()).add(split)
+    twice = sum(1 for v in plan.splits.values() if len(v) > 1)
+    if twice:
+        plan.notes.append(f"{_images(twice)} named by several splits: each kept in one, test before val before "
+                          "train (note listed-in:)")
     return plan if found_any else None
 
 
