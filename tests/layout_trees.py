@@ -202,8 +202,10 @@ def coco_cvat(root: Path) -> None:
 
 
 def coco_labelme2coco(root: Path) -> None:
-    """labelme2coco: one ``annotations.json`` beside ``JPEGImages/`` (file_name ``JPEGImages/x.jpg``)."""
-    write(root, "annotations.json", json.dumps(coco_doc([(0, "JPEGImages/a.jpg", "a"), (1, "JPEGImages/d.jpg", "d")],
+    """labelme2coco: one ``annotations.json`` beside ``JPEGImages/`` (file_name ``JPEGImages/x.jpg``; one
+    written as an absolute Windows path, as some exporters do)."""
+    write(root, "annotations.json", json.dumps(coco_doc([(0, "JPEGImages/a.jpg", "a"),
+                                                         (1, "C:\\Users\\me\\pets\\JPEGImages\\d.jpg", "d")],
                                                         CLASSES)))
     image(root, "JPEGImages/a.jpg", 0)
     image(root, "JPEGImages/d.jpg", 3)

@@ -31,7 +31,7 @@ from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, hidden_rows, json_documents, walk
+from pipeline.ingest.tree import ReadLimits, hidden_rows, json_documents, normalize_ref, walk
 from pipeline.record import Rejected
 
 
@@ -207,11 +207,15 @@ def split_of_file(path: str) -> tuple[str | None, str]:
 
 def image_refs(name: str, folder: str) -> tuple[str, ...]:
     """Where ``file_name`` may be, relative to the COCO file's folder, in the order tried:
-    as written (tools' exports), the split's folder (``../val2017/``, the 2017 layout),
+    as written (tools' exports; an absolute path from another machine by its file
+    name), the split's folder (``../val2017/``, the 2017 layout),
     ``images/``, ``JPEGImages/``."""
     dirs = ([f"../{folder}/", f"{folder}/", f"../images/{folder}/"] if folder else []) + [
         "images/", "../images/", "JPEGImages/", "../JPEGImages/"]
-    return (name,) + tuple(d + name for d in dirs)
+    ref = normalize_ref(name)
+    if PurePosixPath(ref).is_absolute() or ref[1:2] == ":":  # C:\Users\...\x.jpg: its name, here
+        ref = PurePosixPath(ref).name
+    return (name,) + tuple(d + ref for d in dirs)
 
 
 def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
