@@ -112,12 +112,17 @@ def ingest(
         None, help="source directory (read only; never modified); default: ingest.sources from params"),
     out: Path = typer.Option(..., "--out", help="canonical dataset directory to write"),
     format: Optional[str] = typer.Option(
-        None, "--format", help="imagefolder, voc, yolo, createml, labelme or coco (default from params.yaml)"),
+        None, "--format", help="imagefolder, voc, yolo, createml, labelme, coco, or auto: detected from "
+                               "the tree (default from params.yaml)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
 ) -> None:
     """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
+    import json
+    from collections import Counter
+
     from pipeline.device import configure_process
     from pipeline.ingest import ingest as run
+    from pipeline.record import REPORT
 
     configure_process()
 
@@ -125,8 +130,17 @@ def ingest(
     if src is not None:  # an explicit tree replaces the sources listed in params
         p = p.model_copy(update={"sources": ()})
     ds = run(src, out, p, fmt=format)
+    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
+    for s in report["sources"]:
+        layout = f" ({s['layout']})" if s.get("layout") else ""
+        typer.echo(f"source {s['name']}: {s['format']}{layout}, {s['unlisted']} unlisted, "
+                   f"{s['skipped_hidden']} hidden files skipped")
+        for note in s.get("notes", []):
+            typer.echo(f"  {note}")
     files = sum(1 for r in ds.quarantine if r.index is None)
-    typer.echo(f"ingest: {len(ds.samples)} samples, {len(ds.classes)} classes, {files} inputs quarantined, "
+    splits = Counter(s.split or "unassigned" for s in ds.samples)
+    typer.echo(f"ingest: {len(ds.samples)} samples, {sum(len(s.objects) for s in ds.samples)} objects, "
+               f"{len(ds.classes)} classes, splits {dict(sorted(splits.items()))}, {files} inputs quarantined, "
                f"{len(ds.quarantine) - files} objects rejected (see {out / 'quarantine.jsonl'})")
 
 

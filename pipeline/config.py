@@ -82,15 +82,27 @@ PLACEHOLDER_NAMES = (
     "placeholder.*", "placeholder_*.*", "no_image.*", "noimage.*", "no-image.*",
     "photo_unavailable.*", "image_unavailable.*", "unavailable.*",
 )
-INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
+INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")  # one reader each
+INGEST_CHOICES = INGEST_FORMATS + ("auto",)  # auto: detected from the tree's shape (ingest/detect.py)
+
+
+def _check_format(v: str) -> str:
+    if v not in INGEST_CHOICES:
+        raise ValueError(f"unknown format {v!r}; known: {', '.join(INGEST_CHOICES)}")
+    return v
 
 
 class SourceParams(Section):
     """One entry of ``ingest.sources``: a tree in one format, merged with the others."""
 
-    format: Literal["imagefolder", "voc", "yolo", "createml", "labelme", "coco"]
+    format: str
     path: str
     name: str | None = Field(None, description="id prefix; default: the path's last component")
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        return _check_format(v)
 
 
 class LabelmeParams(Section):
@@ -136,9 +148,7 @@ class IngestParams(Section):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
-        if v not in INGEST_FORMATS:
-            raise ValueError(f"unknown format {v!r}; known: {', '.join(INGEST_FORMATS)}")
-        return v
+        return _check_format(v)
 
 
 class SplitParams(Section):

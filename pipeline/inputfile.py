@@ -155,6 +155,24 @@ def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
         os.close(fd)
 
 
+def read_head(path: Path, size: int) -> bytes:
+    """At most the first ``size`` bytes of a regular file (to sniff a format), guarded like ``read_bytes``."""
+    check_regular(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as err:
+        raise InputRefused("unreadable", describe_os_error(err)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputRefused("not-a-regular-file", "changed into a special file while being opened")
+        return os.read(fd, size)
+    except OSError as err:
+        raise InputRefused("unreadable", describe_os_error(err)) from None
+    finally:
+        os.close(fd)
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 (BOM optional) or BOM-marked UTF-16 text; anything else is refused."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):

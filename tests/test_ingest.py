@@ -73,8 +73,7 @@ def _bad_tree(root: Path) -> dict[str, str]:
     (d / "nested").mkdir()
     (d / "nested" / "x.png").write_bytes(full)
     expected["class0/nested/x.png"] = "outside-class-dir"
-    (d / ".DS_Store").write_bytes(b"\x00\x01garbage")
-    expected["class0/.DS_Store"] = "not-an-image"
+    (d / ".DS_Store").write_bytes(b"\x00\x01garbage")  # hidden: skipped and counted, not a row
     return expected
 
 
@@ -88,7 +87,9 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     assert got == expected
     assert all(r.detail for r in ds.quarantine)
     files = [p for p in src.rglob("*") if p.is_file()]
-    assert len(ds.samples) + len(ds.quarantine) == len(files)
+    report = json.loads((ds.root / "report.json").read_text())
+    assert report["skipped_hidden"] == 1 and report["sources"][0]["skipped_hidden_examples"] == ["class0/.DS_Store"]
+    assert len(ds.samples) + len(ds.quarantine) + report["skipped_hidden"] == len(files)
     rows = [json.loads(l) for l in (ds.root / "quarantine.jsonl").read_text().splitlines()]
     assert len(rows) == len(expected)
 
@@ -153,7 +154,8 @@ def test_quarantine_rows_name_the_source(tmp_path):
         ("class0/broken.png", "not-an-image", "src"), ("stray.png", "outside-class-dir", "src")]
     assert {s.source.root for s in ds.samples} == {"src"}
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["sources"] == [{"format": "imagefolder", "name": "src", "path": str(src), "prefix": ""}]
+    assert report["sources"] == [{"format": "imagefolder", "name": "src", "path": str(src), "prefix": "",
+                                  "layout": "imagefolder", "unlisted": 0, "skipped_hidden": 0}]
 
 
 def test_the_bytes_do_not_depend_on_how_the_source_is_spelled(tmp_path, monkeypatch):

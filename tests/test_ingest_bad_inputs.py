@@ -81,8 +81,7 @@ def build(root):
     bad["cut_scan.jpg"] = "truncated-or-corrupt"
     (src / "notes.txt").write_text("not an image")
     bad["notes.txt"] = "not-an-image"
-    (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
-    bad[".DS_Store"] = "not-an-image"
+    (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: skipped and counted in report.json
     Image.fromarray(rgb(7, 4, 4)).save(src / "tiny.png")
     bad["tiny.png"] = "too-small"
     (src / "bomb.png").write_bytes(png_header_only(60000, 60000))
@@ -161,10 +160,12 @@ def test_twenty_kinds_of_bad_input(tmp_path):
     assert {q.get("source") for q in rows} == {"src"}  # every row names the source (report.json: its path)
     samples = [json.loads(line) for line in (tmp_path / "ds" / "manifest.jsonl").read_text().splitlines()]
     assert sorted(s["id"] for s in samples) == sorted(good)
-    # accepted + quarantined = inputs: every image file, and every annotation without its image
+    # accepted + quarantined + hidden = inputs: every image file, every annotation without its image
     annotated = {"ok.xml", "png_named.xml", "cmyk.xml", "exif3.xml", "exif6.xml", "exif8.xml", "rows.xml"}
     inputs = {p.name for p in src.iterdir()} - annotated
-    assert len(samples) + len(files) == len(inputs)
+    report = json.loads((tmp_path / "ds" / "report.json").read_text())
+    assert report["skipped_hidden"] == 1 and report["unlisted"] == 0
+    assert len(samples) + len(files) + report["skipped_hidden"] == len(inputs)
     by = {s["id"]: s for s in samples}
     assert [o["box"] for o in by["rows.jpg"]["objects"]] == [[4, 4, 20, 20], [0, 0, 30, 30]]
     assert "clipped:1" in by["rows.jpg"]["notes"]

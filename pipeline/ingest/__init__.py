@@ -1,13 +1,20 @@
 """The ingest stage: user trees in, one canonical dataset out.
 
 ``ingest`` reads each source with its format reader (one module per format:
-``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``), maps
-class names to one class list (``classmap.py``), decodes and checks every image
-in parallel (``build.py``), checks the annotations against the decoded size
+``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``; ``auto``
+detects it from the tree's shape, ``detect.py``), maps class names to one class
+list (``classmap.py``), decodes and checks every image in parallel
+(``build.py``), checks the annotations against the decoded size
 (``annotations.py``), groups duplicates (``duplicates.py``) and writes the
 canonical dataset (see ``pipeline.record``) atomically, plus ``report.json`` and
-``duplicates.json``. Bad inputs go to the quarantine list with a reason; accepted
-+ quarantined (rows without an ``index``) always equals the inputs found.
+``duplicates.json``.
+
+Every file of a source is accounted for exactly once: a sample (``accepted``),
+a quarantine row without an ``index`` (``quarantined_inputs``; ``inputs`` is the
+two together), an annotation or index file that was read, a file the format's
+index does not name (``unlisted``), or a hidden file (``skipped_hidden``). The
+last two are counted in ``report.json`` (in total and per source, with a few
+examples), never listed one by one.
 """
 
 from __future__ import annotations
@@ -17,16 +24,18 @@ import json
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
-from pipeline.config import IngestParams, SourceParams
+from pipeline.config import INGEST_CHOICES, IngestParams, SourceParams
+from pipeline.config import INGEST_FORMATS as FORMATS
 from pipeline.errors import ConfigError, InputError
 from pipeline.ingest.build import decode_all, to_sample
-from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.candidate import Candidate, Layout, Skipped
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
 from pipeline.ingest.placeholders import quarantine_placeholders
 from pipeline.outputs import MARKER, claim_dir
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
-FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")
+
+EXAMPLES = 5  # paths of unlisted / hidden files shown per source in report.json
 
 
 def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", name: str = "") -> list:
@@ -52,8 +61,30 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
         if fmt not in readers:
             raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
         items = readers[fmt](root, keep, prefix, limits)
-    return [dataclasses.replace(it, source=name) if isinstance(it, Rejected)
-            else dataclasses.replace(it, source=dataclasses.replace(it.source, root=name)) for it in items]
+    out = []
+    for it in items:
+        if isinstance(it, Rejected):
+            it = dataclasses.replace(it, source=name)
+        elif isinstance(it, Candidate):
+            it = dataclasses.replace(it, source=dataclasses.replace(it.source, root=name))
+        out.append(it)
+    return out
+
+
+def _source_report(items: list) -> dict:
+    """What a source's reader understood (layout, notes) and the files it only counted."""
+    layout = next((it for it in items if isinstance(it, Layout)), None)
+    out: dict = {}
+    if layout is not None:
+        out["layout"] = layout.name
+        if layout.notes:
+            out["notes"] = list(layout.notes)
+    for kind, key in (("unlisted", "unlisted"), ("hidden", "skipped_hidden")):
+        paths = sorted(it.path for it in items if isinstance(it, Skipped) and it.kind == kind)
+        out[key] = len(paths)
+        if paths:
+            out[key + "_examples"] = paths[:EXAMPLES]
+    return out
 
 
 def _without_marker(items: list) -> list:
@@ -71,8 +102,8 @@ def _sources(src: Path | None, params: IngestParams, fmt: str | None) -> list[tu
     A source's name is its ``name`` or the last component of its resolved path, so
     ``src``, ``./src`` and ``/abs/src`` give the same name (and the same bytes).
     """
-    if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt is not None and fmt not in INGEST_CHOICES:
+        raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(INGEST_CHOICES)}")
     if params.sources:
         sources = list(params.sources)
     elif src is not None:
@@ -101,6 +132,8 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
     With ``ingest.sources`` set, every listed source is merged into one dataset
     (ids prefixed by the source name); otherwise ``src`` is read as ``fmt``.
     """
+    from pipeline.ingest.detect import detect_format
+
     items: list = []
     roots = []
     sources = _sources(src, params, fmt)
@@ -112,8 +145,14 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         root = Path(s.path)
         if not root.is_dir():
             raise InputError(f"{root}: source directory not found (format {s.format})")
-        roots.append({"format": s.format, "path": str(root), "prefix": prefix, "name": name})
-        items.extend(_without_marker(read_source(s.format, root, params, prefix, name)))
+        entry = {"format": s.format, "path": str(root), "prefix": prefix, "name": name}
+        if s.format == "auto":
+            found = detect_format(root)
+            entry.update(format=found.format, detected=found.evidence)
+        got = read_source(entry["format"], root, params, prefix, name)
+        entry.update(_source_report(got))
+        roots.append(entry)
+        items.extend(_without_marker([it for it in got if isinstance(it, (Candidate, Rejected))]))
     items = quarantine_placeholders(items, params.placeholder_names)
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
@@ -141,6 +180,8 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
             "accepted": len(samples),
             "quarantined_inputs": files_rejected,
             "rejected_objects": len(rejected) - files_rejected,
+            "unlisted": sum(r["unlisted"] for r in roots),
+            "skipped_hidden": sum(r["skipped_hidden"] for r in roots),
             "class_map": class_report,
         }
         (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")

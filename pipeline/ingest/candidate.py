@@ -76,6 +76,28 @@ class Candidate:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the tree that is neither a sample nor quarantined, only counted.
+
+    ``hidden``: a hidden file or folder (``.DS_Store``, ``.ipynb_checkpoints/``,
+    ``__MACOSX/``), never read. ``unlisted``: a file the format's index does not
+    name (an image missing from a COCO ``images`` list, VOC ``ImageSets`` or the
+    ``data.yaml`` splits; a file outside a VOC devkit's ``JPEGImages/``).
+    """
+
+    path: str
+    kind: str  # "hidden" | "unlisted"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a reader understood the tree: a name (``voc-devkit``) and notes for the report."""
+
+    name: str
+    notes: tuple[str, ...] = ()
+
+
 def located(problems: tuple[Rejected, ...] | list[Rejected], path: str) -> list[Rejected]:
     """Give a parser's problems the file they came from."""
     return [Rejected(path=path, reason=r.reason, detail=r.detail, index=r.index) for r in problems]

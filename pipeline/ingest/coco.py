@@ -18,15 +18,20 @@ decoded (``bad-rle``). A refused ``images`` entry quarantines its image as
 
 from __future__ import annotations
 
+import os
+import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, located, problem
+from pipeline.errors import InputError
+from pipeline.ingest.candidate import (AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, located,
+                                       problem)
+from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, json_documents, walk
+from pipeline.ingest.tree import ReadLimits, hidden_rows, json_documents, normalize_ref, walk
 from pipeline.record import Rejected
 
 
@@ -192,21 +197,61 @@ def _rle_object(label: str, seg: dict, size: tuple[int, int] | None, index: int,
     return RawObject(label, None, parts, index=index)
 
 
+def split_of_file(path: str) -> tuple[str | None, str]:
+    """``(split or None, image folder name)`` a COCO file's name gives: ``instances_val2017.json``
+    -> ``("val", "val2017")``, ``train.json`` -> ``("train", "train")``, CVAT's
+    ``instances_default.json`` -> ``(None, "default")`` (its images in ``images/default/``)."""
+    token = PurePosixPath(path).name[:-len(".json")].rsplit("_", 1)[-1]
+    return SPLIT_NAMES.get(re.sub(r"(19|20)\d\d$", "", token.lower())), token
+
+
+def image_refs(name: str, folder: str) -> tuple[str, ...]:
+    """Where ``file_name`` may be, relative to the COCO file's folder, in the order tried:
+    as written (tools' exports; an absolute path from another machine by its file
+    name), the split's folder (``../val2017/``, the 2017 layout),
+    ``images/``, ``JPEGImages/``."""
+    dirs = ([f"../{folder}/", f"{folder}/", f"../images/{folder}/"] if folder else []) + [
+        "images/", "../images/", "JPEGImages/", "../JPEGImages/"]
+    ref = normalize_ref(name)
+    if PurePosixPath(ref).is_absolute() or ref[1:2] == ":":  # C:\Users\...\x.jpg: its name, here
+        ref = PurePosixPath(ref).name
+    return (name,) + tuple(d + ref for d in dirs)
+
+
 def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
               limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
-    """Every ``*.json`` holding ``images`` and ``annotations`` is a COCO file."""
+    """Every ``*.json`` holding ``images`` and ``annotations`` is a COCO file; its
+    ``images`` list is the index.
+
+    When the tree holds ``instances_*.json`` (the 2017 layout), only those are read
+    (``captions_``, ``person_keypoints_`` files are other tasks). Several files give
+    several splits, named by the file (``instances_val2017.json`` -> val) or else by
+    a split folder in the image path. ``file_name`` is resolved as ``image_refs``
+    says. Only listed images are samples: every other file of the tree is
+    ``unlisted`` (visualisation overlays, READMEs), unless a COCO file was refused,
+    in which case unclaimed images are ``annotation-unusable`` as before.
+    """
     root = Path(root)
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    jsons = [f for f in found.files if f.suffix.lower() == ".json"]
+    instances = [f for f in jsons if f.name.lower().startswith("instances_")]
+    notes = []
+    if instances:
+        others = len(jsons) - len(instances)
+        jsons = instances
+        if others:
+            notes.append(f"instances_*.json read; {others} other JSON files not read (unlisted)")
     entries, ann_files, refused_files = [], set(), []
-    for r, obj, refused in json_documents(root, found.files, limits.index_bytes, "index"):
+    for r, obj, refused in json_documents(root, jsons, limits.index_bytes, "index"):
         if refused is not None:
             ann_files.add(r)
             refused_files.append(r)
             yield Rejected(path=r, reason=refused.reason, detail=refused.detail)
             continue
         if not is_coco(obj):
-            continue  # an ordinary file: quarantined as not-an-image
+            continue  # an ordinary file: unlisted
         ann_files.add(r)
         got = guarded(parse_coco, obj, limits.max_pixels)
         if isinstance(got, AnnotationError):
@@ -216,8 +261,19 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
         per_image, problems = got
         yield from located(problems, r)
         base = str(PurePosixPath(r).parent)
+        split, folder = split_of_file(r)
+        n = len(per_image)
+        notes.append(f"{r}: {n} image{'' if n == 1 else 's'}, split {split or 'from the image folders'}")
         for k, (name, parsed) in enumerate(per_image):
-            refs = (name, "images/" + name, "../images/" + name) if name else ()
-            entries.append(Entry(ann=r, parsed=parsed, refs=refs, base=base, index=k))
+            refs = image_refs(name, folder) if name else ()
+            where = ", ".join(dict.fromkeys(
+                d + "/" for ref in refs[1:] for d in [os.path.dirname(os.path.normpath(os.path.join(base, ref)))]
+                if d and not d.startswith("..")))
+            entries.append(Entry(ann=r, parsed=parsed, refs=refs, base=base, index=k, split=split,
+                                 missing=f"file_name {name!r} not found beside {r} nor in {where}"))
+    if not ann_files:
+        raise InputError(f"{root}: no COCO file found (a *.json with `images` and `annotations`); "
+                         "is this the right format? --format auto detects it")
+    yield Layout("coco", tuple(notes))
     yield from assemble(root, "coco", found.files, entries, keep_background, prefix, annotation_files=ann_files,
-                        refused=tuple(refused_files))
+                        refused=tuple(refused_files), unlisted=lambda r: True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import json_number, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, json_documents, walk
+from pipeline.ingest.tree import ReadLimits, json_documents, hidden_rows, walk
 from pipeline.record import Rejected
 
 
@@ -69,6 +69,8 @@ def read_createml(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    yield Layout("createml")
     entries, ann_files, refused_files = [], set(), []
     for r, obj, refused in json_documents(root, found.files, limits.index_bytes, "index"):
         if refused is not None:

@@ -2,9 +2,10 @@
 
 A tree whose top-level directories are all split names (train, val/valid/
 validation, test) keeps that split. Files outside a class directory, and files
-nested below one, are quarantined rather than guessed at; hidden files and
-non-images are quarantined too (the decode step names the reason), so that
-accepted + quarantined always equals what was in the tree. Linked class
+nested below one, are quarantined rather than guessed at; non-images are
+quarantined too (the decode step names the reason). Hidden files and folders
+(``.DS_Store``, ``__MACOSX/``) are skipped and counted (``tree.walk``), so that
+accepted + quarantined + hidden always equals what was in the tree. Linked class
 directories are followed inside the root and reported otherwise (``tree.walk``).
 """
 
@@ -14,8 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import Candidate
-from pipeline.ingest.tree import inside, rel, walk
+from pipeline.ingest.candidate import Candidate, Layout
+from pipeline.ingest.tree import inside, rel, hidden_rows, is_hidden, walk
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -26,11 +27,13 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: source directory not found (ImageFolder needs root/<class>/<image>)")
-    tops = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    tops = [p for p in sorted(root.iterdir()) if p.is_dir() and not is_hidden(p.name)]
     has_splits = bool(tops) and all(p.name.lower() in SPLIT_NAMES for p in tops)
     prefix = f"{source_name}/" if source_name else ""
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    yield Layout("imagefolder")
     for path in found.files:
         r = rel(path, root)
         parts = PurePosixPath(r).parts

@@ -31,11 +31,11 @@ import struct
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, json_documents, walk
+from pipeline.ingest.tree import ReadLimits, json_documents, hidden_rows, walk
 from pipeline.inputfile import describe_exception
 from pipeline.record import Rejected
 
@@ -226,6 +226,8 @@ def read_labelme(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    yield Layout("labelme")
     entries = []
     for r, obj, refused in json_documents(root, found.files, limits.annotation_bytes):
         parsed = (AnnotationError(refused.reason, refused.detail) if refused is not None

@@ -16,17 +16,19 @@ the annotations describe); ``assemble`` resolves each entry's image, and yields:
   (the image may be described there).
 
 Any other file becomes a candidate too, so decode quarantines it with its real
-reason (``not-an-image``, ...): every file found is accounted for. A directory
-component named train/val/valid/validation/test gives the sample its split.
+reason (``not-an-image``, ...), unless the format's index does not name it: then
+it is counted as ``unlisted`` (``Skipped``). Every file found is accounted for.
+The split is the one the format's index gives (``Entry.split``), else a directory
+component named train/val/valid/validation/test.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Callable, Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, located
+from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, Skipped, located
 from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, rel
 from pipeline.record import Rejected, Source
@@ -40,6 +42,9 @@ class Entry:
     base: str = ""  # directory the references are relative to
     index: int | None = None  # entry position inside a file that describes many images
     normalized: bool = False
+    split: str | None = None  # the split the format's index gives (else from the path)
+    missing: str = ""  # the detail when no reference is found (where the format looks)
+    notes: tuple[str, ...] = ()
 
 
 def split_of(path: str) -> str | None:
@@ -55,8 +60,16 @@ def _reject(path: str, reason: str, detail: str, root: Path, index: int | None =
 
 def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
              prefix: str = "", annotation_files: set[str] = frozenset(),
-             auxiliary: set[str] = frozenset(), refused: tuple[str, ...] = ()) -> Iterator[Candidate | Rejected]:
+             auxiliary: set[str] = frozenset(), refused: tuple[str, ...] = (),
+             unlisted: Callable[[str], bool] = lambda r: False,
+             split_of_path: Callable[[str], str | None] = split_of) -> Iterator[Candidate | Rejected | Skipped]:
     """Yield candidates and rejections for a tree; see the module docstring.
+
+    ``unlisted(path)`` is true for a file the format's index does not name (COCO,
+    VOC ``ImageSets``, ``data.yaml`` splits): when no annotation claims it, it is
+    counted as ``Skipped`` ``unlisted`` instead of becoming a background image or an
+    input quarantined as ``not-an-image``. ``split_of_path`` gives an image's split
+    when its entry does not (default: a split folder in its path).
 
     ``refused`` lists files describing many images (COCO, CreateML) that could not
     be read at all: any image they might describe is unknown, so no image nobody
@@ -93,7 +106,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             continue
         problems = located(p.problems, e.ann)
         if found is None and p.image_data is None:
-            yield _reject(e.ann, "annotation-without-image", why + where, root, e.index)
+            yield _reject(e.ann, "annotation-without-image", (e.missing or why) + where, root, e.index)
             continue
         if found is not None:
             claimed[found] = e.ann
@@ -106,8 +119,8 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         yield Candidate(
             id=prefix + image_rel, path=path,
             source=Source(format=fmt, path=image_rel, annotation=e.ann),
-            label=p.label, split=split_of(image_rel), raw=p.objects, normalized=e.normalized,
-            declared_size=p.size, data=data, notes=notes,
+            label=p.label, split=e.split or split_of_path(image_rel), raw=p.objects, normalized=e.normalized,
+            declared_size=p.size, data=data, notes=notes + e.notes,
         )
     for r, path in index.by_rel.items():
         if r in claimed:
@@ -120,10 +133,13 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(r, "annotation-unusable", f"the annotation file {', '.join(refused)} was refused; "
                           "this image may be described there, so it is not taken for a background image", root)
             continue
+        if unlisted(r):
+            yield Skipped(path=r, kind="unlisted")
+            continue
         if is_image and not keep_background:
             yield _reject(r, "image-without-annotation",
                           "no annotation names this image (ingest.keep_background is false)", root)
             continue
         yield Candidate(id=prefix + r, path=str(path),
-                        source=Source(format=fmt, path=r), split=split_of(r),
+                        source=Source(format=fmt, path=r), split=split_of_path(r),
                         notes=("background",) if is_image else ())

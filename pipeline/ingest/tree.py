@@ -1,11 +1,14 @@
 """Walking a source tree and resolving the image an annotation names, safely.
 
 Shared by every reader (ImageFolder and the paired-annotation readers: VOC,
-YOLO, CreateML, labelme, COCO). Every file found is accounted for: an image
-becomes a candidate, an annotation is read, anything else becomes a candidate
-too (decode quarantines it as ``not-an-image``), so accepted + quarantined
-always equals the files found.
+YOLO, CreateML, labelme, COCO). Every file found is accounted for exactly once:
+a sample, a quarantine row, an annotation file read, ``unlisted`` (a file the
+format's index does not name) or ``hidden``.
 
+* **Hidden entries** (a name starting with ``.``, and ``__MACOSX``: ``.DS_Store``,
+  ``.ipynb_checkpoints/``, ``.readme/``) are never read: each file under one is
+  counted in ``Walk.hidden`` (``skipped_hidden`` in ``report.json``), not listed
+  as a sample or a quarantine row.
 * **Links to directories** are not walked (no loops, no file counted twice) and
   never skipped silently: each is a row, ``linked-directory`` (its target lies
   inside the tree and is read at its real path) or ``path-outside-root``.
@@ -26,7 +29,7 @@ was given.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
@@ -48,12 +51,22 @@ class ReadLimits:
     max_pixels: int = IngestParams.model_fields["max_pixels"].default  # largest mask an annotation may declare
 
 
+HIDDEN_NAMES = ("__MACOSX",)  # macOS zip resource forks: hidden, though not dot-named
+
+
+def is_hidden(name: str) -> bool:
+    """A file or folder name users never mean as data (dot files, ``__MACOSX``)."""
+    return name.startswith(".") or name in HIDDEN_NAMES
+
+
 @dataclass(frozen=True)
 class Walk:
-    """The files of a tree in a stable order, and the linked directories not read."""
+    """The files of a tree in a stable order, the linked directories not read, and
+    the hidden files skipped (root-relative, printable)."""
 
     files: list[Path]
     skipped: list[Rejected]
+    hidden: list[str] = field(default_factory=list)
 
 
 def walk(root: Path) -> Walk:
@@ -69,8 +82,12 @@ def walk(root: Path) -> Walk:
     real_root = os.path.realpath(root)
     files: list[Path] = []
     skipped: list[Rejected] = []
+    hidden: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False: no loops
         dirnames.sort()
+        for d in [d for d in dirnames if is_hidden(d)]:
+            dirnames.remove(d)
+            hidden.extend(_entries(Path(dirpath) / d, root))
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if not os.path.islink(full):
@@ -84,8 +101,30 @@ def walk(root: Path) -> Walk:
             else:
                 skipped.append(Rejected(path=rel(Path(full), root), reason="path-outside-root",
                                         detail="a link to a directory outside the source root; not read"))
-        files.extend(Path(dirpath) / f for f in sorted(filenames))
-    return Walk(files, skipped)
+        for f in sorted(filenames):
+            if is_hidden(f):
+                hidden.append(rel(Path(dirpath) / f, root))
+            else:
+                files.append(Path(dirpath) / f)
+    return Walk(files, skipped, sorted(hidden))
+
+
+def _entries(top: Path, root: Path) -> list[str]:
+    """Every entry under ``top`` that is not a real directory (a link to one counts), not followed."""
+    if os.path.islink(top):
+        return [rel(top, root)]
+    out = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        out.extend(rel(Path(dirpath) / n, root) for n in links + filenames)
+    return out
+
+
+def hidden_rows(found: Walk) -> list:
+    """The hidden files of a walk as ``Skipped`` records (counted, never read)."""
+    from pipeline.ingest.candidate import Skipped
+
+    return [Skipped(path=r, kind="hidden") for r in found.hidden]
 
 
 def _within(path: str, root: str) -> bool:

@@ -1,4 +1,8 @@
-"""Pascal VOC XML (labelImg): one file per image.
+"""Pascal VOC XML: labelImg's flat layout and the VOC devkit.
+
+One XML per image. labelImg writes it beside the image (``filename`` names the
+image; flat layout); the devkit keeps ``Annotations/<stem>.xml`` apart from
+``JPEGImages/`` and lists the splits in ``ImageSets/Main`` (see ``read_voc``).
 
 Coordinate convention (docs/ARCHITECTURE.md): VOC writes 1-based, inclusive pixel
 indices, so ``xmin=1, xmax=W`` covers the whole width. In our continuous
@@ -18,14 +22,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, rel, walk
-from pipeline.inputfile import read_bytes
+from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
+from pipeline.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0
@@ -94,21 +99,172 @@ def parse_voc(data: bytes | str) -> Parsed:
                   image=_text(root, "filename") or None, size=size)
 
 
+SPLIT_LISTS = ("train", "val", "trainval", "test")  # ImageSets/Main/<name>.txt; per-class lists are not read
+SPLIT_PRECEDENCE = ("test", "val", "train")  # a stem listed twice goes to the evaluation split (no leakage)
+
+
+def devkit_roots(rels) -> list[str]:
+    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` and ``JPEGImages/``."""
+    has: dict[str, set[str]] = {}
+    for r in rels:
+        parts = PurePosixPath(r).parts
+        if len(parts) < 2:
+            continue
+        d, parent = parts[-2].lower(), "/".join(parts[:-2])
+        if d == "jpegimages" or (d == "annotations" and parts[-1].lower().endswith(".xml")):
+            has.setdefault(parent, set()).add(d)
+    return sorted(k for k, v in has.items() if v == {"annotations", "jpegimages"})
+
+
+def parse_image_set(text: str) -> list[tuple[int, str]]:
+    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns ignored)."""
+    out = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        tokens = line.split()
+        if tokens:
+            out.append((n, tokens[0]))
+    return out
+
+
+def pick_split(splits: set[str]) -> tuple[str, tuple[str, ...]]:
+    """The split of an image several lists name, and a note saying so."""
+    split = next(s for s in SPLIT_PRECEDENCE if s in splits)
+    return split, (f"listed-in:{','.join(sorted(splits))}",) if len(splits) > 1 else ()
+
+
+def _child(rels, d: str, name: str) -> str:
+    """The real spelling of folder ``d/name`` (case-insensitive), from the files under it."""
+    want = (d + "/" + name if d else name).lower()
+    for r in rels:
+        head = r[:len(want)]
+        if head.lower() == want and r[len(want):len(want) + 1] == "/":
+            return head
+    return d + "/" + name if d else name
+
+
+def _image_sets(d: str, by_rel: dict, limits: ReadLimits):
+    """``({stem: {split}}, list files read, rows)`` from ``<d>/ImageSets/Main/{train,val,trainval,test}.txt``."""
+    main = _child(by_rel, _child(by_rel, d, "ImageSets"), "Main")
+    listed: dict[str, set[str]] = {}
+    where: dict[str, tuple[str, int]] = {}
+    read, rows = set(), []
+    lists = {name: f"{main}/{name}.txt" for name in SPLIT_LISTS if f"{main}/{name}.txt" in by_rel}
+    for name, r in lists.items():
+        read.add(r)
+        try:
+            lines = parse_image_set(decode_text(read_bytes(by_rel[r], "index", limits.index_bytes)))
+        except InputRefused as err:
+            rows.append(Rejected(path=r, reason=err.reason, detail=err.detail))
+            continue
+        split = "train" if name == "trainval" else name
+        for n, stem in lines:
+            if name == "trainval" and stem in listed:
+                continue  # train/val lists win over trainval
+            listed.setdefault(stem, set()).add(split)
+            where.setdefault(stem, (r, n))
+    return listed, where, read, rows
+
+
 def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
              limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
-    """Pair each ``*.xml`` with its image (``filename``, else the XML's own stem)."""
+    """labelImg's flat layout (each ``*.xml`` beside its image), or VOC devkit(s).
+
+    A devkit (``Annotations/``, ``JPEGImages/``) resolves each ``<filename>`` in its
+    ``JPEGImages/`` (case-insensitively, extension optional); its
+    ``ImageSets/Main/{train,val,trainval,test}.txt`` lists, when present, give the
+    splits and are the index: stems they do not list are ``unlisted``, a listed
+    stem without its XML quarantines its image (``annotation-missing``). Files
+    outside ``Annotations/`` and ``JPEGImages/`` (``SegmentationClass/``, ...) and
+    outside every devkit are ``unlisted``.
+    """
     root = Path(root)
     found = walk(root)
     yield from found.skipped
+    yield from hidden_rows(found)
+    by_rel = {rel(f, root): f for f in found.files}
+    kits = [_read_kit(root, d, by_rel, limits) for d in devkit_roots(by_rel)]
+    if not kits:
+        yield Layout("voc-flat")
+        yield from _read_flat(root, found.files, by_rel, keep_background, prefix, limits)
+        return
+    for kit in kits:
+        yield from kit.rows
+    yield Layout("voc-devkit", tuple(kit.note for kit in kits))
+
+    def unlisted(r: str) -> bool:
+        p = PurePosixPath(r)
+        kit = next((k for k in kits if str(p.parent) == k.jpeg_dir), None)
+        return kit is None or (kit.listed is not None and p.stem not in kit.listed)
+
+    yield from assemble(root, "voc", found.files, [e for k in kits for e in k.entries], keep_background, prefix,
+                        annotation_files={e.ann for k in kits for e in k.entries},
+                        auxiliary=set().union(*(k.aux for k in kits)), unlisted=unlisted)
+
+
+@dataclass
+class _Kit:
+    """One devkit read: its entries, the files it read or quarantined itself, what to report."""
+
+    jpeg_dir: str
+    listed: dict[str, set[str]] | None  # stem -> splits; None without ImageSets/Main lists
+    entries: list[Entry] = field(default_factory=list)
+    aux: set[str] = field(default_factory=set)  # lists read, images quarantined here
+    rows: list[Rejected] = field(default_factory=list)
+    note: str = ""
+
+
+def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -> _Kit:
+    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
+    listed, where, lists, rows = _image_sets(d, by_rel, limits)
+    kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows)
+    names = ", ".join(sorted(PurePosixPath(r).name for r in lists))
+    kit.note = f"{d or '.'}: " + (f"splits from ImageSets/Main/ {names}" if lists else
+                                  "no ImageSets/Main lists: every annotation is a sample, no split")
+    xml_stems = set()
+    for r in sorted(by_rel):
+        p = PurePosixPath(r)
+        if str(p.parent) != ann_dir or p.suffix.lower() != ".xml":
+            continue
+        xml_stems.add(p.stem)
+        if lists and p.stem not in listed:
+            continue  # unlisted: counted with the files nobody claims
+        f = by_rel[r]
+        parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
+        name = PurePosixPath(normalize_ref(parsed.image)).name if isinstance(parsed, Parsed) and parsed.image else ""
+        split, notes = pick_split(listed[p.stem]) if lists else (None, ())
+        said = f"<filename> {name!r}" if name else "no <filename>; the stem"
+        kit.entries.append(Entry(ann=r, parsed=parsed, refs=((name,) if name else ()) + (p.stem,), base=jpeg_dir,
+                                 split=split, notes=notes,
+                                 missing=f"{said} not found in {jpeg_dir}/ (nor {p.stem}.* there)"))
+    missing = sorted(set(listed) - xml_stems)
+    if missing:
+        jpegs = ImageIndex(root, [f for r, f in by_rel.items() if str(PurePosixPath(r).parent) == jpeg_dir])
+    for stem in missing:
+        lst, n = where[stem]
+        image, _ = jpegs.find(jpeg_dir, stem)
+        if image is None:
+            kit.rows.append(Rejected(path=lst, index=n, reason="listed-without-files",
+                                     detail=f"{stem!r} is listed but neither {ann_dir}/{stem}.xml nor an image "
+                                            f"{stem}.* in {jpeg_dir}/ exists"))
+            continue
+        kit.aux.add(image)
+        kit.rows.append(Rejected(path=image, reason="annotation-missing",
+                                 detail=f"listed in {lst} (line {n}) but {ann_dir}/{stem}.xml does not exist: "
+                                        "its objects are unknown, so it is not a background image"))
+    return kit
+
+
+def _read_flat(root: Path, files: list[Path], by_rel: dict, keep_background: bool, prefix: str,
+               limits: ReadLimits) -> Iterator[Candidate | Rejected]:
+    """Pair each ``*.xml`` with its image (``filename`` beside it, else the XML's own stem)."""
     entries = []
-    for f in found.files:
+    for r, f in by_rel.items():
         if f.suffix.lower() != ".xml":
             continue
-        r = rel(f, root)
         base = str(PurePosixPath(r).parent)
         stem_ref = PurePosixPath(r).stem
         parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
         refs = [parsed.image] if isinstance(parsed, Parsed) and parsed.image else []
         entries.append(Entry(ann=r, parsed=parsed, refs=tuple(refs) + (stem_ref,), base=base))
-    yield from assemble(root, "voc", found.files, entries, keep_background, prefix,
+    yield from assemble(root, "voc", files, entries, keep_background, prefix,
                         annotation_files={e.ann for e in entries})

@@ -9,9 +9,12 @@ beyond the names list (``class-id-out-of-range``, quarantined with the line
 number, never guessed); a box line with a 6th column (confidence) is refused
 rather than misread; coordinates slightly outside [0, 1] are clipped after
 decode and counted; duplicate rows rejected after decode; an image without a txt
-file is a background image. Ultralytics labels live in ``labels/`` mirroring
-``images/``; the ``train/val/test`` paths in ``data.yaml`` (often absolute paths
-from someone else's machine) are not trusted: the split comes from the tree.
+file is a background image. With a ``data.yaml`` whose ``train/val/test`` name
+folders or lists found in the tree, the tree is read as Ultralytics reads it
+(``datayaml.py``: ``path`` from someone else's machine falls back to the yaml's
+folder, Roboflow's ``../train/images`` works, images not named are ``unlisted``);
+otherwise every image is read, its label in the ``labels/`` mirror of ``images/``
+or beside it, its split from its folder names.
 Class names must be non-empty, unique strings (``null`` or ``[1, 2]`` as a name
 is refused as ``bad-class-names``, never turned into ``"None"``).
 """
@@ -21,10 +24,12 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Mapping, Sequence, Union
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
+from pipeline.ingest.datayaml import Plan, label_path, plan_splits
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, rel, walk
+from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, hidden_rows, rel, walk
+from pipeline.ingest.voc import pick_split
 from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
 from pipeline.record import Rejected
 
@@ -123,7 +128,7 @@ def parse_yolo(text: str, names: Mapping[int, str] | Sequence[str] | None) -> Pa
     return Parsed(objects=tuple(objects), problems=tuple(problems))
 
 
-def _label_paths(image_rel: str) -> list[str]:
+def label_paths(image_rel: str) -> list[str]:
     """Where an image's label file may be: Ultralytics ``labels/`` mirror, then beside it."""
     p = PurePosixPath(image_rel)
     out = []
@@ -173,6 +178,10 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
               limits: ReadLimits = ReadLimits()) -> Iterator[Candidate | Rejected]:
     """Pair each image with its label file; unpaired label files are reported.
 
+    With a readable ``data.yaml`` naming splits found in the tree, its splits are the
+    index (``datayaml.py``, Ultralytics' rules); otherwise every image of the tree is
+    read, its label beside it or in the ``labels/`` mirror, its split from its folders.
+
     A names file (``data.yaml``, ``classes.txt``) that cannot be read is quarantined
     with its reason, and every label file that needed it is ``class-names-unusable``
     (its image ``annotation-unusable``): ids are never guessed into names.
@@ -180,10 +189,69 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     root = Path(root)
     found = walk(root)
     yield from found.skipped
-    files = found.files
-    by_rel = {rel(f, root): f for f in files}
+    yield from hidden_rows(found)
+    by_rel = {rel(f, root): f for f in found.files}
+    yaml_rel = next((n for n in YAML_NAMES if n in by_rel), None)
+    plan, notes = None, ()
+    if yaml_rel is not None:
+        doc = guarded(lambda: parse_yaml(read_bytes(by_rel[yaml_rel], "config", limits.config_bytes)))
+        if isinstance(doc, dict):
+            plan = plan_splits(doc, yaml_rel, by_rel, limits, root)
+        notes = (f"{yaml_rel} names no split found in this tree: every image read, splits from folder names",
+                 ) if not isinstance(doc, AnnotationError) else (f"{yaml_rel} was refused ({doc.reason})",)
+    if plan is None:
+        yield Layout("yolo-flat", notes)
+        yield from _read_tree(root, found.files, by_rel, yaml_rel, keep_background, prefix, limits)
+        return
+    yield Layout("yolo-ultralytics", tuple(plan.notes))
+    yield from plan.rows
+    yield from _read_listed(root, found.files, by_rel, yaml_rel, plan, keep_background, prefix, limits)
+
+
+def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits) -> Iterator[Rejected]:
+    for r in sorted(r for r in aux if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES):
+        got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
+        if isinstance(got, AnnotationError):  # every names file is checked, used or not
+            yield Rejected(path=r, reason=got.reason, detail=got.detail)
+
+
+def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel: str, plan: Plan,
+                 keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
+    """Ultralytics' reading: the images ``data.yaml`` names, each with ``label_path(image)``."""
+    aux = {r for r in by_rel if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES
+           or r.endswith(AUX_SUFFIXES)} | plan.lists
+    cache: dict[str, dict[int, str] | AnnotationError] = {}
+    entries, used = [], set()
+    splits = {r: pick_split(s) for r, s in plan.splits.items()}
+    for r in sorted(plan.splits):
+        lab = label_path(r)
+        if lab not in by_rel or lab in aux:
+            continue
+        used.add(lab)
+        if yaml_rel not in cache:
+            cache[yaml_rel] = _read_names(by_rel[yaml_rel], yaml_rel, limits)
+        names = cache[yaml_rel]
+        parsed = guarded(_parse_label, by_rel[lab], yaml_rel, names, limits)
+        split, notes = splits[r]
+        entries.append(Entry(ann=lab, parsed=parsed, refs=(r,), normalized=True, split=split, notes=notes))
+    yield from _names_rows(by_rel, aux, cache, limits)
+    # Label files no listed image uses: an unlisted image's (counted with it) or an orphan's.
+    image_of = {label_path(r): r for r in by_rel if PurePosixPath(r).suffix.lower() in IMAGE_EXTS}
+    for lab in sorted(r for r in by_rel if r.endswith(".txt") and r not in aux and r not in used):
+        if lab not in image_of and "/labels/" in "/" + lab:  # README.roboflow.txt is only unlisted
+            aux.add(lab)
+            yield Rejected(path=lab, reason="annotation-without-image",
+                           detail="no image of this tree has this label file (Ultralytics: the last "
+                                  "/images/ of an image path becomes /labels/)")
+    yield from assemble(root, "yolo", files, entries, keep_background, prefix, annotation_files=used,
+                        auxiliary=aux, unlisted=lambda r: r not in plan.splits,
+                        split_of_path=lambda r: splits[r][0] if r in splits else None)
+
+
+def _read_tree(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel: str | None,
+               keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
+    """labelImg / folder reading: every image, its label beside it or in the ``labels/`` mirror."""
     rels = set(by_rel)
-    yaml_rel = next((n for n in YAML_NAMES if n in rels), None)
     aux = {r for r in rels if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES
            or r.endswith(AUX_SUFFIXES)}
     labels = {r for r in rels if r.endswith(".txt") and r not in aux}
@@ -192,17 +260,14 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     for r in sorted(rels):
         if PurePosixPath(r).suffix.lower() not in IMAGE_EXTS:
             continue
-        lab = next((c for c in _label_paths(r) if c in labels and c not in used), None)
+        lab = next((c for c in label_paths(r) if c in labels and c not in used), None)
         if lab is None:
             continue
         used.add(lab)
         names_file, names = _names_for(by_rel, lab, yaml_rel, cache, limits)
         parsed = guarded(_parse_label, by_rel[lab], names_file, names, limits)
         entries.append(Entry(ann=lab, parsed=parsed, refs=(r,), normalized=True))
-    for r in sorted(r for r in aux if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES):
-        got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
-        if isinstance(got, AnnotationError):  # every names file is checked, used or not
-            yield Rejected(path=r, reason=got.reason, detail=got.detail)
+    yield from _names_rows(by_rel, aux, cache, limits)
     for lab in sorted(labels - used):
         yield Rejected(path=lab, reason="annotation-without-image",
                        detail="no image with this label file's name")

@@ -1,0 +1,168 @@
+"""Ultralytics ``data.yaml``: which images make each split, resolved inside the tree.
+
+What Ultralytics does (``check_det_dataset``, ``img2label_paths``), kept exactly
+where it is about the data, and made safe where it is about someone's machine:
+
+* ``path`` is the dataset root. Written on another machine (``/home/them/data``),
+  outside the tree, or missing, it falls back to the folder of ``data.yaml``; we
+  never read outside the source tree.
+* ``train`` / ``val`` / ``test`` (and ``valid`` / ``validation`` as keys) are each a
+  folder, a list of folders, or a ``.txt`` file listing image paths; each is relative
+  to ``path``. An absolute entry under the absolute ``path`` is read relative to it.
+  A relative entry not found that starts with ``../`` is tried without it (what
+  makes Roboflow's ``train: ../train/images`` work, as in Ultralytics).
+* A list file's lines are image paths: ``./x`` relative to the list's folder, other
+  relative lines relative to ``path``; a line naming no file of the tree is
+  ``listed-image-missing`` with its line number.
+* An image's label file: the **last** ``/images/`` of its path replaced with
+  ``/labels/`` and the extension with ``.txt`` (beside the image when the path has
+  no ``images`` folder).
+
+The folders and lists are the index: images they do not name are ``unlisted``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, normalize_ref
+from pipeline.inputfile import InputRefused, decode_text, read_bytes
+from pipeline.record import Rejected
+
+SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+@dataclass
+class Plan:
+    """The splits ``data.yaml`` gives: image -> splits, list files read, and what was said."""
+
+    splits: dict[str, set[str]] = field(default_factory=dict)  # image rel path -> splits naming it
+    lists: set[str] = field(default_factory=set)  # .txt list files read
+    rows: list[Rejected] = field(default_factory=list)  # listed images that are not in the tree
+    notes: list[str] = field(default_factory=list)
+
+
+def label_path(image_rel: str) -> str:
+    """Ultralytics' ``img2label_paths`` on a root-relative posix path."""
+    full = "/" + image_rel
+    if "/images/" in full:
+        full = "/labels/".join(full.rsplit("/images/", 1))
+    return full[1:].rsplit(".", 1)[0] + ".txt"
+
+
+def _norm(path: str) -> str | None:
+    """``path`` normalized, or None when it leaves the tree."""
+    n = os.path.normpath(path).replace(os.sep, "/")
+    return None if n == ".." or n.startswith("../") or n.startswith("/") else ("" if n == "." else n)
+
+
+def _join(*parts: str) -> str | None:
+    return _norm(os.path.join(*[p for p in parts if p]) if any(parts) else ".")
+
+
+def dataset_root(doc: dict, yaml_rel: str, dirs: set[str], root: Path) -> tuple[str, str, str | None]:
+    """``(root-relative dataset root, its absolute spelling in data.yaml or "", note)``."""
+    here = _norm(str(PurePosixPath(yaml_rel).parent)) or ""
+    given = doc.get("path")
+    if not isinstance(given, str) or not given.strip():
+        return here, "", None
+    p = normalize_ref(given)
+    if PurePosixPath(p).is_absolute() or p[1:2] == ":":
+        real, tree = os.path.realpath(p), os.path.realpath(root)
+        inner = _norm(os.path.relpath(real, tree)) if os.path.isdir(real) else None
+        if inner is not None and (not inner or inner in dirs):  # this tree, on this machine
+            return inner, p.rstrip("/"), None
+        whose = "outside the source tree" if os.path.exists(p) else "another machine's"
+        return here, p.rstrip("/"), (f"data.yaml path {given!r} is {whose}: read from "
+                                     f"{here or '.'}/, the folder of data.yaml")
+    joined = _join(here, p)
+    if joined is None or (joined and joined not in dirs):
+        return here, "", f"data.yaml path {given!r} is not a folder of this tree: read from {here or '.'}/"
+    return joined, "", None
+
+
+def _resolve(entry: str, base: str, abs_base: str, dirs: set[str], files: set[str]) -> str | None:
+    e = normalize_ref(entry)
+    if PurePosixPath(e).is_absolute() or e[1:2] == ":":
+        if not abs_base or not (e + "/").startswith(abs_base + "/"):
+            return None
+        e = e[len(abs_base):].lstrip("/") or "."
+    for cand in (e, e[3:] if e.startswith("../") else None):
+        if cand is None:
+            continue
+        j = _join(base, cand)
+        if j is not None and (j in dirs or j in files or j == ""):
+            return j
+    return None
+
+
+def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadLimits,
+                root: Path) -> Plan | None:
+    """The images of each split ``doc`` names; None when it names no split found in the tree."""
+    files = set(by_rel)
+    dirs = {str(p) for r in files for p in PurePosixPath(r).parents if str(p) != "."}
+    images = sorted(r for r in files if PurePosixPath(r).suffix.lower() in IMAGE_EXTS)
+    base, abs_base, note = dataset_root(doc, yaml_rel, dirs, root)
+    plan = Plan(notes=[note] if note else [])
+    found_any = False
+    for key, split in SPLIT_KEYS.items():
+        value = doc.get(key)
+        if value is None:
+            continue
+        for entry in value if isinstance(value, list) else [value]:
+            if not isinstance(entry, str) or not entry.strip():
+                plan.notes.append(f"data.yaml {key}: {entry!r} is not a path; ignored")
+                continue
+            where = _resolve(entry, base, abs_base, dirs, files)
+            if where is None:
+                plan.notes.append(f"data.yaml {key}: {entry!r} is not in this tree; ignored")
+                continue
+            found_any = True
+            if where in files:  # a list of image paths
+                named = _read_list(where, base, abs_base, by_rel, limits, plan)
+                plan.notes.append(f"{key}: {where} lists {_images(len(named))}")
+            else:
+                named = [r for r in images if not where or r.startswith(where + "/")]
+                plan.notes.append(f"{key}: {where or '.'}/ holds {_images(len(named))}")
+            for r in named:
+                plan.splits.setdefault(r, set()).add(split)
+    twice = sum(1 for v in plan.splits.values() if len(v) > 1)
+    if twice:
+        plan.notes.append(f"{_images(twice)} named by several splits: each kept in one, test before val before "
+                          "train (note listed-in:)")
+    return plan if found_any else None
+
+
+def _images(n: int) -> str:
+    return f"{n} image" if n == 1 else f"{n} images"
+
+
+def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limits: ReadLimits,
+               plan: Plan) -> list[str]:
+    plan.lists.add(lst)
+    try:
+        text = decode_text(read_bytes(by_rel[lst], "index", limits.index_bytes))
+    except InputRefused as err:
+        plan.rows.append(Rejected(path=lst, reason=err.reason, detail=err.detail))
+        return []
+    here = str(PurePosixPath(lst).parent) if "/" in lst else ""
+    out = []
+    for n, line in enumerate(text.split("\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        ref = normalize_ref(line)
+        if ref.startswith("./"):
+            r = _join(here, ref[2:])
+        elif PurePosixPath(ref).is_absolute() or ref[1:2] == ":":
+            r = _join(base, ref[len(abs_base):].lstrip("/")) if abs_base and ref.startswith(abs_base + "/") else None
+        else:
+            r = _join(base, ref)
+        if r is None or r not in by_rel:
+            plan.rows.append(Rejected(path=lst, index=n, reason="listed-image-missing",
+                                      detail=f"{line!r} names no file of this tree"))
+            continue
+        out.append(r)
+    return out

@@ -1,0 +1,219 @@
+"""The layouts people have (tests/layout_trees.py), one row each, named and detected.
+
+Each row: the samples (by source path, with their split), objects, classes; no
+unlisted or hidden file ingested; report.json counting both; the quarantine rows
+exactly; every file of the tree accounted for exactly once (accepted +
+quarantined + annotation files read + unlisted + hidden = files found); the tree
+byte-identical afterwards; ``--format auto`` detecting the format and giving the
+same dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import IngestParams
+from pipeline.errors import InputError
+from pipeline.ingest import ingest
+from pipeline.ingest.detect import detect_format
+from tests.conftest import REPO
+from tests.layout_trees import LAYOUTS, Layout, coco_2017, voc_flat, write
+from tests.test_hostile_annotations import snapshot
+
+
+def params(**kw) -> IngestParams:
+    return IngestParams(workers=1, min_size=4, near_duplicate_bits=-1, **kw)
+
+
+def files_found(root: Path) -> set[str]:
+    """Every entry that is not a real directory (files and links of any kind)."""
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            if not (os.path.isdir(p) and not os.path.islink(p)):
+                out.add(os.path.relpath(p, root).replace(os.sep, "/"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """Each layout built once, ingested with its format named and with ``auto``."""
+    base = tmp_path_factory.mktemp("layouts")
+    out = {}
+    for lay in LAYOUTS:
+        src = base / lay.name / "src"
+        src.mkdir(parents=True)
+        lay.build(src)
+        before = snapshot(src)
+        named = ingest(src, base / lay.name / "named", params(), fmt=lay.format)
+        auto = ingest(src, base / lay.name / "auto", params(), fmt="auto")
+        out[lay.name] = (src, before, named, auto)
+    return out
+
+
+@pytest.mark.parametrize("lay", LAYOUTS, ids=[x.name for x in LAYOUTS])
+def test_layout_ingests_exactly(ingested, lay: Layout):
+    src, before, ds, _ = ingested[lay.name]
+    assert snapshot(src) == before  # the source tree is only read
+    got = {s.source.path: s.split for s in ds.samples}
+    assert got == lay.accepted
+    assert sum(len(s.objects) for s in ds.samples) == lay.objects
+    assert set(ds.classes) == lay.classes
+    files = {r.path: r.reason for r in ds.quarantine if r.index is None}
+    rows = sorted((r.path, r.index, r.reason) for r in ds.quarantine if r.index is not None)
+    assert files == lay.files
+    assert rows == sorted(lay.rows)
+    report = json.loads((ds.root / "report.json").read_text())
+    (source,) = report["sources"]
+    assert source["layout"] == lay.layout
+    assert (report["unlisted"], report["skipped_hidden"]) == (len(lay.unlisted), len(lay.hidden))
+    assert (source["unlisted"], source["skipped_hidden"]) == (len(lay.unlisted), len(lay.hidden))
+    assert set(source.get("unlisted_examples", [])) <= lay.unlisted
+    assert set(source.get("skipped_hidden_examples", [])) <= lay.hidden
+    assert report["inputs"] == report["accepted"] + report["quarantined_inputs"] == len(got) + len(files)
+    # No unlisted or hidden file became a sample, and every file is counted exactly once.
+    parts = [set(got), set(files), set(lay.annotations), set(lay.unlisted), set(lay.hidden)]
+    assert sum(len(p) for p in parts) == len(set().union(*parts)), "a file is counted twice"
+    assert set().union(*parts) == files_found(src)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS, ids=[x.name for x in LAYOUTS])
+def test_auto_detects_the_layout_and_gives_the_same_dataset(ingested, lay: Layout):
+    src, _, named, auto = ingested[lay.name]
+    assert detect_format(src).format == lay.format
+    assert (auto.root / "manifest.jsonl").read_bytes() == (named.root / "manifest.jsonl").read_bytes()
+    assert (auto.root / "quarantine.jsonl").read_bytes() == (named.root / "quarantine.jsonl").read_bytes()
+    report = json.loads((auto.root / "report.json").read_text())["sources"][0]
+    assert report["format"] == lay.format and report["detected"]
+
+
+def test_auto_refuses_an_ambiguous_tree_and_says_what_it_found(tmp_path):
+    src = tmp_path / "src"
+    voc_flat(src)
+    coco_2017(src / "more")
+    with pytest.raises(InputError, match=r"voc and coco.*VOC XML a.xml.*coco JSON.*--format"):
+        detect_format(src)
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    write(tmp_path / "empty", "sub/notes.md", "nothing here")
+    with pytest.raises(InputError, match="no images and no annotation files"):
+        detect_format(tmp_path / "empty")
+
+
+def test_coco_tree_without_a_coco_file_is_an_error(tmp_path):
+    write(tmp_path / "src", "images/a.txt", "x")
+    with pytest.raises(InputError, match="no COCO file found"):
+        ingest(tmp_path / "src", tmp_path / "out", params(), fmt="coco")
+
+
+def test_voc_devkit_missing_image_says_where_it_looked(ingested):
+    _, _, ds, _ = ingested["voc_devkit"]
+    (row,) = [r for r in ds.quarantine if r.reason == "annotation-without-image"]
+    assert "'2012_00000f.jpg' not found in VOCdevkit/VOC2012/JPEGImages/" in row.detail
+    report = json.loads((ds.root / "report.json").read_text())["sources"][0]
+    assert any("train.txt" in n and "test.txt" in n for n in report["notes"])
+    # A stem in two split lists goes to the evaluation split, and says so; trainval repeating
+    # train and val is no conflict.
+    notes = {s.source.path.rsplit("/", 1)[-1]: [n for n in s.notes if n.startswith("listed-in")] for s in ds.samples}
+    assert notes == {"2012_00000a.jpg": [], "2012_00000b.jpg": [], "2012_00000c.jpg": [],
+                     "2012_00000d.jpg": ["listed-in:test,train"]}
+
+
+def test_yolo_data_yaml_from_another_machine_is_noted(ingested):
+    _, _, ds, _ = ingested["yolo_ultralytics"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert any("/home/someone/datasets/coco8" in n and "another machine" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("image, label", [
+    ("images/train/x.jpg", "labels/train/x.txt"),
+    ("data/images/sharks/images/x.jpg", "data/images/sharks/labels/x.txt"),  # the last /images/ only
+    ("train/images/a.b.jpeg", "train/labels/a.b.txt"),
+    ("images/x.jpg", "labels/x.txt"),
+    ("myimages/x.png", "myimages/x.txt"),  # not an images folder: beside the image
+    ("x.jpg", "x.txt"),
+])
+def test_label_path_is_ultralytics_img2label_paths(image, label):
+    from pipeline.ingest.datayaml import label_path
+
+    assert label_path(image) == label
+
+
+def test_yolo_path_of_this_tree_needs_no_note(ingested):
+    _, _, ds, _ = ingested["yolo_absolute_path_here"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert notes == ["train: images/train/ holds 1 image", "val: images/val/ holds 1 image"]
+
+
+def test_yolo_image_in_two_splits_goes_to_one_and_is_noted(tmp_path):
+    from tests.layout_trees import image, yolo_lines
+
+    src = tmp_path / "src"
+    write(src, "data.yaml", "train: images/train\nval: images/train\nnames: [cat, dog, person]\n")
+    image(src, "images/train/a.jpg")
+    write(src, "labels/train/a.txt", yolo_lines("a"))
+    ds = ingest(src, tmp_path / "out", params(), fmt="auto")
+    assert [(s.split, [n for n in s.notes if n.startswith("listed-in")]) for s in ds.samples] == [
+        ("val", ["listed-in:train,val"])]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert "1 image named by several splits" in notes[-1]
+
+
+def test_cli_auto_prints_layout_counts(tmp_path):
+    src = tmp_path / "src"
+    coco_2017(src)
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", "auto", "--out",
+                        str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "coco (coco), 5 unlisted, 1 hidden files skipped" in r.stdout
+    assert "3 samples, 4 objects, 3 classes, splits {'train': 2, 'val': 1}" in r.stdout
+
+
+def test_hidden_fifos_and_links_are_counted_never_opened(tmp_path):
+    """A FIFO, a looping link and a dangling link under hidden names: counted, never opened or walked
+    (a reader that opened the FIFO would block: the CLI runs under a timeout)."""
+    from tests.layout_trees import image
+
+    src = tmp_path / "src"
+    image(src, "cat/a.jpg")
+    os.mkfifo(src / "cat" / ".pipe")
+    os.symlink("..", src / ".loop")
+    os.symlink("/nonexistent/x.jpg", src / "cat" / ".gone.jpg")
+    (src / "__MACOSX" / "cat").mkdir(parents=True)
+    os.mkfifo(src / "__MACOSX" / "cat" / "._a.jpg")
+    before = snapshot(src)
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", "auto", "--out",
+                        str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "ds" / "report.json").read_text())
+    assert (report["accepted"], report["quarantined_inputs"], report["skipped_hidden"]) == (1, 0, 4)
+    assert report["sources"][0]["skipped_hidden_examples"] == [".loop", "__MACOSX/cat/._a.jpg", "cat/.gone.jpg",
+                                                               "cat/.pipe"]
+    assert snapshot(src) == before
+
+
+def test_sources_in_three_layouts_merge_with_auto(tmp_path):
+    """VOC devkit + COCO 2017 + Ultralytics YOLO as ``ingest.sources`` with ``format: auto``."""
+    from tests.layout_trees import coco_2017 as coco, voc_devkit, yolo_ultralytics
+
+    trees = {"voc": voc_devkit, "coco": coco, "yolo": yolo_ultralytics}
+    for name, build in trees.items():
+        build(tmp_path / name)
+    p = params(sources=tuple({"format": "auto", "path": str(tmp_path / n)} for n in trees))
+    ds = ingest(None, tmp_path / "out", p)
+    want = {lay.name: lay for lay in LAYOUTS}
+    lays = {"voc": want["voc_devkit"], "coco": want["coco_2017"], "yolo": want["yolo_ultralytics"]}
+    assert sorted(s.id for s in ds.samples) == sorted(f"{n}/{path}" for n, lay in lays.items() for path in lay.accepted)
+    assert sum(len(s.objects) for s in ds.samples) == sum(lay.objects for lay in lays.values())
+    report = json.loads((ds.root / "report.json").read_text())
+    assert [(s["name"], s["format"], s["unlisted"], s["skipped_hidden"]) for s in report["sources"]] == [
+        (n, n, len(lay.unlisted), len(lay.hidden)) for n, lay in lays.items()]
+    assert report["unlisted"] == sum(len(lay.unlisted) for lay in lays.values())
