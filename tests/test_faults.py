@@ -187,7 +187,7 @@ def test_disk_full_when_writing_the_split(tmp_path, tiny_disk):
     from pipeline.config import IngestParams
     from pipeline.ingest import ingest
 
-    ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=3, size=8), tmp_path / "ds",
+    ingest(make_imagefolder(tmp_path / "src", classes=2, per_class=10, size=8), tmp_path / "ds",
            IngestParams(workers=1))
     fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
     try:  # leave the disk completely full

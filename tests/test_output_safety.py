@@ -53,7 +53,7 @@ def world(tmp_path_factory) -> Path:
     from pipeline.split import write_splits
 
     root = tmp_path_factory.mktemp("world")
-    make_imagefolder(root / "src", classes=2, per_class=3, size=8)
+    make_imagefolder(root / "src", classes=2, per_class=10, size=8)  # enough for every split
     ds = ingest(root / "src", root / "ds", IngestParams(workers=1))
     write_splits(ds, SplitParams(), root / "splits")
     (root / "other").mkdir()

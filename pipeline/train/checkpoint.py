@@ -36,8 +36,10 @@ def resume_path(checkpoint: Path) -> Path:
 
 def save_atomic(obj: dict, path: Path) -> None:
     """Write, fsync, then rename: a run killed mid-write leaves the previous file intact."""
-    with atomic_file(Path(path)) as tmp:
-        torch.save(obj, tmp)
+    with atomic_file(Path(path)) as tmp, open(tmp, "wb") as f:
+        # A file object, not the temp path: torch.save names the archive's records after a
+        # path's file name, and the random temp name would make equal runs differ in bytes.
+        torch.save(obj, f)
 
 
 def save_state(path: Path, state: dict) -> None:
