@@ -302,10 +302,10 @@ def test_budget_counts_workers_and_names_the_numbers():
 def test_default_budget_is_at_most_half_the_available_memory(monkeypatch):
     from pipeline.ingest import images
 
-    monkeypatch.setattr(images, "_mem_available", lambda: 3 << 30)
+    monkeypatch.setattr(images, "available_memory", lambda: 3 << 30)
     b = DecodeBudget.resolve(None, 4)
     assert b.total == 3 << 29 and "half the available memory" in b.origin
-    monkeypatch.setattr(images, "_mem_available", lambda: 64 << 30)
+    monkeypatch.setattr(images, "available_memory", lambda: 64 << 30)
     assert DecodeBudget.resolve(None, 4).per_image == images.DECODE_BYTES_PER_WORKER
 
 

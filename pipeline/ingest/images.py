@@ -30,12 +30,13 @@ Policy (documented in docs/ARCHITECTURE.md):
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import xxhash
+
+from pipeline.device import available_memory
 
 GiB = 1 << 30
 
@@ -145,20 +146,6 @@ def cost_per_pixel(mode: str) -> int:
 DECODE_BYTES_PER_WORKER = 1 * GiB  # default: a 12,000x12,000 RGB photo fits, a 13,000^2 palette GIF does not
 
 
-def _mem_available() -> int | None:
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 @dataclass(frozen=True)
 class DecodeBudget:
     """Memory the decode workers together may spend on decoded pixels.
@@ -184,7 +171,7 @@ class DecodeBudget:
         if max_decode_bytes is not None:
             return cls(max_decode_bytes, workers, f"ingest.max_decode_bytes = {max_decode_bytes}")
         total = DECODE_BYTES_PER_WORKER * workers
-        avail = _mem_available()
+        avail = available_memory()
         if avail is not None and avail // 2 < total:
             return cls(avail // 2, workers, f"half the available memory, {avail // 2} bytes; "
                                             "ingest.max_decode_bytes sets it")

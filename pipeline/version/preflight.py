@@ -10,11 +10,11 @@ after minutes, asking for 120 GB).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from pipeline.config import AugmentParams
+from pipeline.device import available_memory
 from pipeline.errors import InputError
 from pipeline.record import Dataset
 
@@ -23,21 +23,6 @@ from pipeline.record import Dataset
 # of the transform (2 x 4 bytes).
 BATCH_BYTES_PER_PIXEL_BYTE = 12
 GiB = 1 << 30
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def free_disk(path: Path) -> int | None:
