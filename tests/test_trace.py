@@ -118,8 +118,9 @@ def test_mixed_samples_re_render_from_their_recorded_partners(mixed_version):
 
 
 @pytest.mark.parametrize("pipe", [[{"name": "mixup", "p": 1.0}, {"name": "cutmix", "p": 0.5}],
-                                  [{"name": "mosaic", "p": 1.0}, {"name": "rotate", "p": 1.0, "degrees": 10}]],
-                         ids=["mixup_cutmix", "mosaic"])
+                                  [{"name": "mosaic", "p": 1.0}, {"name": "rotate", "p": 1.0, "degrees": 10},
+                                   {"name": "cutout", "p": 0.8}]],
+                         ids=["mixup_cutmix", "mosaic_cutout"])
 def test_mixed_box_data_re_renders_and_keeps_both_images_objects(tmp_path, pipe):
     ds = load_dataset(make_annotated(tmp_path / "canonical", n=8))
     assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
