@@ -5,8 +5,9 @@
 The same pipeline (flip, crop+pad at 32 / random-resized-crop at 224, rotate, colour
 jitter, blur, noise, cutout) on the same uint8 images:
 
-* ours, torch backend, batched (B, C, H, W) on the CPU with ``torch.set_num_threads
-  (cores)``: the pipeline splits the batch into one chunk per thread;
+* ours, torch backend, batched (B, C, H, W) on the CPU, set up as the augment stage
+  sets itself up (``configure_process(torch_threads=1)``): the engine splits the
+  batch into chunks run by one thread per core;
 * ours, ``backend: albumentations`` (per sample over ``cores`` worker processes);
 * ours, ``backend: auto`` (what the augment stage would pick, recorded);
 * albumentations 2.0.8, one image at a time, over ``cores`` worker processes;
@@ -101,8 +102,15 @@ def ours(size: int, batch: int, backend: str = "torch"):
     return pipe, x, keys
 
 
+def as_the_stage() -> None:
+    """Process settings as the augment stage's entry point makes them."""
+    from pipeline.device import configure_process
+
+    configure_process(torch_threads=1)
+
+
 def bench_ours_threads(size, batch, cores, repeat):
-    torch.set_num_threads(cores)
+    as_the_stage()
     pipe, x, keys = ours(size, batch)
     return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
 
@@ -136,7 +144,7 @@ def bench_cuda(size, batch, repeat):
 
 
 def bench_auto(size, batch, cores, repeat):
-    torch.set_num_threads(cores)
+    as_the_stage()
     pipe, x, keys = ours(size, batch, backend="auto")
     chosen = pipe.resolved_backend(torch.device("cpu"), size, size)
     return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat), chosen
@@ -158,7 +166,7 @@ def bench_torchvision(size, batch, cores, repeat):
     return timed(lambda: tf(x), repeat)
 
 
-def bench_kornia(size, batch, cores, repeat):
+def bench_kornia(size, batch, cores, repeat, device="cpu"):
     import kornia.augmentation as K
 
     torch.set_num_threads(cores)
@@ -166,8 +174,15 @@ def bench_kornia(size, batch, cores, repeat):
     tf = torch.nn.Sequential(K.RandomHorizontalFlip(), crop, K.RandomRotation(15, p=0.5),
                              K.ColorJitter(0.2, 0.2, 0.2, 0.05, p=0.8), K.RandomGaussianBlur((3, 3), (0.1, 1.0), p=0.5),
                              K.RandomGaussianNoise(std=0.03, p=0.5), K.RandomErasing(p=0.5))
-    x = images(batch, size).float() / 255
-    return timed(lambda: tf(x), repeat)
+    x = images(batch, size).to(device).float() / 255
+    tf = tf.to(device)
+
+    def step():
+        tf(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return timed(step, repeat)
 
 
 def main() -> None:
@@ -175,28 +190,38 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
+    ap.add_argument("--batches", type=int, nargs="+", help="batch per size (default 512 up to 64 px, else 64)")
+    ap.add_argument("--cuda-only", action="store_true", help="only the CUDA and Kornia-on-CUDA rows "
+                    "against albumentations (the GPU check)")
     args = ap.parse_args()
     cores = args.cores
     print(f"cores={cores} torch={torch.__version__} repeat={args.repeat} (median)")
-    for size in args.sizes:
-        batch = 512 if size <= 64 else 64
+    for k, size in enumerate(args.sizes):
+        batch = args.batches[k] if args.batches else (512 if size <= 64 else 64)
         rows = {}
         x = images(batch, size)
         torch.set_num_threads(cores)
         rows["memcpy ceiling (x.clone)"] = timed(lambda: x.clone(), args.repeat)
         with get_context("spawn").Pool(cores, _init_worker, (size, batch)) as pool:
             rows["albumentations (per sample, processes)"] = bench_albumentations(pool, batch, cores, args.repeat)
-        rows["ours torch (batched, all cores)"] = bench_ours_threads(size, batch, cores, args.repeat)
-        rows["ours albumentations backend (processes)"] = bench_ours_albu(size, batch, cores, args.repeat)
-        auto_t, chosen = bench_auto(size, batch, cores, args.repeat)
-        rows[f"ours auto (-> {chosen})"] = auto_t
-        rows["torchvision v2 (batched, one draw)"] = bench_torchvision(size, batch, cores, args.repeat)
+        if not args.cuda_only:
+            rows["ours torch (batched, all cores)"] = bench_ours_threads(size, batch, cores, args.repeat)
+            rows["ours albumentations backend (processes)"] = bench_ours_albu(size, batch, cores, args.repeat)
+            auto_t, chosen = bench_auto(size, batch, cores, args.repeat)
+            rows[f"ours auto (-> {chosen})"] = auto_t
+            rows["torchvision v2 (batched, one draw)"] = bench_torchvision(size, batch, cores, args.repeat)
         try:
-            rows["kornia (batched)"] = bench_kornia(size, batch, cores, args.repeat)
+            rows["kornia (batched, CPU)"] = bench_kornia(size, batch, cores, args.repeat)
         except ImportError:
-            pass
+            print("kornia not installed: its rows are skipped")
         if torch.cuda.is_available():
             rows["ours torch on CUDA (batched)"] = bench_cuda(size, batch, args.repeat)
+            try:
+                rows["kornia on CUDA (batched)"] = bench_kornia(size, batch, cores, args.repeat, "cuda")
+            except ImportError:
+                pass
+        else:
+            print("no CUDA: the CUDA rows are skipped")
         ref = rows["albumentations (per sample, processes)"]
         print(f"\n{size}x{size}, batch {batch}")
         print(f"{'':44s} {'images/s':>10s} {'vs albu':>8s} {'vs albu/core':>12s}")

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU path in one command (under 8 minutes on one H200): CUDA-marked tests,
+# CPU-vs-CUDA parity of every op, the augment benchmark on CUDA (224x224 batch 256,
+# 640x640 batch 32) against albumentations per CPU core and Kornia on the same GPU,
+# and mnist5k training on CUDA (bf16, channels_last).
+#
+#   bash benchmarks/gpu_check.sh          # on a machine with CUDA
+#   bash benchmarks/gpu_check.sh --dry    # anywhere: every step runs on the CPU at small sizes, CUDA rows skipped
+#
+# Writes each step's output to $OUT (default gpu_check_out/) as well as the terminal.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+export NO_ALBUMENTATIONS_UPDATE=1 DVC_NO_ANALYTICS=1 PIPELINE_NO_PROGRESS=1 PYTHONUNBUFFERED=1
+dry=0
+[ "${1:-}" = "--dry" ] && dry=1
+if [ "$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')" != 1 ]; then
+  [ $dry = 1 ] || echo "no CUDA here: running the dry mode"
+  dry=1
+fi
+fail=0
+step() { echo; echo "=== $1"; shift; "$@" 2>&1 | tee "$OUT/$STEP.txt"; [ "${PIPESTATUS[0]}" = 0 ] || fail=1; }
+
+STEP=tests step "1/4 CUDA-marked tests (skipped without CUDA)" \
+  "$PY" -m pytest -q -p no:cacheprovider -m gpu -rs tests
+if [ $dry = 1 ]; then
+  STEP=parity step "2/4 CPU-vs-CUDA parity of every op" "$PY" benchmarks/gpu_parity.py --dry --size 32 --batch 4
+  STEP=augment step "3/4 augment benchmark (small sizes in the dry mode)" \
+    "$PY" benchmarks/augment.py --cuda-only --sizes 64 --batches 32 --repeat 1
+  STEP=train step "4/4 mnist5k training (CPU, one epoch in the dry mode)" \
+    "$PY" benchmarks/train.py -S device=cpu -S epochs=1 --json "$OUT/train.json"
+else
+  STEP=parity step "2/4 CPU-vs-CUDA parity of every op" "$PY" benchmarks/gpu_parity.py --size 224 --batch 32
+  STEP=augment step "3/4 augment benchmark on CUDA vs albumentations per core and Kornia" \
+    "$PY" benchmarks/augment.py --cuda-only --sizes 224 640 --batches 256 32 --repeat 5
+  STEP=train step "4/4 mnist5k training on CUDA (bf16, channels_last)" \
+    "$PY" benchmarks/train.py -S device=cuda -S bf16=true -S channels_last=true --json "$OUT/train.json"
+fi
+echo
+[ $fail = 0 ] && echo "gpu_check: every step ran$([ $dry = 1 ] && echo ' (dry mode: CUDA rows skipped)')" \
+  || echo "gpu_check: a step failed (see $OUT/)"
+exit $fail
