@@ -114,7 +114,7 @@ def test_voc_and_coco_annotations_parse_back_with_todays_parsers():
         assert r.label == o.label and max(abs(u - v) for u, v in zip(r.box, o.box)) <= 0.5
     doc = {"images": [{"id": 1, "file_name": "a.png", "width": 50, "height": 40}],
            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1 + "xyz".index(o.label),
-                            **annotation(o, "detect")} for k, o in enumerate(objs)],
+                            **annotation(o, "detect", 50, 40)} for k, o in enumerate(objs)],
            "categories": [{"id": i + 1, "name": c} for i, c in enumerate("xyz")]}
     (name, got), = parse_coco(doc)[0]
     assert name == "a.png" and got.size == (50, 40)

@@ -91,6 +91,13 @@ def flat_names(samples: Iterable[Sample]) -> dict[str, str]:
     return out
 
 
+def clipped(box, width: int, height: int) -> tuple[float, float, float, float]:
+    """A box clipped to the image (canonical boxes already are; a writer never trusts it)."""
+    x1, y1, x2, y2 = box
+    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+
+
 def copy_image(ds: Dataset, s: Sample, out: Path, *parts: str) -> Path:
     """Copy a sample's stored image to ``out/parts...`` (proven inside ``out``); return the path."""
     dest = join_inside(out, *parts)

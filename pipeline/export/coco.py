@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.export import Plan, copy_image, require_objects, write_text
+from pipeline.export import Plan, clipped, copy_image, require_objects, write_text
 from pipeline.ingest.clip import points, polygon_area
 from pipeline.record import Dataset, Object
 
 
-def annotation(o: Object, task: str) -> dict:
-    x1, y1, x2, y2 = o.box
+def annotation(o: Object, task: str, width: int, height: int) -> dict:
+    x1, y1, x2, y2 = clipped(o.box, width, height)
     parts = list(o.polygons) or ([(x1, y1, x2, y1, x2, y2, x1, y2)] if task == "segment" else [])
     area = sum(polygon_area(points(p)) for p in parts) if parts else (x2 - x1) * (y2 - y1)
     return {"bbox": [round(x1, 3), round(y1, 3), round(x2 - x1, 3), round(y2 - y1, 3)],
@@ -50,7 +50,7 @@ def write(ds: Dataset, out: Path, plan: Plan) -> dict:
             n_ann += 1
             rectangles += plan.task == "segment" and not o.polygons
             docs[split]["annotations"].append({"id": n_ann, "image_id": n, "category_id": cats[o.label],
-                                               **annotation(o, plan.task)})
+                                               **annotation(o, plan.task, s.width, s.height)})
     for sp, doc in docs.items():
         full = {"info": {"description": f"exported by pipeline from {ds.root.name}, split {sp}"},
                 "licenses": [], **doc, "categories": categories}

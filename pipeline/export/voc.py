@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from xml.sax.saxutils import escape
 
-from pipeline.export import Plan, copy_image, require_objects, write_text
+from pipeline.export import Plan, clipped, copy_image, require_objects, write_text
 from pipeline.record import Dataset, Sample
 
 
@@ -29,7 +29,7 @@ def voc_box(box) -> tuple[int, int, int, int]:
 def to_xml(s: Sample, filename: str) -> str:
     objs = []
     for o in s.objects:
-        xmin, ymin, xmax, ymax = voc_box(o.box)
+        xmin, ymin, xmax, ymax = voc_box(clipped(o.box, s.width, s.height))
         objs.append(
             f"  <object>\n    <name>{escape(o.label)}</name>\n    <pose>Unspecified</pose>\n"
             f"    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n"

@@ -27,7 +27,7 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
-from pipeline.export import Plan, copy_image, require_objects, write_text
+from pipeline.export import Plan, clipped, copy_image, require_objects, write_text
 from pipeline.record import Dataset, Object, Sample
 
 
@@ -36,7 +36,7 @@ def _norm(v: float, size: int) -> str:
 
 
 def box_row(k: int, o: Object, w: int, h: int) -> str:
-    x1, y1, x2, y2 = (min(max(v, 0.0), lim) for v, lim in zip(o.box, (w, h, w, h)))
+    x1, y1, x2, y2 = clipped(o.box, w, h)
     return f"{k} {_norm((x1 + x2) / 2, w)} {_norm((y1 + y2) / 2, h)} {_norm(x2 - x1, w)} {_norm(y2 - y1, h)}"
 
 
