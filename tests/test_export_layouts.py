@@ -177,6 +177,7 @@ def test_unsplit_samples_go_to_train_and_are_counted(tmp_path):
     ds = make_detection(tmp_path / "ds", "box", splits="none", n=3)
     summary = export(ds, tmp_path / "y", "yolo")
     assert summary["splits"] == {"train": 3} and summary["unsplit_as_train"] == 3
+    assert "no val split: Ultralytics needs one" in summary["note"]
     assert yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())["train"] == "images/train"
     assert "val" not in yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
 

@@ -96,7 +96,9 @@ def write(ds: Dataset, out: Path, plan: Plan) -> dict:
     yaml += [f"{_quote(sp)}: {_quote('images/' + plan.split_dir[sp])}" for sp in plan.splits()]
     yaml += ["names:", *(f"  {i}: {_quote(n)}" for i, n in enumerate(classes))]
     write_text(out, "data.yaml", text="\n".join(yaml) + "\n")
-    return {"images": len(ds.samples), **{k: v for k, v in counts.items() if v}}
+    note = {} if "val" in plan.split_of.values() else {
+        "note": "no val split: Ultralytics needs one (run `pipeline split`, then export with --splits)"}
+    return {"images": len(ds.samples), **{k: v for k, v in counts.items() if v}, **note}
 
 
 _PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./-]*")
