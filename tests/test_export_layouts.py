@@ -101,6 +101,8 @@ def test_bridged_parts_make_one_polygon_with_the_same_area_and_vertices():
     pts = {(joined[i], joined[i + 1]) for i in range(0, len(joined), 2)}
     assert pts == {(float(p[i]), float(p[i + 1])) for p in parts for i in range(0, len(p), 2)}
     assert bridged(((0.0, 0.0, 1.0, 0.0, 1.0, 1.0),)) == (0.0, 0.0, 1.0, 0.0, 1.0, 1.0)
+    many = tuple((3.0 * i, 0.0, 3.0 * i + 2, 0.0, 3.0 * i + 1, 2.0) for i in range(1500))  # a traced mask's blobs
+    assert area(bridged(many)) == pytest.approx(1500 * 2.0)  # no recursion, no area from the bridges
 
 
 def test_coco_layout_one_file_per_split_file_name_relative_to_its_images(tmp_path):

@@ -27,6 +27,8 @@ import json
 import re
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from pipeline.export import Plan, clipped, copy_image, require_objects, write_text
 from pipeline.record import Dataset, Object, Sample
 
@@ -49,22 +51,22 @@ def bridged(parts: tuple[tuple[float, ...], ...]) -> tuple[float, ...]:
     """Several polygon parts as one closed path: part ``i`` is left at its vertex nearest
     to part ``i + 1``, which is walked all round, and the path comes back the same way.
     The bridges are traversed twice in opposite directions, so they add no area."""
-    rings = [[(p[i], p[i + 1]) for i in range(0, len(p), 2)] for p in parts]
-
-    def nearest(a, b) -> tuple[int, int]:
-        return min(((i, j) for i in range(len(a)) for j in range(len(b))),
-                   key=lambda ij: (a[ij[0]][0] - b[ij[1]][0]) ** 2 + (a[ij[0]][1] - b[ij[1]][1]) ** 2)
-
-    def walk(k: int, entry: int) -> list:
-        ring = rings[k][entry:] + rings[k][:entry]  # starts at the entry vertex
+    rings = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in parts]
+    forward, back = [], []  # the path out to the last part, and the way home (reversed)
+    entry = 0
+    for k, ring in enumerate(rings):
+        ring = np.roll(ring, -entry, axis=0)  # starts where the bridge from part k - 1 lands
         if k + 1 == len(rings):
-            return ring + ring[:1]
-        exit_, nxt = nearest(ring, rings[k + 1])
-        return ring[:exit_ + 1] + walk(k + 1, nxt) + ring[exit_:] + ring[:1]
-
-    path = walk(0, 0)[:-1]
-    flat = [v for i, pt in enumerate(path) if i == 0 or pt != path[i - 1] for v in pt]
-    return tuple(flat)
+            forward += [ring, ring[:1]]
+            break
+        d = ((ring[:, None, :] - rings[k + 1][None, :, :]) ** 2).sum(-1)
+        exit_, entry = np.unravel_index(int(np.argmin(d)), d.shape)
+        forward.append(ring[:exit_ + 1])
+        back.append(np.concatenate([ring[exit_:], ring[:1]]))
+    path = np.concatenate(forward + back[::-1])[:-1]  # the last point is the first
+    keep = np.ones(len(path), bool)
+    keep[1:] = (path[1:] != path[:-1]).any(axis=1)  # no repeated vertex where a bridge turns
+    return tuple(float(v) for v in path[keep].ravel())
 
 
 def segment_row(k: int, o: Object, w: int, h: int) -> str:
