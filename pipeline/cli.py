@@ -315,19 +315,22 @@ def stats(
 @app.command()
 @_friendly
 def export(
-    dataset: Path = typer.Argument(..., help="canonical dataset directory"),
+    dataset: Path = typer.Argument(..., help="canonical dataset or dataset version directory"),
     out: Path = typer.Option(
         ..., "--out", help="directory to write: new, empty or an earlier export (replaced atomically)"),
     format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
+    task: str = typer.Option("detect", "--task",
+                             help="yolo, coco: detect (YOLO: boxes) or segment (polygons; a box-only "
+                                  "object becomes its rectangle)"),
 ) -> None:
-    """Write the canonical dataset back out in a common format."""
+    """Write a canonical dataset or a version out in a layout its trainers read, splits kept."""
     from pipeline.export import export as run
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 
     summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None,
-                  inputs=[splits] if splits else [])
+                  inputs=[splits] if splits else [], task=task)
     typer.echo(f"export: {summary}")
 
 

@@ -12,6 +12,7 @@ from pipeline.export import export
 from pipeline.ingest import ingest
 from tests.conftest import make_imagefolder
 from tests.ingest_trees import write_labelme
+from tests.export_data import needs_layout_readers
 
 
 def params(**kw):
@@ -60,39 +61,67 @@ def assert_same(a, b, polygons: bool):
                     assert len(p) == len(q) and max(abs(u - v) for u, v in zip(p, q)) <= 1e-3
 
 
-@pytest.mark.parametrize("fmt, polygons", [("voc", False), ("yolo", True), ("labelme", True), ("coco", True)])
-def test_round_trip_boxes_and_polygons(tmp_path, fmt, polygons):
+@pytest.mark.parametrize("fmt, task, polygons", [
+    pytest.param("voc", "detect", False, marks=needs_layout_readers),
+    ("yolo", "detect", False), ("labelme", "detect", True),
+    pytest.param("coco", "detect", True, marks=needs_layout_readers)])
+def test_round_trip_boxes_and_polygons(tmp_path, fmt, task, polygons):
     ds = ingest(rich_labelme_tree(tmp_path / "src"), tmp_path / "ds", params(), fmt="labelme")
     rot = next(s for s in ds.samples if s.id == "rot.jpg")
     assert len(rot.objects) == 3 and any(len(o.polygons) == 2 for o in rot.objects)
     assert "clipped:1" in rot.notes and "exif-transposed:6" in rot.notes
-    summary = export(ds, tmp_path / "out", fmt)
+    export(ds, tmp_path / "out", fmt, task=task)
     back = ingest(tmp_path / "out", tmp_path / "back", params(), fmt=fmt)
     assert back.quarantine == (), back.quarantine
-    if fmt == "yolo":  # a two-part instance becomes its box: YOLO lines hold one part
-        assert summary["multipart_as_box"] == 1
-        rot2 = next(s for s in back.samples if s.pixel_hash == rot.pixel_hash)
-        assert sorted(len(o.polygons) for o in rot2.objects) == [0, 1, 1]
-        ds_cmp = [s for s in ds.samples if s.id != "rot.jpg"]
-        back_cmp = [s for s in back.samples if s.pixel_hash != rot.pixel_hash]
-        assert_same(type(ds)(ds.root, tuple(ds_cmp), ds.classes), type(back)(back.root, tuple(back_cmp), back.classes), True)
-        assert_same(ds, back, False)
-    else:
-        assert_same(ds, back, polygons)
+    assert_same(ds, back, polygons)
     assert set(back.classes) == set(ds.classes)
 
 
-def test_round_trip_fractional_boxes_voc_within_half_pixel(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(src / "a.png")
-    (src / "a.json").write_text(json.dumps({"shapes": [
-        {"label": "x", "shape_type": "rectangle", "points": [[3.4, 5.6], [20.5, 30.49]]}],
-        "imagePath": "a.png", "imageWidth": 50, "imageHeight": 40}))
-    ds = ingest(src, tmp_path / "ds", params(), fmt="labelme")
-    export(ds, tmp_path / "out", "voc")
-    back = ingest(tmp_path / "out", tmp_path / "back", params(), fmt="voc")
-    assert_same(ds, back, False)
+def test_round_trip_yolo_segment_joins_parts_and_gives_boxes_their_rectangle(tmp_path):
+    ds = ingest(rich_labelme_tree(tmp_path / "src"), tmp_path / "ds", params(), fmt="labelme")
+    summary = export(ds, tmp_path / "out", "yolo", task="segment")
+    back = ingest(tmp_path / "out", tmp_path / "back", params(), fmt="yolo")
+    assert back.quarantine == ()
+    assert summary["multipart_bridged"] == 1
+    assert summary["boxes_as_rectangles"] == sum(1 for s in ds.samples for o in s.objects if not o.polygons)
+    assert_same(ds, back, False)  # same objects, classes and boxes
+    for s in back.samples:
+        assert all(len(o.polygons) == 1 for o in s.objects), s.id
+    rot = next(s for s in ds.samples if s.id == "rot.jpg")
+    rot2 = next(s for s in back.samples if s.pixel_hash == rot.pixel_hash)
+    two = next(o for o in rot.objects if len(o.polygons) == 2)
+    joined = next(o for o in rot2.objects if o.label == two.label and max(
+        abs(u - v) for u, v in zip(o.box, two.box)) <= 1e-3)
+    vertices = {(round(p[i], 2), round(p[i + 1], 2)) for p in joined.polygons for i in range(0, len(p), 2)}
+    assert vertices == {(round(p[i], 2), round(p[i + 1], 2)) for p in two.polygons for i in range(0, len(p), 2)}
+
+
+def test_voc_and_coco_annotations_parse_back_with_todays_parsers():
+    """The annotation text of the VOC and COCO writers, through the pure parsers (whatever
+    the tree layout): VOC boxes within 0.5 px, COCO boxes and polygons as they were."""
+    from pipeline.export.coco import annotation
+    from pipeline.export.voc import to_xml
+    from pipeline.ingest.coco import parse_coco
+    from pipeline.ingest.voc import parse_voc
+    from pipeline.record import Object, Sample
+
+    objs = (Object("x", (3.4, 5.6, 20.5, 30.49)), Object("y", (0.0, 0.0, 50.0, 40.0)),
+            Object("z", (10.0, 10.0, 20.0, 20.0), ((10.0, 10.0, 20.0, 10.0, 15.0, 20.0),)))
+    s = Sample(id="a.png", image="images/a.png", width=50, height=40, channels=3, objects=objs)
+    parsed = parse_voc(to_xml(s, "a.png"))
+    assert parsed.image == "a.png" and parsed.size == (50, 40)
+    for o, r in zip(objs, parsed.objects):
+        assert r.label == o.label and max(abs(u - v) for u, v in zip(r.box, o.box)) <= 0.5
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": 50, "height": 40}],
+           "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1 + "xyz".index(o.label),
+                            **annotation(o, "detect", 50, 40)} for k, o in enumerate(objs)],
+           "categories": [{"id": i + 1, "name": c} for i, c in enumerate("xyz")]}
+    (name, got), = parse_coco(doc)[0]
+    assert name == "a.png" and got.size == (50, 40)
+    for o, r in zip(objs, got.objects):
+        assert r.label == o.label and (r.polygons == o.polygons)
+        if not o.polygons:
+            assert max(abs(u - v) for u, v in zip(r.box, o.box)) <= 1e-3
 
 
 def test_round_trip_imagefolder_and_labelme_flags(tmp_path):

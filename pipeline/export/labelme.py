@@ -1,9 +1,11 @@
-"""labelme JSON beside each image.
+"""labelme: ``<split>/<file>`` with ``<split>/<stem>.json`` beside it, one JSON per image.
 
-Single-part polygons -> ``polygon`` shapes; several parts -> one ``polygon`` per
-part sharing a ``group_id``; box-only objects -> ``rectangle``. A class label goes
-into ``flags`` (all classes listed, the sample's one true): re-ingest with
-``ingest.labelme.flags_as_label: true``. ``imageData`` is null (labelme 5 style).
+``imagePath`` is the image's file name (relative to the JSON, labelme's own
+convention). Single-part polygons -> ``polygon`` shapes; several parts -> one
+``polygon`` per part sharing a ``group_id``; box-only objects -> ``rectangle``. A
+class label goes into ``flags`` (all classes listed, the sample's one true):
+re-ingest with ``ingest.labelme.flags_as_label: true``. ``imageData`` is null
+(labelme 5 style).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePosixPath
 
-from pipeline.export import copy_image, image_relpath
+from pipeline.export import Plan, copy_image, write_text
 from pipeline.record import Dataset, Sample
 
 
@@ -34,10 +36,10 @@ def to_labelme(s: Sample, filename: str, classes: tuple[str, ...]) -> dict:
             "imageData": None, "imageHeight": s.height, "imageWidth": s.width}
 
 
-def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
+def write(ds: Dataset, out: Path, plan: Plan) -> dict:
     for s in ds.samples:
-        rel = image_relpath(ds, s)
-        image = copy_image(ds, s, out, rel)
-        doc = to_labelme(s, PurePosixPath(rel).name, ds.classes)
-        image.with_suffix(".json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
+        split, name = plan.split_dir[plan.split_of[s.id]], plan.file_of[s.id]
+        copy_image(ds, s, out, split, name)
+        doc = to_labelme(s, name, ds.classes)
+        write_text(out, split, str(PurePosixPath(name).with_suffix(".json")), text=json.dumps(doc, indent=1))
     return {"images": len(ds.samples)}

@@ -1,9 +1,14 @@
-"""Pascal VOC XML beside each image (labelImg layout).
+"""Pascal VOC devkit: ``JPEGImages/<file>``, ``Annotations/<stem>.xml``, ``ImageSets/Main/<split>.txt``.
+
+One ``JPEGImages`` for every split (file names unique across the export); each
+split's list holds its stems, one a line, and ``trainval.txt`` holds train's and
+val's, as the VOC devkits have it. The images keep their format: torchvision's
+``VOCDetection`` assumes ``.jpg`` names, other readers take ``<filename>``.
 
 Continuous XYXY -> 1-based inclusive integer indices: ``xmin = round(x1) + 1``,
 ``xmax = round(x2)`` (the inverse of ingest's ``xmin - 1``), so a re-ingested box
 is within 0.5 px. VOC has no polygons: objects keep their box, polygons are counted
-as dropped.
+as dropped; ``segmented`` is 0.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from xml.sax.saxutils import escape
 
-from pipeline.export import copy_image, image_relpath, require_objects
+from pipeline.export import Plan, clipped, copy_image, require_objects, write_text
 from pipeline.record import Dataset, Sample
 
 
@@ -24,7 +29,7 @@ def voc_box(box) -> tuple[int, int, int, int]:
 def to_xml(s: Sample, filename: str) -> str:
     objs = []
     for o in s.objects:
-        xmin, ymin, xmax, ymax = voc_box(o.box)
+        xmin, ymin, xmax, ymax = voc_box(clipped(o.box, s.width, s.height))
         objs.append(
             f"  <object>\n    <name>{escape(o.label)}</name>\n    <pose>Unspecified</pose>\n"
             f"    <truncated>0</truncated>\n    <difficult>0</difficult>\n    <bndbox>\n"
@@ -37,12 +42,20 @@ def to_xml(s: Sample, filename: str) -> str:
             + "".join(objs) + "</annotation>\n")
 
 
-def write(ds: Dataset, out: Path, split_of: dict[str, str | None]) -> dict:
+def write(ds: Dataset, out: Path, plan: Plan) -> dict:
     require_objects(ds, "voc")
     dropped = 0
+    lists: dict[str, list[str]] = {sp: [] for sp in plan.splits()}
     for s in ds.samples:
-        rel = image_relpath(ds, s)
-        image = copy_image(ds, s, out, rel)
-        image.with_suffix(".xml").write_text(to_xml(s, PurePosixPath(rel).name), encoding="utf-8")
+        name = plan.file_of[s.id]
+        stem = PurePosixPath(name).stem
+        copy_image(ds, s, out, "JPEGImages", name)
+        write_text(out, "Annotations", stem + ".xml", text=to_xml(s, name))
+        lists[plan.split_of[s.id]].append(stem)
         dropped += sum(1 for o in s.objects if o.polygons)
+    files = {plan.split_dir[sp]: sorted(stems) for sp, stems in lists.items()}
+    if ("train" in lists or "val" in lists) and "trainval" not in lists:
+        files["trainval"] = sorted(lists.get("train", []) + lists.get("val", []))
+    for name, stems in files.items():
+        write_text(out, "ImageSets", "Main", name + ".txt", text="".join(st + "\n" for st in stems))
     return {"images": len(ds.samples), "polygons_dropped": dropped}
