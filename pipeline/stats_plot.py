@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from pathlib import Path
 
 from pipeline.record import Dataset
 

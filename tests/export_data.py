@@ -18,18 +18,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
-
-import pipeline.ingest.coco
 from pipeline.record import Object, load_dataset, save_dataset
 from tests.version_data import make_annotated
 
 # The readers of the VOC devkit (Annotations/ + JPEGImages/ + ImageSets/Main) and of
-# COCO's instances_<split>.json beside images/<split>/ come with the layout-aware
-# ingest (another branch); until they are here, the round trips through those
-# layouts fail, and say why. Strict: once the readers are in, the marks lift themselves.
-LAYOUT_READERS = hasattr(pipeline.ingest.coco, "split_of_file")
-needs_layout_readers = pytest.mark.xfail(not LAYOUT_READERS, strict=True, reason="needs the layout-aware readers")
 
 KINDS = ("box", "polygon", "mixed")
 SPLITS = ("train", "val", "test")

@@ -12,7 +12,6 @@ from pipeline.export import export
 from pipeline.ingest import ingest
 from tests.conftest import make_imagefolder
 from tests.ingest_trees import write_labelme
-from tests.export_data import needs_layout_readers
 
 
 def params(**kw):
@@ -62,9 +61,9 @@ def assert_same(a, b, polygons: bool):
 
 
 @pytest.mark.parametrize("fmt, task, polygons", [
-    pytest.param("voc", "detect", False, marks=needs_layout_readers),
+    pytest.param("voc", "detect", False),
     ("yolo", "detect", False), ("labelme", "detect", True),
-    pytest.param("coco", "detect", True, marks=needs_layout_readers)])
+    pytest.param("coco", "detect", True)])
 def test_round_trip_boxes_and_polygons(tmp_path, fmt, task, polygons):
     ds = ingest(rich_labelme_tree(tmp_path / "src"), tmp_path / "ds", params(), fmt="labelme")
     rot = next(s for s in ds.samples if s.id == "rot.jpg")

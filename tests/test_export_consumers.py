@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import numpy as np
 import pytest

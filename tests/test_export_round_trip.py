@@ -20,13 +20,13 @@ from pipeline.ingest import ingest
 from pipeline.record import Sample, load_dataset
 from pipeline.version import write_version
 from tests.conftest import make_imagefolder
-from tests.export_data import KINDS, SPLITS, make_detection, needs_layout_readers
+from tests.export_data import KINDS, SPLITS, make_detection
 
 
 TARGETS = [pytest.param("yolo", "detect", id="yolo-detect"), pytest.param("yolo", "segment", id="yolo-segment"),
-           pytest.param("coco", "detect", id="coco-detect", marks=needs_layout_readers),
-           pytest.param("coco", "segment", id="coco-segment", marks=needs_layout_readers),
-           pytest.param("voc", "detect", id="voc", marks=needs_layout_readers),
+           pytest.param("coco", "detect", id="coco-detect"),
+           pytest.param("coco", "segment", id="coco-segment"),
+           pytest.param("voc", "detect", id="voc"),
            pytest.param("labelme", "detect", id="labelme")]
 SOURCES = ("own", "assigned", "unsplit", "version")
 

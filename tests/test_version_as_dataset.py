@@ -15,7 +15,6 @@ from pipeline.split import assign_splits
 from pipeline.stats import compute
 from pipeline.version import write_version
 from tests.conftest import make_imagefolder
-from tests.export_data import needs_layout_readers
 from tests.version_data import make_annotated
 
 BOX_OPS = [{"name": "mosaic", "p": 0.6}, {"name": "hflip", "p": 0.5}, {"name": "rotate", "p": 0.5, "degrees": 10}]
@@ -70,8 +69,7 @@ def test_stats_of_a_version(box_version):
     assert stats["splits"] == {sp: sum(r["split"] == sp for r in rows) for sp in ("test", "train", "val")}
 
 
-@pytest.mark.parametrize("fmt", [pytest.param(f, marks=needs_layout_readers) if f in ("voc", "coco") else f
-                                 for f in FORMATS])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_every_export_format_takes_a_box_version_and_ingests_back(box_version, tmp_path, fmt):
     if fmt == "imagefolder":
         pytest.skip("box data without image labels has no folder to go to (covered by the classification case)")
