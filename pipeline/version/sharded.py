@@ -6,7 +6,7 @@ rank renders a contiguous share of every split (whole source images, all their
 copies: ``Ranks.share`` over the split's samples) with the same ``Renderer``, into
 its part directory ``.parts/<rank>/`` inside rank 0's temporary directory: the
 share's arrays as ``.npy`` files, its manifest lines, its PNG files, and the lines
-the split's hashes are fed (``Log``). Rank 0 then assembles each split in row
+the split's hashes are fed (``HashFeed``). Rank 0 then assembles each split in row
 order: the arrays' bodies concatenated under one header (hashed as written), the
 manifest lines in order (the card's counts recounted from them), PNG files moved
 into place, the integer pixel sums added (exact, so order-free), and finishes the
@@ -35,14 +35,14 @@ from pipeline.version import card as cards
 from pipeline.version.manifest import VersionRow
 from pipeline.version.plan import SPLITS
 from pipeline.version.shards import NpyWriter
-from pipeline.version.writer import _Job, close_split, finish, prepare, render_rows
+from pipeline.version.writer import VersionJob, close_split, finish, prepare, render_rows
 
 PARTS = ".parts"  # inside the temporary directory: one folder per rank, removed before the rename
 ARRAYS = ("images", "labels", "mix_labels", "mix_weights")
 COPY_BYTES = 1 << 24  # a multiple of every item size
 
 
-class Log:
+class HashFeed:
     """Stands in for a hash in a rank's ``_SplitWriter``: the bytes it would be fed go to a
     file, and rank 0 feeds every rank's file, in order, to the one real hash."""
 
@@ -68,6 +68,8 @@ def write_sharded(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     ranks = join(device.type)
     try:
         job = ranks.sync(lambda: prepare(dataset, assignment, params, out, inputs, device))
+        if not params.workers:  # the node's cores are split between its ranks (no byte depends on it)
+            job.workers = max(1, job.workers // ranks.local_size)
         with contextlib.ExitStack() as stack:
             def open_tmp() -> str | None:
                 if not ranks.main:
@@ -85,7 +87,7 @@ def write_sharded(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         ranks.close()
 
 
-def render_share(job: _Job, ranks: Ranks, parts: Path) -> None:
+def render_share(job: VersionJob, ranks: Ranks, parts: Path) -> None:
     """Render this rank's share of every split into ``parts/<rank>``."""
     mine = parts / str(ranks.rank)
     mine.mkdir()  # not parents: a removed temporary directory is never made again
@@ -93,7 +95,7 @@ def render_share(job: _Job, ranks: Ranks, parts: Path) -> None:
         per = len(job.plan.copies(split))
         lo, hi = ranks.share(len(job.plan.by_split[split]))
         start, stop = lo * per, hi * per
-        source, pngs = Log(mine / f"{split}.sources"), Log(mine / f"{split}.pngs")
+        source, pngs = HashFeed(mine / f"{split}.sources"), HashFeed(mine / f"{split}.pngs")
         try:
             with open(mine / f"{split}.manifest.jsonl", "w", encoding="utf-8") as manifest:
                 sw = job.split_writer(mine, split, manifest, stop - start, start, source, pngs)
@@ -116,7 +118,7 @@ def _copy_body(src: Path, dst: NpyWriter) -> None:
             dst.write(np.frombuffer(block, dtype=dst.dtype))
 
 
-def assemble(job: _Job, ranks: Ranks, tmp: Path) -> None:
+def assemble(job: VersionJob, ranks: Ranks, tmp: Path) -> None:
     """Rank 0: every split's files from the ranks' parts, in row order; then the card."""
     parts = [tmp / PARTS / str(r) for r in range(ranks.size)]
     h, w, c = job.hwc

@@ -66,7 +66,7 @@ class _SplitWriter:
         self.counts = counts
         self.total = np.zeros(hwc[2], dtype=np.int64)
         self.total_sq = np.zeros(hwc[2], dtype=np.int64)
-        # What the hashes are fed (a rank's share logs it for rank 0 instead: ``sharded.Log``)
+        # What the hashes are fed (a rank's share logs it for rank 0 instead: ``sharded.HashFeed``)
         self.source = source or hashlib.sha256()
         self.last_source = None
         self.png_sha = png_sha or hashlib.sha256()
@@ -104,7 +104,7 @@ class _SplitWriter:
 
 
 @dataclass
-class _Job:
+class VersionJob:
     """Everything a version's writer prepared before the first pixel (the same on every rank)."""
     dataset: Dataset
     assignment: dict[str, str]
@@ -126,7 +126,7 @@ class _Job:
 
 
 def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
-            inputs: Iterable[Path] = (), device=None) -> _Job:
+            inputs: Iterable[Path] = (), device=None) -> VersionJob:
     """Claim ``out`` (read-only checks), check the version fits, build the pipeline and the card's head."""
     from pipeline.augment.registry import dump_pipeline
     from pipeline.device import resolve_device
@@ -154,7 +154,7 @@ def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
         "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
         "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
     }
-    return _Job(dataset, assignment, params, out, inputs, (h, w, c), packed, plan, renderer, workers, card)
+    return VersionJob(dataset, assignment, params, out, inputs, (h, w, c), packed, plan, renderer, workers, card)
 
 
 def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
@@ -182,7 +182,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     return job.card
 
 
-def render_rows(job: _Job, split: str, rows: Iterable[Row], sw: _SplitWriter, total: int,
+def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWriter, total: int,
                 show: bool = True) -> None:
     """Render ``rows`` (``total`` rows of ``split``, in plan order) and append them to ``sw``."""
     renderer, pool_of_split = job.renderer, job.plan.by_split[split]
@@ -212,7 +212,7 @@ def render_rows(job: _Job, split: str, rows: Iterable[Row], sw: _SplitWriter, to
         bar.close()
 
 
-def close_split(job: _Job, split: str, files: dict[str, str], total, total_sq, source_sha: str,
+def close_split(job: VersionJob, split: str, files: dict[str, str], total, total_sq, source_sha: str,
                 counts: cards.SplitCounts) -> None:
     """Record a finished split in the card: its files' hashes, pixel statistics and counts."""
     h, w, _ = job.hwc
@@ -225,7 +225,7 @@ def close_split(job: _Job, split: str, files: dict[str, str], total, total_sq, s
     job.source_lines.append(f"{split}\t{source_sha}\n")
 
 
-def finish(job: _Job, tmp: Path) -> None:
+def finish(job: VersionJob, tmp: Path) -> None:
     """The version's last files: classes.json, card.json and CARD.md (manifest.jsonl written)."""
     card, dataset = job.card, job.dataset
     source_images = hashlib.sha256("".join(job.source_lines).encode())
