@@ -105,6 +105,13 @@ def download(
     typer.echo(f"download: wrote {path}")
 
 
+def _main_rank() -> bool:
+    """Under torchrun (augment, ingest) rank 0 alone reports."""
+    from pipeline.ranks import main_rank
+
+    return main_rank()
+
+
 @app.command()
 @_friendly
 def ingest(
@@ -130,6 +137,8 @@ def ingest(
     if src is not None:  # an explicit tree replaces the sources listed in params
         p = p.model_copy(update={"sources": ()})
     ds = run(src, out, p, fmt=format)
+    if not _main_rank():
+        return
     report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     for s in report["sources"]:
         layout = f" ({s['layout']})" if s.get("layout") else ""
@@ -211,7 +220,8 @@ def augment(
         if value is None:
             raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
     card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
-    typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+    if _main_rank():
+        typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
 
 
 @app.command()

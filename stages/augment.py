@@ -10,13 +10,15 @@ from stages.runner import stage_main
 
 def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.config import load_section
+    from pipeline.ranks import main_rank
     from pipeline.version import write_version
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 
     p = load_section("augment", params)  # validated before any data is read
     card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
-    print("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+    if main_rank():  # under torchrun, rank 0 reports for all
+        print("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
 from pipeline.ingest.placeholders import quarantine_placeholders
 from pipeline.outputs import MARKER, claim_dir
+from pipeline.ranks import world_size
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
 
 EXAMPLES = 5  # paths of unlisted / hidden files shown per source in report.json
@@ -162,30 +163,44 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         if c.id in seen:
             raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
         seen.add(c.id)
+
+    def write(tmp: Path, accepted: list, bad: list) -> None:
+        _write(tmp, accepted, bad, rejected, classes, class_report, roots, params)
+
+    if world_size() > 1:  # under torchrun: every rank decodes a share, rank 0 writes
+        from pipeline.ingest.sharded import ingest_sharded
+
+        ingest_sharded(candidates, Path(out), source_paths, params, write)
+        return load_dataset(Path(out))
     with atomic_dir(Path(out), "canonical", source_paths) as tmp:
-        accepted, bad = decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
-                                   params.max_decode_bytes)
-        samples = []
-        for c, rel, info in accepted:
-            sample, object_rejects = to_sample(c, rel, info)
-            samples.append(sample)
-            rejected.extend(object_rejects)
-        rejected.extend(bad)
-        groups = duplicate_groups(samples, params.near_duplicate_bits)
-        save_dataset(tmp, samples, classes, rejected)
-        files_rejected = sum(1 for r in rejected if r.index is None)
-        report = {
-            "sources": roots,
-            "inputs": len(samples) + files_rejected,
-            "accepted": len(samples),
-            "quarantined_inputs": files_rejected,
-            "rejected_objects": len(rejected) - files_rejected,
-            "unlisted": sum(r["unlisted"] for r in roots),
-            "skipped_hidden": sum(r["skipped_hidden"] for r in roots),
-            "class_map": class_report,
-        }
-        (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        (tmp / DUPLICATES).write_text(json.dumps(
-            {"near_duplicate_bits": params.near_duplicate_bits, "groups": groups}, indent=1) + "\n",
-            encoding="utf-8")
+        write(tmp, *decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
+                               params.max_decode_bytes))
     return load_dataset(Path(out))
+
+
+def _write(tmp: Path, accepted: list, bad: list, rejected: list, classes, class_report, roots: list,
+           params: IngestParams) -> None:
+    """Everything of the canonical dataset but the image packs, from the decoded candidates."""
+    samples = []
+    for c, rel, info in accepted:
+        sample, object_rejects = to_sample(c, rel, info)
+        samples.append(sample)
+        rejected.extend(object_rejects)
+    rejected.extend(bad)
+    groups = duplicate_groups(samples, params.near_duplicate_bits)
+    save_dataset(tmp, samples, classes, rejected)
+    files_rejected = sum(1 for r in rejected if r.index is None)
+    report = {
+        "sources": roots,
+        "inputs": len(samples) + files_rejected,
+        "accepted": len(samples),
+        "quarantined_inputs": files_rejected,
+        "rejected_objects": len(rejected) - files_rejected,
+        "unlisted": sum(r["unlisted"] for r in roots),
+        "skipped_hidden": sum(r["skipped_hidden"] for r in roots),
+        "class_map": class_report,
+    }
+    (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (tmp / DUPLICATES).write_text(json.dumps(
+        {"near_duplicate_bits": params.near_duplicate_bits, "groups": groups}, indent=1) + "\n",
+        encoding="utf-8")

@@ -77,25 +77,39 @@ def _results(jobs: list[_Job], workers: int) -> Iterator:
             yield from results
 
 
+def decode_jobs(candidates: list[Candidate], min_size: int, max_pixels: int, workers: int = 0,
+                max_decode_bytes: int | None = None) -> list[_Job]:
+    """One job per candidate; the decode budget is the whole run's (so every share of the
+    candidates, on any rank, refuses exactly what one process would)."""
+    budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
+    return [_Job(c, min_size, max_pixels, budget) for c in candidates]
+
+
+def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, accepted: list, rejected: list,
+          show: bool = True) -> None:
+    """Append the accepted images of ``results`` (in candidate order) to ``packs``; note the rest."""
+    pairs = zip(results, candidates)
+    for (name, payload, info, reason, detail), c in (
+        progress(pairs, desc="ingest", total=len(candidates), unit="img") if show else pairs
+    ):
+        if info is None:
+            rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail, source=c.source.root))
+            continue
+        accepted.append((c, packs.add(name, payload), info))
+
+
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0, max_decode_bytes: int | None = None,
                ) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
     """Decode, check and store every candidate under ``out_dir``; return (accepted with
     their stored image references and infos, rejected)."""
-    budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
-    jobs = [_Job(c, min_size, max_pixels, budget) for c in candidates]
+    jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes)
     results = _results(jobs, workers or os.cpu_count() or 1)
-    accepted, rejected = [], []
+    accepted: list = []
+    rejected: list = []
     try:
         with PackWriter(out_dir, IMAGES) as packs:
-            for (name, payload, info, reason, detail), c in progress(
-                zip(results, candidates), desc="ingest", total=len(jobs), unit="img"
-            ):
-                if info is None:
-                    rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail,
-                                             source=c.source.root))
-                    continue
-                accepted.append((c, packs.add(name, payload), info))
+            store(results, candidates, packs, accepted, rejected)
     finally:
         results.close()  # stops the workers now if the loop ended early
     return accepted, rejected

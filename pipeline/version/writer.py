@@ -21,6 +21,7 @@ import os
 import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -43,31 +44,32 @@ MIX_ARRAYS = ("<split>_mix_labels.npy: int64, the mixup/cutmix partner's class (
               "(1 - w) * onehot(mix_label)")
 
 
-def _bar(desc: str, total: int):
+def _bar(desc: str, total: int, show: bool = True):
     from tqdm import tqdm
 
     return tqdm(desc=desc, total=total, unit="img", mininterval=0.1 if sys.stderr.isatty() else 2.0,
-                disable=os.environ.get("PIPELINE_NO_PROGRESS") == "1", dynamic_ncols=True)
+                disable=not show or os.environ.get("PIPELINE_NO_PROGRESS") == "1", dynamic_ncols=True)
 
 
 class _SplitWriter:
     """Files of one split, appended in row order (called from the writer thread only)."""
 
     def __init__(self, tmp: Path, split: str, n: int, hwc: tuple[int, int, int], packed: bool, manifest,
-                 counts: cards.SplitCounts):
+                 counts: cards.SplitCounts, start: int = 0, source=None, png_sha=None):
         self.tmp, self.split, self.packed, self.manifest = tmp, split, packed, manifest
         self.images = NpyWriter(tmp / f"{split}_images.npy", np.uint8, (n, *hwc)) if packed else None
         self.labels = NpyWriter(tmp / f"{split}_labels.npy", np.int64, (n,))
         # mixup/cutmix: the partner's label and the weight of ``labels`` (1.0, same label: not mixed)
         self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
         self.mix_weights = NpyWriter(tmp / f"{split}_mix_weights.npy", np.float32, (n,))
-        self.index = 0
+        self.index = start  # a rank's share starts inside the split (pipeline.version.sharded)
         self.counts = counts
         self.total = np.zeros(hwc[2], dtype=np.int64)
         self.total_sq = np.zeros(hwc[2], dtype=np.int64)
-        self.source = hashlib.sha256()
+        # What the hashes are fed (a rank's share logs it for rank 0 instead: ``sharded.HashFeed``)
+        self.source = source or hashlib.sha256()
         self.last_source = None
-        self.png_sha = hashlib.sha256()
+        self.png_sha = png_sha or hashlib.sha256()
 
     def write(self, batch: list[Row], r: Rendered, shas: list[str]):
         arr = r.pixels
@@ -101,12 +103,31 @@ class _SplitWriter:
         return files
 
 
-def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
-                  inputs: Iterable[Path] = ()) -> dict:
-    """Write the dataset version into ``out`` atomically and return its card.
+@dataclass
+class VersionJob:
+    """Everything a version's writer prepared before the first pixel (the same on every rank)."""
+    dataset: Dataset
+    assignment: dict[str, str]
+    params: AugmentParams
+    out: Path
+    inputs: list
+    hwc: tuple[int, int, int]
+    packed: bool
+    plan: Plan
+    renderer: Renderer
+    workers: int
+    card: dict
+    source_lines: list[str] = field(default_factory=list)  # "<split>\t<sha of its source images>\n"
 
-    ``out`` is claimed first (``pipeline.outputs``): apart from the dataset and from
-    ``inputs`` (the split directory), and empty or a version written before."""
+    def split_writer(self, tmp: Path, split: str, manifest, n: int | None = None, start: int = 0,
+                     source=None, png_sha=None) -> _SplitWriter:
+        return _SplitWriter(tmp, split, self.plan.count(split) if n is None else n, self.hwc, self.packed,
+                            manifest, cards.SplitCounts(self.card["mix"]["ops"]), start, source, png_sha)
+
+
+def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
+            inputs: Iterable[Path] = (), device=None) -> VersionJob:
+    """Claim ``out`` (read-only checks), check the version fits, build the pipeline and the card's head."""
     from pipeline.augment.registry import dump_pipeline
     from pipeline.device import resolve_device
     from pipeline.version.preflight import check_fits
@@ -115,7 +136,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     inputs = [dataset.root, *inputs]
     claim_dir(out, "version", inputs)
     check_fits(dataset, assignment, params, out)  # memory and disk, before any work
-    device = resolve_device(params.device)
+    device = device or resolve_device(params.device)
     h, w, c = output_geometry(dataset, params)
     pipe = version_pipeline(params, device, h, w)
     pipe.check_offline(h, w, classification=dataset.kind == "classification")
@@ -133,58 +154,93 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
         "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
     }
-    source_images = hashlib.sha256()
+    return VersionJob(dataset, assignment, params, out, inputs, (h, w, c), packed, plan, renderer, workers, card)
 
-    def decode_many(wanted: list) -> dict[str, Decoded]:
-        futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
-        return {sid: f.result() for sid, f in futures.items()}
 
-    with atomic_dir(out, "version", inputs) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
-            ThreadPoolExecutor(1, thread_name_prefix="write") as writer, \
+def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
+                  inputs: Iterable[Path] = ()) -> dict:
+    """Write the dataset version into ``out`` atomically and return its card.
+
+    ``out`` is claimed first (``pipeline.outputs``): apart from the dataset and from
+    ``inputs`` (the split directory), and empty or a version written before. Under
+    ``torchrun`` the rows are rendered by every rank (``pipeline.version.sharded``)."""
+    from pipeline.ranks import world_size
+
+    if world_size() > 1:
+        from pipeline.version.sharded import write_sharded
+
+        return write_sharded(dataset, assignment, params, out, inputs)
+    job = prepare(dataset, assignment, params, out, inputs)
+    with atomic_dir(job.out, "version", job.inputs) as tmp, \
             open(tmp / "manifest.jsonl", "w", encoding="utf-8") as manifest:
         for split in SPLITS:
-            n = plan.count(split)
-            sw = _SplitWriter(tmp, split, n, (h, w, c), packed, manifest, cards.SplitCounts(card["mix"]["ops"]))
-            pending: deque[tuple[list[Row], dict[str, Future]]] = deque()
-            last_write: Future | None = None
-            bar = _bar(f"augment {split}", n)
-
-            def submit(batch: list[Row]) -> None:
-                uniq = {r.sample.id: r.sample for r in batch}
-                pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
-
-            it = batches(plan.rows(split), params.batch_size)
-            for batch in it:
-                submit(batch)
-                if len(pending) <= LOOKAHEAD:
-                    continue
-                last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar,
-                                   plan.by_split[split])
-            while pending:
-                last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar,
-                                   plan.by_split[split])
-            if last_write is not None:
-                last_write.result()
-            bar.close()
-            card["files"].update(sw.close())
-            mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), n * h * w)
-            card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
-                                     **sw.counts.to_json(dataset.kind == "detection")}
-            source_images.update(f"{split}\t{sw.source.hexdigest()}\n".encode())
+            sw = job.split_writer(tmp, split, manifest)
+            render_rows(job, split, job.plan.rows(split), sw, job.plan.count(split))
+            close_split(job, split, sw.close(), sw.total, sw.total_sq, sw.source.hexdigest(), sw.counts)
         manifest.close()
-        card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
-        (tmp / "classes.json").write_text(json.dumps(list(dataset.classes), indent=1) + "\n")
-        card["source"] = {
-            # Relative to the version, resolved: the same bytes however the paths were typed.
-            "dataset": os.path.relpath(Path(dataset.root).resolve(), out.resolve()),
-            "manifest_sha256": cards.file_sha256(dataset.root / "manifest.jsonl"),
-            "classes_sha256": cards.file_sha256(dataset.root / "classes.json"),
-            "splits_sha256": cards.assignment_sha256(assignment),
-            "images_sha256": source_images.hexdigest(),
-        }
-        (tmp / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-        (tmp / "CARD.md").write_text(cards.render_markdown(card), encoding="utf-8")
-    return card
+        finish(job, tmp)
+    return job.card
+
+
+def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWriter, total: int,
+                show: bool = True) -> None:
+    """Render ``rows`` (``total`` rows of ``split``, in plan order) and append them to ``sw``."""
+    renderer, pool_of_split = job.renderer, job.plan.by_split[split]
+    with ThreadPoolExecutor(job.workers, thread_name_prefix="decode") as pool, \
+            ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
+        def decode_many(wanted: list) -> dict[str, Decoded]:
+            futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
+            return {sid: f.result() for sid, f in futures.items()}
+
+        pending: deque[tuple[list[Row], dict[str, Future]]] = deque()
+        last_write: Future | None = None
+        bar = _bar(f"augment {split}", total, show)
+
+        def submit(batch: list[Row]) -> None:
+            uniq = {r.sample.id: r.sample for r in batch}
+            pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
+
+        for batch in batches(iter(rows), job.params.batch_size):
+            submit(batch)
+            if len(pending) <= LOOKAHEAD:
+                continue
+            last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar, pool_of_split)
+        while pending:
+            last_write = _step(pending, renderer, decode_many, sw, writer, last_write, bar, pool_of_split)
+        if last_write is not None:
+            last_write.result()
+        bar.close()
+
+
+def close_split(job: VersionJob, split: str, files: dict[str, str], total, total_sq, source_sha: str,
+                counts: cards.SplitCounts) -> None:
+    """Record a finished split in the card: its files' hashes, pixel statistics and counts."""
+    h, w, _ = job.hwc
+    n = job.plan.count(split)
+    card = job.card
+    card["files"].update(files)
+    mean, std = cards.pixel_stats(list(map(int, total)), list(map(int, total_sq)), n * h * w)
+    card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
+                             **counts.to_json(job.dataset.kind == "detection")}
+    job.source_lines.append(f"{split}\t{source_sha}\n")
+
+
+def finish(job: VersionJob, tmp: Path) -> None:
+    """The version's last files: classes.json, card.json and CARD.md (manifest.jsonl written)."""
+    card, dataset = job.card, job.dataset
+    source_images = hashlib.sha256("".join(job.source_lines).encode())
+    card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
+    (tmp / "classes.json").write_text(json.dumps(list(dataset.classes), indent=1) + "\n")
+    card["source"] = {
+        # Relative to the version, resolved: the same bytes however the paths were typed.
+        "dataset": os.path.relpath(Path(dataset.root).resolve(), job.out.resolve()),
+        "manifest_sha256": cards.file_sha256(dataset.root / "manifest.jsonl"),
+        "classes_sha256": cards.file_sha256(dataset.root / "classes.json"),
+        "splits_sha256": cards.assignment_sha256(job.assignment),
+        "images_sha256": source_images.hexdigest(),
+    }
+    (tmp / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
+    (tmp / "CARD.md").write_text(cards.render_markdown(card), encoding="utf-8")
 
 
 def _step(pending, renderer: Renderer, decode_many, sw: _SplitWriter, writer, last_write, bar, pool) -> Future:
