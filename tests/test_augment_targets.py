@@ -250,12 +250,15 @@ def test_mosaic_then_rotate_keeps_every_visible_object_tight_and_drops_none():
     d = pipe.sample(keys(1, seed=3), 32, 32)
     _, out = pipe.transform(x, srcs[0], d, [(x, s) for s in srcs[1:]])
     cx, cy, angle = float(d[0]["cx"][0]), float(d[0]["cy"][0]), float(d[1]["angle"][0])
-    quads = [(0, 0, cx, cy), (cx, 0, 64, cy), (0, cy, cx, 64), (cx, cy, 64, 64)]
+    # 32x32 tiles on a 64x64 canvas keep their size (half the canvas), each with one
+    # corner against the centre, cropped at the canvas.
+    corners = [(cx - 32, cy - 32), (cx, cy - 32), (cx - 32, cy), (cx, cy)]
+    quads = [(max(x0, 0), max(y0, 0), min(x0 + 32, 64), min(y0 + 32, 64)) for x0, y0 in corners]
     expected = {}
     for k, (q, s) in enumerate(zip(quads, srcs)):
-        sx, sy = (q[2] - q[0]) / 32, (q[3] - q[1]) / 32
+        x0, y0 = corners[k]
         for j, obj in enumerate(s.sample_objects(0)):
-            pts = [(q[0] + obj["polygons"][0][i] * sx, q[1] + obj["polygons"][0][i + 1] * sy)
+            pts = [(x0 + obj["polygons"][0][i], y0 + obj["polygons"][0][i + 1])
                    for i in range(0, len(obj["polygons"][0]), 2)]
             part = ref_clip(pts, *q)
             if not part:

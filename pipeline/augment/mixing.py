@@ -51,7 +51,7 @@ class MixUp(Op):
         return {"applied": applied, "lam": torch.where(applied, lam, 1.0),
                 "partner_u": self._uniform(keys, 20, 1, 0.0, 1.0)}
 
-    def mix(self, x, t, drawn, partners, rules: Rules):
+    def mix(self, x, t, drawn, partners, rules: Rules, scale: float = 1.0):
         (xp, tp), = partners
         lam = drawn["lam"]
         x = torch.lerp(xp, x, lam.view(-1, 1, 1, 1))
@@ -97,7 +97,7 @@ class CutMix(Op):
         r = rect[:, :, None, None]
         return ((xs >= r[:, 0]) & (xs < r[:, 2]) & (ys[:, None] >= r[:, 1]) & (ys[:, None] < r[:, 3]))[:, None]
 
-    def mix(self, x, t, drawn, partners, rules: Rules):
+    def mix(self, x, t, drawn, partners, rules: Rules, scale: float = 1.0):
         (xp, tp), = partners
         h, w = x.shape[-2:]
         rect = drawn["rect"]
