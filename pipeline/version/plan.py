@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pipeline.config import AugmentParams
 from pipeline.errors import InputError
@@ -79,12 +79,21 @@ def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int, int, 
     return h, w, channels
 
 
-def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+def batches(rows: Iterator[Row], size: int, max_pixels: int | None = None,
+            pixels: Callable[[Row], int] = lambda r: 0) -> Iterator[list[Row]]:
+    """Consecutive rows, at most ``size`` of them and at most ``max_pixels`` (one row
+    always goes, however large): memory per batch is bounded by pixels, not a count."""
     batch: list[Row] = []
+    held = 0
     for r in rows:
+        n = pixels(r)
+        if batch and max_pixels is not None and held + n > max_pixels:
+            yield batch
+            batch, held = [], 0
         batch.append(r)
+        held += n
         if len(batch) == size:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch

@@ -63,13 +63,13 @@ def check_fits(dataset: Dataset, assignment: dict[str, str], params: AugmentPara
     per_image = h * w * c
     rows = sum(Plan(dataset, assignment, params).count(s) for s in SPLITS)
     shape = f"{h}x{w}x{c}"
-    batch = min(params.batch_size, max(rows, 1))
+    batch = min(params.batch_size, max(1, params.batch_pixels // (h * w)), max(rows, 1))
     need_memory = batch * per_image * BATCH_BYTES_PER_PIXEL_BYTE
     memory = available_memory()
     if memory is not None and need_memory > memory:
         raise InputError(
             f"augment: a batch of {batch} images of {shape} needs about {_gib(need_memory)} of memory, "
-            f"{_gib(memory)} is available; lower augment.batch_size or augment.image_size")
+            f"{_gib(memory)} is available; lower augment.batch_size, augment.batch_pixels or augment.image_size")
     need_disk = rows * per_image
     disk = free_disk(out)
     if disk is not None and need_disk > disk:

@@ -1,6 +1,7 @@
 """The augment stage: stream a canonical dataset into a dataset version, atomically.
 
-Per split, rows are cut into batches of ``batch_size``. A thread pool decodes the
+Per split, rows are cut into batches of at most ``batch_size`` rows and
+``batch_pixels`` pixels (memory bounded by pixels, not a count). A thread pool decodes the
 next batches' images while the current batch is transformed; one writer thread
 appends the results to the split's files in row order. Memory holds a few
 batches, never the dataset. Every random draw is keyed by (seed, source id,
@@ -128,7 +129,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         "format": cards.FORMAT, "kind": dataset.kind, "storage": "packed" if packed else "files",
         "image_shape": [h, w, c], "classes": list(dataset.classes), "seed": params.seed,
         # Knobs that cannot change a byte stay out of the card, so it is identical too.
-        "params": params.model_dump(mode="json", exclude={"batch_size", "workers", "device"}),
+        "params": params.model_dump(mode="json", exclude={"batch_size", "batch_pixels", "workers", "device"}),
         # The pipeline as it ran: defaults filled in, backend resolved (trace never re-decides).
         "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
         "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
@@ -153,7 +154,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
                 uniq = {r.sample.id: r.sample for r in batch}
                 pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
 
-            it = batches(plan.rows(split), params.batch_size)
+            it = batches(plan.rows(split), params.batch_size, params.batch_pixels, lambda r: h * w)
             for batch in it:
                 submit(batch)
                 if len(pending) <= LOOKAHEAD:
