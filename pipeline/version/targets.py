@@ -91,7 +91,7 @@ def partner_batch(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, 
         return None, []
     idx = pipe.partner_indices(drawn, len(pool_samples))
     chosen = [[pool_samples[k] for k in row] for row in idx.tolist()]
-    dec = decode_many([s for row in chosen for s in row])
+    dec = decode_many([s for row in chosen for s in row], (h, w))  # at the rows' size
     parts = []
     for j in range(slots):
         ss = [row[j] for row in chosen]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections import deque
@@ -33,7 +34,7 @@ from pipeline.outputs import claim_dir
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.decode import Decoded
-from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
+from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry, reference_size
 from pipeline.version.render import Rendered, Renderer, pin_backend
 from pipeline.version.shards import NpyWriter, write_png
 
@@ -54,10 +55,11 @@ def _bar(desc: str, total: int):
 class _SplitWriter:
     """Files of one split, appended in row order (called from the writer thread only)."""
 
-    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple[int, int, int], packed: bool, manifest,
+    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple, packed: bool, manifest,
                  counts: cards.SplitCounts):
         self.tmp, self.split, self.packed, self.manifest = tmp, split, packed, manifest
         self.images = NpyWriter(tmp / f"{split}_images.npy", np.uint8, (n, *hwc)) if packed else None
+        self.pixels = 0  # pixels written (rows may differ in size at native resolution)
         self.labels = NpyWriter(tmp / f"{split}_labels.npy", np.int64, (n,))
         # mixup/cutmix: the partner's label and the weight of ``labels`` (1.0, same label: not mixed)
         self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
@@ -72,11 +74,14 @@ class _SplitWriter:
 
     def write(self, batch: list[Row], r: Rendered, shas: list[str]):
         arr = r.pixels
-        flat = arr.reshape(-1, arr.shape[-1]).astype(np.int64)
-        self.total += flat.sum(0)
-        self.total_sq += (flat * flat).sum(0)
+        # Exact integer sums: the same totals however the rows are grouped.
+        for part in [arr] if isinstance(arr, np.ndarray) else arr:
+            flat = part.reshape(-1, part.shape[-1]).astype(np.int64)
+            self.total += flat.sum(0)
+            self.total_sq += (flat * flat).sum(0)
+            self.pixels += len(flat)
         if self.images is not None:
-            self.images.write(arr)
+            self.images.write(np.asarray(arr))
         self.labels.write(np.asarray(r.labels, dtype=np.int64))
         self.mix_labels.write(np.asarray([m[1] for m in r.mix], dtype=np.int64))
         self.mix_weights.write(np.asarray([m[2] for m in r.mix], dtype=np.float32))
@@ -117,10 +122,11 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     claim_dir(out, "version", inputs)
     check_fits(dataset, assignment, params, out)  # memory and disk, before any work
     device = resolve_device(params.device)
-    h, w, c = output_geometry(dataset, params)
-    pipe = version_pipeline(params, device, h, w)
-    pipe.check_offline(h, w, classification=dataset.kind == "classification")
-    packed = h * w <= params.pack_max_pixels
+    h, w, c = output_geometry(dataset, params)  # h, w None: each row at its source's size
+    ref_h, ref_w = reference_size(dataset, h, w)
+    pipe = version_pipeline(params, device, ref_h, ref_w)
+    pipe.check_offline(ref_h, ref_w, classification=dataset.kind == "classification")
+    packed = h is not None and w is not None and h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
     renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device), params.resize, params.pad_value)
     workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -136,8 +142,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
     }
     source_images = hashlib.sha256()
 
-    def decode_many(wanted: list) -> dict[str, Decoded]:
-        futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
+    def decode_many(wanted: list, hw: tuple[int, int]) -> dict[str, Decoded]:
+        futures = {s.id: pool.submit(renderer.decode, s, hw) for s in {s.id: s for s in wanted}.values()}
         return {sid: f.result() for sid, f in futures.items()}
 
     with atomic_dir(out, "version", inputs) as tmp, ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool, \
@@ -154,7 +160,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
                 uniq = {r.sample.id: r.sample for r in batch}
                 pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
 
-            it = batches(plan.rows(split), params.batch_size, params.batch_pixels, lambda r: h * w)
+            it = batches(plan.rows(split), params.batch_size, params.batch_pixels,
+                         lambda r: math.prod(renderer.size_of(r.sample)))
             for batch in it:
                 submit(batch)
                 if len(pending) <= LOOKAHEAD:
@@ -168,7 +175,7 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
                 last_write.result()
             bar.close()
             card["files"].update(sw.close())
-            mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), n * h * w)
+            mean, std = cards.pixel_stats(sw.total.tolist(), sw.total_sq.tolist(), sw.pixels)
             card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
                                      **sw.counts.to_json(dataset.kind == "detection")}
             source_images.update(f"{split}\t{sw.source.hexdigest()}\n".encode())
