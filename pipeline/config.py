@@ -187,6 +187,7 @@ class AugmentParams(Section):
     channels: Literal[1, 3] | None = None  # null = from the data
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)
+    batch_pixels: int = Field(1 << 25, ge=1, description="most pixels (height x width, summed) in one batch")
     pipeline: tuple[dict[str, Any], ...] = ()
     # Dataset versions (issue 6): decode threads beside the batched transform, and the
     # image size above which images are written as PNG files instead of packed arrays.

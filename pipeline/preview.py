@@ -123,7 +123,7 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
 
     from pipeline.augment.registry import build_pipeline
     from pipeline.device import resolve_device
-    from pipeline.version.plan import Plan, output_geometry
+    from pipeline.version.plan import Plan, output_geometry, reference_size
     from pipeline.version.render import Renderer, pin_backend
     from pipeline.version.writer import version_pipeline
 
@@ -143,14 +143,15 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     def renderer(pipe) -> Renderer:
         return Renderer(dataset, pipe, h, w, c, params.seed, True, str(device), params.resize, params.pad_value)
 
-    full = renderer(version_pipeline(params, device, h, w))
+    ref_h, ref_w = reference_size(dataset, h, w)  # the output size, or the largest source
+    full = renderer(version_pipeline(params, device, ref_h, ref_w))
     decoded = full.decode_serial([r.sample for r in rows])
     before = full.render(originals, decoded, pool)
     panels = [("full_pipeline", full.render(rows, decoded, pool))]
     for j, spec in enumerate(params.pipeline):  # each op alone, always applied
         pipe = build_pipeline([{**spec, "p": 1.0}], min_visibility=params.min_visibility,
                               min_area=params.min_area, backend=params.backend)
-        panels.append((f"op{j + 1}_{spec['name']}", renderer(pin_backend(pipe, device, h, w)).render(
+        panels.append((f"op{j + 1}_{spec['name']}", renderer(pin_backend(pipe, device, ref_h, ref_w)).render(
             rows, decoded, pool)))
 
     logdir = Path(logdir)
@@ -158,7 +159,7 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     for old in logdir.glob(f"events.out.tfevents.*{SUFFIX}"):
         old.unlink()
     writer = SummaryWriter(log_dir=str(logdir), filename_suffix=SUFFIX)
-    scale = max(1, math.ceil(PANEL / max(h, w)))
+    scale = max(1, math.ceil(PANEL / max(h or ref_h, w or ref_w)))
     images = 0
     for k, r in enumerate(rows):
         left = draw(before.pixels[k], list(before.rows[k].objects), scale, dataset.classes)

@@ -250,12 +250,15 @@ def test_mosaic_then_rotate_keeps_every_visible_object_tight_and_drops_none():
     d = pipe.sample(keys(1, seed=3), 32, 32)
     _, out = pipe.transform(x, srcs[0], d, [(x, s) for s in srcs[1:]])
     cx, cy, angle = float(d[0]["cx"][0]), float(d[0]["cy"][0]), float(d[1]["angle"][0])
-    quads = [(0, 0, cx, cy), (cx, 0, 64, cy), (0, cy, cx, 64), (cx, cy, 64, 64)]
+    # 32x32 tiles on a 64x64 canvas keep their size (half the canvas), each with one
+    # corner against the centre, cropped at the canvas.
+    corners = [(cx - 32, cy - 32), (cx, cy - 32), (cx - 32, cy), (cx, cy)]
+    quads = [(max(x0, 0), max(y0, 0), min(x0 + 32, 64), min(y0 + 32, 64)) for x0, y0 in corners]
     expected = {}
     for k, (q, s) in enumerate(zip(quads, srcs)):
-        sx, sy = (q[2] - q[0]) / 32, (q[3] - q[1]) / 32
+        x0, y0 = corners[k]
         for j, obj in enumerate(s.sample_objects(0)):
-            pts = [(q[0] + obj["polygons"][0][i] * sx, q[1] + obj["polygons"][0][i + 1] * sy)
+            pts = [(x0 + obj["polygons"][0][i], y0 + obj["polygons"][0][i + 1])
                    for i in range(0, len(obj["polygons"][0]), 2)]
             part = ref_clip(pts, *q)
             if not part:
@@ -292,3 +295,67 @@ def test_object_identity_and_origin_are_fields_not_packed_labels(spec):
         else:
             assert o["label"] == 2 and o["object_id"] == 0 and 1 <= o["origin"] <= pipe.partner_slots()
     assert any(moved.origin.tolist())
+
+
+def ref_covered(box, holes):
+    """Independent reference: the share of the box's area covered by the union of the
+    holes, counted on a fine grid (holes and box on whole pixels here, so it is exact)."""
+    x1, y1, x2, y2 = box
+    cells = 0
+    for y in range(int(y1), int(y2)):
+        for x in range(int(x1), int(x2)):
+            cells += any(h[0] <= x < h[2] and h[1] <= y < h[3] for h in holes)
+    return cells / ((x2 - x1) * (y2 - y1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(1, 20), st.integers(1, 20)),
+       st.lists(st.tuples(st.integers(-5, 40), st.integers(-5, 40), st.integers(0, 25), st.integers(0, 25)),
+                min_size=1, max_size=5))
+def test_cutout_cover_is_the_exact_union_of_overlapping_holes(box, holes):
+    from pipeline.augment.cutout import covered_fraction
+
+    b = [box[0], box[1], box[0] + box[2], box[1] + box[3]]
+    hs = [[x, y, x + w, y + h] for x, y, w, h in holes]
+    got = covered_fraction(torch.tensor([b], dtype=torch.float32), torch.tensor([hs], dtype=torch.float32))
+    assert float(got[0]) == pytest.approx(ref_covered(b, hs), abs=1e-6)
+
+
+def test_cutout_drops_an_object_covered_beyond_max_cover_and_says_so():
+    """Default max_cover 0.6: a box 3/4 covered is dropped as occluded with its covered
+    fraction; one under a quarter covered stays."""
+    from pipeline.augment.targets import drop_reason
+
+    pipe = build_pipeline([{"name": "cutout", "p": 1.0, "holes": [1, 1]}])
+    assert pipe.ops[0].params.max_cover == 0.6
+    img = torch.zeros(1, 3, 40, 40, dtype=torch.uint8)
+    d = pipe.sample(keys(1), 40, 40)
+    d[0]["holes"] = torch.tensor([[[10.0, 10.0, 20.0, 20.0]]])
+    t = Targets.from_lists([[[10, 10, 20, 30], [0, 0, 10, 10], [12, 12, 22, 17]]], [[0, 1, 2]])
+    _, out = pipe.transform(img, t, d)
+    assert out.object_id.tolist() == [0, 1]  # box 2: 40 of its 50 px^2 under the hole
+    (gone,) = out.dropped.of(0)
+    assert gone["object_id"] == 2 and gone["origin"] == 0
+    assert gone["reason"] == "occluded: 0.80 of its box covered by cutout" == drop_reason(3, 0.8)
+    keep_all = build_pipeline([{"name": "cutout", "p": 1.0, "holes": [1, 1], "max_cover": 1.0}])
+    _, out = keep_all.transform(img, t, d)
+    assert len(out.boxes) == 3 and out.dropped is None
+
+
+def test_drops_follow_their_sample_through_select_concat_and_batches():
+    """Each drop keeps its owner sample whatever batch it rode in: a batch split in
+    chunks (threads) and the same samples one by one record the same drops."""
+    b = 8
+    pipe = build_pipeline([{"name": "cutout", "p": 0.8, "holes": [1, 3], "size": [0.3, 0.6]},
+                           {"name": "rotate", "p": 0.8, "degrees": 60}], min_visibility=0.4)
+    boxes = [[[2, 2, 12, 12], [16, 16, 30, 30], [0, 20, 8, 31]] for _ in range(b)]
+    t = Targets.from_lists(boxes, [[0, 1, 2]] * b)
+    img = torch.zeros(b, 3, 32, 32, dtype=torch.uint8)
+    k = keys(b, seed=5)
+    _, whole = pipe.transform(img, t, pipe.sample(k, 32, 32))
+    assert whole.dropped is not None and len(whole.dropped.owner) >= 3
+    for i in range(b):
+        _, one = pipe.transform(img[i:i + 1], t.select(torch.tensor([i])), pipe.sample(k[i:i + 1], 32, 32))
+        assert (one.dropped.of(0) if one.dropped is not None else []) == whole.dropped.of(i)
+        kept = {o["object_id"] for o in whole.sample_objects(i)}
+        assert kept | {d["object_id"] for d in whole.dropped.of(i)} == {0, 1, 2}

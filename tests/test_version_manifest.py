@@ -69,3 +69,16 @@ def test_resize_scales_to_output_pixels_and_zero_area_is_listed():
     assert o["box"] == [0, 0, 20, 10]
     (), (d,) = _through(build_pipeline([]), Object("a", (3.0, 3.0, 3.0, 5.0)), (10, 20), 20, 40)
     assert d["label"] == "a" and d["reason"] == DROP_RESIZE
+
+
+def test_an_object_cutout_hides_is_listed_as_occluded_with_its_covered_fraction():
+    """The row's ``dropped`` carries the engine's reason, not a vague one."""
+    cut = build_pipeline([{"name": "cutout", "p": 1.0, "holes": [1, 1], "size": [1.0, 1.0]}])
+    (), (d,) = _through(cut, Object("a", (2.0, 2.0, 12.0, 8.0)), (20, 30), 20, 30)
+    assert d == {"label": "a", "source_box": [2.0, 2.0, 12.0, 8.0],
+                 "reason": "occluded: 1.00 of its box covered by cutout"}
+    rot = build_pipeline([{"name": "affine", "p": 1.0, "translate": [0.9, 0.9], "scale": [1.0, 1.0]}],
+                         min_visibility=0.9)
+    gone = [_through(rot, Object("a", (20.0, 10.0, 29.0, 19.0)), (20, 30), 20, 30, seed)[1] for seed in range(8)]
+    reasons = {d["reason"].split(":")[0] for ds in gone for d in ds}
+    assert reasons and reasons <= {"outside", "min_visibility", "min_area"}

@@ -14,7 +14,8 @@ Kinds, which decide how the pipeline runs an op:
   consecutive ones are fused into one pass. Targets are untouched.
 * ``pixel``: ``apply_image(x, drawn)`` on the selected samples only; targets untouched
   unless the op overrides ``apply_targets``.
-* ``mixing``: ``mix(...)`` combines a sample with partner samples passed in as data.
+* ``mixing``: ``mix(x, t, drawn, partners, rules, scale)`` combines a sample with partner
+  samples passed in as data (``scale``: 255 when the input was uint8, else 1).
 * ``external``: an albumentations transform run per sample on the CPU.
 """
 

@@ -72,8 +72,9 @@ def transform_points(m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 
 
 def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None = None,
-         mode: str = "bilinear", fill: float = 0.0) -> torch.Tensor:
-    """Warp float images (B, C, H, W) by forward matrices (B, 3, 3)."""
+         mode: str = "bilinear", fill: float = 0.0, padding_mode: str = "zeros") -> torch.Tensor:
+    """Warp float images (B, C, H, W) by forward matrices (B, 3, 3). ``padding_mode``
+    (grid_sample's, with ``fill`` 0): what samples outside the source read."""
     b, c, h, w = images.shape
     oh, ow = out_hw or (h, w)
     dev = images.device
@@ -95,7 +96,8 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
     rows = t[:, None, None, 1, :] * ys[None, :, None, None]  # (B, oh, 1, 2)
     grid = cols + rows
     if fill == 0.0:
-        return torch.nn.functional.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
+        return torch.nn.functional.grid_sample(images, grid, mode=mode, padding_mode=padding_mode,
+                                               align_corners=False)
     # Non-zero fill: warp a ones channel to know which output pixels came from inside.
     ones = torch.ones_like(images[:, :1])
     out = torch.nn.functional.grid_sample(torch.cat([images, ones], 1), grid, mode=mode,

@@ -17,7 +17,7 @@ from pydantic import Field
 from pipeline.augment import rng
 from pipeline.augment.base import ALL_TARGETS, Op, OpParams
 from pipeline.augment.target_geometry import Rules, transform_targets
-from pipeline.augment.targets import Targets, merge
+from pipeline.augment.targets import REASONS, Targets, merge
 
 
 def _mix_classes(t: Targets, tp: Targets, lam: torch.Tensor, applied: torch.Tensor) -> Targets:
@@ -51,7 +51,7 @@ class MixUp(Op):
         return {"applied": applied, "lam": torch.where(applied, lam, 1.0),
                 "partner_u": self._uniform(keys, 20, 1, 0.0, 1.0)}
 
-    def mix(self, x, t, drawn, partners, rules: Rules):
+    def mix(self, x, t, drawn, partners, rules: Rules, scale: float = 1.0):
         (xp, tp), = partners
         lam = drawn["lam"]
         x = torch.lerp(xp, x, lam.view(-1, 1, 1, 1))
@@ -97,7 +97,7 @@ class CutMix(Op):
         r = rect[:, :, None, None]
         return ((xs >= r[:, 0]) & (xs < r[:, 2]) & (ys[:, None] >= r[:, 1]) & (ys[:, None] < r[:, 3]))[:, None]
 
-    def mix(self, x, t, drawn, partners, rules: Rules):
+    def mix(self, x, t, drawn, partners, rules: Rules, scale: float = 1.0):
         (xp, tp), = partners
         h, w = x.shape[-2:]
         rect = drawn["rect"]
@@ -111,7 +111,7 @@ class CutMix(Op):
         ih = (torch.minimum(t.boxes[:, 3], r[:, 3]) - torch.maximum(t.boxes[:, 1], r[:, 1])).clamp_min(0)
         area = ((t.boxes[:, 2] - t.boxes[:, 0]) * (t.boxes[:, 3] - t.boxes[:, 1])).clamp_min(1e-6)
         vis = 1 - iw * ih / area
-        own = t.take_objects(torch.nonzero((vis > 0) & (vis >= rules.min_visibility))[:, 0])
+        own = t.drop((vis > 0) & (vis >= rules.min_visibility), REASONS.index("pasted_over"), 1 - vis)
         k, ko = own.keypoints, own.keypoint_owner
         if len(k):
             rk = rect[ko]

@@ -239,17 +239,22 @@ class GaussianNoise(Op):
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
-        # Add each sample's bank window straight into its row: no gathered copy of
-        # the noise, no scatter (one fused pass per selected sample).
+        # Add each sample's bank windows straight into its row: no gathered copy of
+        # the noise, no scatter (one fused pass per window).
         n = x[0].numel()
+        _, length = rng.noise_windows(n)
         offset, sign = rng.noise_offsets(drawn["_keys"], self.stream + 2, n)
         bank = rng.noise_bank(x.device)
-        alpha = (drawn["std"] * scale * sign).tolist()
+        alpha = (drawn["std"][:, None] * scale * sign).tolist()
         rows = range(len(alpha)) if idx is None else idx.tolist()
-        for j, (row, off) in enumerate(zip(rows, offset.tolist())):
-            x[row].view(-1).add_(bank[off:off + n], alpha=alpha[j])
+        for row, offs, alphas in zip(rows, offset.tolist(), alpha):
+            flat = x[row].view(-1)
+            for k, (off, a) in enumerate(zip(offs, alphas)):
+                lo = k * length
+                m = min(length, n - lo)
+                flat[lo:lo + m].add_(bank[off:off + m], alpha=a)
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]
-        noise, sign = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
-        return torch.addcmul(x, noise.view(x.shape), (drawn["std"] * scale * sign).view(b, 1, 1, 1))
+        noise = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
+        return torch.addcmul(x, noise.view(x.shape), (drawn["std"] * scale).view(b, 1, 1, 1))

@@ -153,7 +153,7 @@ class Pipeline:
                 elif op.kind == "mixing":
                     got = parts[slot:slot + op.partners] if parts is not None else run.in_batch(op, params)
                     slot += op.partners
-                    run.x, run.t = op.mix(run.x, run.t, params, got, self.rules)
+                    run.x, run.t = op.mix(run.x, run.t, params, got, self.rules, run.scale)
                     run.owned, run.out_hw = True, tuple(run.x.shape[-2:])
                 else:
                     run.x, run.t = op.apply_external(run.x, run.t, params, scale)

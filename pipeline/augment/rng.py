@@ -106,20 +106,39 @@ def noise_bank(device: torch.device) -> torch.Tensor:
     return _banks[key]
 
 
-def noise_field(keys: torch.Tensor, stream: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, n) standard normal noise: a window of ``noise_bank`` at a keyed offset,
-    and a (B,) keyed sign to multiply it by (folded into the caller's scale). Windows of two samples overlap with odds ~ 2n / 2^22 (then
-    one is a shifted copy of the other, harmless for augmentation)."""
-    bank = noise_bank(keys.device)
-    offset, sign = noise_offsets(keys, stream, n)
-    windows = bank.unfold(0, n, 1)  # (L - n + 1, n) view: every window, no copy
-    return windows.index_select(0, offset), sign
+# A field larger than half the bank is cut into windows of WINDOW values, each at its
+# own keyed offset and sign: any image size, one memcpy-speed add per window. Values
+# then repeat within a field at random shifts (a 4000x3000 RGB field reuses the bank
+# about 9 times), as they already do across samples: harmless for augmentation.
+WINDOW = 1 << 16
+
+
+def noise_windows(n: int) -> tuple[int, int]:
+    """(count, length) of the windows a field of ``n`` values is drawn from: one window
+    of ``n`` up to half the bank (the bytes of small images are as they always were),
+    else ``ceil(n / WINDOW)`` windows of ``WINDOW`` (the last one cut short)."""
+    if n <= _BANK_SIZE // 2:
+        return 1, n
+    return -(-n // WINDOW), WINDOW
 
 
 def noise_offsets(keys: torch.Tensor, stream: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B,) keyed start of each sample's window of ``n`` values in ``noise_bank`` and
-    (B,) keyed sign: what ``noise_field`` copies, for callers that add in place."""
-    if n > _BANK_SIZE // 2:
-        raise ValueError(f"noise field of {n} values exceeds the bank ({_BANK_SIZE // 2}); images too large")
-    r = random_bits(keys, stream, 2)
-    return r[:, 0] % (_BANK_SIZE - n + 1), (r[:, 1] & 1).to(torch.float32) * 2 - 1
+    """(B, K) keyed start of each of the K windows (``noise_windows``) of a field of
+    ``n`` values in ``noise_bank``, and (B, K) keyed signs (+-1): draw 2k is window k's
+    offset, 2k + 1 its sign, so a field's first window is drawn as before windows existed."""
+    k, length = noise_windows(n)
+    r = random_bits(keys, stream, 2 * k).view(-1, k, 2)
+    return r[..., 0] % (_BANK_SIZE - length + 1), (r[..., 1] & 1).to(torch.float32) * 2 - 1
+
+
+def noise_field(keys: torch.Tensor, stream: int, n: int) -> torch.Tensor:
+    """(B, n) standard normal noise, signed: each sample's windows of ``noise_bank`` at
+    keyed offsets, laid end to end (the out-of-place twin of adding them one by one).
+    Windows of two samples overlap with odds ~ 2n / 2^22 (then one is a shifted copy of
+    the other, harmless for augmentation)."""
+    bank = noise_bank(keys.device)
+    k, length = noise_windows(n)
+    offset, sign = noise_offsets(keys, stream, n)
+    windows = bank.unfold(0, length, 1)  # (L - length + 1, length) view: every window, no copy
+    noise = windows.index_select(0, offset.reshape(-1)).view(len(keys), k, length) * sign[..., None]
+    return noise.view(len(keys), k * length)[:, :n]

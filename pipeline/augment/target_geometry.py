@@ -5,7 +5,8 @@ canvas (Sutherland-Hodgman, vectorised over a flat ragged vertex list), so they 
 tight after rotation and never include parts that left the canvas; other boxes come
 from their 4 transformed corners, then are clipped. Visibility is the clipped box
 area over the unclipped box area after the transform; objects under
-``min_visibility`` or ``min_area`` (pixels²) are dropped with their polygons.
+``min_visibility`` or ``min_area`` (pixels²) are dropped with their polygons and
+recorded in ``Targets.dropped`` with the rule they broke and its measure.
 """
 
 from __future__ import annotations
@@ -121,7 +122,11 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
         boxes = torch.where(has_poly[:, None], tight, loose_clip)
         full = torch.where(has_poly[:, None], tight_full, loose)
     area = _area(boxes)
+    visible = area / _area(full).clamp_min(1e-12)
     keep = (area > 0) & (area >= rules.min_area) & (area >= rules.min_visibility * _area(full) - 1e-6)
+    # Why the others go (the first rule each breaks): reason codes of targets.REASONS.
+    reason = torch.where(area <= 0, 0, torch.where(area < rules.min_area, 1, 2))
+    value = torch.where(reason == 1, area, visible)
     kp, kv = t.keypoints, t.keypoint_visible
     if len(kp):
         kp = geometry.transform_points(m[t.keypoint_owner], kp[:, None, :])[:, 0]
@@ -129,7 +134,7 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
         inside = (kp[:, 0] >= r[:, 0]) & (kp[:, 0] < r[:, 2]) & (kp[:, 1] >= r[:, 1]) & (kp[:, 1] < r[:, 3])
         kv = kv & inside
     moved = replace(t, boxes=boxes, points=points, point_part=point_part, keypoints=kp, keypoint_visible=kv)
-    return moved.take_objects(torch.nonzero(keep)[:, 0])
+    return moved.drop(keep, reason, value)
 
 
 def transform_masks(masks: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:

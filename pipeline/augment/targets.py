@@ -7,6 +7,10 @@ their polygon parts as one flat vertex list (parts contiguous, in order), keypoi
 with their owner sample, optional (B, 1, H, W) label masks and optional
 classification labels. Flat tensors keep every geometric update one vectorised call:
 the same (B, 3, 3) matrix is gathered per vertex by its owner.
+
+An object an op removes is recorded in ``Targets.dropped`` (``Drops``): its owner
+sample, identity, a reason code and the measure behind it (the covered fraction,
+the visibility, the area), so a caller can say exactly why each object is gone.
 """
 
 from __future__ import annotations
@@ -21,6 +25,53 @@ KINDS = ("boxes", "polygons", "keypoints", "masks", "classes")
 
 def _long(x, device=None) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.int64, device=device)
+
+
+# Why an op removed an object; ``Drops.value`` is the measure named here.
+REASONS = ("outside", "min_area", "min_visibility", "occluded", "pasted_over")
+
+
+def drop_reason(code: int, value: float) -> str:
+    """A dropped object's reason as text, e.g. ``occluded: 0.72 of its box covered by cutout``."""
+    return ("outside: nothing of it left on the canvas (or its mosaic tile) after the transform",
+            f"min_area: {value:.1f} px^2 left, under augment.min_area",
+            f"min_visibility: {value:.2f} of its box left on the canvas, under augment.min_visibility",
+            f"occluded: {value:.2f} of its box covered by cutout",
+            f"occluded: {value:.2f} of its box under the cutmix patch")[code]
+
+
+@dataclass(frozen=True)
+class Drops:
+    """Objects removed from a batch: (D,) owner sample, ``object_id`` and ``origin``
+    (as in ``Targets``), reason code (into ``REASONS``) and its measure."""
+
+    owner: torch.Tensor
+    object_id: torch.Tensor
+    origin: torch.Tensor
+    reason: torch.Tensor
+    value: torch.Tensor  # float32
+
+    @classmethod
+    def empty(cls, device=None) -> "Drops":
+        i = torch.zeros(0, dtype=torch.int64, device=device)
+        return cls(i, i, i, i, torch.zeros(0, device=device))
+
+    def take(self, idx: torch.Tensor, new_owner: torch.Tensor) -> "Drops":
+        return Drops(new_owner, self.object_id[idx], self.origin[idx], self.reason[idx], self.value[idx])
+
+    def to(self, device) -> "Drops":
+        return Drops(*(getattr(self, f).to(device) for f in ("owner", "object_id", "origin", "reason", "value")))
+
+    def of(self, i: int) -> list[dict]:
+        """Sample i's drops as plain data: object_id, origin, reason text."""
+        return [{"object_id": int(self.object_id[d]), "origin": int(self.origin[d]),
+                 "reason": drop_reason(int(self.reason[d]), float(self.value[d]))}
+                for d in torch.nonzero(self.owner == i)[:, 0].tolist()]
+
+
+def _cat_drops(parts: Sequence["Drops"], offsets: Sequence[int]) -> "Drops":
+    return Drops(torch.cat([d.owner + o for d, o in zip(parts, offsets)]),
+                 *(torch.cat([getattr(d, f) for d in parts]) for f in ("object_id", "origin", "reason", "value")))
 
 
 @dataclass(frozen=True)
@@ -42,6 +93,7 @@ class Targets:
     classes: torch.Tensor | None = None  # (B,) int64 classification label
     mix_classes: torch.Tensor | None = None  # (B,) int64 partner label after mixup/cutmix
     mix_weight: torch.Tensor | None = None  # (B,) float32 weight of ``classes``
+    dropped: Drops | None = None  # objects ops removed, and why (None: none yet)
 
     @property
     def device(self) -> torch.device:
@@ -135,7 +187,13 @@ class Targets:
         kord = torch.nonzero(kp_new >= 0)[:, 0]
         kord = kord[torch.sort(kp_new[kord], stable=True).indices]
         pick = (lambda t: None if t is None else t[idx])
-        return replace(out, batch_size=len(idx), keypoints=self.keypoints[kord],
+        dropped = None
+        if self.dropped is not None:
+            d_new = new_of[self.dropped.owner]
+            dord = torch.nonzero(d_new >= 0)[:, 0]
+            dord = dord[torch.sort(d_new[dord], stable=True).indices]
+            dropped = self.dropped.take(dord, d_new[dord])
+        return replace(out, batch_size=len(idx), dropped=dropped, keypoints=self.keypoints[kord],
                        keypoint_owner=kp_new[kord], keypoint_visible=self.keypoint_visible[kord],
                        masks=pick(self.masks), classes=pick(self.classes),
                        mix_classes=pick(self.mix_classes), mix_weight=pick(self.mix_weight))
@@ -159,6 +217,18 @@ class Targets:
                        weights=self.weights[order], object_id=self.object_id[order],
                        origin=self.origin[order], points=self.points[vkeep],
                        point_part=vpart[vkeep], part_object=part_new_obj[pkeep])
+
+    def drop(self, keep: torch.Tensor, reason: torch.Tensor, value: torch.Tensor) -> "Targets":
+        """Keep the objects where ``keep`` (N,) is true; record the others in ``dropped``
+        with their (N,) ``reason`` codes and measures (entries for kept objects unused)."""
+        gone = torch.nonzero(~keep)[:, 0]
+        out = self.take_objects(torch.nonzero(keep)[:, 0])
+        if len(gone) == 0:
+            return out
+        reason = torch.as_tensor(reason, dtype=torch.int64, device=self.device).expand(len(keep))
+        value = torch.as_tensor(value, dtype=torch.float32, device=self.device).expand(len(keep))
+        new = Drops(self.owner[gone], self.object_id[gone], self.origin[gone], reason[gone], value[gone])
+        return replace(out, dropped=new if self.dropped is None else _cat_drops([self.dropped, new], [0, 0]))
 
     def scatter(self, idx: torch.Tensor, sub: "Targets") -> "Targets":
         """Replace the targets of samples ``idx`` by ``sub`` (a batch of len(idx))."""
@@ -200,8 +270,15 @@ def concat(parts: Sequence[Targets]) -> Targets:
         vals = [getattr(t, name) for t in parts]
         return None if any(v is None for v in vals) else torch.cat(vals)
 
+    dropped = None
+    if any(t.dropped is not None for t in parts):
+        starts = [0]
+        for t in parts[:-1]:
+            starts.append(starts[-1] + t.batch_size)
+        dropped = _cat_drops([t.dropped if t.dropped is not None else Drops.empty(t.device) for t in parts], starts)
     return Targets(off_b, **{k: torch.cat(v) for k, v in fields.items()}, masks=opt("masks"),
-                   classes=opt("classes"), mix_classes=opt("mix_classes"), mix_weight=opt("mix_weight"))
+                   classes=opt("classes"), mix_classes=opt("mix_classes"), mix_weight=opt("mix_weight"),
+                   dropped=dropped)
 
 
 def soft_labels(t: Targets, num_classes: int) -> torch.Tensor:
@@ -226,8 +303,13 @@ def merge(parts: Sequence[Targets]) -> Targets:
     order = torch.sort(owner, stable=True).indices
     korder = torch.sort(kowner, stable=True).indices
     first = parts[0]
+    dropped = cat.dropped
+    if dropped is not None:
+        downer = dropped.owner % b
+        dropped = dropped.take(torch.sort(downer, stable=True).indices, torch.sort(downer, stable=True).values)
     out = replace(cat, batch_size=b, owner=owner, keypoint_owner=kowner, masks=first.masks,
-                  classes=first.classes, mix_classes=first.mix_classes, mix_weight=first.mix_weight)
+                  classes=first.classes, mix_classes=first.mix_classes, mix_weight=first.mix_weight,
+                  dropped=dropped)
     out = out.take_objects(order, owner[order])
     return replace(out, keypoints=cat.keypoints[korder], keypoint_owner=kowner[korder],
                    keypoint_visible=cat.keypoint_visible[korder])

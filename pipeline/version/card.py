@@ -125,7 +125,7 @@ def render_markdown(card: dict) -> str:
     lines = [
         "# Dataset version card", "",
         f"- format: `{card['format']}`, {card['kind']}, storage: {card['storage']}",
-        f"- images: {h}x{w}, {c} channel(s); classes ({len(card['classes'])}): "
+        f"- images: {f'{h}x{w}' if h is not None else 'each at its source size'}, {c} channel(s); classes ({len(card['classes'])}): "
         + ", ".join(f"`{x}`" for x in card["classes"]),
         f"- seed: {card['seed']}; copies: {card['params']['copies']}; "
         f"originals kept: {card['params']['keep_originals']}",

@@ -85,7 +85,8 @@ class VersionImages:
 
 def row_sample(row: VersionRow, shape: tuple[int, int, int], card: dict) -> Sample:
     """The ``Sample`` of one manifest row (objects in output pixels, lineage typed)."""
-    h, w, c = shape
+    h, w = row.size if row.size is not None else shape[:2]
+    c = shape[2]
     objects = tuple(Object(o["label"], tuple(o["box"]), tuple(tuple(p) for p in o.get("polygons", ())))
                     for o in row.objects if o.get("visible", True))
     lineage = Lineage(source_id=row.source_id, copy=row.copy, ops=row.ops, partners=row.partners,

@@ -16,7 +16,8 @@ A manifest row (``VersionRow``; optional keys are left out when empty)::
      "dropped": [{"label", "source_box", "reason"}],     # only when an object was removed
      "mix_label": class name, "mix_weight": weight of label (1.0: not mixed),
      "partners": [source id per mixing slot],          # only for augmented rows with mixing ops
-     "file": "images/<split>/<index>.png"}              # only when not packed
+     "file": "images/<split>/<index>.png",              # only when not packed
+     "size": [height, width]}                          # only at native resolution (no one size)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class VersionRow:
     partners: tuple[str, ...] = ()  # source id per mixing slot
     dropped: tuple[dict[str, Any], ...] = ()  # own objects removed, with the reason
     file: str | None = None  # "images/<split>/<index>.png" when not packed
+    size: tuple[int, int] | None = None  # (height, width) when the version keeps each source's size
 
     def to_dict(self) -> dict[str, Any]:
         d = {"id": self.id, "source_id": self.source_id, "copy": self.copy, "split": self.split,
@@ -61,6 +63,8 @@ class VersionRow:
             d["dropped"] = list(self.dropped)
         if self.file is not None:
             d["file"] = self.file
+        if self.size is not None:
+            d["size"] = list(self.size)
         return d
 
     def to_json(self) -> str:
@@ -72,7 +76,8 @@ class VersionRow:
                    index=int(d["index"]), label=d.get("label"), ops=tuple(d.get("ops", ())),
                    objects=tuple(d.get("objects", ())), mix_label=d.get("mix_label"),
                    mix_weight=float(d.get("mix_weight", 1.0)), partners=tuple(d.get("partners", ())),
-                   dropped=tuple(d.get("dropped", ())), file=d.get("file"))
+                   dropped=tuple(d.get("dropped", ())), file=d.get("file"),
+                   size=tuple(d["size"]) if d.get("size") else None)
 
     @classmethod
     def from_json(cls, line: str) -> "VersionRow":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pipeline.config import AugmentParams
 from pipeline.errors import InputError
@@ -61,8 +61,10 @@ class Plan:
                 index += 1
 
 
-def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int, int, int]:
-    """(height, width, channels) of every output image."""
+def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int | None, int | None, int]:
+    """(height, width, channels) of every output image; height and width are None when
+    ``image_size`` is null and the sources differ in size: each row then keeps its
+    source's size (native resolution, stored as files)."""
     if not dataset.samples:
         raise InputError(f"{dataset.root}: the dataset has no samples")
     channels = params.channels or max(s.channels for s in dataset.samples)
@@ -70,21 +72,35 @@ def output_geometry(dataset: Dataset, params: AugmentParams) -> tuple[int, int, 
         return params.image_size[0], params.image_size[1], channels
     sizes = Counter((s.height, s.width) for s in dataset.samples)
     if len(sizes) > 1:
-        common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
-        raise InputError(
-            f"{dataset.root}: images have {len(sizes)} different sizes (most common: {common}); "
-            "set augment.image_size: [height, width] in params.yaml"
-        )
+        return None, None, channels
     (h, w), = sizes
     return h, w, channels
 
 
-def batches(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+def reference_size(dataset: Dataset, h: int | None, w: int | None) -> tuple[int, int]:
+    """The size a version's pipeline is checked and its backend chosen at: the output
+    size, or at native resolution the largest source."""
+    if h is not None and w is not None:
+        return h, w
+    s = max(dataset.samples, key=lambda s: (s.height * s.width, s.height, s.width))
+    return s.height, s.width
+
+
+def batches(rows: Iterator[Row], size: int, max_pixels: int | None = None,
+            pixels: Callable[[Row], int] = lambda r: 0) -> Iterator[list[Row]]:
+    """Consecutive rows, at most ``size`` of them and at most ``max_pixels`` (one row
+    always goes, however large): memory per batch is bounded by pixels, not a count."""
     batch: list[Row] = []
+    held = 0
     for r in rows:
+        n = pixels(r)
+        if batch and max_pixels is not None and held + n > max_pixels:
+            yield batch
+            batch, held = [], 0
         batch.append(r)
+        held += n
         if len(batch) == size:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch

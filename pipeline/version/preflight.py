@@ -42,20 +42,27 @@ def _gib(n: float) -> str:
 
 def check_fits(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path) -> None:
     """Raise ``InputError`` when the version cannot fit in memory or on ``out``'s disk."""
-    from pipeline.version.plan import SPLITS, Plan, output_geometry
+    from pipeline.version.plan import SPLITS, Plan, output_geometry, reference_size
 
     h, w, c = output_geometry(dataset, params)
+    plan = Plan(dataset, assignment, params)
+    rows = sum(plan.count(s) for s in SPLITS)
+    if h is None or w is None:  # native resolution: each row at its source's size
+        h, w = reference_size(dataset, h, w)  # the largest
+        shape = f"up to {h}x{w}x{c}"
+        need_disk = sum(s.height * s.width * c * len(plan.copies(split))
+                        for split in SPLITS for s in plan.by_split[split])
+    else:
+        shape = f"{h}x{w}x{c}"
+        need_disk = rows * h * w * c
     per_image = h * w * c
-    rows = sum(Plan(dataset, assignment, params).count(s) for s in SPLITS)
-    shape = f"{h}x{w}x{c}"
-    batch = min(params.batch_size, max(rows, 1))
+    batch = min(params.batch_size, max(1, params.batch_pixels // (h * w)), max(rows, 1))
     need_memory = batch * per_image * BATCH_BYTES_PER_PIXEL_BYTE
     memory = available_memory()
     if memory is not None and need_memory > memory:
         raise InputError(
             f"augment: a batch of {batch} images of {shape} needs about {_gib(need_memory)} of memory, "
-            f"{_gib(memory)} is available; lower augment.batch_size or augment.image_size")
-    need_disk = rows * per_image
+            f"{_gib(memory)} is available; lower augment.batch_size, augment.batch_pixels or augment.image_size")
     disk = free_disk(out)
     if disk is not None and need_disk > disk:
         raise InputError(

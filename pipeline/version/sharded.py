@@ -106,7 +106,7 @@ def render_share(job: VersionJob, ranks: Ranks, parts: Path) -> None:
             source.close()
             pngs.close()
         (mine / f"{split}.json").write_text(json.dumps({"total": sw.total.tolist(),
-                                                        "total_sq": sw.total_sq.tolist()}))
+                                                        "total_sq": sw.total_sq.tolist(), "pixels": sw.pixels}))
 
 
 def _copy_body(src: Path, dst: NpyWriter) -> None:
@@ -138,6 +138,7 @@ def assemble(job: VersionJob, ranks: Ranks, tmp: Path) -> None:
             source, png_sha = hashlib.sha256(), hashlib.sha256()
             total = np.zeros(c, dtype=object)
             total_sq = np.zeros(c, dtype=object)
+            pixels = 0
             for part in parts:
                 with open(part / f"{split}.manifest.jsonl", encoding="utf-8") as lines:
                     for line in lines:
@@ -148,6 +149,7 @@ def assemble(job: VersionJob, ranks: Ranks, tmp: Path) -> None:
                 stats = json.loads((part / f"{split}.json").read_text())
                 total += np.array(stats["total"], dtype=object)
                 total_sq += np.array(stats["total_sq"], dtype=object)
+                pixels += stats["pixels"]
                 folder = part / "images" / split
                 if folder.is_dir():
                     (tmp / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -155,6 +157,6 @@ def assemble(job: VersionJob, ranks: Ranks, tmp: Path) -> None:
                         os.replace(png, tmp / "images" / split / png.name)
             if not job.packed:
                 files[f"images/{split}"] = png_sha.hexdigest()
-            close_split(job, split, files, total.tolist(), total_sq.tolist(), source.hexdigest(), counts)
+            close_split(job, split, files, total.tolist(), total_sq.tolist(), pixels, source.hexdigest(), counts)
     shutil.rmtree(tmp / PARTS)
     finish(job, tmp)

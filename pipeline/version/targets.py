@@ -6,7 +6,9 @@ the output size, and reads the transformed ones back per row. So that no object
 is lost silently, each object carries its identity through the engine
 (``Targets.object_id``, its index in its sample, and ``Targets.origin``, the sample
 itself or mixing partner ``j``), and an own object missing afterwards is listed
-under the row's ``dropped`` with the reason.
+under the row's ``dropped`` with the reason the engine recorded for it
+(``Targets.dropped``: the rule it broke, or the cutout or cutmix patch that covered it,
+with the measure).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pipeline.augment.targets import Targets
 from pipeline.record import Sample
 
 DROP_RESIZE = "outside the output or of zero area after the resize"
-DROP_PIPELINE = "removed by the pipeline (min_visibility/min_area, or covered by a pasted region)"
+DROP_PIPELINE = "removed by the pipeline"  # only when the engine recorded no reason (albumentations backend)
 
 
 def sample_targets(samples: Sequence[Sample], fits: Sequence, h: int, w: int,
@@ -68,11 +70,12 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
     before = set(range(len(sample.objects)))
     if resized is not None:
         before = {o["object_id"] for o in resized.sample_objects(resized_index)}
+    why = {} if t.dropped is None else {d["object_id"]: d["reason"] for d in t.dropped.of(i) if d["origin"] == 0}
     dropped = []
     for j, o in enumerate(sample.objects):
         if j not in seen:
             dropped.append({"label": o.label, "source_box": list(o.box),
-                            "reason": DROP_PIPELINE if j in before else DROP_RESIZE})
+                            "reason": why.get(j, DROP_PIPELINE) if j in before else DROP_RESIZE})
     return out, dropped
 
 
@@ -88,7 +91,7 @@ def partner_batch(pipe, drawn, pool_samples: list, decode_many, h: int, w: int, 
         return None, []
     idx = pipe.partner_indices(drawn, len(pool_samples))
     chosen = [[pool_samples[k] for k in row] for row in idx.tolist()]
-    dec = decode_many([s for row in chosen for s in row])
+    dec = decode_many([s for row in chosen for s in row], (h, w))  # at the rows' size
     parts = []
     for j in range(slots):
         ss = [row[j] for row in chosen]
@@ -113,5 +116,5 @@ def to_device(t: Targets, device) -> Targets:
     """``t`` with every tensor on ``device``."""
     from dataclasses import fields, replace
 
-    return replace(t, **{f.name: getattr(t, f.name).to(device) for f in fields(t)
-                         if isinstance(getattr(t, f.name), torch.Tensor)})
+    moved = {f.name: getattr(t, f.name).to(device) for f in fields(t) if isinstance(getattr(t, f.name), torch.Tensor)}
+    return replace(t, **moved, dropped=None if t.dropped is None else t.dropped.to(device))

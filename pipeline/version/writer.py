@@ -1,6 +1,7 @@
 """The augment stage: stream a canonical dataset into a dataset version, atomically.
 
-Per split, rows are cut into batches of ``batch_size``. A thread pool decodes the
+Per split, rows are cut into batches of at most ``batch_size`` rows and
+``batch_pixels`` pixels (memory bounded by pixels, not a count). A thread pool decodes the
 next batches' images while the current batch is transformed; one writer thread
 appends the results to the split's files in row order. Memory holds a few
 batches, never the dataset. Every random draw is keyed by (seed, source id,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 from collections import deque
@@ -33,7 +35,7 @@ from pipeline.outputs import claim_dir
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.decode import Decoded
-from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry
+from pipeline.version.plan import SPLITS, Plan, Row, batches, output_geometry, reference_size
 from pipeline.version.render import Rendered, Renderer, pin_backend
 from pipeline.version.shards import NpyWriter, write_png
 
@@ -54,10 +56,11 @@ def _bar(desc: str, total: int, show: bool = True):
 class _SplitWriter:
     """Files of one split, appended in row order (called from the writer thread only)."""
 
-    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple[int, int, int], packed: bool, manifest,
+    def __init__(self, tmp: Path, split: str, n: int, hwc: tuple, packed: bool, manifest,
                  counts: cards.SplitCounts, start: int = 0, source=None, png_sha=None):
         self.tmp, self.split, self.packed, self.manifest = tmp, split, packed, manifest
         self.images = NpyWriter(tmp / f"{split}_images.npy", np.uint8, (n, *hwc)) if packed else None
+        self.pixels = 0  # pixels written (rows may differ in size at native resolution)
         self.labels = NpyWriter(tmp / f"{split}_labels.npy", np.int64, (n,))
         # mixup/cutmix: the partner's label and the weight of ``labels`` (1.0, same label: not mixed)
         self.mix_labels = NpyWriter(tmp / f"{split}_mix_labels.npy", np.int64, (n,))
@@ -73,11 +76,14 @@ class _SplitWriter:
 
     def write(self, batch: list[Row], r: Rendered, shas: list[str]):
         arr = r.pixels
-        flat = arr.reshape(-1, arr.shape[-1]).astype(np.int64)
-        self.total += flat.sum(0)
-        self.total_sq += (flat * flat).sum(0)
+        # Exact integer sums: the same totals however the rows are grouped.
+        for part in [arr] if isinstance(arr, np.ndarray) else arr:
+            flat = part.reshape(-1, part.shape[-1]).astype(np.int64)
+            self.total += flat.sum(0)
+            self.total_sq += (flat * flat).sum(0)
+            self.pixels += len(flat)
         if self.images is not None:
-            self.images.write(arr)
+            self.images.write(np.asarray(arr))
         self.labels.write(np.asarray(r.labels, dtype=np.int64))
         self.mix_labels.write(np.asarray([m[1] for m in r.mix], dtype=np.int64))
         self.mix_weights.write(np.asarray([m[2] for m in r.mix], dtype=np.float32))
@@ -137,10 +143,11 @@ def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     claim_dir(out, "version", inputs)
     check_fits(dataset, assignment, params, out)  # memory and disk, before any work
     device = device or resolve_device(params.device)
-    h, w, c = output_geometry(dataset, params)
-    pipe = version_pipeline(params, device, h, w)
-    pipe.check_offline(h, w, classification=dataset.kind == "classification")
-    packed = h * w <= params.pack_max_pixels
+    h, w, c = output_geometry(dataset, params)  # h, w None: each row at its source's size
+    ref_h, ref_w = reference_size(dataset, h, w)
+    pipe = version_pipeline(params, device, ref_h, ref_w)
+    pipe.check_offline(ref_h, ref_w, classification=dataset.kind == "classification")
+    packed = h is not None and w is not None and h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
     renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device), params.resize, params.pad_value)
     workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -149,7 +156,7 @@ def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
         "format": cards.FORMAT, "kind": dataset.kind, "storage": "packed" if packed else "files",
         "image_shape": [h, w, c], "classes": list(dataset.classes), "seed": params.seed,
         # Knobs that cannot change a byte stay out of the card, so it is identical too.
-        "params": params.model_dump(mode="json", exclude={"batch_size", "workers", "device"}),
+        "params": params.model_dump(mode="json", exclude={"batch_size", "batch_pixels", "workers", "device"}),
         # The pipeline as it ran: defaults filled in, backend resolved (trace never re-decides).
         "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
         "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
@@ -176,7 +183,8 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
         for split in SPLITS:
             sw = job.split_writer(tmp, split, manifest)
             render_rows(job, split, job.plan.rows(split), sw, job.plan.count(split))
-            close_split(job, split, sw.close(), sw.total, sw.total_sq, sw.source.hexdigest(), sw.counts)
+            close_split(job, split, sw.close(), sw.total, sw.total_sq, sw.pixels, sw.source.hexdigest(),
+                        sw.counts)
         manifest.close()
         finish(job, tmp)
     return job.card
@@ -188,8 +196,8 @@ def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWrit
     renderer, pool_of_split = job.renderer, job.plan.by_split[split]
     with ThreadPoolExecutor(job.workers, thread_name_prefix="decode") as pool, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as writer:
-        def decode_many(wanted: list) -> dict[str, Decoded]:
-            futures = {s.id: pool.submit(renderer.decode, s) for s in {s.id: s for s in wanted}.values()}
+        def decode_many(wanted: list, hw: tuple[int, int]) -> dict[str, Decoded]:
+            futures = {s.id: pool.submit(renderer.decode, s, hw) for s in {s.id: s for s in wanted}.values()}
             return {sid: f.result() for sid, f in futures.items()}
 
         pending: deque[tuple[list[Row], dict[str, Future]]] = deque()
@@ -200,7 +208,8 @@ def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWrit
             uniq = {r.sample.id: r.sample for r in batch}
             pending.append((batch, {sid: pool.submit(renderer.decode, s) for sid, s in uniq.items()}))
 
-        for batch in batches(iter(rows), job.params.batch_size):
+        for batch in batches(iter(rows), job.params.batch_size, job.params.batch_pixels,
+                             lambda r: math.prod(renderer.size_of(r.sample))):
             submit(batch)
             if len(pending) <= LOOKAHEAD:
                 continue
@@ -212,14 +221,13 @@ def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWrit
         bar.close()
 
 
-def close_split(job: VersionJob, split: str, files: dict[str, str], total, total_sq, source_sha: str,
-                counts: cards.SplitCounts) -> None:
+def close_split(job: VersionJob, split: str, files: dict[str, str], total, total_sq, pixels: int,
+                source_sha: str, counts: cards.SplitCounts) -> None:
     """Record a finished split in the card: its files' hashes, pixel statistics and counts."""
-    h, w, _ = job.hwc
     n = job.plan.count(split)
     card = job.card
     card["files"].update(files)
-    mean, std = cards.pixel_stats(list(map(int, total)), list(map(int, total_sq)), n * h * w)
+    mean, std = cards.pixel_stats(list(map(int, total)), list(map(int, total_sq)), pixels)
     card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
                              **counts.to_json(job.dataset.kind == "detection")}
     job.source_lines.append(f"{split}\t{source_sha}\n")
