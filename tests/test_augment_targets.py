@@ -359,3 +359,19 @@ def test_drops_follow_their_sample_through_select_concat_and_batches():
         assert (one.dropped.of(0) if one.dropped is not None else []) == whole.dropped.of(i)
         kept = {o["object_id"] for o in whole.sample_objects(i)}
         assert kept | {d["object_id"] for d in whole.dropped.of(i)} == {0, 1, 2}
+
+
+def test_min_area_measures_an_objects_polygon_not_its_box():
+    """A sliver clipped at the border keeps a box of ~1.9 px^2 around a polygon of
+    ~0.9 px^2, which covers no pixel: min_area 1 drops it, saying why."""
+    from pipeline.augment.target_geometry import polygon_areas
+
+    tri = [53.625, 48.0, 55.5, 47.5, 57.375, 48.0]  # 3.75 wide, 0.5 high: area 0.9375
+    square = [0.0, 0.0, 4.0, 0.0, 4.0, 4.0, 0.0, 4.0]
+    t = Targets.from_lists([[[53.625, 47.5, 57.375, 48.0], [0, 0, 4, 4]]], [[0, 1]], [[[tri], [square]]])
+    areas = polygon_areas(t.points, t.point_part, t.part_object, 2)
+    assert areas.tolist() == pytest.approx([0.9375, 16.0])
+    moved = transform_targets(t, torch.eye(3)[None], (48, 64), Rules(min_visibility=0.0, min_area=1.0))
+    assert [o["label"] for o in moved.sample_objects(0)] == [1]
+    (drop,) = moved.dropped.of(0)
+    assert drop["object_id"] == 0 and drop["reason"].startswith("min_area: 0.9 px^2 left")

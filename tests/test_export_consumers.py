@@ -46,8 +46,20 @@ def quiet(fn, *args):
         return fn(*args)
 
 
+def thin(a: dict) -> bool:
+    """An object under a pixel thick (a sliver a mosaic tile or the border cut off): its
+    mask has no pixel centre inside, so a segmentation cannot match even itself."""
+    return a["bbox"][2] < 1 or a["bbox"][3] < 1
+
+
 def self_ap(gt: COCO, iou_type: str) -> np.ndarray:
-    """COCOeval of the annotations against themselves as detections (score 1.0)."""
+    """COCOeval of the annotations against themselves as detections (score 1.0); for
+    masks, sub-pixel-thin objects are left out of both sides (see ``thin``)."""
+    if iou_type == "segm" and any(thin(a) for a in gt.dataset["annotations"]):
+        doc = {**gt.dataset, "annotations": [a for a in gt.dataset["annotations"] if not thin(a)]}
+        gt = COCO()
+        gt.dataset = doc
+        quiet(gt.createIndex)
     dets = []
     for a in gt.dataset["annotations"]:
         d = {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0}
@@ -128,6 +140,8 @@ def test_torchvision_coco_detection_reads_the_export(datasets, tmp_path, kind, t
                 assert masks.shape == (len(s.objects), s.height, s.width)
                 for m, (x1, y1, x2, y2) in zip(masks, boxes.tolist()):
                     ys, xs = torch.nonzero(m, as_tuple=True)
+                    if (x2 - x1 < 1 or y2 - y1 < 1) and not len(xs):
+                        continue  # sub-pixel thin: no pixel centre inside (see ``thin``)
                     assert len(xs) and x1 - 1 <= int(xs.min()) and int(xs.max()) + 1 <= x2 + 1
                     assert y1 - 1 <= int(ys.min()) and int(ys.max()) + 1 <= y2 + 1
             seen += 1

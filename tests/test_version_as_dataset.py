@@ -149,6 +149,9 @@ def test_detection_card_counts_what_the_rows_hold(box_version):
         for cls, n in s["per_class"].items():  # images holding the class, not objects
             assert n == sum(1 for r in mine if any(o["label"] == cls for o in r["objects"]))
         assert s["objects_per_image"]["max"] == max(len(r["objects"]) for r in mine)
+        boxes = [o["box"] for r in mine for o in r["objects"]]
+        small = sum((b[2] - b[0]) * (b[3] - b[1]) < 1024 for b in boxes)
+        assert s["small_objects_share"] == round(small / len(boxes), 4)
     assert card["splits"]["train"]["mixed_by_op"]["mosaic"] > 0
     md = (box_version / "CARD.md").read_text()
     assert f"Rows mosaic applied to: train {card['splits']['train']['mixed_by_op']['mosaic']}" in md

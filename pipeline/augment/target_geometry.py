@@ -90,6 +90,30 @@ def _area(box: torch.Tensor) -> torch.Tensor:
     return (box[:, 2] - box[:, 0]).clamp_min(0) * (box[:, 3] - box[:, 1]).clamp_min(0)
 
 
+def polygon_areas(points: torch.Tensor, point_part: torch.Tensor, part_object: torch.Tensor,
+                  n: int) -> torch.Tensor:
+    """(n,) area enclosed by each object's polygon parts (shoelace, parts summed).
+
+    Each vertex pairs with the next one of its part (the last with the first); the
+    sums run per object in vertex order (``index_add`` on the CPU is sequential), so
+    an object's area does not depend on the other objects of the batch.
+    """
+    out = torch.zeros(n, dtype=torch.float64, device=points.device)
+    if not len(points):
+        return out
+    p = points.double()
+    idx = torch.arange(len(p), device=p.device)
+    last = torch.ones(len(p), dtype=torch.bool, device=p.device)
+    last[:-1] = point_part[1:] != point_part[:-1]
+    first = torch.zeros(len(part_object), dtype=torch.int64, device=p.device)
+    first = first.scatter_reduce(0, point_part, idx, "amin", include_self=False)
+    nxt = torch.where(last, first[point_part], idx + 1)
+    cross = p[:, 0] * p[nxt, 1] - p[nxt, 0] * p[:, 1]
+    part_area = torch.zeros(len(part_object), dtype=torch.float64, device=p.device)
+    part_area = part_area.index_add(0, point_part, cross).abs() / 2
+    return out.index_add(0, part_object, part_area)
+
+
 def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rules: Rules,
                       clip_rect: torch.Tensor | None = None) -> Targets:
     """Move every target of ``t`` by its sample's matrix ``m`` (B, 3, 3) onto a canvas
@@ -123,10 +147,17 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
         full = torch.where(has_poly[:, None], tight_full, loose)
     area = _area(boxes)
     visible = area / _area(full).clamp_min(1e-12)
-    keep = (area > 0) & (area >= rules.min_area) & (area >= rules.min_visibility * _area(full) - 1e-6)
+    # min_area measures what a trainer gets: an object's polygons when it has them (a
+    # sliver clipped at the border can keep a box of several px^2 around a polygon that
+    # covers no pixel), else its box.
+    size = area
+    if len(t.part_object):
+        poly_area = polygon_areas(points, point_part, t.part_object, n).to(area.dtype)
+        size = torch.where(has_poly, poly_area, area)
+    keep = (area > 0) & (size >= rules.min_area) & (area >= rules.min_visibility * _area(full) - 1e-6)
     # Why the others go (the first rule each breaks): reason codes of targets.REASONS.
-    reason = torch.where(area <= 0, 0, torch.where(area < rules.min_area, 1, 2))
-    value = torch.where(reason == 1, area, visible)
+    reason = torch.where(area <= 0, 0, torch.where(size < rules.min_area, 1, 2))
+    value = torch.where(reason == 1, size, visible)
     kp, kv = t.keypoints, t.keypoint_visible
     if len(kp):
         kp = geometry.transform_points(m[t.keypoint_owner], kp[:, None, :])[:, 0]

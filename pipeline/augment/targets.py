@@ -34,7 +34,7 @@ REASONS = ("outside", "min_area", "min_visibility", "occluded", "pasted_over")
 def drop_reason(code: int, value: float) -> str:
     """A dropped object's reason as text, e.g. ``occluded: 0.72 of its box covered by cutout``."""
     return ("outside: nothing of it left on the canvas (or its mosaic tile) after the transform",
-            f"min_area: {value:.1f} px^2 left, under augment.min_area",
+            f"min_area: {value:.1f} px^2 left (its polygon's area when it has one), under augment.min_area",
             f"min_visibility: {value:.2f} of its box left on the canvas, under augment.min_visibility",
             f"occluded: {value:.2f} of its box covered by cutout",
             f"occluded: {value:.2f} of its box under the cutmix patch")[code]

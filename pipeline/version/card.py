@@ -82,7 +82,9 @@ class SplitCounts:
                "mixed_by_op": {op: self.mixed_by_op.get(op, 0) for op in sorted(self.mixing_ops)}}
         if detection:
             aspect = [w / h for w, h in zip(self.box_w, self.box_h) if h > 0]
+            small = sum(1 for w, h in zip(self.box_w, self.box_h) if w * h < 32 * 32)  # COCO's "small"
             out.update(objects_per_class=dict(sorted(self.objects_per_class.items())),
+                       small_objects_share=round(small / len(self.box_w), 4) if self.box_w else None,
                        objects_per_image=_summary(self.objects_per_image), box_width=_summary(self.box_w),
                        box_height=_summary(self.box_h), box_aspect=_summary(aspect),
                        dropped_by_reason=dict(sorted(self.dropped_by_reason.items())))
@@ -150,7 +152,8 @@ def render_markdown(card: dict) -> str:
         lines += ["", "### Objects", ""]
         for name, s in card["splits"].items():
             drops = ", ".join(f"{k} {v}" for k, v in s.get("dropped_by_reason", {}).items()) or "none"
-            lines.append(f"- {name}: objects per image {s.get('objects_per_image')}; box width "
+            lines.append(f"- {name}: objects per image {s.get('objects_per_image')}; small (< 32x32 px) "
+                         f"{s.get('small_objects_share')}; box width "
                          f"{s.get('box_width')}, height {s.get('box_height')}, aspect {s.get('box_aspect')}; "
                          f"dropped: {drops}")
     lines += ["", "## Augmentation pipeline", ""]
