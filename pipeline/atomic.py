@@ -89,7 +89,7 @@ def clean_stale(dest: Path) -> list[Path]:
         if p.is_symlink() or not p.is_dir():
             continue
         owner = _owner(p)
-        if owner is None and ".old-" in p.name:
+        if owner is None and ".old-" in p.name and (p / MARKER).is_file():  # a replaced output of ours
             try:
                 owner = (int(p.name.rsplit("-", 1)[1]), "")
             except ValueError:

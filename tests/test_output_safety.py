@@ -279,3 +279,19 @@ def test_join_inside_refuses_paths_leaving_the_root(tmp_path, parts):
     with pytest.raises(UnsafePath):
         join_inside(tmp_path, *parts)
     assert join_inside(tmp_path, "a", "b.png") == tmp_path / "a" / "b.png"
+
+
+def test_a_users_folder_named_like_our_old_output_is_kept(tmp_path):
+    """``.<out>.old-<pid>`` of a dead pid is removed only when it carries our marker."""
+    from pipeline.atomic import clean_stale
+
+    out = tmp_path / "ds"
+    user = tmp_path / f".ds.old-{_dead_pid()}"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    ours = tmp_path / f".ds.old-{_dead_pid()}"
+    ours.mkdir()
+    (ours / MARKER).write_text(json.dumps({"kind": "canonical", "tool": "pipeline"}))
+    removed = clean_stale(out)
+    assert user.is_dir() and (user / "notes.txt").read_text() == "mine"
+    assert ours in removed and not ours.exists()
