@@ -50,8 +50,12 @@ def _section(name: str, params: Optional[Path]):
     from pipeline.config import load_section, parse_section
 
     if params is None:
+        import os
+
         default = Path("params.yaml")
-        return load_section(name, default) if default.is_file() else parse_section(name, {})
+        # Built-in defaults only when there is no params.yaml at all: one that is a FIFO,
+        # a dangling link or a directory is refused by the guarded reader, not ignored.
+        return load_section(name, default) if os.path.lexists(default) else parse_section(name, {})
     return load_section(name, params)
 
 

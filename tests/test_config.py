@@ -125,3 +125,24 @@ def test_long_values_are_echoed_short():
     with pytest.raises(ConfigError) as err:
         parse_section("train", {"model": "x" * 100_000})
     assert len(str(err.value)) < 600 and "100002 chars" in str(err.value)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["fifo", "dangling"])
+def test_a_params_yaml_that_is_not_a_file_is_refused_not_ignored(tmp_path, monkeypatch, kind):
+    """Without --params the CLI reads ./params.yaml; one that is a FIFO or a dangling link
+    must stop the command (exit 2), not silently give the built-in defaults."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    if kind == "fifo":
+        os.mkfifo("params.yaml")
+    else:
+        os.symlink("nowhere.yaml", "params.yaml")
+    res = CliRunner().invoke(app, ["split", str(tmp_path), "--out", str(tmp_path / "sp")])
+    assert res.exit_code == 2 and "params.yaml" in res.output
+    assert ("not-a-regular-file" in res.output or "fifo" in res.output) if kind == "fifo" else "dangling" in res.output
