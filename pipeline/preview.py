@@ -93,10 +93,6 @@ def panel(before, after, caption: list[str]) -> np.ndarray:
     return np.asarray(out)
 
 
-def _params_text(describe: list[dict]) -> list[str]:
-    return [op["op"] + ": " + ", ".join(f"{k}={v}" for k, v in op.items() if k != "op") for op in describe]
-
-
 def _label_text(row) -> str:
     """The caption's label: hard, soft (``0.63·cat + 0.37·dog``) when mixed, or an object count."""
     from pipeline.trace import soft_label_text

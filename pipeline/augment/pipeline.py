@@ -167,23 +167,6 @@ class Pipeline:
             out = out.clone()
         return out.contiguous(), run.t
 
-    @staticmethod
-    def describe(ops: tuple[Op, ...], drawn: Drawn, index: int) -> list[dict]:
-        """The parameters sample ``index`` received, in op order, as plain JSON data."""
-        out = []
-        for op, params in zip(ops, drawn):
-            d: dict = {"op": op.name}
-            for k, v in params.items():
-                if k.startswith("_"):
-                    continue
-                v = v[index]
-                if v.dtype == torch.bool:
-                    d[k] = bool(v) if v.ndim == 0 else v.tolist()
-                else:
-                    d[k] = round(float(v), 4) if v.ndim == 0 else [round(float(e), 4) for e in v.flatten()]
-            out.append(d)
-        return out
-
 
 def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
     from concurrent.futures import ThreadPoolExecutor

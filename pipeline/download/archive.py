@@ -35,7 +35,6 @@ from pipeline.errors import DownloadError
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError)
 MAX_UNPACKED_BYTES = 8 << 30  # 40x the largest catalog dataset unpacked (CIFAR-100, ~180 MiB)
 MAX_RATIO = 500  # deflate peaks near 1,000:1 on zeros; images and arrays stay far below
-MAX_ZIP_RATIO = MAX_RATIO
 MAX_MEMBERS = 10_000  # 25x the largest catalog archive (hymenoptera, ~400 entries)
 _RATIO_FLOOR = 1 << 20  # below 1 MiB unpacked the ratio is not judged: tiny files compress wildly
 # How the first bytes of each format begin: zip, gzip, bzip2, xz; a tar says "ustar" at 257.

@@ -1,7 +1,7 @@
 """Per-sample op parameters as exact JSON data, and back.
 
-``Pipeline.describe`` rounds for reading; a version must be replayable to the
-same pixels, so the manifest records every drawn value exactly: a float32 becomes
+A version must be replayable to the same pixels, so the manifest records every
+drawn value exactly: a float32 becomes
 the Python float of the same value (its ``repr`` round-trips), a bool stays a
 bool, an int an int. ``drawn_from_rows`` rebuilds the engine's per-op tensors
 from those rows, so ``pipe.apply(images, drawn_from_rows(...))`` re-renders
