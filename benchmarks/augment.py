@@ -16,14 +16,16 @@ jitter, blur, noise, cutout) on the same uint8 images:
 * ours on CUDA when a GPU is present (the issue's GPU target is "vs albu/core").
 
 Reports images/s, the ratio to albumentations and, as the physical ceiling, the
-rate of a plain copy of the batch (memory bandwidth). Timings are medians.
+rate of a plain copy of the batch (memory bandwidth). The contenders are timed in
+interleaved rounds (each runs once per round, ``--repeat`` rounds) and each keeps
+its best round: a burst of load from elsewhere on a shared machine then hits one
+round of every contender alike instead of all the rounds of one of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from multiprocessing import get_context
@@ -51,13 +53,32 @@ def images(n: int, size: int) -> torch.Tensor:
 
 
 def timed(fn, repeat: int) -> float:
+    """Best of ``repeat`` timings after a warm-up (for a contender timed on its own)."""
     fn()  # warm-up
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
+
+
+def rounds(contenders: dict, repeat: int) -> dict:
+    """Best time of each contender over ``repeat`` interleaved rounds (after one warm-up
+    each). A contender is ``(torch_threads, step)``: torch's thread count is set as it
+    wants (ours runs one torch thread per chunk thread, as the stage sets it up) before
+    its step is timed."""
+    for threads, fn in contenders.values():
+        torch.set_num_threads(threads)
+        fn()
+    best = {name: float("inf") for name in contenders}
+    for _ in range(repeat):
+        for name, (threads, fn) in contenders.items():
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 # ---- albumentations: per sample, one worker process per core -------------------
@@ -84,76 +105,54 @@ def _albu_chunk(bounds: tuple[int, int]) -> int:
     return hi - lo
 
 
-def bench_albumentations(pool, batch: int, cores: int, repeat: int) -> float:
+def albumentations_step(pool, batch: int, cores: int):
     step = -(-batch // cores)
     chunks = [(i, min(i + step, batch)) for i in range(0, batch, step)]
-    return timed(lambda: sum(pool.map(_albu_chunk, chunks)), repeat)
+    return lambda: sum(pool.map(_albu_chunk, chunks))
 
 
 # ---- ours ---------------------------------------------------------------------
-def ours(size: int, batch: int, backend: str = "torch"):
+def ours(size: int, batch: int, backend: str = "torch", device: str = "cpu"):
+    """A step that samples and applies our pipeline to one batch (keys to pixels)."""
     from pipeline.augment.registry import build_pipeline
     from pipeline.augment.rng import keys_tensor
     from pipeline.seeding import sample_key
 
     pipe = build_pipeline(spec(size), backend=backend)
-    x = images(batch, size)
-    keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)])
-    return pipe, x, keys
+    x = images(batch, size).to(device)
+    keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)], device)
+
+    def step():
+        pipe.apply(x, pipe.sample(keys, size, size))
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    return pipe, step
 
 
 def as_the_stage() -> None:
-    """Process settings as the augment stage's entry point makes them."""
+    """Process settings as the augment stage's entry point makes them (one torch thread:
+    the engine runs a chunk of the batch per core in its own threads)."""
     from pipeline.device import configure_process
 
     configure_process(torch_threads=1)
 
 
-def bench_ours_threads(size, batch, cores, repeat):
-    as_the_stage()
-    pipe, x, keys = ours(size, batch)
-    return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
-
-
 def bench_ours_albu(size, batch, cores, repeat):
-    """``backend: albumentations``: per sample over ``cores`` worker processes."""
+    """``backend: albumentations``: per sample over ``cores`` worker processes, timed on
+    its own and its pool shut down after (idle workers measurably slowed the next rows)."""
     torch.set_num_threads(cores)
-    pipe, x, keys = ours(size, batch, backend="albumentations")
-    t = timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat)
+    _, step = ours(size, batch, backend="albumentations")
+    t = timed(step, repeat)
     from pipeline.augment.albumentations_pool import _shutdown
 
-    _shutdown()  # idle workers measurably slowed the next rows
+    _shutdown()
     return t
 
 
-def bench_cuda(size, batch, repeat):
-    """Ours on the GPU: images and keys already on the device, synchronised timing."""
-    from pipeline.augment.registry import build_pipeline
-    from pipeline.augment.rng import keys_tensor
-    from pipeline.seeding import sample_key
-
-    pipe = build_pipeline(spec(size))
-    x = images(batch, size).cuda()
-    keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)], "cuda")
-
-    def step():
-        pipe.apply(x, pipe.sample(keys, size, size))
-        torch.cuda.synchronize()
-
-    return timed(step, repeat)
-
-
-def bench_auto(size, batch, cores, repeat):
-    as_the_stage()
-    pipe, x, keys = ours(size, batch, backend="auto")
-    chosen = pipe.resolved_backend(torch.device("cpu"), size, size)
-    return timed(lambda: pipe.apply(x, pipe.sample(keys, size, size)), repeat), chosen
-
-
-def bench_torchvision(size, batch, cores, repeat):
+def torchvision_step(size, batch):
     from torchvision.transforms import v2
 
-    torch.set_num_threads(cores)
     crop = v2.RandomCrop(size, padding=4) if size <= 64 else v2.RandomResizedCrop(size, scale=(0.5, 1.0))
     tf = v2.Compose([v2.RandomHorizontalFlip(0.5), crop, v2.RandomApply([v2.RandomRotation(15)], p=0.5),
                      v2.RandomApply([v2.ColorJitter(0.2, 0.2, 0.2, 0.05)], p=0.8),
@@ -163,13 +162,12 @@ def bench_torchvision(size, batch, cores, repeat):
                      v2.RandomErasing(p=0.5, scale=(0.01, 0.09), ratio=(1, 1)),
                      v2.ToDtype(torch.uint8, scale=True)])
     x = images(batch, size)
-    return timed(lambda: tf(x), repeat)
+    return lambda: tf(x)
 
 
-def bench_kornia(size, batch, cores, repeat, device="cpu"):
+def kornia_step(size, batch, device="cpu"):
     import kornia.augmentation as K
 
-    torch.set_num_threads(cores)
     crop = K.RandomCrop((size, size), padding=4) if size <= 64 else K.RandomResizedCrop((size, size), (0.5, 1.0))
     tf = torch.nn.Sequential(K.RandomHorizontalFlip(), crop, K.RandomRotation(15, p=0.5),
                              K.ColorJitter(0.2, 0.2, 0.2, 0.05, p=0.8), K.RandomGaussianBlur((3, 3), (0.1, 1.0), p=0.5),
@@ -182,46 +180,50 @@ def bench_kornia(size, batch, cores, repeat, device="cpu"):
         if device == "cuda":
             torch.cuda.synchronize()
 
-    return timed(step, repeat)
+    return step
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds (best of)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 224])
     ap.add_argument("--batches", type=int, nargs="+", help="batch per size (default 512 up to 64 px, else 64)")
     ap.add_argument("--cuda-only", action="store_true", help="only the CUDA and Kornia-on-CUDA rows "
                     "against albumentations (the GPU check)")
     args = ap.parse_args()
     cores = args.cores
-    print(f"cores={cores} torch={torch.__version__} repeat={args.repeat} (median)")
+    print(f"cores={cores} torch={torch.__version__} rounds={args.repeat} (best of)")
+    as_the_stage()
     for k, size in enumerate(args.sizes):
         batch = args.batches[k] if args.batches else (512 if size <= 64 else 64)
-        rows = {}
         x = images(batch, size)
-        torch.set_num_threads(cores)
-        rows["memcpy ceiling (x.clone)"] = timed(lambda: x.clone(), args.repeat)
+        contenders = {"memcpy ceiling (x.clone)": (cores, x.clone)}
+        names = {}
         with get_context("spawn").Pool(cores, _init_worker, (size, batch)) as pool:
-            rows["albumentations (per sample, processes)"] = bench_albumentations(pool, batch, cores, args.repeat)
-        if not args.cuda_only:
-            rows["ours torch (batched, all cores)"] = bench_ours_threads(size, batch, cores, args.repeat)
-            rows["ours albumentations backend (processes)"] = bench_ours_albu(size, batch, cores, args.repeat)
-            auto_t, chosen = bench_auto(size, batch, cores, args.repeat)
-            rows[f"ours auto (-> {chosen})"] = auto_t
-            rows["torchvision v2 (batched, one draw)"] = bench_torchvision(size, batch, cores, args.repeat)
-        try:
-            rows["kornia (batched, CPU)"] = bench_kornia(size, batch, cores, args.repeat)
-        except ImportError:
-            print("kornia not installed: its rows are skipped")
-        if torch.cuda.is_available():
-            rows["ours torch on CUDA (batched)"] = bench_cuda(size, batch, args.repeat)
+            contenders["albumentations (per sample, processes)"] = (cores, albumentations_step(pool, batch, cores))
+            if not args.cuda_only:
+                contenders["ours torch (batched, all cores)"] = (1, ours(size, batch)[1])
+                pipe, step = ours(size, batch, backend="auto")
+                names["auto"] = f"ours auto (-> {pipe.resolved_backend(torch.device('cpu'), size, size)})"
+                contenders[names["auto"]] = (1, step)
+                contenders["torchvision v2 (batched, one draw)"] = (cores, torchvision_step(size, batch))
             try:
-                rows["kornia on CUDA (batched)"] = bench_kornia(size, batch, cores, args.repeat, "cuda")
+                contenders["kornia (batched, CPU)"] = (cores, kornia_step(size, batch))
             except ImportError:
-                pass
-        else:
-            print("no CUDA: the CUDA rows are skipped")
+                print("kornia not installed: its rows are skipped")
+            if torch.cuda.is_available():
+                contenders["ours torch on CUDA (batched)"] = (cores, ours(size, batch, device="cuda")[1])
+                try:
+                    contenders["kornia on CUDA (batched)"] = (cores, kornia_step(size, batch, "cuda"))
+                except ImportError:
+                    pass
+            else:
+                print("no CUDA: the CUDA rows are skipped")
+            rows = rounds(contenders, args.repeat)
+        if not args.cuda_only:
+            rows["ours albumentations backend (processes)"] = bench_ours_albu(size, batch, cores, args.repeat)
+            torch.set_num_threads(1)
         ref = rows["albumentations (per sample, processes)"]
         print(f"\n{size}x{size}, batch {batch}")
         print(f"{'':44s} {'images/s':>10s} {'vs albu':>8s} {'vs albu/core':>12s}")
