@@ -1,4 +1,5 @@
-"""Batch stages (augment, ingest) sharded over the processes ``torchrun`` starts.
+"""The processes ``torchrun`` starts: the batch stages (augment, ingest) shard their
+work over them, training splits each global batch between them.
 
 ``torchrun --nproc_per_node N [--nnodes M ...] -m stages.augment ...`` sets RANK,
 WORLD_SIZE and LOCAL_RANK; without them this is one process and ``Ranks.sync``
@@ -48,9 +49,11 @@ class Ranks:
     rank: int = 0
     size: int = 1
     local_size: int = 1  # processes on this node (to split its cores)
+    local_rank: int = 0  # this process's place on its node (its GPU on CUDA)
 
     @property
     def main(self) -> bool:
+        """Rank 0 alone prints, logs and writes the outputs."""
         return self.rank == 0
 
     @property
@@ -102,6 +105,22 @@ class Ranks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def all_sum(self, values):
+        """Element-wise sum of a tensor over ranks (the tensor itself in one process)."""
+        if not self.distributed:
+            return values
+        import torch.distributed as dist
+
+        values = values.clone()
+        dist.all_reduce(values)
+        return values
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def close(self) -> None:
         if self.distributed:
             import torch.distributed as dist
@@ -123,10 +142,11 @@ def join(device: str = "cpu") -> Ranks:
     import torch
     import torch.distributed as dist
 
-    ranks = Ranks(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
+    ranks = Ranks(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1),
+                  int(os.environ.get("LOCAL_RANK", "0") or 0))
     cuda = str(device).startswith("cuda")
     if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(ranks.local_rank)
     if not dist.is_initialized():
         timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "3600")))
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)

@@ -32,10 +32,10 @@ from pipeline.errors import ConfigError
 from pipeline.outputs import check_apart, claim_file
 from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
+from pipeline.ranks import Ranks, join
 from pipeline.train import board, checkpoint as ckpt_io
 from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
                                  online_keys, read_card, shard, split_ids)
-from pipeline.train.distributed import World, all_sum, barrier, init_world, shutdown
 from pipeline.train.mixing import mix_batch, mixers, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import make_optimizer, make_schedule
@@ -64,7 +64,7 @@ def autocast(device: torch.device, bf16: bool):
 
 @torch.no_grad()
 def predict_split(model: nn.Module, data: SplitTensors, mean, std, device, batch_size: int = 1024,
-                  world: World = World(), tta_hflip: bool = False, bf16: bool = True):
+                  world: Ranks = Ranks(), tta_hflip: bool = False, bf16: bool = True):
     """Softmax probabilities (N, K) over this rank's strided share of a split (all of it in one process)."""
     model.eval()
     idx = torch.arange(world.rank, len(data), world.size)
@@ -81,7 +81,7 @@ def predict_split(model: nn.Module, data: SplitTensors, mean, std, device, batch
 
 
 def evaluate_split(model, data: SplitTensors, mean, std, device, batch_size: int = 1024,
-                   world: World = World(), tta_hflip: bool = False):
+                   world: Ranks = Ranks(), tta_hflip: bool = False):
     """(mean loss, accuracy, probabilities) over a split, reduced across ranks."""
     idx, probs = predict_split(model, data, mean, std, device, batch_size, world, tta_hflip)
     labels = data.labels[idx]
@@ -90,7 +90,7 @@ def evaluate_split(model, data: SplitTensors, mean, std, device, batch_size: int
         correct = (probs.argmax(1) == labels).sum()
     else:
         nll, correct = torch.tensor(0.0), torch.tensor(0)
-    sums = all_sum(torch.tensor([float(nll), float(correct), float(len(idx))], dtype=torch.float64), world)
+    sums = world.all_sum(torch.tensor([float(nll), float(correct), float(len(idx))], dtype=torch.float64))
     n = max(float(sums[2]), 1.0)
     return float(sums[0]) / n, float(sums[1]) / n, probs
 
@@ -107,15 +107,18 @@ def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
     for path, what in ((checkpoint, "checkpoint"), (metrics, "metrics file"), (curve, "curve CSV")):
         claim_file(path, [version], what)  # never inside the version it reads
     check_apart(logdir, [version], "the log directory", cwd=False)
-    world, device = init_world(resolve_device(params.device))
+    device = resolve_device(params.device)
+    world = join(device.type)  # the torchrun world: gloo on CPU, NCCL on CUDA (a GPU per local rank)
+    if device.type == "cuda" and world.distributed:
+        device = torch.device("cuda", world.local_rank)
     try:
         return _train(version, params, checkpoint, logdir, metrics, curve, world, device, threads)
     finally:
-        shutdown(world)
+        world.close()
 
 
 def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics: Path, curve: Path,
-           world: World, device: torch.device, threads: int) -> list[EpochStats]:
+           world: Ranks, device: torch.device, threads: int) -> list[EpochStats]:
     from torch.utils.tensorboard import SummaryWriter
 
     info: VersionInfo = read_card(version)
@@ -216,7 +219,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                 writer.add_scalar("step/lr", lr, step)
                 if step == 1:
                     writer.add_image("train/batch_as_seen_by_model", board.image_grid(x[:64], mean, std), step)
-        sums = all_sum(sums, world).cpu()
+        sums = world.all_sum(sums).cpu()
         val_loss, val_acc, _ = evaluate_split(model, va, mean.cpu(), std.cpu(), device, world=world)
         stats = EpochStats(epoch, float(sums[0] / sums[2]), float(sums[1] / sums[2]), val_loss, val_acc,
                            lr, time.perf_counter() - t0)
@@ -237,7 +240,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                 "fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "schedule": sched.state_dict(), "history": [s.record() for s in history],
             })
-        barrier(world)
+        world.barrier()
 
     if world.main:
         last = history[-1]
@@ -257,7 +260,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         print(f"train: {len(history)} epochs in {sum(s.seconds for s in history):.1f} s")
         write_metrics(final, history, metrics, curve)
         state_path.unlink(missing_ok=True)  # finished: nothing to resume
-    barrier(world)
+    world.barrier()
     return history
 
 
