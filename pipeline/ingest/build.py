@@ -72,11 +72,22 @@ def _results(jobs: list[_Job], workers: int) -> Iterator:
     if workers == 1 or len(jobs) < 64:  # this process's allocator is set by its entry point
         yield from map(_process, jobs)
         return
-    chunk = max(1, min(256, len(jobs) // (workers * 8)))
     # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
     with OrderedPool(_process_chunk, workers, initializer=retain_freed_memory) as pool:
-        for results in pool.map(jobs[i:i + chunk] for i in range(0, len(jobs), chunk)):
+        for results in pool.map(jobs[a:b] for a, b in chunk_bounds(len(jobs), workers)):
             yield from results
+
+
+def chunk_bounds(n: int, workers: int, largest: int = 256, smallest: int = 8) -> Iterator[tuple[int, int]]:
+    """``[a, b)`` chunks of ``n`` jobs, each a quarter of the remaining jobs' share per
+    worker: large at first (few round trips), small at the end, so no worker idles
+    for long while another finishes the last big chunk (equal chunks of n / 16 left
+    one of two workers idle for up to ~0.1 s of a 1.5 s run of 2,000 images)."""
+    a = 0
+    while a < n:
+        b = min(n, a + max(smallest, min(largest, (n - a) // (workers * 4))))
+        yield a, b
+        a = b
 
 
 def decode_jobs(candidates: list[Candidate], min_size: int, max_pixels: int, workers: int = 0,
