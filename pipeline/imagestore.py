@@ -13,8 +13,12 @@ tens of thousands of small files.
 
 The packs are plain uncompressed POSIX tar with fixed metadata (mtime 0, uid and
 gid 0, mode 0644), so equal inputs give equal bytes and any tool can list or
-extract them (``tar tf images/00000.tar``). Readers index a pack's members once
-(one header read per member) and then read each image with one ``pread``.
+extract them (``tar tf images/00000.tar``). Beside each pack ``PackWriter`` writes
+its index, ``images/00000.tar.idx`` (``pipeline.packindex``): a reader looks a
+member up there and reads the image with its tar header in one ``pread``, so
+reading a few images costs the same in a dataset of any size. A pack without a
+valid index (older datasets, another tool's tar) is indexed by reading its headers
+once, one per member.
 
 A sample whose ``image`` names no ``.tar`` pack is read as a plain file under the
 dataset root: datasets built by hand (tests, benchmarks) and by older versions.
@@ -28,6 +32,7 @@ import threading
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import InputError
+from pipeline.packindex import INDEX_SUFFIX, PackIndex, index_bytes
 
 PACK_BYTES = 1 << 30  # start a new pack once one holds this many bytes
 PACK_SUFFIX = ".tar"
@@ -35,7 +40,9 @@ PACK_SUFFIX = ".tar"
 
 def split_ref(ref: str) -> tuple[str, str] | None:
     """``images/00000.tar/ab.jpg`` -> ``("images/00000.tar", "ab.jpg")``; None for a plain file."""
-    parts = PurePosixPath(ref).parts
+    parts = ref.split("/")
+    if "" in parts or "." in parts:  # not as ingest writes it: let pathlib normalize it
+        parts = list(PurePosixPath(ref).parts)
     for i, part in enumerate(parts[:-1]):
         if part.endswith(PACK_SUFFIX):
             return "/".join(parts[: i + 1]), "/".join(parts[i + 1:])
@@ -45,22 +52,28 @@ def split_ref(ref: str) -> tuple[str, str] | None:
 RECORD = 10240  # tar's record size: archives are padded to a multiple of it
 
 
+_HEAD_FIXED = b"0000644\0" + b"0000000\0" * 2  # mode, uid, gid
+_MTIME = b"00000000000\0"
+_TAIL = b"0" + bytes(100) + b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)  # type, link, magic, ...
+# Every byte but the name's and the size's is fixed; the checksum field counts as 8 spaces.
+_FIXED_SUM = sum(_HEAD_FIXED) + sum(_MTIME) + 8 * 32 + sum(_TAIL)
+
+
 def ustar_header(name: str, size: int) -> bytes:
     """The 512-byte POSIX ustar header of a regular file, metadata fixed: mode 0644,
     uid/gid 0, mtime 0, no owner names. Written by hand rather than through
     ``tarfile``: five times faster per member, and the bytes are pinned here (a
     golden test) rather than by whatever a Python version's ``tarfile`` writes, so
-    equal images give equal packs whatever Python wrote them."""
+    equal images give equal packs whatever Python wrote them. Readers compare a
+    member's header with it to trust a pack index."""
     raw = name.encode("utf-8")
     if len(raw) > 100:
         raise ValueError(f"member name {name!r} is longer than ustar's 100 bytes")
     if size >= 8 ** 11:
         raise ValueError(f"member {name!r} of {size} bytes is over ustar's 8 GiB")
-    head = (raw.ljust(100, b"\0") + b"0000644\0" + b"0000000\0" * 2 + b"%011o\0" % size
-            + b"00000000000\0")
-    tail = b"0" + bytes(100) + b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
-    checksum = sum(head) + 8 * 32 + sum(tail)  # the checksum field counts as 8 spaces
-    return head + b"%06o\0 " % checksum + tail
+    size_field = b"%011o\0" % size
+    checksum = _FIXED_SUM + sum(raw) + sum(size_field)
+    return b"".join((raw.ljust(100, b"\0"), _HEAD_FIXED, size_field, _MTIME, b"%06o\0 " % checksum, _TAIL))
 
 
 class PackWriter:
@@ -77,6 +90,7 @@ class PackWriter:
         self._offset = 0
         self._index = -1
         self._names: set[str] = set()
+        self._members: list[tuple[bytes, int, int]] = []  # the open pack's (name, header offset, size)
 
     def __enter__(self) -> "PackWriter":
         (self.root / self.folder).mkdir(parents=True, exist_ok=True)
@@ -106,6 +120,12 @@ class PackWriter:
             self._file.write(bytes(1024 + -end % RECORD))
             self._file.close()
             self._file = None
+            # Written after its pack is complete, inside the caller's temporary output
+            # directory (atomic as a whole); an index cut short fails its length check
+            # and the reader scans the pack instead.
+            size = end + -end % RECORD
+            (self.root / (self._pack_name() + INDEX_SUFFIX)).write_bytes(index_bytes(size, self._members))
+            self._members = []
 
     def _pack_name(self) -> str:
         return f"{self.folder}/{self._index:05d}{PACK_SUFFIX}"
@@ -124,21 +144,38 @@ class PackWriter:
         f.write(ustar_header(name, len(data)))
         f.write(data)
         f.write(bytes(-len(data) % 512))
+        self._members.append((name.encode("utf-8"), self._offset, len(data)))
         self._offset += 512 + len(data) + -len(data) % 512
         return f"{self._pack_name()}/{name}"
+
+
+class _Pack:
+    """An open pack: its file descriptor, and either its index file or its scanned headers."""
+
+    def __init__(self, fd: int, size: int, index: PackIndex | None, members: dict[str, tuple[int, int]] | None):
+        self.fd = fd
+        self.size = size
+        self.index = index  # the pack's .idx, while it has proved right
+        self.members = members  # name -> (data offset, size), once the headers were scanned
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
+        os.close(self.fd)
 
 
 class ImageReader:
     """Read stored images of one dataset root; safe to share between threads.
 
-    Each pack is indexed on first use and kept open; pickling (for worker
-    processes) drops the open files, which are re-opened on demand.
+    Each pack is opened on first use and kept open, with its index file when it has
+    a valid one (else its headers are scanned once); pickling (for worker processes)
+    drops the open files, which are re-opened on demand.
     """
 
     def __init__(self, root: Path | None):
         self.root = Path(root) if root is not None else None
         self._lock = threading.Lock()
-        self._packs: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {}
+        self._packs: dict[str, _Pack] = {}
 
     def __getstate__(self) -> dict:
         return {"root": self.root}
@@ -147,10 +184,10 @@ class ImageReader:
         self.__init__(state["root"])  # type: ignore[misc]
 
     def __del__(self) -> None:
-        for fd, _ in getattr(self, "_packs", {}).values():
+        for pack in getattr(self, "_packs", {}).values():
             try:
-                os.close(fd)
-            except OSError:
+                pack.close()
+            except (OSError, BufferError):
                 pass
 
     def read(self, ref: str) -> bytes:
@@ -163,32 +200,80 @@ class ImageReader:
                 return (self.root / ref).read_bytes()
             except OSError as err:
                 raise InputError(f"{self.root / ref}: cannot read the stored image ({err.strerror})") from None
-        pack, member = where
-        fd, index = self._pack(pack)
-        if member not in index:
-            raise InputError(f"{self.root / pack}: has no member {member!r}; the dataset is incomplete, "
+        name, member = where
+        pack = self._pack(name)
+        index = pack.index
+        if index is not None:
+            found = index.find(member)
+            if found is not None and found[0] + 512 + found[1] <= pack.size:
+                offset, size = found
+                # The member's tar header comes with its data: the index is trusted only
+                # where the pack holds exactly the header PackWriter wrote for this name
+                # and size (so name, size, type and checksum all agree).
+                data = _pread(pack.fd, 512 + size, offset, self._lock)
+                if len(data) == 512 + size and data[:512] == _expected_header(member, size):
+                    return data[512:]
+            # Missing from the index, or the index points elsewhere: ask the pack itself.
+        members = self._scan(name, pack)
+        if member not in members:
+            raise InputError(f"{self.root / name}: has no member {member!r}; the dataset is incomplete, "
                              "re-run `pipeline ingest`")
-        offset, size = index[member]
-        data = _pread(fd, size, offset, self._lock)
+        offset, size = members[member]
+        data = _pread(pack.fd, size, offset, self._lock)
         if len(data) != size:
-            raise InputError(f"{self.root / pack}: member {member!r} is truncated; re-run `pipeline ingest`")
+            raise InputError(f"{self.root / name}: member {member!r} is truncated; re-run `pipeline ingest`")
         return data
 
-    def _pack(self, pack: str) -> tuple[int, dict[str, tuple[int, int]]]:
+    def _pack(self, name: str) -> _Pack:
         with self._lock:
-            if pack not in self._packs:
-                path = self.root / pack  # type: ignore[operator]
+            if name not in self._packs:
+                path = self.root / name  # type: ignore[operator]
+                try:
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                except OSError as err:
+                    raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
+                size = os.fstat(fd).st_size
+                self._packs[name] = _Pack(fd, size, PackIndex.open(Path(str(path) + INDEX_SUFFIX), size), None)
+            return self._packs[name]
+
+    def _scan(self, name: str, pack: _Pack) -> dict[str, tuple[int, int]]:
+        """The pack's members from its own headers (read once); its index is no longer used."""
+        with self._lock:
+            pack.index = None  # left to the collector: another thread may still be searching it
+            if pack.members is None:
+                path = self.root / name  # type: ignore[operator]
                 try:
                     with open(path, "rb") as f:
-                        index = _scan_ustar(f)
-                    if index is None:  # not the plain layout PackWriter writes: let tarfile read it
+                        members = _scan_ustar(f)
+                    if members is None:  # not the plain layout PackWriter writes: let tarfile read it
                         with tarfile.open(path, "r:") as tar:
-                            index = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
-                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                            members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
                 except (OSError, tarfile.TarError) as err:
                     raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
-                self._packs[pack] = (fd, index)
-            return self._packs[pack]
+                pack.members = members
+            return pack.members
+
+
+def _expected_header(member: str, size: int) -> bytes | None:
+    try:
+        return ustar_header(member, size)
+    except (ValueError, UnicodeEncodeError):  # a name PackWriter cannot have written
+        return None
+
+
+def _header(header: bytes) -> tuple[str, int, bool] | None:
+    """``(name, size, checksum right)`` of a regular-file ustar header with a short name;
+    None for anything else (pax or GNU extensions, long names, links, a short read)."""
+    if len(header) < 512 or header[257:263] != b"ustar\x00" or header[156:157] not in (b"0", b"\x00") \
+            or header[345:346] != b"\x00":
+        return None
+    try:
+        stored = int(header[148:156].rstrip(b"\x00 ") or b"0", 8)
+        size = int(header[124:136].rstrip(b"\x00 ") or b"0", 8)
+    except ValueError:
+        return None
+    ok = stored == sum(header[:148]) + 256 + sum(header[156:])  # the checksum field counts as spaces
+    return header[:100].rstrip(b"\x00").decode("utf-8", "surrogateescape"), size, ok
 
 
 def _scan_ustar(f) -> dict[str, tuple[int, int]] | None:
@@ -206,18 +291,13 @@ def _scan_ustar(f) -> dict[str, tuple[int, int]] | None:
         header = f.read(512)
         if not header or header.count(0) == 512:  # end of archive
             return index
-        if len(header) < 512:  # cut short inside a header: let tarfile judge
+        fields = _header(header)  # None: cut short, or not plain ustar; let tarfile judge
+        if fields is None:
             return None
-        if header[257:263] != b"ustar\x00" or header[156:157] not in (b"0", b"\x00") or header[345:346] != b"\x00":
-            return None
-        try:
-            stored = int(header[148:156].rstrip(b"\x00 ") or b"0", 8)
-            size = int(header[124:136].rstrip(b"\x00 ") or b"0", 8)
-        except ValueError:
-            return None
-        if stored != sum(header[:148]) + 256 + sum(header[156:]):  # the checksum field counts as spaces
+        name, size, ok = fields
+        if not ok:
             raise tarfile.ReadError(f"bad header checksum at byte {offset}")
-        index[header[:100].rstrip(b"\x00").decode("utf-8", "surrogateescape")] = (offset + 512, size)
+        index[name] = (offset + 512, size)
         offset += 512 + -(-size // 512) * 512
 
 

@@ -29,8 +29,10 @@ def test_pack_round_trip_rollover_and_standard_tar(tmp_path):
     blobs = {f"{i:02d}.bin": bytes([i]) * (700 + 300 * i) for i in range(8)}
     with PackWriter(tmp_path, pack_bytes=4096) as w:
         refs = {name: w.add(name, data) for name, data in blobs.items()}
-    packs = sorted(p.name for p in (tmp_path / "images").iterdir())
+    files = sorted(p.name for p in (tmp_path / "images").iterdir())
+    packs = [f for f in files if f.endswith(".tar")]
     assert len(packs) > 2 and packs[0] == "00000.tar"
+    assert files == sorted(packs + [p + ".idx" for p in packs])  # each pack and its index, nothing else
     reader = ImageReader(tmp_path)
     assert {n: reader.read(r) for n, r in refs.items()} == blobs
     # Any tar tool reads the packs: every member, with its bytes, in write order.
@@ -84,11 +86,10 @@ def test_ingest_packs_are_identical_for_any_worker_count(tmp_path):
     one = ingest(src, tmp_path / "one", IngestParams(workers=1))
     two = ingest(src, tmp_path / "two", IngestParams(workers=2))
     assert one.samples == two.samples
-    assert [p.name for p in (tmp_path / "one" / "images").iterdir()] == ["00000.tar"]
-    for name in ("images/00000.tar", "manifest.jsonl"):
+    # Nothing but the pack and its index is written under images/: files per pack, not per image.
+    assert sorted(p.name for p in (tmp_path / "one" / "images").iterdir()) == ["00000.tar", "00000.tar.idx"]
+    for name in ("images/00000.tar", "images/00000.tar.idx", "manifest.jsonl"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
-    # Nothing but the packs is written under images/: one file per pack, not per image.
-    assert len(list((tmp_path / "two" / "images").iterdir())) == 1
     reloaded = load_dataset(tmp_path / "two")
     s = reloaded.samples[7]
     assert s.image.startswith("images/00000.tar/")
@@ -135,11 +136,16 @@ def test_fast_index_matches_tarfile_and_falls_back_for_other_tars(tmp_path):
 def test_corrupt_pack_header_is_an_input_error(tmp_path):
     with PackWriter(tmp_path) as w:
         ref = w.add("a.png", b"x" * 100)
-        w.add("b.png", b"y" * 100)
+        bad = w.add("b.png", b"y" * 100)
     pack = tmp_path / "images" / "00000.tar"
     data = bytearray(pack.read_bytes())
     data[512 + 512 + 10] ^= 0xFF  # inside the second member's name: its checksum no longer matches
     pack.write_bytes(bytes(data))
+    # Through the index only the member read has its header checked: a.png is intact.
+    assert ImageReader(tmp_path).read(ref) == b"x" * 100
+    with pytest.raises(InputError, match="cannot read the image pack"):
+        ImageReader(tmp_path).read(bad)
+    (tmp_path / "images" / "00000.tar.idx").unlink()  # the scan checks every header
     with pytest.raises(InputError, match="cannot read the image pack"):
         ImageReader(tmp_path).read(ref)
 

@@ -46,6 +46,19 @@ def test_parallel_equals_serial(tmp_path):
     assert (a.root / "manifest.jsonl").read_bytes() == (b.root / "manifest.jsonl").read_bytes()
 
 
+@pytest.mark.parametrize("n, workers", [(64, 2), (70, 3), (2000, 2), (100_003, 16)])
+def test_chunks_cover_every_job_once_and_shrink_to_the_end(n, workers):
+    from pipeline.ingest.build import chunk_bounds
+
+    bounds = list(chunk_bounds(n, workers))
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:]))
+    sizes = [b - a for a, b in bounds]
+    assert max(sizes) <= 256 and sizes == sorted(sizes, reverse=True)[:-1] + sizes[-1:]
+    assert sizes[-2] <= 8  # the last chunks are small: no long idle tail
+    assert len(bounds) <= -(-n // 8)  # yet far fewer round trips than jobs
+
+
 def _bad_tree(root: Path) -> dict[str, str]:
     """Write a tree of bad and odd inputs; return {relative path: expected reason}."""
     good = make_imagefolder(root, classes=2, per_class=3, size=16)

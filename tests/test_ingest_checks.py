@@ -8,7 +8,8 @@ from PIL import Image
 from pipeline.ingest.annotations import finalize
 from pipeline.ingest.candidate import Candidate, RawObject
 from pipeline.ingest.clip import clip_box, clip_polygon, exif_point, polygon_area
-from pipeline.ingest.images import ImageInfo, load_checked
+from pipeline.ingest import images
+from pipeline.ingest.images import ImageInfo, load_checked, pixel_hash
 from pipeline.record import Source
 
 W, H = 100.0, 50.0
@@ -149,3 +150,19 @@ def test_annotation_in_stored_frame_is_mapped_through_exif(tmp_path):
     # Declared in the upright frame: kept as is.
     objects, _, notes = finalize(cand(("red", (12, 0, 20, 16)), size=(20, 40)), inf)
     assert objects[0].box == (12, 0, 20, 16) and not notes
+
+
+@pytest.mark.parametrize("mode, size", [("L", (37, 5)), ("RGB", (500, 375)), ("RGB", (17000, 2)), ("L", (1, 1))])
+@pytest.mark.parametrize("pillow_internal", [True, False], ids=["chunks", "tobytes"])
+def test_pixel_hash_is_xxh3_of_tobytes(mode, size, pillow_internal, monkeypatch):
+    # Hashed piece by piece (wide rows included: one row over tobytes' 64 KiB block),
+    # the hash is the documented one: xxh3-128 of mode, size and ``tobytes()``.
+    import xxhash
+
+    rng = np.random.default_rng(sum(size))
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    expected = xxhash.xxh3_128(f"{mode}{size}".encode() + img.tobytes()).hexdigest()[:32]
+    if not pillow_internal:  # a Pillow without the private packer: tobytes itself
+        monkeypatch.setattr(images, "_raw_encoder", lambda img: None)
+    assert pixel_hash(img) == expected

@@ -34,20 +34,27 @@ def smooth_image(seed: int, size: int = 64):
     return small.resize((size, size), Image.Resampling.BICUBIC)
 
 
-def test_near_duplicates_from_ingest_never_leak(tmp_path):
+def near_tree(root):
+    """80 smooth images: every third one also as a re-encoded, resized copy (a near duplicate)."""
     from PIL import Image
     for c in range(2):
-        d = tmp_path / "src" / f"class{c}"
+        d = root / f"class{c}"
         d.mkdir(parents=True)
         for i in range(30):
             im = smooth_image(100 * c + i)
             im.save(d / f"{i:03d}.png")
             if i % 3 == 0:  # re-encoded, resized copies: near, not exact, duplicates
                 im.resize((60, 60), Image.Resampling.BILINEAR).save(d / f"{i:03d}_copy.jpg", quality=70)
-    ds = ingest(tmp_path / "src", tmp_path / "ds", IngestParams(workers=1, near_duplicate_bits=3))
+    return root
+
+
+NEAR_PAIRS = sorted((f"class{c}/{i:03d}.png", f"class{c}/{i:03d}_copy.jpg") for c in range(2) for i in range(0, 30, 3))
+
+
+def test_near_duplicates_from_ingest_never_leak(tmp_path):
+    ds = ingest(near_tree(tmp_path / "src"), tmp_path / "ds", IngestParams(workers=1, near_duplicate_bits=3))
     groups = json.loads((ds.root / "duplicates.json").read_text())["groups"]
-    assert sorted(tuple(g["ids"]) for g in groups) == sorted(
-        (f"class{c}/{i:03d}.png", f"class{c}/{i:03d}_copy.jpg") for c in range(2) for i in range(0, 30, 3))
+    assert sorted(tuple(g["ids"]) for g in groups) == NEAR_PAIRS
     assert all(g["kind"] == "near" for g in groups)
     for seed in range(3):
         summary = write_splits(ds, SplitParams(seed=seed, ratios={"train": 0.5, "val": 0.2, "test": 0.3}),
@@ -55,6 +62,33 @@ def test_near_duplicates_from_ingest_never_leak(tmp_path):
         a = summary["assignment"]
         assert all(len({a[i] for i in g["ids"]}) == 1 for g in groups)
         assert summary["duplicate_groups"] == 20 and set(a.values()) == {"train", "val", "test"}
+
+
+def test_near_duplicates_found_by_worker_processes(tmp_path):
+    # 80 images and two workers: the dHash is computed in the decode processes (the pool path).
+    ds = ingest(near_tree(tmp_path / "src"), tmp_path / "ds", IngestParams(workers=2, near_duplicate_bits=3))
+    groups = json.loads((ds.root / "duplicates.json").read_text())["groups"]
+    assert sorted(tuple(g["ids"]) for g in groups) == NEAR_PAIRS
+    assert all(len(s.dhash) == 16 for s in ds.samples)
+
+
+def test_no_dhash_is_computed_when_near_duplicates_are_off(tmp_path, monkeypatch):
+    from pipeline.ingest import images
+
+    def refuse(img):
+        raise AssertionError("dHash computed with near duplicates off")
+
+    monkeypatch.setattr(images, "dhash", refuse)
+    src = near_tree(tmp_path / "src")
+    (src / "class1" / "exact.png").write_bytes((src / "class1" / "004.png").read_bytes())
+    ds = ingest(src, tmp_path / "off", IngestParams(workers=1, near_duplicate_bits=-1))
+    assert len(ds.samples) == 81 and not ds.quarantine
+    assert "dhash" not in (ds.root / "manifest.jsonl").read_text()
+    groups = json.loads((ds.root / "duplicates.json").read_text())["groups"]
+    assert groups == [{"ids": ["class1/004.png", "class1/exact.png"], "kind": "exact"}]  # exact ones still found
+    # The same run with near duplicates on does reach the (refusing) dHash: the patch is live.
+    on = ingest(src, tmp_path / "on", IngestParams(workers=1, near_duplicate_bits=3))
+    assert not on.samples and {r.reason for r in on.quarantine} == {"decode-failed"}
 
 
 def test_boxes_balanced_by_object_class_and_deterministic():

@@ -174,7 +174,7 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         return load_dataset(Path(out))
     with atomic_dir(Path(out), "canonical", source_paths) as tmp:
         write(tmp, *decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
-                               params.max_decode_bytes))
+                               params.max_decode_bytes, params.near_duplicate_bits >= 0))
     return load_dataset(Path(out))
 
 

@@ -32,6 +32,7 @@ class _Job:
     min_size: int
     max_pixels: int
     budget: DecodeBudget | None = None  # None: one worker's default
+    near_duplicates: bool = False  # compute the dHash: ingest.near_duplicate_bits >= 0
 
 
 def image_stem(sample_id: str) -> str:
@@ -50,7 +51,8 @@ def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
         # The bytes are read once (guarded: a FIFO, device or dangling link gets its
         # own reason), decoded, and stored as they are when nothing needs changing.
         data, img, fmt, info = read_checked(Path(c.path), job.min_size, job.max_pixels, c.data,
-                                            embedded=c.data is not None, budget=job.budget)
+                                            embedded=c.data is not None, budget=job.budget,
+                                            near_duplicates=job.near_duplicates)
         ext, payload = stored_bytes(img, fmt, info, data)
     except ImageRejected as err:
         return "", b"", None, err.reason, err.detail
@@ -70,19 +72,31 @@ def _results(jobs: list[_Job], workers: int) -> Iterator:
     if workers == 1 or len(jobs) < 64:  # this process's allocator is set by its entry point
         yield from map(_process, jobs)
         return
-    chunk = max(1, min(256, len(jobs) // (workers * 8)))
     # Each worker keeps its freed image buffers instead of re-faulting fresh mmaps.
     with OrderedPool(_process_chunk, workers, initializer=retain_freed_memory) as pool:
-        for results in pool.map(jobs[i:i + chunk] for i in range(0, len(jobs), chunk)):
+        for results in pool.map(jobs[a:b] for a, b in chunk_bounds(len(jobs), workers)):
             yield from results
 
 
+def chunk_bounds(n: int, workers: int, largest: int = 256, smallest: int = 8) -> Iterator[tuple[int, int]]:
+    """``[a, b)`` chunks of ``n`` jobs, each a quarter of the remaining jobs' share per
+    worker: large at first (few round trips), small at the end, so no worker idles
+    for long while another finishes the last big chunk (equal chunks of n / 16 left
+    one of two workers idle for up to ~0.1 s of a 1.5 s run of 2,000 images)."""
+    a = 0
+    while a < n:
+        b = min(n, a + max(smallest, min(largest, (n - a) // (workers * 4))))
+        yield a, b
+        a = b
+
+
 def decode_jobs(candidates: list[Candidate], min_size: int, max_pixels: int, workers: int = 0,
-                max_decode_bytes: int | None = None) -> list[_Job]:
+                max_decode_bytes: int | None = None, near_duplicates: bool = False) -> list[_Job]:
     """One job per candidate; the decode budget is the whole run's (so every share of the
-    candidates, on any rank, refuses exactly what one process would)."""
+    candidates, on any rank, refuses exactly what one process would). ``near_duplicates``:
+    the workers compute each image's dHash (only near-duplicate grouping reads it)."""
     budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
-    return [_Job(c, min_size, max_pixels, budget) for c in candidates]
+    return [_Job(c, min_size, max_pixels, budget, near_duplicates) for c in candidates]
 
 
 def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, accepted: list, rejected: list,
@@ -99,11 +113,11 @@ def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, acc
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
-               workers: int = 0, max_decode_bytes: int | None = None,
+               workers: int = 0, max_decode_bytes: int | None = None, near_duplicates: bool = False,
                ) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
     """Decode, check and store every candidate under ``out_dir``; return (accepted with
     their stored image references and infos, rejected)."""
-    jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes)
+    jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes, near_duplicates)
     results = _results(jobs, workers or os.cpu_count() or 1)
     accepted: list = []
     rejected: list = []

@@ -50,9 +50,11 @@ def apply_class_map(items: list, classes: tuple[str, ...] | None, aliases: dict[
                 out.append(Rejected(path=where, reason="unknown-class", index=o.index, source=c.source.root,
                                     detail=f"class {name!r} is not in ingest.classes (add it or an alias)"))
                 continue
-            raw.append(dataclasses.replace(o, label=name))
-        objects = tuple(dataclasses.replace(o, label=alias(o.label)) for o in c.objects)
-        c = dataclasses.replace(c, label=label, raw=tuple(raw), objects=objects)
+            raw.append(o if name == o.label else dataclasses.replace(o, label=name))
+        objects = tuple(o if alias(o.label) == o.label else dataclasses.replace(o, label=alias(o.label))
+                        for o in c.objects)
+        if (label, tuple(raw), objects) != (c.label, c.raw, c.objects):  # replace costs ~5 us a file
+            c = dataclasses.replace(c, label=label, raw=tuple(raw), objects=objects)
         found.update(_names(c))
         out.append(c)
     by_case: dict[str, set[str]] = defaultdict(set)

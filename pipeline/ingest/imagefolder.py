@@ -11,7 +11,7 @@ directories are followed inside the root and reported otherwise (``tree.walk``).
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator
 
 from pipeline.errors import InputError
@@ -36,7 +36,7 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     yield Layout("imagefolder")
     for path in found.files:
         r = rel(path, root)
-        parts = PurePosixPath(r).parts
+        parts = r.split("/")  # root-relative and normalized: no empty or "." parts
         split = SPLIT_NAMES[parts[0].lower()] if has_splits and len(parts) > 1 else None
         class_parts = parts[1:] if split else parts
         if len(class_parts) != 2:

@@ -63,7 +63,7 @@ class ImageInfo:
     notes: tuple[str, ...]
     orientation: int  # EXIF orientation found in the file (1 = upright)
     raw_size: tuple[int, int]  # (width, height) as stored, before the EXIF transpose
-    dhash: str = ""  # 64-bit difference hash of the upright image (near duplicates)
+    dhash: str = ""  # 64-bit difference hash of the upright image; "" unless near duplicates are sought
 
 
 def _to_8bit_gray(img):
@@ -248,13 +248,55 @@ def dhash(img) -> str:
     return f"{bits:016x}"
 
 
+def _raw_encoder(img):
+    """Pillow's packer behind ``tobytes`` (a private name: None should a Pillow lack it)."""
+    from PIL import Image
+
+    getencoder = getattr(Image, "_getencoder", None)
+    return getencoder(img.mode, "raw", img.mode) if getencoder is not None else None
+
+
+def pixel_hash(img) -> str:
+    """xxh3-128 of the mode, size and packed pixels (``img.tobytes()``), 32 hex digits.
+
+    The exact-duplicate key, not a security boundary: xxh3 hashes 0.5 MB in ~0.015 ms
+    where sha256 takes ~0.36 ms. The pixels are packed and hashed 64 KiB at a time,
+    as ``tobytes`` packs them, without joining the pieces into one copy: ~0.125 ms
+    instead of ~0.17 ms for a 500x375 RGB image (same bytes, same hash).
+    """
+    from PIL import ImageFile
+
+    img.load()  # as tobytes does (a no-op for the decoded images ingest hashes)
+    digest = xxhash.xxh3_128(f"{img.mode}{img.size}".encode())
+    encoder = _raw_encoder(img) if img.width and img.height else None
+    if encoder is None:
+        digest.update(img.tobytes())
+        return digest.hexdigest()[:32]
+    try:
+        encoder.setimage(img.im, (0, 0, *img.size))
+        bufsize = max(ImageFile.MAXBLOCK, img.width * 4)  # as tobytes: see RawEncode.c
+        while True:
+            _, status, chunk = encoder.encode(bufsize)
+            digest.update(chunk)
+            if status:
+                break
+        if status < 0:
+            raise RuntimeError(f"encoder error {status} while hashing the pixels")
+    finally:
+        encoder.cleanup()
+    return digest.hexdigest()[:32]
+
+
 def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None,
-                 embedded: bool | None = None, budget: DecodeBudget | None = None):
+                 embedded: bool | None = None, budget: DecodeBudget | None = None,
+                 near_duplicates: bool = False):
     """Open, fully decode and normalize ``path`` (or its bytes ``data``, already read).
 
     ``embedded`` marks bytes that have no file name of their own (labelme
     ``imageData``), so no extension is checked against the sniffed format.
     ``budget`` is the decode-cost budget (default: one worker's).
+    ``near_duplicates`` also computes the dHash (``ImageInfo.dhash``), which only
+    near-duplicate grouping reads: ~0.3 ms on a 500x375 JPEG, a third of its decode.
 
     Returns ``(PIL image, format, ImageInfo)``; raises ImageRejected with a
     specific reason for anything that cannot be a sample. The caller's fault
@@ -320,20 +362,17 @@ def load_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
     if min(out.size) < min_size:
         raise ImageRejected("too-small", f"{out.size[0]}x{out.size[1]} is below ingest.min_size = {min_size}")
     channels = 1 if out.mode == "L" else 3
-    # Exact-duplicate key, not a security boundary: xxh3-128 hashes 0.5 MB of pixels in
-    # ~0.01 ms where sha256 takes ~0.36 ms, a third of ingest's cost beyond the decode.
-    digest = xxhash.xxh3_128(f"{out.mode}{out.size}".encode())
-    digest.update(out.tobytes())
     info = ImageInfo(
         width=out.size[0], height=out.size[1], channels=channels,
-        pixel_hash=digest.hexdigest()[:32], notes=tuple(notes), orientation=orientation,
-        raw_size=(w, h), dhash=dhash(out),
+        pixel_hash=pixel_hash(out), notes=tuple(notes), orientation=orientation,
+        raw_size=(w, h), dhash=dhash(out) if near_duplicates else "",
     )
     return out, fmt, info
 
 
 def read_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None = None,
-                 embedded: bool | None = None, budget: DecodeBudget | None = None):
+                 embedded: bool | None = None, budget: DecodeBudget | None = None,
+                 near_duplicates: bool = False):
     """The fault boundary of one image: ``(bytes, PIL image, format, ImageInfo)``.
 
     Reads ``path`` through the guarded reader unless ``data`` is given, then
@@ -344,11 +383,12 @@ def read_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
     """
     from pipeline.inputfile import InputRefused, describe_exception, read_bytes
 
+    path = Path(path)
     try:
         if data is None:
             embedded = False if embedded is None else embedded
-            data = read_bytes(Path(path), "image")
-        img, fmt, info = load_checked(Path(path), min_size, max_pixels, data, embedded, budget)
+            data = read_bytes(path, "image")
+        img, fmt, info = load_checked(path, min_size, max_pixels, data, embedded, budget, near_duplicates)
     except ImageRejected:
         raise
     except InputRefused as err:

@@ -12,8 +12,9 @@ caught by the decode check as ``not-an-image`` whatever its name.)
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from fnmatch import fnmatchcase
-from pathlib import PurePosixPath
 from typing import Iterable
 
 from pipeline.ingest.candidate import Candidate
@@ -29,10 +30,17 @@ def quarantine_placeholders(items: list, patterns: tuple[str, ...]) -> list:
     """``items`` with every candidate named like a placeholder replaced by a Rejected."""
     if not patterns:
         return items
+    # One regex for all the patterns rules out most names in one match (twelve
+    # fnmatch calls a file were ~15 us of ingest's serial start); a name it matches
+    # is then given the first pattern that matches it, as before.
+    anything = re.compile("|".join(fnmatch.translate(p.lower()) for p in patterns))
     out = []
     for item in items:
-        pattern = (matching_pattern(PurePosixPath(item.source.path).name, patterns)
-                   if isinstance(item, Candidate) else None)
+        pattern = None
+        if isinstance(item, Candidate):
+            name = item.source.path.rsplit("/", 1)[-1]  # posix and relative (``Source.path``)
+            if anything.match(name.lower()):
+                pattern = matching_pattern(name, patterns)
         if pattern is None:
             out.append(item)
             continue

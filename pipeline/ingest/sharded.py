@@ -60,7 +60,8 @@ def ingest_sharded(candidates: list[Candidate], out: Path, source_paths: list[Pa
 
 
 def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, write) -> None:
-    jobs = decode_jobs(candidates, params.min_size, params.max_pixels, params.workers, params.max_decode_bytes)
+    jobs = decode_jobs(candidates, params.min_size, params.max_pixels, params.workers, params.max_decode_bytes,
+                       params.near_duplicate_bits >= 0)
     lo, hi = ranks.share(len(jobs))
     # The node's cores are split between its ranks (no byte depends on it).
     workers = params.workers or max(1, (os.cpu_count() or 1) // ranks.local_size)

@@ -101,11 +101,12 @@ def walk(root: Path) -> Walk:
             else:
                 skipped.append(Rejected(path=rel(Path(full), root), reason="path-outside-root",
                                         detail="a link to a directory outside the source root; not read"))
+        base = Path(dirpath)
         for f in sorted(filenames):
             if is_hidden(f):
-                hidden.append(rel(Path(dirpath) / f, root))
+                hidden.append(rel(base / f, root))
             else:
-                files.append(Path(dirpath) / f)
+                files.append(base / f)
     return Walk(files, skipped, sorted(hidden))
 
 
@@ -150,6 +151,12 @@ def json_documents(root: Path, files: list[Path], limit: int = LIMITS["annotatio
 
 def rel(path: Path, root: Path) -> str:
     """``path`` relative to ``root``, posix, as printable text (see ``printable``)."""
+    p, r = os.fspath(path), os.fspath(root)
+    if (os.sep == "/" and r and p.startswith(r + "/") and "//" not in p and "/./" not in p
+            and not p.endswith(("/", "/."))):
+        # The paths ``walk`` gives, joined onto the root as given: the string itself
+        # (pathlib's relative_to cost ~25 us a file, a fifth of ingest's serial start).
+        return printable(p[len(r) + 1:])
     return printable(Path(path).relative_to(root).as_posix())
 
 
