@@ -171,7 +171,9 @@ class SplitParams(Section):
             raise ValueError("ratios must be >= 0")
         if abs(sum(v.values()) - 1.0) > 1e-6:
             raise ValueError(f"ratios must sum to 1 (they sum to {sum(v.values()):g})")
-        return v
+        # One order whatever the YAML's: samples are dealt to the splits in this order,
+        # so {test, train, val} (as yaml.safe_dump sorts them) once gave other splits.
+        return {k: v[k] for k in ("train", "val", "test") if k in v}
 
 
 class AugmentParams(Section):

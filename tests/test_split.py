@@ -32,6 +32,16 @@ def test_deterministic_and_order_independent():
     assert assign_splits(d, p) != assign_splits(d, SplitParams(seed=4))
 
 
+def test_the_order_of_the_ratio_keys_does_not_change_the_splits():
+    """yaml.safe_dump sorts keys: {test, train, val} once dealt other samples to each split."""
+    d = ds()
+    listed = SplitParams(ratios={"train": 0.8, "val": 0.1, "test": 0.1})
+    for order in (("test", "train", "val"), ("val", "test", "train")):
+        p = SplitParams(ratios={k: listed.ratios[k] for k in order})
+        assert list(p.ratios) == ["train", "val", "test"]
+        assert assign_splits(d, p) == assign_splits(d, listed)
+
+
 def test_given_split_is_kept():
     given = {"c0/0": "test", "c0/1": "test"}
     a = assign_splits(ds(given=given), SplitParams())
