@@ -6,8 +6,11 @@
 
 Reports training wall seconds (all epochs, including the per-epoch validation
 pass), the process CPU seconds spent training, and the test accuracy the
-evaluate stage computes on the trained checkpoint. Target: >= 98.5 % test accuracy
-within 60 s of training on a 2-core CPU.
+evaluate stage computes on the trained checkpoint. Target: >= 99.0 % test accuracy
+within 60 s of training on a 2-core CPU (issue 14; 98.5 % before it).
+
+Choose recipes on the version's val split (the per-epoch val accuracy printed), over
+several ``-S seed=...``; the test accuracy printed here is the check, not the guide.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def main() -> int:
     ap.add_argument("--params", type=Path, default=REPO / "params.yaml")
     ap.add_argument("--version", type=Path, help="existing dataset version (default: build mnist5k)")
     ap.add_argument("-S", dest="overrides", action="append", default=[], help="train param override k=v (YAML)")
-    ap.add_argument("--target", type=float, default=0.985)
+    ap.add_argument("--target", type=float, default=0.99)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
