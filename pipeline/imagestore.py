@@ -32,6 +32,7 @@ import threading
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import InputError
+from pipeline.inputfile import InputRefused, open_regular
 from pipeline.packindex import INDEX_SUFFIX, PackIndex, index_bytes
 
 PACK_BYTES = 1 << 30  # start a new pack once one holds this many bytes
@@ -229,8 +230,8 @@ class ImageReader:
             if name not in self._packs:
                 path = self.root / name  # type: ignore[operator]
                 try:
-                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-                except OSError as err:
+                    fd = open_regular(path)  # a FIFO here fails at once instead of waiting for a writer
+                except InputRefused as err:
                     raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
                 size = os.fstat(fd).st_size
                 self._packs[name] = _Pack(fd, size, PackIndex.open(Path(str(path) + INDEX_SUFFIX), size), None)
@@ -243,11 +244,14 @@ class ImageReader:
             if pack.members is None:
                 path = self.root / name  # type: ignore[operator]
                 try:
-                    with open(path, "rb") as f:
+                    # The descriptor opened and checked in _pack, read from the start.
+                    with os.fdopen(os.dup(pack.fd), "rb") as f:  # a dup shares the offset: rewind
+                        f.seek(0)
                         members = _scan_ustar(f)
-                    if members is None:  # not the plain layout PackWriter writes: let tarfile read it
-                        with tarfile.open(path, "r:") as tar:
-                            members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
+                        if members is None:  # not the plain layout PackWriter writes: let tarfile read it
+                            f.seek(0)
+                            with tarfile.open(fileobj=f, mode="r:") as tar:
+                                members = {m.name: (m.offset_data, m.size) for m in tar if m.isfile()}
                 except (OSError, tarfile.TarError) as err:
                     raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
                 pack.members = members

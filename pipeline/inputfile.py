@@ -123,12 +123,12 @@ def describe_exception(err: BaseException) -> str:
     return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL] + "..."
 
 
-def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
-    """All bytes of a regular file of at most ``limit`` bytes (default ``LIMITS[kind]``)."""
-    cap = LIMITS[kind] if limit is None else limit
-    st = check_regular(path)
-    if st.st_size > cap:
-        raise InputRefused("file-too-large", f"{st.st_size} bytes exceeds the {kind} file limit of {cap} bytes")
+def open_regular(path: Path) -> int:
+    """A read-only descriptor of ``path`` if it is (or links to) a regular file; else
+    ``InputRefused``. Opened with ``O_NONBLOCK`` (opening a FIFO for reading would wait
+    for a writer forever) and checked again with ``fstat`` (a file swapped for a special
+    one between the check and the open). The caller closes it."""
+    check_regular(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
@@ -139,6 +139,20 @@ def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
             raise InputRefused("not-a-regular-file", "changed into a special file while being opened")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
+    """All bytes of a regular file of at most ``limit`` bytes (default ``LIMITS[kind]``)."""
+    cap = LIMITS[kind] if limit is None else limit
+    st = check_regular(path)
+    if st.st_size > cap:
+        raise InputRefused("file-too-large", f"{st.st_size} bytes exceeds the {kind} file limit of {cap} bytes")
+    fd = open_regular(path)
+    try:
         chunks, got = [], 0
         while True:
             chunk = os.read(fd, min(8 * MiB, cap + 1 - got))
@@ -157,15 +171,8 @@ def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
 
 def read_head(path: Path, size: int) -> bytes:
     """At most the first ``size`` bytes of a regular file (to sniff a format), guarded like ``read_bytes``."""
-    check_regular(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = open_regular(path)
     try:
-        fd = os.open(path, flags)
-    except OSError as err:
-        raise InputRefused("unreadable", describe_os_error(err)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputRefused("not-a-regular-file", "changed into a special file while being opened")
         return os.read(fd, size)
     except OSError as err:
         raise InputRefused("unreadable", describe_os_error(err)) from None

@@ -57,8 +57,10 @@ class PackIndex:
     def open(cls, path: Path, pack_size: int) -> "PackIndex | None":
         """The index at ``path`` if it is well formed and describes a pack of ``pack_size``
         bytes; None when it is missing, damaged or stale (the caller scans the pack)."""
+        from pipeline.inputfile import InputRefused, open_regular
+
         try:
-            with open(path, "rb") as f:
+            with open(open_regular(path), "rb") as f:  # a FIFO or device here is no index
                 head = f.read(_HEADER.size)
                 if len(head) < _HEADER.size:
                     return None
@@ -68,7 +70,7 @@ class PackIndex:
                 if magic != MAGIC or size != pack_size or f.tell() != length or not 0 < width <= 100:
                     return None
                 view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
+        except (OSError, ValueError, InputRefused):
             return None
         return cls(view, count, width)
 
