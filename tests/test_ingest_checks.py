@@ -8,8 +8,9 @@ from PIL import Image
 from pipeline.ingest.annotations import finalize
 from pipeline.ingest.candidate import Candidate, RawObject
 from pipeline.ingest.clip import clip_box, clip_polygon, exif_point, polygon_area
-from pipeline.ingest import images
-from pipeline.ingest.images import ImageInfo, load_checked, pixel_hash
+from pipeline.ingest import hashes
+from pipeline.ingest.hashes import pixel_hash
+from pipeline.ingest.images import ImageInfo, load_checked
 from pipeline.record import Source
 
 W, H = 100.0, 50.0
@@ -164,5 +165,5 @@ def test_pixel_hash_is_xxh3_of_tobytes(mode, size, pillow_internal, monkeypatch)
     img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
     expected = xxhash.xxh3_128(f"{mode}{size}".encode() + img.tobytes()).hexdigest()[:32]
     if not pillow_internal:  # a Pillow without the private packer: tobytes itself
-        monkeypatch.setattr(images, "_raw_encoder", lambda img: None)
+        monkeypatch.setattr(hashes, "_raw_encoder", lambda img: None)
     assert pixel_hash(img) == expected
