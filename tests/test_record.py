@@ -19,3 +19,12 @@ def test_save_is_byte_stable(tmp_path):
     save_dataset(tmp_path / "a", samples, ["x"], [])
     save_dataset(tmp_path / "b", reversed(samples), ["x"], [])
     assert (tmp_path / "a/manifest.jsonl").read_bytes() == (tmp_path / "b/manifest.jsonl").read_bytes()
+
+
+def test_source_json_carries_every_field():
+    # to_json is spelled out for speed: a field added to Source must be added there too.
+    import dataclasses
+
+    full = Source(**{f.name: f"v-{f.name}" for f in dataclasses.fields(Source)})
+    assert set(full.to_json()) == {f.name for f in dataclasses.fields(Source)}
+    assert Source.from_json(full.to_json()) == full
