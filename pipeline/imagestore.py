@@ -230,10 +230,10 @@ class ImageReader:
             if name not in self._packs:
                 path = self.root / name  # type: ignore[operator]
                 try:
-                    fd = open_regular(path)  # a FIFO here fails at once instead of waiting for a writer
+                    fd, st = open_regular(path)  # a FIFO here fails at once instead of waiting for a writer
                 except InputRefused as err:
                     raise InputError(f"{path}: cannot read the image pack ({err}); re-run `pipeline ingest`") from None
-                size = os.fstat(fd).st_size
+                size = st.st_size
                 self._packs[name] = _Pack(fd, size, PackIndex.open(Path(str(path) + INDEX_SUFFIX), size), None)
             return self._packs[name]
 

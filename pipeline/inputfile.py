@@ -123,11 +123,11 @@ def describe_exception(err: BaseException) -> str:
     return text if len(text) <= MAX_DETAIL else text[:MAX_DETAIL] + "..."
 
 
-def open_regular(path: Path) -> int:
-    """A read-only descriptor of ``path`` if it is (or links to) a regular file; else
-    ``InputRefused``. Opened with ``O_NONBLOCK`` (opening a FIFO for reading would wait
-    for a writer forever) and checked again with ``fstat`` (a file swapped for a special
-    one between the check and the open). The caller closes it."""
+def open_regular(path: Path) -> tuple[int, os.stat_result]:
+    """A read-only descriptor of ``path`` and its ``fstat`` if it is (or links to) a
+    regular file; else ``InputRefused``. Opened with ``O_NONBLOCK`` (opening a FIFO for
+    reading would wait for a writer forever) and checked again with ``fstat`` (a file
+    swapped for a special one between the check and the open). The caller closes it."""
     check_regular(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -137,22 +137,22 @@ def open_regular(path: Path) -> int:
             raise InputRefused("link-loop", "symbolic links form a loop") from None
         raise InputRefused("unreadable", describe_os_error(err)) from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped since the check
             raise InputRefused("not-a-regular-file", "changed into a special file while being opened")
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
 
 
 def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
     """All bytes of a regular file of at most ``limit`` bytes (default ``LIMITS[kind]``)."""
     cap = LIMITS[kind] if limit is None else limit
-    st = check_regular(path)
-    if st.st_size > cap:
-        raise InputRefused("file-too-large", f"{st.st_size} bytes exceeds the {kind} file limit of {cap} bytes")
-    fd = open_regular(path)
+    fd, st = open_regular(path)
     try:
+        if st.st_size > cap:
+            raise InputRefused("file-too-large", f"{st.st_size} bytes exceeds the {kind} file limit of {cap} bytes")
         chunks, got = [], 0
         while True:
             chunk = os.read(fd, min(8 * MiB, cap + 1 - got))
@@ -171,7 +171,7 @@ def read_bytes(path: Path, kind: str, limit: int | None = None) -> bytes:
 
 def read_head(path: Path, size: int) -> bytes:
     """At most the first ``size`` bytes of a regular file (to sniff a format), guarded like ``read_bytes``."""
-    fd = open_regular(path)
+    fd, _ = open_regular(path)
     try:
         return os.read(fd, size)
     except OSError as err:

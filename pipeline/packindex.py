@@ -60,7 +60,7 @@ class PackIndex:
         from pipeline.inputfile import InputRefused, open_regular
 
         try:
-            with open(open_regular(path), "rb") as f:  # a FIFO or device here is no index
+            with open(open_regular(path)[0], "rb") as f:  # a FIFO or device here is no index
                 head = f.read(_HEADER.size)
                 if len(head) < _HEADER.size:
                     return None
