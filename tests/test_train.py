@@ -18,7 +18,7 @@ from pipeline.train.loop import train
 from pipeline.train.data import load_split
 from pipeline.train.mixing import mix_batch, mixers, one_hot, soft_targets
 from pipeline.train.models import build_model
-from pipeline.train.optim import warmup_cosine
+from pipeline.train.optim import make_optimizer, make_schedule, warmup_cosine
 from pipeline.augment.rng import keys_tensor
 from tests.conftest import make_imagefolder
 
@@ -62,6 +62,25 @@ def test_warmup_cosine_shape():
     f = [warmup_cosine(s, 100, 10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == 1.0 and f[10] == 1.0
     assert all(x >= y for x, y in zip(f[10:], f[11:])) and f[-1] < 0.01
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "constant"])
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 5, 8, 94])
+def test_schedules_run_any_number_of_steps(schedule, total):
+    # A tiny dataset with few epochs makes a handful of steps: OneCycleLR divided by
+    # zero at exactly 4 (its warmup phase was empty).
+    model = torch.nn.Linear(2, 2)
+    params = TrainParams(schedule=schedule, epochs=1, lr=0.1, warmup_epochs=0)
+    opt = make_optimizer(params, model)
+    sched = make_schedule(params, opt, total)
+    lrs = []
+    for _ in range(total):
+        opt.step()
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step()
+    assert all(math.isfinite(x) and 0 <= x <= 0.1 + 1e-12 for x in lrs)
+    if schedule == "onecycle" and total >= 3:
+        assert max(lrs) > 0.099 and lrs[-1] < lrs[0] < 0.1  # warm up to the peak, anneal below the start
 
 
 def test_soft_targets_of_offline_mixed_rows():

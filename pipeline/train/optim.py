@@ -45,8 +45,12 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
 def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps_per_epoch: int):
     total = params.epochs * steps_per_epoch
     if params.schedule == "onecycle":
+        if total < 3:  # too short to warm up and anneal: a smoke run at the peak rate
+            return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        # OneCycleLR divides by each phase's length in steps (pct * total - 1, then the
+        # rest): at 4 steps a quarter leaves the warmup phase empty (ZeroDivisionError).
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=total,
-                                                   pct_start=0.25)
+                                                   pct_start=max(0.25, 2.0 / total))
     if params.schedule == "cosine":
         warmup = round(params.warmup_epochs * steps_per_epoch)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
