@@ -1,0 +1,74 @@
+"""benchmarks/train_sweep.py's cross-validation: a digit and its augmented copies never
+sit on both sides of a fold, and every train original is scored exactly once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks.train_sweep import cross_validate, cv_folds, write_fold
+from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams
+from pipeline.ingest import ingest
+from pipeline.split import assign_splits
+from pipeline.train.data import load_split, read_card, split_ids
+from pipeline.version import write_version
+from tests.conftest import make_imagefolder
+
+K = 3
+
+
+@pytest.fixture(scope="module")
+def version(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    src = make_imagefolder(root / "src", classes=3, per_class=12, size=16)
+    ds = ingest(src, root / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios={"train": 0.75, "val": 0.25, "test": 0.0}))
+    write_version(ds, splits, AugmentParams(copies=2, pipeline=[{"name": "rotate", "degrees": 10}]),
+                  root / "version")
+    return root / "version"
+
+
+def test_folds_group_copies_and_hold_every_class(version):
+    ids = split_ids(version, "train")
+    labels = load_split(version, "train").labels
+    folds = cv_folds(ids, labels, K)
+    by_source: dict[str, set[int]] = {}
+    for row, f in zip(ids, folds):
+        by_source.setdefault(row.split("#")[0], set()).add(f)
+    assert all(len(fs) == 1 for fs in by_source.values())  # copies share their original's fold
+    assert {row.split("#")[1] for row in ids} == {"0", "1", "2"}
+    for f in range(K):
+        assert set(labels[np.array(folds) == f].tolist()) == {0, 1, 2}
+    assert cv_folds(list(reversed(ids)), labels.flip(0), K) == list(reversed(folds))  # order-free
+
+
+def test_fold_versions_partition_the_originals(version, tmp_path):
+    ids = split_ids(version, "train")
+    folds = cv_folds(ids, load_split(version, "train").labels, K)
+    images = np.load(version / "train_images.npy")
+    held_total = 0
+    for f in range(K):
+        out = tmp_path / f"f{f}"
+        write_fold(version, out, f, folds, ids)
+        train_ids, val_ids = split_ids(out, "train"), split_ids(out, "val")
+        held = {r.split("#")[0] for r in val_ids}
+        assert all(r.endswith("#0") for r in val_ids)
+        assert not held & {r.split("#")[0] for r in train_ids}
+        assert len(train_ids) + 3 * len(val_ids) == len(ids)
+        assert np.array_equal(np.load(out / "val_images.npy"), images[[ids.index(r) for r in val_ids]])
+        card = json.loads((out / "card.json").read_text())
+        x = np.load(out / "train_images.npy") / 255.0
+        assert card["splits"]["train"]["pixel_mean"] == pytest.approx([x.mean()], abs=1e-6)
+        assert read_card(out).classes == read_card(version).classes
+        held_total += len(held)
+    assert held_total == len({r.split("#")[0] for r in ids})
+
+
+def test_cross_validation_scores_each_original_once(version, tmp_path):
+    params = TrainParams(model="resnet_small", width=4, epochs=1, batch_size=16, lr=0.05, resume=False)
+    acc, wrong, seconds = cross_validate(version, params, K, tmp_path)
+    originals = len([r for r in split_ids(version, "train") if r.endswith("#0")])
+    assert acc == pytest.approx(1 - len(wrong) / originals)
+    assert len(set(wrong)) == len(wrong) and seconds > 0
