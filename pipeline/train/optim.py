@@ -42,6 +42,19 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
 
 
+def cycled_momentum(params: TrainParams) -> dict:
+    """OneCycleLR's momentum cycle (Smith 2018: momentum falls while the lr rises), centred
+    on ``train.momentum`` for SGD so the knob counts: 0.95 -> 0.85 -> 0.95 at 0.9, none at 0.
+    Adam's beta1 keeps torch's 0.95 -> 0.85 cycle."""
+    if params.optimizer != "sgd":
+        return {}
+    m = params.momentum
+    if m == 0:
+        return {"cycle_momentum": False}
+    # Rounded so 0.9 gives torch's defaults exactly (0.9 + 0.05 is 0.9500000000000001).
+    return {"base_momentum": max(round(m - 0.05, 12), 0.0), "max_momentum": min(round(m + 0.05, 12), 0.999)}
+
+
 def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps_per_epoch: int):
     total = params.epochs * steps_per_epoch
     if params.schedule == "onecycle":
@@ -50,7 +63,7 @@ def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps_per_epo
         # OneCycleLR divides by each phase's length in steps (pct * total - 1, then the
         # rest): at 4 steps a quarter leaves the warmup phase empty (ZeroDivisionError).
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=total,
-                                                   pct_start=max(0.25, 2.0 / total))
+                                                   pct_start=max(0.25, 2.0 / total), **cycled_momentum(params))
     if params.schedule == "cosine":
         warmup = round(params.warmup_epochs * steps_per_epoch)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total, warmup))
