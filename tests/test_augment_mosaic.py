@@ -39,6 +39,7 @@ def ref_box(box, src_hw, out_hw, cx, cy, k):
 
 
 side = st.integers(8, 120)
+SLIVER = 2e-3  # px: the coordinates' tolerance against the float64 reference
 
 
 @settings(max_examples=80, deadline=None)
@@ -60,10 +61,12 @@ def test_tiles_keep_their_aspect_and_targets_match_the_reference(sizes, out, see
     got = {o["origin"]: o["box"] for o in moved.sample_objects(0)}
     for k in range(4):
         want = ref_box(boxes[k], sizes[k], out, cx, cy, k)
-        if want is None:
-            assert k not in got
+        if want is None or min(want[2] - want[0], want[3] - want[1]) < SLIVER:
+            # Nothing visible, or a sliver float32 cannot tell from nothing (hypothesis found
+            # a box 1e-15 px inside its source's edge): dropped, or kept as a sliver.
+            assert k not in got or min(got[k][2] - got[k][0], got[k][3] - got[k][1]) < 2 * SLIVER, k
         else:
-            assert got[k] == pytest.approx(want, abs=2e-3), k
+            assert got[k] == pytest.approx(want, abs=SLIVER), k
 
 
 def test_tiles_are_placed_against_the_centre_and_the_rest_is_fill():
