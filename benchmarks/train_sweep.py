@@ -19,7 +19,10 @@ train images' sources are dealt to K folds (per class, in a hashed order), and f
 each fold a model trains on the other folds' rows (all augmented copies) and is
 scored on the fold's originals (copy 0), so every train digit is scored once by a
 model that never saw it or a copy of it. The fold versions are written to a temp
-dir beside the real one's card, with the train statistics recomputed per fold.
+dir beside the real one's card, with the train statistics recomputed per fold. A
+version with offline mixing (mixup, cutmix, mosaic in ``augment.pipeline``) blends
+partners from any fold into its rows, so held-out digits would leak into training:
+cross-validate on a version without them.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
         train(fv, params, work / f"f{fold}.pt", work / "tb", work / "f.json", work / "f.csv")
         seconds += time.perf_counter() - t0
         model, ckpt = load_model(work / f"f{fold}.pt", "cpu")
-        a, w = score(model, ckpt, fv, "val")
+        _, w = score(model, ckpt, fv, "val")
         n += len(load_split(fv, "val"))
         wrong += w
     return 1.0 - len(wrong) / n, wrong, seconds
