@@ -20,9 +20,9 @@ each fold a model trains on the other folds' rows (all augmented copies) and is
 scored on the fold's originals (copy 0), so every train digit is scored once by a
 model that never saw it or a copy of it. The fold versions are written to a temp
 dir beside the real one's card, with the train statistics recomputed per fold. A
-version with offline mixing (mixup, cutmix, mosaic in ``augment.pipeline``) blends
+version with offline mixing (mixup, cutmix in ``augment.pipeline``) blends
 partners from any fold into its rows, so held-out digits would leak into training:
-cross-validate on a version without them.
+cross-validate refuses such a version.
 """
 
 from __future__ import annotations
@@ -101,7 +101,11 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
     from pipeline.train.loop import train
 
     ids = split_ids(version, "train")
-    folds = cv_folds(ids, load_split(version, "train").labels, k)
+    train_split = load_split(version, "train")
+    if train_split.mix_weights is not None and bool((train_split.mix_weights != 1.0).any()):
+        raise SystemExit(f"{version}: its train rows mix digits across folds (offline mixup/cutmix); "
+                         "cross-validate on a version built without them")
+    folds = cv_folds(ids, train_split.labels, k)
     wrong: list[str] = []
     n = seconds = 0.0
     for fold in range(k):

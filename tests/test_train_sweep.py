@@ -72,3 +72,13 @@ def test_cross_validation_scores_each_original_once(version, tmp_path):
     originals = len([r for r in split_ids(version, "train") if r.endswith("#0")])
     assert acc == pytest.approx(1 - len(wrong) / originals)
     assert len(set(wrong)) == len(wrong) and seconds > 0
+
+
+def test_cross_validation_refuses_a_version_with_mixed_rows(tmp_path):
+    # A mixup row blends a partner from any fold: the held-out digits would be trained on.
+    src = make_imagefolder(tmp_path / "src", classes=3, per_class=12, size=16)
+    ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios={"train": 0.75, "val": 0.25, "test": 0.0}))
+    write_version(ds, splits, AugmentParams(copies=1, pipeline=[{"name": "mixup", "alpha": 0.4}]), tmp_path / "v")
+    with pytest.raises(SystemExit, match="mix digits across folds"):
+        cross_validate(tmp_path / "v", TrainParams(width=4, epochs=1), K, tmp_path / "cv")
