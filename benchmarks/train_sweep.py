@@ -107,7 +107,7 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
                          "cross-validate on a version built without them")
     folds = cv_folds(ids, train_split.labels, k)
     wrong: list[str] = []
-    n = seconds = 0.0
+    seconds = 0.0
     for fold in range(k):
         fv = work / f"fold{fold}"
         write_fold(version, fv, fold, folds, ids)
@@ -115,10 +115,9 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
         train(fv, params, work / f"f{fold}.pt", work / "tb", work / "f.json", work / "f.csv")
         seconds += time.perf_counter() - t0
         model, ckpt = load_model(work / f"f{fold}.pt", "cpu")
-        _, w = score(model, ckpt, fv, "val")
-        n += len(load_split(fv, "val"))
-        wrong += w
-    return 1.0 - len(wrong) / n, wrong, seconds
+        wrong += score(model, ckpt, fv, "val")[1]
+    originals = sum(r.endswith("#0") for r in ids)  # each fold's val: its originals
+    return 1.0 - len(wrong) / originals, wrong, seconds
 
 
 def main() -> int:
