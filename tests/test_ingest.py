@@ -107,6 +107,23 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     assert len(rows) == len(expected)
 
 
+def test_the_marker_of_a_tree_pipeline_wrote_is_not_counted_as_a_hidden_file(tmp_path):
+    """A downloaded or exported tree carries pipeline's output marker at its top: it is
+    neither a sample nor noise the user left (the default mnist5k report said
+    "skipped_hidden: 1"). A file of that name deeper down is the user's, and counted."""
+    from pipeline.outputs import MARKER, write_marker
+
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=3)
+    write_marker(src, "download")
+    report = json.loads((ingest(src, tmp_path / "a", params()).root / "report.json").read_text())
+    assert (report["skipped_hidden"], report["sources"][0]["skipped_hidden"]) == (0, 0)
+    assert "skipped_hidden_examples" not in report["sources"][0]
+    (src / "class0" / MARKER).write_text("{}")
+    report = json.loads((ingest(src, tmp_path / "b", params()).root / "report.json").read_text())
+    assert report["skipped_hidden"] == 1
+    assert report["sources"][0]["skipped_hidden_examples"] == [f"class0/{MARKER}"]
+
+
 def test_modes_exif_and_misnamed_formats_are_normalized(tmp_path):
     src = tmp_path / "src"
     d = src / "a"

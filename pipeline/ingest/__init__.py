@@ -90,9 +90,9 @@ def _source_report(items: list) -> dict:
 
 def _without_marker(items: list) -> list:
     """Drop the output marker at the top of a tree pipeline wrote (a download, an export):
-    it describes the tree and is not one of its inputs."""
+    it describes the tree and is not one of its inputs, nor a hidden file the user left."""
     def is_marker(item) -> bool:
-        path = item.source.path if isinstance(item, Candidate) else item.path
+        path = item.source.path if isinstance(item, Candidate) else getattr(item, "path", None)
         return path == MARKER
     return [i for i in items if not is_marker(i)]
 
@@ -150,10 +150,10 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         if s.format == "auto":
             found = detect_format(root)
             entry.update(format=found.format, detected=found.evidence)
-        got = read_source(entry["format"], root, params, prefix, name)
+        got = _without_marker(read_source(entry["format"], root, params, prefix, name))
         entry.update(_source_report(got))
         roots.append(entry)
-        items.extend(_without_marker([it for it in got if isinstance(it, (Candidate, Rejected))]))
+        items.extend(it for it in got if isinstance(it, (Candidate, Rejected)))
     items = quarantine_placeholders(items, params.placeholder_names)
     items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
     candidates = [c for c in items if isinstance(c, Candidate)]
