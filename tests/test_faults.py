@@ -79,11 +79,19 @@ def big_tree(tmp_path_factory) -> Path:
     return root
 
 
+def _as_a_foreground_job() -> None:
+    """Ctrl-C's default action, as an interactive shell gives its foreground job. A test
+    run started in the background of a script inherits SIGINT ignored, and Python then
+    (rightly) leaves it ignored: the run would finish instead of being interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_ingest(root: Path, out: str, stage: bool = False) -> subprocess.Popen:
     cmd = (["-m", "stages.ingest", "--src", "src", "--stats", "stats.json"] if stage
            else ["-m", "pipeline", "ingest", "src"])
     return subprocess.Popen([sys.executable, *cmd, "--out", out, "--params", "params.yaml"], cwd=root, env=ENV,
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            start_new_session=True, preexec_fn=_as_a_foreground_job,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def when_workers_run(proc: subprocess.Popen, count: int = 2, seconds: float = 60) -> bool:
