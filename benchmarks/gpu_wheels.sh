@@ -5,14 +5,15 @@
 # torch, torchvision, numpy, opencv-python-headless, pillow, typer, PyYAML, tqdm,
 # tensorboard, matplotlib, xxhash, scipy, scikit-learn, pandas, pytest and hypothesis
 # (the device tool's KINDS.md lists them), but not the packages below. They travel as
-# wheels in .whl/ (git-ignored, ~20 MB of the 64 MiB a call may carry), and
-# gpu_check.sh installs them into /tmp/site when it finds that folder:
+# wheels in .whl/ (git-ignored, 16 MB of the 64 MiB a call may carry), and
+# gpu_check.sh installs them into a folder on PYTHONPATH when its python lacks them:
 #
 #   bash benchmarks/gpu_wheels.sh            # here, once, where pip reaches the registry
 #   run: bash benchmarks/gpu_check.sh        # there, with carry: [".whl"]
 #
-# The versions are pyproject.toml's pins (Kornia, a benchmark contender only, is not a
-# dependency: 0.9.0 is the version measured against here). --no-deps: each package's
+# The versions are pyproject.toml's pins and, for their own needs, the ones our venv
+# resolved (Kornia, a benchmark contender only, is no dependency: 0.9.0 is the version
+# measured against here). --no-deps: each package's
 # own needs are named here, and the ones already on that machine are left to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
