@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.augment import geometry
+from pipeline.augment.base import Op
 from pipeline.augment.registry import REGISTRY, build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor, uniform
 from pipeline.seeding import sample_key
@@ -72,6 +73,18 @@ def test_op_contract(name):
     fl = pipe.apply(x.float(), pipe.sample(k, 12, 10), parts)
     assert fl.dtype == torch.float32
     assert not torch.equal(out, x[:, :, :oh, :ow]) or name == "grayscale", "op changed nothing"
+
+
+@pytest.mark.parametrize("name", sorted(OP_TABLE))
+def test_an_op_declares_what_it_implements(name):
+    """The pipeline reads ``in_place``/``exact`` instead of probing for methods, so a
+    declaration without its method (or a method left undeclared, never run) fails here."""
+    cls = REGISTRY[name]
+    assert cls.in_place == (cls.apply_inplace is not Op.apply_inplace)
+    assert (cls.kind == "pixel") == (cls.apply_image is not Op.apply_image)
+    assert cls.apply_targets is Op.apply_targets or cls.kind == "pixel"  # only pixel ops' are called
+    assert not cls.in_place or cls.kind == "pixel"
+    assert not cls.exact or cls.kind in ("pixel", "mixing")
 
 
 @pytest.mark.parametrize("name", sorted(OP_TABLE))

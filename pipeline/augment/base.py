@@ -17,16 +17,29 @@ Kinds, which decide how the pipeline runs an op:
 * ``mixing``: ``mix(x, t, drawn, partners, rules, scale)`` combines a sample with partner
   samples passed in as data (``scale``: 255 when the input was uint8, else 1).
 * ``external``: an albumentations transform run per sample on the CPU.
+
+What else an op may do is declared here, on ``Op``, with its default; the pipeline
+reads these declarations and never probes an op for methods:
+
+* ``supports``: the target kinds the op handles (a pipeline refuses data with others);
+* ``exact``: it only moves or fills pixels, so it runs on uint8 without leaving it;
+* ``in_place``: a ``pixel`` op with ``apply_inplace``, which writes the selected
+  samples into a CPU batch the pipeline owns, instead of copying them out and back;
+* ``apply_targets``: how a ``pixel`` op changes the targets (by default it does not).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.augment import rng
+
+if TYPE_CHECKING:
+    from pipeline.augment.target_geometry import Rules
+    from pipeline.augment.targets import Targets
 
 ALL_TARGETS = frozenset({"boxes", "polygons", "keypoints", "masks", "classes"})
 Kind = Literal["geometric", "colour", "pixel", "mixing", "external"]
@@ -47,6 +60,8 @@ class Op:
     kind: ClassVar[Kind]
     supports: ClassVar[frozenset[str]] = ALL_TARGETS
     partners: ClassVar[int] = 0  # other samples this op consumes (mixing ops)
+    exact: ClassVar[bool] = False  # moves or fills pixels only: stays in uint8
+    in_place: ClassVar[bool] = False  # pixel op with apply_inplace (CPU)
 
     def __init__(self, params: OpParams, stream: int):
         self.params = params
@@ -67,3 +82,18 @@ class Op:
 
     def sample(self, keys: torch.Tensor, h: int, w: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def apply_image(self, x: torch.Tensor, drawn: dict[str, torch.Tensor], scale: float) -> torch.Tensor:
+        """``pixel`` ops: the transformed images of batch ``x`` (a new tensor)."""
+        raise NotImplementedError
+
+    def apply_inplace(self, x: torch.Tensor, idx: torch.Tensor | None, drawn: dict[str, torch.Tensor],
+                      scale: float) -> None:
+        """``in_place`` ops: transform rows ``idx`` of CPU batch ``x`` (None = all) in place,
+        ``drawn`` holding those rows' parameters."""
+        raise NotImplementedError
+
+    def apply_targets(self, t: "Targets", drawn: dict[str, torch.Tensor], h: int, w: int,
+                      rules: "Rules") -> "Targets":
+        """``pixel`` ops: the targets after the op (drawn for the whole batch)."""
+        return t

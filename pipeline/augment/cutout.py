@@ -20,6 +20,7 @@ class Cutout(Op):
     name = "cutout"
     kind = "pixel"
     exact = True  # a fill: runs on uint8 without leaving it
+    in_place = True
 
     class Params(OpParams):
         name: Literal["cutout"] = "cutout"

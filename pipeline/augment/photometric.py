@@ -122,6 +122,7 @@ class GaussianBlur(Op):
 
     name = "gaussian_blur"
     kind = "pixel"
+    in_place = True
 
     class Params(OpParams):
         name: Literal["gaussian_blur"] = "gaussian_blur"
@@ -219,6 +220,7 @@ class GaussianNoise(Op):
 
     name = "gaussian_noise"
     kind = "pixel"
+    in_place = True
 
     class Params(OpParams):
         name: Literal["gaussian_noise"] = "gaussian_noise"

@@ -146,7 +146,7 @@ class Pipeline:
                 run.add_colour(op, params)
             else:
                 run.flush()
-                if not getattr(op, "exact", False):
+                if not op.exact:
                     run.need_float()
                 if op.kind == "pixel":
                     run.pixel(op, params)
@@ -359,7 +359,7 @@ class _Run:
     def pixel(self, op, params):
         a = params["applied"]
         idx = self.selection(a)
-        if hasattr(op, "apply_inplace") and not self.x.is_cuda:
+        if op.in_place and not self.x.is_cuda:
             if not self.owned:
                 self.x, self.owned = self.x.clone(), True
             if idx is None or len(idx):
@@ -371,7 +371,7 @@ class _Run:
             if len(idx):
                 sub = {k: v[idx] for k, v in params.items()}
                 self.put(idx, op.apply_image(self.x.index_select(0, idx), sub, self.scale))
-        if self.t is not None and hasattr(op, "apply_targets"):
+        if self.t is not None:
             self.t = op.apply_targets(self.t, params, *self.x.shape[-2:], self.rules)
 
     def in_batch(self, op, params):
