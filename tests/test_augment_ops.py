@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.augment import geometry
+from pipeline.augment import matrices
 from pipeline.augment.base import Op
 from pipeline.augment.registry import REGISTRY, build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor, uniform
@@ -143,8 +143,8 @@ def reference_rotate(x, y, deg, cx, cy):
 @settings(max_examples=50, deadline=None)
 @given(st.floats(-180, 180), st.floats(0, 50), st.floats(0, 50))
 def test_rotation_matrix_matches_reference(deg, x, y):
-    m = geometry.rotation_about(torch.tensor([deg]), 20.0, 15.0)
-    got = geometry.transform_points(m, torch.tensor([[[x, y]]]))[0, 0]
+    m = matrices.rotation_about(torch.tensor([deg]), 20.0, 15.0)
+    got = matrices.transform_points(m, torch.tensor([[[x, y]]]))[0, 0]
     ex, ey = reference_rotate(x, y, deg, 20.0, 15.0)
     assert abs(float(got[0]) - ex) < 1e-3 and abs(float(got[1]) - ey) < 1e-3
 
@@ -153,18 +153,18 @@ def test_rotation_matrix_matches_reference(deg, x, y):
 @given(st.lists(st.tuples(st.floats(0, 40), st.floats(0, 40)), min_size=3, max_size=8), st.floats(-90, 90))
 def test_rotate_then_inverse_is_identity_on_polygons(pts, deg):
     p = torch.tensor([pts], dtype=torch.float32)
-    fwd = geometry.rotation_about(torch.tensor([deg]), 20.0, 20.0)
-    back = geometry.rotation_about(torch.tensor([-deg]), 20.0, 20.0)
-    out = geometry.transform_points(back @ fwd, p)
+    fwd = matrices.rotation_about(torch.tensor([deg]), 20.0, 20.0)
+    back = matrices.rotation_about(torch.tensor([-deg]), 20.0, 20.0)
+    out = matrices.transform_points(back @ fwd, p)
     assert torch.allclose(out, p, atol=1e-3)
 
 
 def test_rotate_moves_a_bright_pixel_where_the_matrix_says():
     x = torch.zeros(1, 1, 41, 41)
     x[0, 0, 10, 30] = 255.0  # pixel centre (30.5, 10.5)
-    m = geometry.rotation_about(torch.tensor([90.0]), 20.5, 20.5)
-    out = geometry.warp(x, m, mode="nearest")
-    cx, cy = geometry.transform_points(m, torch.tensor([[[30.5, 10.5]]]))[0, 0]
+    m = matrices.rotation_about(torch.tensor([90.0]), 20.5, 20.5)
+    out = matrices.warp(x, m, mode="nearest")
+    cx, cy = matrices.transform_points(m, torch.tensor([[[30.5, 10.5]]]))[0, 0]
     yy, xx = divmod(int(out.flatten().argmax()), 41)
     assert (xx, yy) == (int(cx), int(cy))
 

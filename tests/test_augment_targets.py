@@ -8,10 +8,10 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.augment import geometry
+from pipeline.augment import matrices
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
-from pipeline.augment.target_geometry import Rules, transform_targets
+from pipeline.augment.target_transform import Rules, transform_targets
 from pipeline.augment.targets import Targets, soft_labels
 from pipeline.errors import ConfigError
 from pipeline.seeding import sample_key
@@ -70,7 +70,7 @@ def area(b):
 
 def test_boxes_without_polygons_come_from_four_corners_then_clip():
     t = Targets.from_lists([[[4, 6, 20, 12]]], [[3]])
-    m = geometry.rotation_about(torch.tensor([30.0]), 16.0, 16.0)
+    m = matrices.rotation_about(torch.tensor([30.0]), 16.0, 16.0)
     out = transform_targets(t, m, (32, 32), Rules(min_area=0))
     corners = [ref_rotate(p, 30.0, 16, 16) for p in [(4, 6), (20, 6), (20, 12), (4, 12)]]
     ref = bbox(corners)
@@ -86,7 +86,7 @@ def test_boxes_without_polygons_come_from_four_corners_then_clip():
 def test_polygon_boxes_are_tight_around_the_clipped_polygon(pts, deg):
     flat = [v for p in pts for v in p]
     t = Targets.from_lists([[bbox(pts)]], [[0]], [[[flat]]])
-    m = geometry.rotation_about(torch.tensor([deg]), 20.0, 20.0)
+    m = matrices.rotation_about(torch.tensor([deg]), 20.0, 20.0)
     out = transform_targets(t, m, (40, 40), Rules(min_area=0.0))
     moved = [ref_rotate(p, deg, 20.0, 20.0) for p in pts]
     clipped = ref_clip(moved, 0, 0, 40, 40)
@@ -152,8 +152,8 @@ def test_rotate_then_minus_rotate_is_identity_on_polygons(pts, deg):
     """Polygons well inside the canvas survive both rotations unclipped."""
     flat = [v for p in pts for v in p]
     t = Targets.from_lists([[bbox(pts)]], [[0]], [[[flat]]])
-    fwd = geometry.rotation_about(torch.tensor([deg]), 20.0, 20.0)
-    back = geometry.rotation_about(torch.tensor([-deg]), 20.0, 20.0)
+    fwd = matrices.rotation_about(torch.tensor([deg]), 20.0, 20.0)
+    back = matrices.rotation_about(torch.tensor([-deg]), 20.0, 20.0)
     mid = transform_targets(t, fwd, (40, 40), Rules(min_area=0.0))
     out = transform_targets(mid, back, (40, 40), Rules(min_area=0.0))
     if len(out.boxes):
@@ -364,7 +364,7 @@ def test_drops_follow_their_sample_through_select_concat_and_batches():
 def test_min_area_measures_an_objects_polygon_not_its_box():
     """A sliver clipped at the border keeps a box of ~1.9 px^2 around a polygon of
     ~0.9 px^2, which covers no pixel: min_area 1 drops it, saying why."""
-    from pipeline.augment.target_geometry import polygon_areas
+    from pipeline.augment.target_transform import polygon_areas
 
     tri = [53.625, 48.0, 55.5, 47.5, 57.375, 48.0]  # 3.75 wide, 0.5 high: area 0.9375
     square = [0.0, 0.0, 4.0, 0.0, 4.0, 4.0, 0.0, 4.0]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.augment import geometry, smallmat
+from pipeline.augment import matrices, smallmat
 
 
 def affine_batch(n: int) -> torch.Tensor:
@@ -24,7 +24,7 @@ def test_products_and_inverse_match_torch():
     assert torch.allclose(smallmat.matmul(a.abs(), x), a.abs() @ x, rtol=1e-5, atol=1e-4)
     pts = torch.rand(9, 4, 2) * 30
     homo = torch.cat([pts, torch.ones_like(pts[..., :1])], -1) @ a.transpose(1, 2)
-    assert torch.allclose(geometry.transform_points(a, pts), homo[..., :2] / homo[..., 2:], rtol=1e-5, atol=1e-3)
+    assert torch.allclose(matrices.transform_points(a, pts), homo[..., :2] / homo[..., 2:], rtol=1e-5, atol=1e-3)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

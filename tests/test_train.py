@@ -16,7 +16,7 @@ from pipeline.split import assign_splits
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
 from pipeline.train.data import load_split
-from pipeline.train.mixing import mix_batch, mixers, one_hot, soft_targets
+from pipeline.train.soft_labels import mix_batch, mixers, one_hot, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import make_optimizer, make_schedule, warmup_cosine
 from pipeline.augment.rng import keys_tensor

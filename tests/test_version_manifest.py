@@ -15,7 +15,7 @@ from pipeline.record import Object, Sample
 from pipeline.seeding import sample_key
 from pipeline.version.manifest import drawn_from_rows, exact_params
 from pipeline.version.resize import fit
-from pipeline.version.targets import DROP_RESIZE, row_objects, sample_targets
+from pipeline.version.objects import DROP_RESIZE, row_objects, sample_targets
 
 PIPE = build_pipeline([{"name": "rotate", "p": 0.7, "degrees": 45}, {"name": "hflip", "p": 0.5},
                        {"name": "vflip", "p": 0.5}, {"name": "crop", "p": 0.7, "padding": 9}])

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.augment import rng
 
 if TYPE_CHECKING:
-    from pipeline.augment.target_geometry import Rules
+    from pipeline.augment.target_transform import Rules
     from pipeline.augment.targets import Targets
 
 ALL_TARGETS = frozenset({"boxes", "polygons", "keypoints", "masks", "classes"})

@@ -1,4 +1,4 @@
-"""Geometric ops: each is a per-sample (B, 3, 3) matrix (see geometry.py)."""
+"""Geometric ops: each is a per-sample (B, 3, 3) matrix (see matrices.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import geometry, rng, smallmat
+from pipeline.augment import matrices, rng, smallmat
 from pipeline.augment.base import Op, OpParams
 
 Range = tuple[float, float]
@@ -32,7 +32,7 @@ class HFlip(Op):
         return {"applied": self._applied(keys)}
 
     def matrix(self, drawn, h, w):
-        return geometry.hflip_matrix(drawn["applied"], float(w))
+        return matrices.hflip_matrix(drawn["applied"], float(w))
 
 
 class VFlip(Op):
@@ -48,7 +48,7 @@ class VFlip(Op):
         return {"applied": self._applied(keys)}
 
     def matrix(self, drawn, h, w):
-        return geometry.vflip_matrix(drawn["applied"], float(h))
+        return matrices.vflip_matrix(drawn["applied"], float(h))
 
 
 class Rotate(Op):
@@ -68,7 +68,7 @@ class Rotate(Op):
         return {"applied": applied, "angle": torch.where(applied, angle, 0.0)}
 
     def matrix(self, drawn, h, w):
-        return geometry.rotation_about(drawn["angle"], w / 2.0, h / 2.0)
+        return matrices.rotation_about(drawn["angle"], w / 2.0, h / 2.0)
 
 
 class Crop(Op):
@@ -90,7 +90,7 @@ class Crop(Op):
         return {"applied": applied, "dx": shift[:, 0], "dy": shift[:, 1]}
 
     def matrix(self, drawn, h, w):
-        return geometry.translation(drawn["dx"], drawn["dy"])
+        return matrices.translation(drawn["dx"], drawn["dy"])
 
 
 class RandomResizedCrop(Op):
@@ -132,8 +132,8 @@ class RandomResizedCrop(Op):
 
     def matrix(self, drawn, h, w):
         oh, ow = self.out_hw(h, w)
-        return smallmat.matmul(geometry.scaling(ow / drawn["cw"], oh / drawn["ch"]),
-                               geometry.translation(-drawn["x0"], -drawn["y0"]))
+        return smallmat.matmul(matrices.scaling(ow / drawn["cw"], oh / drawn["ch"]),
+                               matrices.translation(-drawn["x0"], -drawn["y0"]))
 
 
 class Affine(Op):
@@ -176,14 +176,14 @@ class Affine(Op):
     def matrix(self, drawn, h, w):
         cx, cy = w / 2.0, h / 2.0
         b = drawn["scale"].shape[0]
-        sh = geometry.identity(b, drawn["scale"].device)
+        sh = matrices.identity(b, drawn["scale"].device)
         sh[:, 0, 1] = torch.tan(drawn["shear_x"] * (math.pi / 180))
         sh[:, 1, 0] = torch.tan(drawn["shear_y"] * (math.pi / 180))
         ones = torch.ones_like(drawn["tx"])
-        centre = geometry.translation(-cx * ones, -cy * ones)
-        back = geometry.translation(cx + drawn["tx"], cy + drawn["ty"])
-        rot = geometry.rotation_about(drawn["angle"], 0.0, 0.0)
+        centre = matrices.translation(-cx * ones, -cy * ones)
+        back = matrices.translation(cx + drawn["tx"], cy + drawn["ty"])
+        rot = matrices.rotation_about(drawn["angle"], 0.0, 0.0)
         m = centre
-        for step in (geometry.scaling(drawn["scale"], drawn["scale"]), sh, rot, back):
+        for step in (matrices.scaling(drawn["scale"], drawn["scale"]), sh, rot, back):
             m = smallmat.matmul(step, m)
         return m

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from pipeline.augment import rng
 from pipeline.augment.base import ALL_TARGETS, Op, OpParams
-from pipeline.augment.target_geometry import Rules, transform_targets
+from pipeline.augment.target_transform import Rules, transform_targets
 from pipeline.augment.targets import REASONS, Targets, merge
 
 

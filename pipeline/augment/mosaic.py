@@ -17,10 +17,10 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import geometry, smallmat
+from pipeline.augment import matrices, smallmat
 from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
-from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
+from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import merge
 
 # Which corner of each tile (own, then partners 1..3) touches the centre: the tile's
@@ -85,7 +85,7 @@ class Mosaic(Op):
             rect = torch.where(applied[:, None], rect, whole)
         else:
             rect = rect * applied[:, None]
-        return smallmat.matmul(geometry.translation(x0, y0), geometry.scaling(sx, sy)), rect
+        return smallmat.matmul(matrices.translation(x0, y0), matrices.scaling(sx, sy)), rect
 
     def mix(self, x, t, drawn, partners, rules: Rules, scale: float = 1.0):
         oh, ow = self.out_hw(*x.shape[-2:])
@@ -100,7 +100,7 @@ class Mosaic(Op):
             r = q[:, :, None, None]
             inside = ((xs >= r[:, 0]) & (xs < r[:, 2]) & (ys[:, None] >= r[:, 1]) & (ys[:, None] < r[:, 3]))[:, None]
             # Border padding: a tile's edge pixels blend with its own edge, not with black.
-            warped = geometry.warp(img.to(torch.float32), m, (oh, ow), padding_mode="border")
+            warped = matrices.warp(img.to(torch.float32), m, (oh, ow), padding_mode="border")
             out = torch.where(inside, warped, out)
             if t is not None:
                 moved.append(transform_targets(tt, m, (oh, ow), rules, clip_rect=q))

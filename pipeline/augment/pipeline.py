@@ -15,9 +15,9 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import geometry, smallmat
+from pipeline.augment import matrices, smallmat
 from pipeline.augment.base import Op
-from pipeline.augment.target_geometry import Rules, transform_masks, transform_targets
+from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
@@ -259,19 +259,19 @@ class _Run:
         self.m = self.geo_applied = None
         if self.x.is_cuda:
             self.need_float()
-            self.x, self.owned = geometry.warp(self.x, m, oh_ow), True
+            self.x, self.owned = matrices.warp(self.x, m, oh_ow), True
         elif oh_ow == tuple(self.x.shape[-2:]):
             # Chosen per sample, never for the batch: a flip or integer shift only moves
             # pixels (exact, any dtype); were it resampled because another sample in its
             # batch rotates, its values would move by ~1e-4 and could round differently.
-            exact = geometry.integer_exact(m)
+            exact = matrices.integer_exact(m)
             moved, rest = a & exact, a & ~exact
             idx = self.selection(moved)
             if idx is None:
-                eye = geometry.identity(len(m), m.device)
-                self.x, self.owned = geometry.move_pixels(self.x, torch.where(moved[:, None, None], m, eye)), True
+                eye = matrices.identity(len(m), m.device)
+                self.x, self.owned = matrices.move_pixels(self.x, torch.where(moved[:, None, None], m, eye)), True
             elif len(idx):
-                self.put(idx, geometry.move_pixels(self.x.index_select(0, idx), m[idx]))
+                self.put(idx, matrices.move_pixels(self.x.index_select(0, idx), m[idx]))
             if bool(rest.any()):
                 self.need_float()
                 self._warp_split(m, rest, oh_ow)
@@ -296,7 +296,7 @@ class _Run:
         if not same:
             a = torch.ones_like(a)  # every sample changes size
         out = torch.empty((len(self.x), self.x.shape[1], *oh_ow)) if not same else None
-        for group, fn in ((a & aligned, geometry.resample_axis_aligned), (a & ~aligned, geometry.warp)):
+        for group, fn in ((a & aligned, matrices.resample_axis_aligned), (a & ~aligned, matrices.warp)):
             idx = torch.nonzero(group)[:, 0]
             if len(idx) == 0:
                 continue

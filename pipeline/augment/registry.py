@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from pipeline.augment.ops import ALL_OPS, Op
 from pipeline.augment.pipeline import Pipeline, check_targets
-from pipeline.augment.target_geometry import Rules
+from pipeline.augment.target_transform import Rules
 from pipeline.errors import ConfigError
 from pipeline.seeding import key64
 

@@ -36,7 +36,7 @@ from pipeline.ranks import Ranks, join
 from pipeline.train import board, checkpoint as ckpt_io
 from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
                                  online_keys, read_card, shard, split_ids)
-from pipeline.train.mixing import mix_batch, mixers, soft_targets
+from pipeline.train.soft_labels import mix_batch, mixers, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import make_optimizer, make_schedule
 

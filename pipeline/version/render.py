@@ -104,7 +104,7 @@ class Renderer:
 
         from pipeline.augment.rng import keys_tensor
         from pipeline.seeding import sample_key
-        from pipeline.version.targets import mix_of, partner_batch, row_objects, sample_targets, to_device
+        from pipeline.version.objects import mix_of, partner_batch, row_objects, sample_targets, to_device
 
         h, w = hw
         classes, device, pipe = self.dataset.classes, self.device, self.pipe

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from pipeline.augment import geometry
+from pipeline.augment import matrices
 from pipeline.augment.targets import Targets
 
 
@@ -126,7 +126,7 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
     x1, y1, x2, y2 = t.boxes.unbind(1)
     corners = torch.stack([torch.stack([x1, y1], 1), torch.stack([x2, y1], 1),
                            torch.stack([x2, y2], 1), torch.stack([x1, y2], 1)], 1)  # (N, 4, 2)
-    mc = geometry.transform_points(m[t.owner], corners)
+    mc = matrices.transform_points(m[t.owner], corners)
     loose = torch.cat([mc.amin(1), mc.amax(1)], 1)
     obj_rect = clip_rect[t.owner]
     loose_clip = torch.cat([torch.maximum(loose[:, :2], obj_rect[:, :2]),
@@ -135,7 +135,7 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
     points, point_part = t.points, t.point_part
     if len(t.part_object):
         vobj = t.part_object[point_part]
-        points = geometry.transform_points(m[t.owner[vobj]], points[:, None, :])[:, 0]
+        points = matrices.transform_points(m[t.owner[vobj]], points[:, None, :])[:, 0]
         flo, fhi = _segment_minmax(points, vobj, n)
         points, point_part = clip_polygons(points, point_part, obj_rect[vobj])
         clo, chi = _segment_minmax(points, t.part_object[point_part], n)
@@ -160,7 +160,7 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
     value = torch.where(reason == 1, size, visible)
     kp, kv = t.keypoints, t.keypoint_visible
     if len(kp):
-        kp = geometry.transform_points(m[t.keypoint_owner], kp[:, None, :])[:, 0]
+        kp = matrices.transform_points(m[t.keypoint_owner], kp[:, None, :])[:, 0]
         r = clip_rect[t.keypoint_owner]
         inside = (kp[:, 0] >= r[:, 0]) & (kp[:, 0] < r[:, 2]) & (kp[:, 1] >= r[:, 1]) & (kp[:, 1] < r[:, 3])
         kv = kv & inside
@@ -170,4 +170,4 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
 
 def transform_masks(masks: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """Warp (B, 1, H, W) uint8 label masks nearest-neighbour; outside is 0."""
-    return geometry.warp(masks.to(torch.float32), m, out_hw, mode="nearest").to(torch.uint8)
+    return matrices.warp(masks.to(torch.float32), m, out_hw, mode="nearest").to(torch.uint8)

@@ -1,6 +1,6 @@
 """A version's objects as the engine's ``Targets``, and back to manifest data.
 
-The geometry is the engine's (``pipeline.augment.target_geometry``): this module
+The geometry is the engine's (``pipeline.augment.target_transform``): this module
 only builds a batch's ``Targets`` from Sample records, scaled from source pixels to
 the output size, and reads the transformed ones back per row. So that no object
 is lost silently, each object carries its identity through the engine
@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment.target_geometry import Rules, transform_targets
+from pipeline.augment.target_transform import Rules, transform_targets
 from pipeline.augment.targets import Targets
 from pipeline.record import Sample
 
