@@ -42,6 +42,22 @@ def make_imagefolder(root: Path, classes: int = 3, per_class: int = 10, size: in
     return root
 
 
+def make_version(root: Path, per_class: int, ratios: dict[str, float], pipeline: list[dict] | None = None,
+                 copies: int = 0, channels: int = 1, out: str = "v") -> Path:
+    """A small 3-class, 16x16 dataset version under ``root``: imagefolder -> ingest ->
+    split -> augment, as the stages chain them (``pipeline``: the augment ops)."""
+    from pipeline.config import AugmentParams, IngestParams, SplitParams
+    from pipeline.ingest import ingest
+    from pipeline.split import assign_splits
+    from pipeline.version import write_version
+
+    src = make_imagefolder(root / "src", classes=3, per_class=per_class, size=16, channels=channels)
+    ds = ingest(src, root / "canonical", IngestParams(workers=1))
+    splits = assign_splits(ds, SplitParams(ratios=ratios))
+    write_version(ds, splits, AugmentParams(copies=copies, pipeline=pipeline or []), root / out)
+    return root / out
+
+
 def tree_digest(root: Path) -> str:
     """Hash of every path and byte under root: proves a tree was not modified."""
     h = hashlib.sha256()

@@ -15,16 +15,13 @@ from pipeline.split import assign_splits
 from pipeline.train.board import worst_grid
 from pipeline.train.evaluate import evaluate
 from pipeline.train.loop import train
-from tests.conftest import make_imagefolder
+from tests.conftest import make_imagefolder, make_version
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("ev")
-    src = make_imagefolder(root / "src", classes=3, per_class=12, size=16, channels=3)
-    ds = ingest(src, root / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
-    write_version(ds, splits, AugmentParams(copies=0), root / "v")
+    make_version(root, 12, {"train": 0.5, "val": 0.25, "test": 0.25}, channels=3)
     train(root / "v", TrainParams(width=4, epochs=2, batch_size=6), root / "m.pt", root / "tb",
           root / "t.json", root / "c.csv")
     return root

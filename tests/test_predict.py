@@ -9,23 +9,17 @@ import sys
 import pytest
 from PIL import Image
 
-from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams
-from pipeline.version import write_version
+from pipeline.config import TrainParams
 from pipeline.errors import InputError
-from pipeline.ingest import ingest
-from pipeline.split import assign_splits
 from pipeline.train.loop import train
 from pipeline.train.predict import Prediction, predict
-from tests.conftest import REPO, class_image, make_imagefolder
+from tests.conftest import REPO, class_image, make_version
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("pred")
-    src = make_imagefolder(root / "src", classes=3, per_class=20, size=16)
-    ds = ingest(src, root / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.8, "test": 0.2}))
-    write_version(ds, splits, AugmentParams(copies=0), root / "v")
+    make_version(root, 20, {"train": 0.8, "test": 0.2})
     train(root / "v", TrainParams(model="seed_cnn", optimizer="adam", lr=3e-3, epochs=8, batch_size=8),
           root / "m.pt", root / "tb", root / "t.json", root / "c.csv")
     return root / "m.pt"

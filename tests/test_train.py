@@ -8,11 +8,8 @@ import math
 import pytest
 import torch
 
-from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams, parse_section
-from pipeline.version import write_version
+from pipeline.config import TrainParams, parse_section
 from pipeline.errors import ConfigError
-from pipeline.ingest import ingest
-from pipeline.split import assign_splits
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
 from pipeline.train.data import load_split
@@ -20,7 +17,7 @@ from pipeline.train.soft_labels import mix_batch, mixers, one_hot, soft_targets
 from pipeline.train.models import build_model
 from pipeline.train.optim import make_optimizer, make_schedule, warmup_cosine
 from pipeline.augment.rng import keys_tensor
-from tests.conftest import make_imagefolder
+from tests.conftest import make_version
 
 # Everything that draws randomness or carries state across epochs is on.
 FULL = dict(model="resnet_small", width=4, epochs=3, batch_size=16, lr=0.05, label_smoothing=0.1,
@@ -30,12 +27,8 @@ FULL = dict(model="resnet_small", width=4, epochs=3, batch_size=16, lr=0.05, lab
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tv")
-    src = make_imagefolder(root / "src", classes=3, per_class=16, size=16)
-    ds = ingest(src, root / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
-    write_version(ds, splits, AugmentParams(copies=0), root / "version")
-    return root / "version"
+    return make_version(tmp_path_factory.mktemp("tv"), 16, {"train": 0.5, "val": 0.25, "test": 0.25},
+                        out="version")
 
 
 def run(version, out, **kw):
@@ -143,10 +136,8 @@ def test_mixing_ops_are_refused_in_online_augment():
 
 
 def test_offline_mixup_version_trains_on_soft_labels(tmp_path):
-    src = make_imagefolder(tmp_path / "src", classes=3, per_class=12, size=16)
-    ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
-    write_version(ds, splits, AugmentParams(copies=1, pipeline=[{"name": "mixup", "alpha": 0.4}]), tmp_path / "v")
+    make_version(tmp_path, 12, {"train": 0.5, "val": 0.25, "test": 0.25}, [{"name": "mixup", "alpha": 0.4}],
+                 copies=1)
     tr = load_split(tmp_path / "v", "train")
     assert tr.mix_weights is not None and (tr.mix_weights < 1).any()
     assert (load_split(tmp_path / "v", "val").mix_weights == 1).all()

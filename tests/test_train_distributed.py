@@ -10,11 +10,7 @@ import sys
 import pytest
 import torch
 
-from pipeline.config import AugmentParams, IngestParams, SplitParams
-from pipeline.version import write_version
-from pipeline.ingest import ingest
-from pipeline.split import assign_splits
-from tests.conftest import REPO, make_imagefolder
+from tests.conftest import REPO, make_version
 
 # seed_cnn has no batch norm, so the only difference between 1 and 2 processes is
 # the order of floating-point sums in the gradient all-reduce. Online augmentation
@@ -33,12 +29,7 @@ train:
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
-    src = make_imagefolder(root / "src", classes=3, per_class=14, size=16)
-    ds = ingest(src, root / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
-    write_version(ds, splits, AugmentParams(copies=0), root / "v")
-    return root / "v"
+    return make_version(tmp_path_factory.mktemp("ddp"), 14, {"train": 0.6, "val": 0.2, "test": 0.2})
 
 
 def run_stage(launcher: list[str], version, out, params):

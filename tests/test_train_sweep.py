@@ -9,25 +9,17 @@ import numpy as np
 import pytest
 
 from benchmarks.train_sweep import cross_validate, cv_folds, write_fold
-from pipeline.config import AugmentParams, IngestParams, SplitParams, TrainParams
-from pipeline.ingest import ingest
-from pipeline.split import assign_splits
+from pipeline.config import TrainParams
 from pipeline.train.data import load_split, read_card, split_ids
-from pipeline.version import write_version
-from tests.conftest import make_imagefolder
+from tests.conftest import make_version
 
 K = 3
 
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep")
-    src = make_imagefolder(root / "src", classes=3, per_class=12, size=16)
-    ds = ingest(src, root / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.75, "val": 0.25, "test": 0.0}))
-    write_version(ds, splits, AugmentParams(copies=2, pipeline=[{"name": "rotate", "degrees": 10}]),
-                  root / "version")
-    return root / "version"
+    return make_version(tmp_path_factory.mktemp("sweep"), 12, {"train": 0.75, "val": 0.25, "test": 0.0},
+                        [{"name": "rotate", "degrees": 10}], copies=2, out="version")
 
 
 def test_folds_group_copies_and_hold_every_class(version):
@@ -76,9 +68,7 @@ def test_cross_validation_scores_each_original_once(version, tmp_path):
 
 def test_cross_validation_refuses_a_version_with_mixed_rows(tmp_path):
     # A mixup row blends a partner from any fold: the held-out digits would be trained on.
-    src = make_imagefolder(tmp_path / "src", classes=3, per_class=12, size=16)
-    ds = ingest(src, tmp_path / "canonical", IngestParams(workers=1))
-    splits = assign_splits(ds, SplitParams(ratios={"train": 0.75, "val": 0.25, "test": 0.0}))
-    write_version(ds, splits, AugmentParams(copies=1, pipeline=[{"name": "mixup", "alpha": 0.4}]), tmp_path / "v")
+    make_version(tmp_path, 12, {"train": 0.75, "val": 0.25, "test": 0.0}, [{"name": "mixup", "alpha": 0.4}],
+                 copies=1)
     with pytest.raises(SystemExit, match="mix digits across folds"):
         cross_validate(tmp_path / "v", TrainParams(width=4, epochs=1), K, tmp_path / "cv")
