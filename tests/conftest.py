@@ -13,7 +13,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("PIPELINE_NO_PROGRESS", "1")
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.clone import REPO, reproduced_clone  # noqa: F401  (a session fixture: one repro'd clone)
 
 
 def class_image(cls: int, i: int, size: int = 16, channels: int = 1) -> np.ndarray:
