@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 class Clone:
     path: Path
     env: dict[str, str]
-    repro: subprocess.CompletedProcess  # the first `dvc repro`
+    repro: subprocess.CompletedProcess | None  # the first `dvc repro`, if the fixture ran it
 
     def run(self, *cmd: str, timeout: float = 600, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         """A command in the clone, with the clone's environment (plus ``env``)."""
