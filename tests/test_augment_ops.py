@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.augment import matrices
+from pipeline.augment import matrices, resample
 from pipeline.augment.base import Op
 from pipeline.augment.registry import REGISTRY, build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor, uniform
@@ -163,7 +163,7 @@ def test_rotate_moves_a_bright_pixel_where_the_matrix_says():
     x = torch.zeros(1, 1, 41, 41)
     x[0, 0, 10, 30] = 255.0  # pixel centre (30.5, 10.5)
     m = matrices.rotation_about(torch.tensor([90.0]), 20.5, 20.5)
-    out = matrices.warp(x, m, mode="nearest")
+    out = resample.warp(x, m, mode="nearest")
     cx, cy = matrices.transform_points(m, torch.tensor([[[30.5, 10.5]]]))[0, 0]
     yy, xx = divmod(int(out.flatten().argmax()), 41)
     assert (xx, yy) == (int(cx), int(cy))

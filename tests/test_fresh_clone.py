@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.clone import BIN, Clone, clone_env, make_clone
+from tests.test_version_dispatch import PLAIN_KERNELS
 
 DATA_STAGES = ("download", "ingest", "split", "augment")
 # What training may change in a clone on another CPU: its own lock entries (the model's
@@ -29,11 +30,9 @@ TRAINING_FILES = {"dvc.lock", "metrics/eval.json", "metrics/eval_report.json", "
 # Test accuracy, macro-F1 and val accuracy may move this much (absolute) from the
 # committed figures on another CPU: 3 digits of the 500 scored. Measured: seeds 0-4 of
 # the default recipe span 98.4-98.8 % test on one machine, and kernel dispatch levels
-# (one machine, `ATEN_CPU_CAPABILITY`, ONEDNN_MAX_CPU_ISA) and an Intel Xeon against an
+# (one machine, `ATEN_CPU_CAPABILITY`) and an Intel Xeon against an
 # AMD EPYC move it by at most 0.4 points (docs/benchmarks.md, "Across CPUs").
 METRIC_BOUND = 0.006
-# Kernel dispatch that differs from what a modern x86 machine picks by itself.
-OTHER_DISPATCH = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41"}
 
 
 def _lock(text: str) -> dict:
@@ -102,9 +101,9 @@ def test_training_twice_on_one_machine_gives_the_same_bytes(reproduced_clone):
 @pytest.mark.timeout(900)
 def test_data_stages_reproduce_under_another_kernel_dispatch_level(tmp_path):
     path = make_clone(tmp_path)
-    clone = Clone(path, {**clone_env(path), **OTHER_DISPATCH}, None)
+    clone = Clone(path, {**clone_env(path), **PLAIN_KERNELS}, None)
     clone.run(str(BIN / "dvc"), "repro", "--quiet", "augment", timeout=900)
     committed, current = _committed(clone), _current(clone)
     for stage in DATA_STAGES:
         assert current[stage] == committed[stage], (
-            f"stage {stage} under {OTHER_DISPATCH} differs from the committed dvc.lock")
+            f"stage {stage} under {PLAIN_KERNELS} differs from the committed dvc.lock")

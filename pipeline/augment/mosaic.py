@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import matrices, smallmat
+from pipeline.augment import matrices, resample, smallmat
 from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
@@ -100,7 +100,7 @@ class Mosaic(Op):
             r = q[:, :, None, None]
             inside = ((xs >= r[:, 0]) & (xs < r[:, 2]) & (ys[:, None] >= r[:, 1]) & (ys[:, None] < r[:, 3]))[:, None]
             # Border padding: a tile's edge pixels blend with its own edge, not with black.
-            warped = matrices.warp(img.to(torch.float32), m, (oh, ow), padding_mode="border")
+            warped = resample.warp(img.to(torch.float32), m, (oh, ow), padding_mode="border")
             out = torch.where(inside, warped, out)
             if t is not None:
                 moved.append(transform_targets(tt, m, (oh, ow), rules, clip_rect=q))

@@ -15,13 +15,12 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import matrices, smallmat
+from pipeline.augment import matrices, resample, smallmat
 from pipeline.augment.base import Op
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
 
 Drawn = list[dict[str, torch.Tensor]]
-SEPARABLE_MAX_SIDE = 64  # above this, per-axis matmul resampling loses to grid_sample
 CHUNK_BYTES = 8 << 20  # measured on 2 cores: 2-8 MiB chunks best at 32x32 and 224x224
 Partner = tuple[torch.Tensor, "Targets | None"]
 
@@ -259,7 +258,7 @@ class _Run:
         self.m = self.geo_applied = None
         if self.x.is_cuda:
             self.need_float()
-            self.x, self.owned = matrices.warp(self.x, m, oh_ow), True
+            self.x, self.owned = resample.warp(self.x, m, oh_ow), True
         elif oh_ow == tuple(self.x.shape[-2:]):
             # Chosen per sample, never for the batch: a flip or integer shift only moves
             # pixels (exact, any dtype); were it resampled because another sample in its
@@ -287,29 +286,13 @@ class _Run:
             self.t = t
 
     def _warp_split(self, m, a, oh_ow):
-        """CPU: resample axis-aligned samples per axis (cheap) and only the rotated
-        or sheared ones with grid_sample; unselected ones are left alone."""
-        same = oh_ow == tuple(self.x.shape[-2:])
-        aligned = (m[:, 0, 1] == 0) & (m[:, 1, 0] == 0)
-        if max(*oh_ow, *self.x.shape[-2:]) > SEPARABLE_MAX_SIDE:
-            aligned = torch.zeros_like(aligned)  # grid_sample is faster on large images
-        if not same:
-            a = torch.ones_like(a)  # every sample changes size
-        out = torch.empty((len(self.x), self.x.shape[1], *oh_ow)) if not same else None
-        for group, fn in ((a & aligned, matrices.resample_axis_aligned), (a & ~aligned, matrices.warp)):
-            idx = torch.nonzero(group)[:, 0]
-            if len(idx) == 0:
-                continue
-            if len(idx) == len(self.x):  # the whole batch: no gather, no scatter
-                self.x, self.owned = fn(self.x, m, oh_ow), True
-                return
-            y = fn(self.x.index_select(0, idx), m[idx], oh_ow)
-            if out is not None:
-                out.index_copy_(0, idx, y)
-            else:
-                self.put(idx, y)
-        if out is not None:
-            self.x, self.owned = out, True
+        """Resample the samples selected by ``a`` (every one when the size changes);
+        the rest are left as they are: some may have been moved exactly already."""
+        idx = torch.nonzero(a)[:, 0]
+        if oh_ow != tuple(self.x.shape[-2:]) or len(idx) == len(self.x):
+            self.x, self.owned = resample.warp(self.x, m, oh_ow), True
+        elif len(idx):
+            self.put(idx, resample.warp(self.x.index_select(0, idx), m[idx], oh_ow))
 
     def add_colour(self, op, params):
         self.need_float()

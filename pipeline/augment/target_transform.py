@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from pipeline.augment import matrices
+from pipeline.augment import matrices, resample
 from pipeline.augment.targets import Targets
 
 
@@ -170,4 +170,4 @@ def transform_targets(t: Targets, m: torch.Tensor, out_hw: tuple[int, int], rule
 
 def transform_masks(masks: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """Warp (B, 1, H, W) uint8 label masks nearest-neighbour; outside is 0."""
-    return matrices.warp(masks.to(torch.float32), m, out_hw, mode="nearest").to(torch.uint8)
+    return resample.warp(masks.to(torch.float32), m, out_hw, mode="nearest").to(torch.uint8)

@@ -61,15 +61,18 @@ def fit(src_hw: tuple[int, int], h: int, w: int, mode: str = "stretch") -> Fit:
 def to_chw(img, h: int, w: int, c: int, mode: str = "stretch", pad: int = 114):
     """A PIL image as a uint8 (C, H, W) tensor with ``c`` channels at ``h`` x ``w``, and its Fit."""
     import torch
+    from PIL import Image
 
-    a = np.array(img.convert("L" if c == 1 else "RGB"), dtype=np.uint8)
+    img = img.convert("L" if c == 1 else "RGB")
+    f = fit((img.height, img.width), h, w, mode)
+    if (img.height, img.width) != f.inner_hw:
+        # Pillow's antialiased bilinear resampler works in fixed-point integers on 8-bit
+        # images, so it gives the same bytes on every CPU; torch's float kernel
+        # (interpolate, antialias=True, within one grey level of it) rounds by its
+        # vector code path and gave other bytes under ATEN_CPU_CAPABILITY=default.
+        img = img.resize((f.inner_hw[1], f.inner_hw[0]), Image.Resampling.BILINEAR)
+    a = np.array(img, dtype=np.uint8)
     t = torch.from_numpy(a[:, :, None] if a.ndim == 2 else a).permute(2, 0, 1)
-    f = fit(tuple(t.shape[1:]), h, w, mode)
-    if tuple(t.shape[1:]) != f.inner_hw:
-        # Resize in float and round once: the same rounding the augmentation uses.
-        t = torch.nn.functional.interpolate(t[None].float(), size=f.inner_hw, mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
-        t = t.round().clamp(0, 255).to(torch.uint8)
     if f.inner_hw == (h, w):
         return t, f
     out = torch.full((t.shape[0], h, w), pad, dtype=torch.uint8)
