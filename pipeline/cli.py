@@ -251,15 +251,25 @@ def trace(
     dataset: Optional[Path] = typer.Option(
         None, "--dataset", help="canonical dataset (default: the one recorded in card.json)"),
     save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
+    as_json: bool = typer.Option(False, "--json", help="print the trace as one JSON object (for programs)"),
 ) -> None:
-    """Trace an output sample to its source file and op parameters, and re-render it."""
+    """Trace an output sample to its source file and op parameters, and re-render it.
+
+    The source file is the user's original image, found from here or from a folder
+    above the dataset (the path as given to ingest); when it is gone, the stored
+    copy is named as PACK:MEMBER, e.g. canonical/images/00000.tar:<member>.png
+    (tar -xf PACK MEMBER extracts it). Ops list the parameters each drew; an op
+    whose probability did not fire reads 'not applied'. Exit 1 when the
+    re-rendered pixels or record differ from the version.
+    """
     from pipeline.device import configure_process
-    from pipeline.trace import format_trace, trace as run
+    from pipeline.summary import as_json as to_json
+    from pipeline.trace import format_trace, trace as run, trace_facts
 
     configure_process(torch_threads=1)
 
     t = run(version, sample_id, dataset)
-    typer.echo(format_trace(t))
+    typer.echo(to_json(trace_facts(t)) if as_json else format_trace(t))
     if save is not None:
         import io
 
