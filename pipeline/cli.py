@@ -25,6 +25,7 @@ app = typer.Typer(
 
 PARAMS_HELP = "params file (default params.yaml; built-in defaults when absent)"
 JSON_HELP = "print one JSON object (for programs) instead of the summary line"
+MIN_CONFIDENCE = 0.5  # predict flags less: under even odds the model's answer is more likely wrong than right
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -390,26 +391,43 @@ def export(
 @_friendly
 def predict(
     checkpoint: Path = typer.Argument(..., help="checkpoint written by train"),
-    images: list[Path] = typer.Argument(..., help="image files (any size, mode, EXIF orientation)"),
+    images: list[Path] = typer.Argument(
+        ..., help="image files (any size, mode, EXIF orientation) or folders: a folder gives every image file "
+                  "under it (by extension), sorted, hidden files and folders skipped"),
     top: int = typer.Option(1, "--top", min=1, help="show the N most likely classes"),
+    min_confidence: float = typer.Option(
+        MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
+        help="flag predictions less probable than this as 'low confidence'"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: a prediction per image, and errors"),
 ) -> None:
-    """Predict the class of images with a trained checkpoint."""
+    """Predict the class of images with a trained checkpoint.
+
+    Each image goes through the checkpoint's own resize (the one its training data
+    had) and normalisation. Prints a table with a header: image, class,
+    probability (and the next classes with --top), flagged 'low confidence' below
+    --min-confidence. An image that cannot be read is an error line on stderr; the
+    others are still predicted, and the exit status is 2.
+    """
+    from pipeline import summary
     from pipeline.device import configure_process
-    from pipeline.train.predict import predict as run
+    from pipeline.train.predict import image_files, predict as run
 
     configure_process(torch_threads=0)
 
-    failed = 0
-    for r in run(checkpoint, images, top=top):
+    files = image_files(images)
+    predictions, errors = [], []
+    for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):
             typer.echo(f"error: {r}", err=True)
-            failed += 1
+            errors.append({"path": str(path), "error": str(r)})
             continue
-        others = "  ".join(f"{name} {p:.3f}" for name, p in r.top[1:])
-        typer.echo(f"{r.path}\t{r.label}\t{r.probability:.3f}" + (f"\t({others})" if others else ""))
+        predictions.append(summary.prediction_facts(r, min_confidence))
         if any(n.startswith(("first-frame", "orientation-ignored")) for n in r.notes):
             typer.echo(f"note: {r.path}: {', '.join(r.notes)}", err=True)
-    if failed:
+    if predictions or as_json:
+        _report(summary.predict_facts(checkpoint, predictions, errors, min_confidence), summary.predict_table,
+                as_json)
+    if errors:
         raise typer.Exit(2)
 
 

@@ -227,3 +227,32 @@ def evaluate_line(f: Mapping[str, Any]) -> str:
     """From ``evaluate``'s result (its facts as they are)."""
     return (f"evaluate: test accuracy {f['accuracy']:.4f}, macro-F1 {f['macro_f1']:.4f} "
             f"on {plural(f['test_samples'], 'image')} (loss {f['loss']:.4f})")
+
+
+# -- predict ----------------------------------------------------------------------------------
+
+LOW = "low confidence"  # the flag of a prediction under --min-confidence
+
+
+def prediction_facts(p, min_confidence: float) -> dict:
+    return {"path": str(p.path), "label": p.label, "probability": p.probability,
+            "low_confidence": p.probability < min_confidence,
+            "top": [{"label": name, "probability": q} for name, q in p.top], "notes": list(p.notes)}
+
+
+def predict_facts(checkpoint: Path, predictions: list[dict], errors: list[dict], min_confidence: float) -> dict:
+    return {"checkpoint": str(checkpoint), "min_confidence": min_confidence, "predictions": predictions,
+            "errors": errors}
+
+
+def predict_table(f: Mapping[str, Any]) -> str:
+    """A header and one row per image: path, class, probability, the next classes, the flag."""
+    rows = [("image", "class", "probability", "next", "")]
+    for p in f["predictions"]:
+        others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"][1:])
+        flag = f"{LOW} (< {f['min_confidence']:g})" if p["low_confidence"] else ""
+        rows.append((p["path"], p["label"], f"{p['probability']:.3f}", others, flag))
+    if not any(r[3] for r in rows[1:]):  # --top 1: no column of runners-up
+        rows = [r[:3] + r[4:] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

@@ -49,11 +49,12 @@ def test_help_shows_no_bool_metavar(name):
     assert "<bool>" not in res.output and "BOOLEAN" not in res.output
 
 
-def test_every_boolean_option_is_a_flag():
+def test_every_boolean_option_is_a_flag_and_summaries_offer_json():
     for name, command in commands().items():
         for param in command.params:
             if param.type_descriptor.annotation is bool:
                 assert param.is_flag, (name, param.name)  # --json, never --json <bool>
+        assert "--json" in [o for p in command.params for o in p.opts], name
 
 
 @pytest.fixture(scope="module")
