@@ -68,6 +68,19 @@ def _report(facts: dict, line: Callable[[dict], str], as_json: bool) -> None:
     typer.echo(to_json(facts) if as_json else line(facts))
 
 
+@contextlib.contextmanager
+def _replacing(out: Path) -> Iterator[None]:
+    """Around a command writing the directory ``out`` and reporting it: when ``out`` is an
+    output that the repository's dvc.lock tracks, say after the report (on stderr) that it
+    was replaced and how to restore it (``pipeline.dvclock``)."""
+    from pipeline.dvclock import replaced_notice, tracked_output
+
+    tracked = tracked_output(out)
+    yield
+    if tracked is not None and _main_rank():
+        typer.echo(replaced_notice(out, tracked), err=True)
+
+
 def _section(name: str, params: Optional[Path]):
     from pipeline.config import load_section, parse_section
 
@@ -127,9 +140,10 @@ def download(
                         source=from_, cache=cache, timeout=pace.timeout, min_rate=pace.min_rate,
                         rate_window=pace.rate_window)
     name = name or p.dataset
-    with _reporting(as_json):
-        path = run(name, out, opts)
-    _report(summary.download_facts(name, path, get_info(name).classes), summary.download_line, as_json)
+    with _replacing(out):
+        with _reporting(as_json):
+            path = run(name, out, opts)
+        _report(summary.download_facts(name, path, get_info(name).classes), summary.download_line, as_json)
 
 
 def _main_rank() -> bool:
@@ -161,10 +175,11 @@ def ingest(
     p = _section("ingest", params)
     if src is not None:  # an explicit tree replaces the sources listed in params
         p = p.model_copy(update={"sources": ()})
-    with _reporting(as_json):
-        ds = run(src, out, p, fmt=format)
-    if _main_rank():
-        _report(summary.ingest_facts(ds, out), summary.ingest_lines, as_json)
+    with _replacing(out):
+        with _reporting(as_json):
+            ds = run(src, out, p, fmt=format)
+        if _main_rank():
+            _report(summary.ingest_facts(ds, out), summary.ingest_lines, as_json)
 
 
 @app.command()
@@ -181,9 +196,10 @@ def split(
     from pipeline.split import write_splits
 
     p = _section("split", params)  # validated before any data is read
-    with _reporting(as_json):
-        written = write_splits(load_dataset(dataset), p, out)
-    _report(summary.split_facts(written, out), summary.split_line, as_json)
+    with _replacing(out):
+        with _reporting(as_json):
+            written = write_splits(load_dataset(dataset), p, out)
+        _report(summary.split_facts(written, out), summary.split_line, as_json)
 
 
 @app.command()
@@ -238,10 +254,11 @@ def augment(
     for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
         if value is None:
             raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
-    with _reporting(as_json):
-        card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
-    if _main_rank():
-        _report(summary.augment_facts(card, out), summary.augment_line, as_json)
+    with _replacing(out):
+        with _reporting(as_json):
+            card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
+        if _main_rank():
+            _report(summary.augment_facts(card, out), summary.augment_line, as_json)
 
 
 @app.command()
@@ -381,10 +398,11 @@ def export(
     from pipeline.split import read_splits
 
     ds = load_dataset(dataset)
-    with _reporting(as_json):
-        written = run(ds, out, format, read_splits(splits) if splits else None,
-                      inputs=[splits] if splits else [], task=task)
-    _report(summary.export_facts(written, out, len(ds.classes)), summary.export_line, as_json)
+    with _replacing(out):
+        with _reporting(as_json):
+            written = run(ds, out, format, read_splits(splits) if splits else None,
+                          inputs=[splits] if splits else [], task=task)
+        _report(summary.export_facts(written, out, len(ds.classes)), summary.export_line, as_json)
 
 
 @app.command()

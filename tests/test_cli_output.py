@@ -1,5 +1,6 @@
 """What the commands print: one readable line for people, one JSON object with --json,
-and help where boolean options take no value."""
+boolean options that take no value, and a notice when a command replaces an output
+that the repository's dvc.lock tracks."""
 
 from __future__ import annotations
 
@@ -110,3 +111,50 @@ def test_lines_from_facts_hold_no_repr():
                     "3 box-only objects written as rectangles; class folders renamed: a/b → a_b; "
                     "some new count 1, 2)")
     assert not any(r in line for r in REPR)
+
+
+LOCK = """schema: '2.0'
+stages:
+  ingest:
+    cmd: python -m stages.ingest --src raw --out {out}
+    outs:
+    - path: {out}
+      hash: md5
+      md5: 0123456789abcdef0123456789abcdef.dir
+"""
+
+
+def test_replacing_a_dvc_tracked_output_says_so_and_how_to_restore_it(tmp_path):
+    make_imagefolder(tmp_path / "src", classes=2, per_class=3)
+    (tmp_path / "dvc.lock").write_text(LOCK.format(out="data/canonical"))
+    res = cli(["ingest", "src", "--out", "data/canonical"], tmp_path)
+    assert res.exit_code == 0, res.output
+    note = [line for line in res.stderr.splitlines() if line.startswith("note:")]
+    assert note == ["note: replaced the pipeline's tracked output data/canonical (stage ingest, dvc.lock); "
+                    "`dvc checkout --force data/canonical` restores it"]
+    res = cli(["ingest", "src", "--out", "data/canonical", "--json"], tmp_path)  # stdout stays one object
+    assert json.loads(res.stdout)["samples"] == 6 and "dvc checkout --force data/canonical" in res.stderr
+    (tmp_path / "data" / "sub").mkdir()  # from a folder inside the repository: the paths as typed there
+    res = cli(["ingest", "../../src", "--out", "../canonical"], tmp_path / "data" / "sub")
+    assert "`dvc checkout --force ../canonical` restores it" in res.stderr
+    assert "tracked output" not in cli(["ingest", "src", "--out", "elsewhere"], tmp_path).stderr
+    # Under `dvc repro` (DVC sets DVC_STAGE) the stage writes its own output: nothing to say.
+    res = cli(["ingest", "src", "--out", "data/canonical"], tmp_path, env={"DVC_STAGE": "ingest"})
+    assert res.exit_code == 0 and "tracked output" not in res.stderr
+
+
+def test_tracked_output_is_found_from_the_lock_above_the_output(tmp_path, monkeypatch):
+    from pipeline.dvclock import tracked_output
+
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "dvc.lock").write_text(LOCK.format(out="data/canonical"))
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    t = tracked_output(repo / "data" / "canonical")
+    assert (t.stage, t.path) == ("ingest", "data/canonical")
+    assert t.restore == f"cd {repo} && dvc checkout --force data/canonical"
+    assert tracked_output(repo / "data" / "canonical" / "inner").stage == "ingest"  # inside it
+    assert tracked_output(repo / "data" / "other") is None
+    (repo / "dvc.lock").write_text("stages: [not, a, lock\n")  # unreadable: no notice, no error
+    assert tracked_output(repo / "data" / "canonical") is None
