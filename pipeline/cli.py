@@ -6,10 +6,11 @@ imports what it needs, so ``pipeline --help`` answers fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 
@@ -19,9 +20,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 PARAMS_HELP = "params file (default params.yaml; built-in defaults when absent)"
+JSON_HELP = "print one JSON object (for programs) instead of the summary line"
+MIN_CONFIDENCE = 0.5  # predict flags less: under even odds the model's answer is more likely wrong than right
 
 
 def _friendly(fn: Callable) -> Callable:
@@ -44,6 +48,37 @@ def _friendly(fn: Callable) -> Callable:
             raise typer.Exit(interrupts.exit_code(err)) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _reporting(as_json: bool) -> Iterator[None]:
+    """With --json stdout carries the one JSON object alone: what the run prints on the
+    way (epochs, per-source lines) goes to stderr meanwhile."""
+    if not as_json:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _report(facts: dict, line: Callable[[dict], str], as_json: bool) -> None:
+    """The command's result: its summary line, or with --json its facts as one JSON object."""
+    from pipeline.summary import as_json as to_json
+
+    typer.echo(to_json(facts) if as_json else line(facts))
+
+
+@contextlib.contextmanager
+def _replacing(out: Path) -> Iterator[None]:
+    """Around a command writing the directory ``out`` and reporting it: when ``out`` is an
+    output that the repository's dvc.lock tracks, say after the report (on stderr) that it
+    was replaced and how to restore it (``pipeline.dvclock``)."""
+    from pipeline.dvclock import replaced_notice, tracked_output
+
+    tracked = tracked_output(out)
+    yield
+    if tracked is not None and _main_rank():
+        typer.echo(replaced_notice(out, tracked), err=True)
 
 
 def _section(name: str, params: Optional[Path]):
@@ -80,6 +115,7 @@ def download(
     rate_window: Optional[float] = typer.Option(
         None, "--rate-window", help="seconds the rate is averaged over (default download.rate_window)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Download an open dataset (or write the offline mnist5k) as a tree ingest reads.
 
@@ -87,14 +123,12 @@ def download(
     cached, resumed after an interruption, and extracted safely; DIR appears only
     when everything succeeded.
     """
+    from pipeline import summary
     from pipeline.config import parse_section
-    from pipeline.download import CATALOG, FetchOptions, download as run
+    from pipeline.download import CATALOG, FetchOptions, download as run, get_info
 
     if list_:
-        for info in CATALOG.values():
-            net = "needs network" if info.needs_network else "offline"
-            typer.echo(f"{info.name:14} {info.classes} classes, {net}, {info.size}\n"
-                       f"{'':14} {info.layout}\n{'':14} {info.licence}")
+        _report(summary.catalog_facts(CATALOG.values()), summary.catalog_lines, as_json)
         return
     p = _section("download", params)
     if out is None:
@@ -105,8 +139,11 @@ def download(
     opts = FetchOptions(mirror=mirror or p.mirror, checksums=checksums, digests=tuple(p.checksums.items()),
                         source=from_, cache=cache, timeout=pace.timeout, min_rate=pace.min_rate,
                         rate_window=pace.rate_window)
-    path = run(name or p.dataset, out, opts)
-    typer.echo(f"download: wrote {path}")
+    name = name or p.dataset
+    with _replacing(out):
+        with _reporting(as_json):
+            path = run(name, out, opts)
+        _report(summary.download_facts(name, path, get_info(name).classes), summary.download_line, as_json)
 
 
 def _main_rank() -> bool:
@@ -126,35 +163,23 @@ def ingest(
         None, "--format", help="imagefolder, voc, yolo, createml, labelme, coco, or auto: detected from "
                                "the tree (default from params.yaml)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
-    import json
-    from collections import Counter
-
+    from pipeline import summary
     from pipeline.device import configure_process
     from pipeline.ingest import ingest as run
-    from pipeline.record import REPORT
 
     configure_process()
 
     p = _section("ingest", params)
     if src is not None:  # an explicit tree replaces the sources listed in params
         p = p.model_copy(update={"sources": ()})
-    ds = run(src, out, p, fmt=format)
-    if not _main_rank():
-        return
-    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
-    for s in report["sources"]:
-        layout = f" ({s['layout']})" if s.get("layout") else ""
-        typer.echo(f"source {s['name']}: {s['format']}{layout}, {s['unlisted']} unlisted, "
-                   f"{s['skipped_hidden']} hidden files skipped")
-        for note in s.get("notes", []):
-            typer.echo(f"  {note}")
-    files = sum(1 for r in ds.quarantine if r.index is None)
-    splits = Counter(s.split or "unassigned" for s in ds.samples)
-    typer.echo(f"ingest: {len(ds.samples)} samples, {sum(len(s.objects) for s in ds.samples)} objects, "
-               f"{len(ds.classes)} classes, splits {dict(sorted(splits.items()))}, {files} inputs quarantined, "
-               f"{len(ds.quarantine) - files} objects rejected (see {out / 'quarantine.jsonl'})")
+    with _replacing(out):
+        with _reporting(as_json):
+            ds = run(src, out, p, fmt=format)
+        if _main_rank():
+            _report(summary.ingest_facts(ds, out), summary.ingest_lines, as_json)
 
 
 @app.command()
@@ -163,13 +188,18 @@ def split(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
     out: Path = typer.Option(..., "--out", help="directory for splits.json"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Assign every sample to train/val/test: stratified and deterministic."""
+    from pipeline import summary
     from pipeline.record import load_dataset
-    from pipeline.split import describe, write_splits
+    from pipeline.split import write_splits
 
     p = _section("split", params)  # validated before any data is read
-    typer.echo(describe(write_splits(load_dataset(dataset), p, out)))
+    with _replacing(out):
+        with _reporting(as_json):
+            written = write_splits(load_dataset(dataset), p, out)
+        _report(summary.split_facts(written, out), summary.split_line, as_json)
 
 
 @app.command()
@@ -184,6 +214,7 @@ def augment(
     n: int = typer.Option(8, "--n", min=1, max=256, help="samples in the preview"),
     logdir: Path = typer.Option(Path("runs/preview"), "--logdir", help="TensorBoard directory of the preview"),
     port: int = typer.Option(6006, "--port", help="port in the printed tensorboard command"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write a dataset version: the train split augmented, all splits packed for training.
 
@@ -192,9 +223,9 @@ def augment(
     pipeline's panels are copy 1 of those samples exactly as the version holds it
     (the split from --splits, else as the split stage would assign it).
     """
-    from pipeline.record import load_dataset
-
+    from pipeline import summary
     from pipeline.device import configure_process
+    from pipeline.record import load_dataset
 
     p = _section("augment", params)  # validated before any data is read
     configure_process(torch_threads=1)  # the engine splits batches over the cores itself
@@ -213,9 +244,9 @@ def augment(
             from pipeline.split import assign_splits
 
             assignment = assign_splits(ds, _section("split", params))
-        res = run_preview(ds, assignment, p, n, logdir)
-        typer.echo(f"preview: {res.images} images of {res.samples} samples in {res.logdir}; open with\n"
-                   f"  {tensorboard_command(res.logdir, port)}")
+        with _reporting(as_json):
+            res = run_preview(ds, assignment, p, n, logdir)
+        _report(summary.preview_facts(res, tensorboard_command(res.logdir, port)), summary.preview_line, as_json)
         return
     from pipeline.split import read_splits
     from pipeline.version import write_version
@@ -223,9 +254,11 @@ def augment(
     for value, hint in ((dataset, "DATASET"), (splits, "--splits"), (out, "--out")):
         if value is None:
             raise typer.BadParameter(f"{hint} is required (or use --preview)", param_hint=hint)
-    card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
-    if _main_rank():
-        typer.echo("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+    with _replacing(out):
+        with _reporting(as_json):
+            card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
+        if _main_rank():
+            _report(summary.augment_facts(card, out), summary.augment_line, as_json)
 
 
 @app.command()
@@ -236,15 +269,25 @@ def trace(
     dataset: Optional[Path] = typer.Option(
         None, "--dataset", help="canonical dataset (default: the one recorded in card.json)"),
     save: Optional[Path] = typer.Option(None, "--save", help="also write the re-rendered image as PNG"),
+    as_json: bool = typer.Option(False, "--json", help="print the trace as one JSON object (for programs)"),
 ) -> None:
-    """Trace an output sample to its source file and op parameters, and re-render it."""
+    """Trace an output sample to its source file and op parameters, and re-render it.
+
+    The source file is the user's original image, found from here or from a folder
+    above the dataset (the path as given to ingest); when it is gone, the stored
+    copy is named as PACK:MEMBER, e.g. canonical/images/00000.tar:<member>.png
+    (tar -xf PACK MEMBER extracts it). Ops list the parameters each drew; an op
+    whose probability did not fire reads 'not applied'. Exit 1 when the
+    re-rendered pixels or record differ from the version.
+    """
     from pipeline.device import configure_process
-    from pipeline.trace import format_trace, trace as run
+    from pipeline.summary import as_json as to_json
+    from pipeline.trace import format_trace, trace as run, trace_facts
 
     configure_process(torch_threads=1)
 
     t = run(version, sample_id, dataset)
-    typer.echo(format_trace(t))
+    typer.echo(to_json(trace_facts(t)) if as_json else format_trace(t))
     if save is not None:
         import io
 
@@ -268,11 +311,16 @@ def train(
     metrics: Path = typer.Option(..., help="metrics JSON"),
     curve: Path = typer.Option(..., help="per-epoch CSV"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train the CNN on a dataset version."""
+    from pipeline import summary
     from pipeline.train.loop import train as run
 
-    run(version, _section("train", params), checkpoint, logdir, metrics, curve)
+    with _reporting(as_json):
+        history = run(version, _section("train", params), checkpoint, logdir, metrics, curve)
+    if _main_rank():
+        _report(summary.train_facts(history, checkpoint), summary.train_line, as_json)
 
 
 @app.command()
@@ -285,14 +333,18 @@ def evaluate(
     logdir: Path = typer.Option(..., help="TensorBoard log directory"),
     report: Optional[Path] = typer.Option(None, help="also write per-class scores and the confusion matrix here"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion."""
+    from pipeline import summary
     from pipeline.device import configure_process
     from pipeline.train.evaluate import evaluate as run
 
     configure_process(torch_threads=0)
 
-    run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
+    with _reporting(as_json):
+        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
+    _report(result, summary.evaluate_line, as_json)
 
 
 @app.command()
@@ -300,7 +352,7 @@ def evaluate(
 def stats(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object (for programs)"),
     png: Optional[Path] = typer.Option(None, "--png", help="also write the objects picture (PNG) here"),
     csv: Optional[Path] = typer.Option(None, "--csv", help="also write one row per object (a DVC plot) here"),
 ) -> None:
@@ -337,41 +389,63 @@ def export(
     task: str = typer.Option("detect", "--task",
                              help="yolo, coco: detect (YOLO: boxes) or segment (polygons; a box-only "
                                   "object becomes its rectangle)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write a canonical dataset or a version out in a layout its trainers read, splits kept."""
+    from pipeline import summary
     from pipeline.export import export as run
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
 
-    summary = run(load_dataset(dataset), out, format, read_splits(splits) if splits else None,
-                  inputs=[splits] if splits else [], task=task)
-    typer.echo(f"export: {summary}")
+    ds = load_dataset(dataset)
+    with _replacing(out):
+        with _reporting(as_json):
+            written = run(ds, out, format, read_splits(splits) if splits else None,
+                          inputs=[splits] if splits else [], task=task)
+        _report(summary.export_facts(written, out, len(ds.classes)), summary.export_line, as_json)
 
 
 @app.command()
 @_friendly
 def predict(
     checkpoint: Path = typer.Argument(..., help="checkpoint written by train"),
-    images: list[Path] = typer.Argument(..., help="image files (any size, mode, EXIF orientation)"),
+    images: list[Path] = typer.Argument(
+        ..., help="image files (any size, mode, EXIF orientation) or folders: a folder gives every image file "
+                  "under it (by extension), sorted, hidden files and folders skipped"),
     top: int = typer.Option(1, "--top", min=1, help="show the N most likely classes"),
+    min_confidence: float = typer.Option(
+        MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
+        help="flag predictions less probable than this as 'low confidence'"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: a prediction per image, and errors"),
 ) -> None:
-    """Predict the class of images with a trained checkpoint."""
+    """Predict the class of images with a trained checkpoint.
+
+    Each image goes through the checkpoint's own resize (the one its training data
+    had) and normalisation. Prints a table with a header: image, class,
+    probability (and the next classes with --top), flagged 'low confidence' below
+    --min-confidence. An image that cannot be read is an error line on stderr; the
+    others are still predicted, and the exit status is 2.
+    """
+    from pipeline import summary
     from pipeline.device import configure_process
-    from pipeline.train.predict import predict as run
+    from pipeline.train.predict import image_files, predict as run
 
     configure_process(torch_threads=0)
 
-    failed = 0
-    for r in run(checkpoint, images, top=top):
+    files = image_files(images)
+    predictions, errors = [], []
+    for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):
             typer.echo(f"error: {r}", err=True)
-            failed += 1
+            errors.append({"path": str(path), "error": str(r)})
             continue
-        others = "  ".join(f"{name} {p:.3f}" for name, p in r.top[1:])
-        typer.echo(f"{r.path}\t{r.label}\t{r.probability:.3f}" + (f"\t({others})" if others else ""))
+        predictions.append(summary.prediction_facts(r, min_confidence))
         if any(n.startswith(("first-frame", "orientation-ignored")) for n in r.notes):
             typer.echo(f"note: {r.path}: {', '.join(r.notes)}", err=True)
-    if failed:
+    if predictions or as_json:
+        _report(summary.predict_facts(checkpoint, predictions, errors, min_confidence), summary.predict_table,
+                as_json)
+    if errors:
         raise typer.Exit(2)
 
 

@@ -221,15 +221,6 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
     return summary
 
 
-def describe(summary: dict) -> str:
-    """One line for the split command and stage: counts, and what was carved."""
-    line = "split: " + ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
-    if summary.get("carved"):
-        line += " (carved from the given train split: " + ", ".join(
-            f"{k} {v}" for k, v in summary["carved"].items()) + ")"
-    return line
-
-
 def read_splits(path: Path) -> dict[str, str]:
     from pipeline.errors import InputError
 

@@ -108,9 +108,17 @@ def render(stats: dict) -> str:
     lines.append(f"clipped objects: {stats['clipped_objects']}")
     cm = stats["class_map"]
     if any(cm.values()):
-        lines.append(f"class map: unknown {cm['unknown']}, unused {cm['unused']}, "
-                     f"case collisions {cm['case_collisions']}")
+        lines.append(f"class map: unknown {_names(cm['unknown'])}, unused {_names(cm['unused'])}, "
+                     f"case collisions {_names(cm['case_collisions'])}")
     return "\n".join(lines)
+
+
+def _names(value) -> str:
+    """Class names of the class map, or ``none``: a dict of name -> count, a list of names,
+    or a list of groups (names differing only in case) shown as ``Cat/cat``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+    return ", ".join("/".join(v) if isinstance(v, list) else str(v) for v in value or ()) or "none"
 
 
 def write_stats(ds: Dataset, path: Path) -> dict:

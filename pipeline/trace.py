@@ -2,7 +2,9 @@
 
 The manifest row names the canonical sample and the copy, and records every
 parameter each op drew, exactly. Tracing prints the user's source file (through
-the canonical ``Source`` record) and those parameters, then re-renders the row
+the canonical ``Source`` record; when that file is gone, the stored copy as
+``images/00000.tar:<member>``) and those parameters (never the engine's internal
+values), then re-renders the row
 through the writer's own render path (``pipeline.version.render``) with the
 pipeline pinned in the card (backend included: nothing is resolved again) and the
 row's keys, and checks both the pixels and the row (parameters, partners,
@@ -12,6 +14,7 @@ objects) against what the version stores.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,38 +132,118 @@ def soft_label_text(label, mix_label, weight: float) -> str:
     return f"{weight:.2f}·{label} + {1 - weight:.2f}·{mix_label}"
 
 
+def recorded_source(t: Trace) -> str:
+    """The source file's path as ingest was given it (``report.json``), else by source name."""
+    src = t.sample.source
+    root = source_paths(t.dataset.root).get(src.root, src.root)
+    return f"{root.rstrip('/')}/{src.path}" if root else src.path
+
+
+def source_file(t: Trace) -> Path | None:
+    """The user's original file where it can be opened from here; None when it is gone.
+
+    ``report.json`` holds the source path as it was typed, relative to wherever ingest
+    ran: it is looked for from the current directory, then from each folder above the
+    canonical dataset (``dvc repro`` runs ingest at the repository root, above the dataset).
+    """
+    if not t.sample.source.path:
+        return None
+    given = Path(recorded_source(t))
+    if given.is_absolute() or given.is_file():
+        return given if given.is_file() else None
+    for base in Path(os.path.abspath(t.dataset.root)).parents:
+        if (base / given).is_file():
+            shown = os.path.relpath(base / given)
+            return base / given if shown.startswith("..") else Path(shown)
+    return None
+
+
+def shown_params(op: dict) -> dict:
+    """An op's drawn parameters as a user reads them: no ``op`` name, no ``applied`` flag,
+    nothing internal (a key starting with ``_``, such as the per-sample ``_keys`` the
+    albumentations backend seeds from)."""
+    return {k: v for k, v in op.items() if k not in ("op", "applied") and not k.startswith("_")}
+
+
+def _op_text(op: dict) -> str:
+    if op.get("applied") is False:
+        return f"{op['op']}: not applied"
+    params = shown_params(op)
+    return f"{op['op']}: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in params.items()) or "applied")
+
+
+def stored_copy(t: Trace) -> str:
+    """Where the canonical dataset stores the image: ``<dataset>/images/00000.tar:<member>``
+    (the pack, then the member ``tar -xf`` extracts from it), or the plain file's path."""
+    from pipeline.imagestore import split_ref
+
+    packed = split_ref(t.sample.image)
+    return f"{t.dataset.root}/{packed[0]}:{packed[1]}" if packed else f"{t.dataset.root}/{t.sample.image}"
+
+
+def _box(box) -> str:
+    """``(x1, y1)–(x2, y2)``: a box's corners, in output pixels."""
+    x1, y1, x2, y2 = box
+    return f"({x1}, {y1})–({x2}, {y2})"
+
+
 def format_trace(t: Trace) -> str:
     src = t.sample.source
-    root = source_paths(t.dataset.root).get(src.root, src.root)  # the path given, else the name
-    where = f"{root.rstrip('/')}/{src.path}" if root else src.path
+    found = source_file(t)
+    where = (f"{found}  (format {src.format})" if found is not None else
+             f"{recorded_source(t)}  (format {src.format}; not found from here: the stored copy is below)")
     r = t.row
     lines = [
         f"output sample   {r.id}  (split {r.split}, index {r.index})",
-        f"source file     {where}  (format {src.format})",
+        f"source file     {where}",
     ]
     if src.annotation:
         lines.append(f"annotation      {src.annotation}")
     lines += [
-        f"canonical       {t.sample.id}  ->  {t.dataset.image_location(t.sample)}",
+        f"canonical       {t.sample.id}  ->  {stored_copy(t)}",
         f"copy            {r.copy}" + ("  (original, no ops)" if not r.ops else ""),
         f"label           {r.label}" + _mix_text(r),
     ]
     if r.partners:
         lines.append(f"mixed with      {', '.join(r.partners)}")
     for o in r.objects:
-        lines.append(f"object          {o['label']} box {o['box']}" + ("" if o.get("visible", True) else " (outside)")
+        lines.append(f"object          {o['label']} box {_box(o['box'])}"
+                     + ("" if o.get("visible", True) else " (outside)")
                      + (f" (from {o['partner']})" if "partner" in o else ""))
     for o in r.dropped:
-        lines.append(f"dropped         {o['label']} source box {o['source_box']}: {o['reason']}")
+        lines.append(f"dropped         {o['label']} source box {_box(o['source_box'])}: {o['reason']}")
     for i, op in enumerate(r.ops):
-        rest = ", ".join(f"{k}={v!r}" for k, v in op.items() if k != "op")
-        lines.append(f"op {i + 1}            {op['op']}: {rest}")
+        lines.append(f"op {i + 1:<13}{_op_text(op)}")
     if t.dataset_changed:
         lines.append("warning         the canonical dataset changed since this version was built")
     verdict = "identical pixels" if t.same_pixels else "DIFFERENT pixels"
     lines.append(f"re-rendered     through the version's render path: {verdict} "
                  f"({t.rendered.shape[0]}x{t.rendered.shape[1]}x{t.rendered.shape[2]})")
-    if t.rendered_row != r:
-        diff = [k for k, v in t.rendered_row.to_dict().items() if r.to_dict().get(k) != v]
+    diff = _differences(t)
+    if diff:
         lines.append(f"record          DIFFERENT from the manifest row in: {', '.join(diff)}")
     return "\n".join(lines)
+
+
+def _differences(t: Trace) -> list[str]:
+    """The manifest row's fields that the re-rendered row does not reproduce."""
+    stored = t.row.to_dict()
+    return [k for k, v in t.rendered_row.to_dict().items() if stored.get(k) != v]
+
+
+def trace_facts(t: Trace) -> dict:
+    """The trace as plain data for ``--json``: what ``format_trace`` shows, with exact values."""
+    r, src = t.row, t.sample.source
+    found = source_file(t)
+    return {
+        "id": r.id, "split": r.split, "index": r.index, "copy": r.copy,
+        "source": {"file": str(found) if found is not None else None, "recorded": recorded_source(t),
+                   "format": src.format, "annotation": src.annotation or None},
+        "canonical": {"id": t.sample.id, "image": stored_copy(t)},
+        "label": r.label, "mix_label": r.mix_label, "mix_weight": r.mix_weight, "partners": list(r.partners),
+        "objects": list(r.objects), "dropped": list(r.dropped),
+        "ops": [{"op": op["op"], **({"applied": op["applied"]} if "applied" in op else {}), **shown_params(op)}
+                for op in r.ops],
+        "dataset_changed": t.dataset_changed, "same_pixels": t.same_pixels, "identical": t.identical,
+        "record_differs_in": _differences(t),
+    }

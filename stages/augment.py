@@ -14,11 +14,12 @@ def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.version import write_version
     from pipeline.record import load_dataset
     from pipeline.split import read_splits
+    from pipeline.summary import augment_facts, augment_line
 
     p = load_section("augment", params)  # validated before any data is read
     card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])
     if main_rank():  # under torchrun, rank 0 reports for all
-        print("augment: " + ", ".join(f"{k} {v['samples']}" for k, v in card["splits"].items()))
+        print(augment_line(augment_facts(card, out)))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ from stages.runner import stage_main
 def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion: Path, logdir: Path,
         report: Path) -> None:
     from pipeline.config import load_section
+    from pipeline.summary import evaluate_line
     from pipeline.train.evaluate import evaluate
 
-    evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion, logdir, report)
+    print(evaluate_line(evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion,
+                                 logdir, report)))
 
 
 if __name__ == "__main__":

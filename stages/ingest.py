@@ -17,16 +17,15 @@ def run(params: Path, src: Path, out: Path, stats: Path) -> None:
     from pipeline.outputs import claim_file
     from pipeline.ranks import main_rank
     from pipeline.stats import write_stats
+    from pipeline.summary import ingest_facts, ingest_lines
 
     p = load_section("ingest", params)
     claim_file(stats, [src, out, *(s.path for s in p.sources)], "health report")  # before the work
     ds = ingest(src, out, p)
     if not main_rank():  # under torchrun, rank 0 writes the report and speaks for all
         return
-    report = write_stats(ds, stats)
-    print(f"ingest: {report['samples']} samples, {len(ds.classes)} classes, "
-          f"{report['quarantined']} inputs quarantined, {report['rejected_objects']} objects rejected "
-          f"(see {out}/quarantine.jsonl)")
+    write_stats(ds, stats)
+    print(ingest_lines(ingest_facts(ds, out)))
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ from stages.runner import stage_main
 def run(params: Path, dataset: Path, out: Path) -> None:
     from pipeline.config import load_section
     from pipeline.record import load_dataset
-    from pipeline.split import describe, write_splits
+    from pipeline.split import write_splits
+    from pipeline.summary import split_facts, split_line
 
     p = load_section("split", params)  # validated before any data is read
-    print(describe(write_splits(load_dataset(dataset), p, out)))
+    print(split_line(split_facts(write_splits(load_dataset(dataset), p, out), out)))
 
 
 if __name__ == "__main__":

@@ -217,7 +217,7 @@ def test_cli_export_yolo_segment_from_a_version(tmp_path):
     res = CliRunner().invoke(app, ["export", str(tmp_path / "v"), "--format", "yolo", "--task", "segment",
                                    "--out", str(tmp_path / "y")])
     assert res.exit_code == 0, res.output
-    assert "'task': 'segment'" in res.output and "'boxes_as_rectangles'" in res.output
+    assert "(yolo segment;" in res.output and "box-only objects written as rectangles" in res.output
     rows = [line for f in (tmp_path / "y" / "labels").rglob("*.txt") for line in f.read_text().splitlines()]
     assert rows and all(len(r.split()) >= 7 for r in rows)
     res = CliRunner().invoke(app, ["export", str(tmp_path / "v"), "--format", "voc", "--task", "segment",

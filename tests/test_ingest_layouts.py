@@ -173,7 +173,7 @@ def test_cli_auto_prints_layout_counts(tmp_path):
                         str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "coco (coco), 5 unlisted, 1 hidden files skipped" in r.stdout
-    assert "3 samples, 4 objects, 3 classes, splits {'train': 2, 'val': 1}" in r.stdout
+    assert f"ingest: 3 samples, 4 objects in 3 classes → {tmp_path / 'ds'} (train 2 · val 1;" in r.stdout
 
 
 def test_hidden_fifos_and_links_are_counted_never_opened(tmp_path):

@@ -77,8 +77,10 @@ def test_cli(model, images):
                         str(images["text"]), "--top", "2"], capture_output=True, text=True, env=env, cwd=REPO,
                        timeout=120)
     assert r.returncode == 2
-    path, label, prob, others = r.stdout.strip().split("\t")
-    assert path.endswith("b.jpg") and label == "class2" and 0 < float(prob) <= 1 and others.startswith("(")
+    header, row = r.stdout.strip().splitlines()
+    assert header.split() == ["image", "class", "probability", "next"]
+    path, label, prob, other, other_prob, *flag = row.split()
+    assert path.endswith("b.jpg") and label == "class2" and 0 < float(prob) <= 1 and other.startswith("class")
     assert "notes.jpg: cannot be read as an image (not-an-image" in r.stderr
     assert "Traceback" not in r.stderr
     bad = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(images["text"]), str(images["png"])],
@@ -100,7 +102,50 @@ def test_multipage_tiff_fifo_and_links_get_clear_answers(model, tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "predict", str(model), str(tif), str(tmp_path / "pipe.png"),
                         str(tmp_path / "gone.png")], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stdout.startswith(f"{tif}\tclass2\t")
+    assert r.stdout.splitlines()[1].split()[:2] == [str(tif), "class2"]
     assert f"note: {tif}: first-frame-of:3" in r.stderr
     assert "pipe.png: cannot be read as an image (not-a-regular-file: is a fifo, not a regular file)" in r.stderr
     assert "gone.png: cannot be read as an image (dangling-link:" in r.stderr
+
+
+def _predict_cli(*args):
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1")
+    return subprocess.run([sys.executable, "-m", "pipeline", "predict", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=120)
+
+
+def test_cli_folder_json_and_min_confidence(model, tmp_path):
+    """A folder gives its images sorted (hidden ones and other files skipped); --json is
+    one object; --min-confidence flags the rows under it, in the table and in JSON."""
+    import json
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / ".cache").mkdir()
+    upscaled(1, 48).save(folder / "b.png")
+    upscaled(2, 40).convert("RGB").save(folder / "sub" / "a.jpg")  # any size: the checkpoint's resize
+    upscaled(0, 32).save(folder / ".hidden.png")
+    upscaled(0, 32).save(folder / ".cache" / "c.png")
+    (folder / "notes.txt").write_text("not an image\n")
+    r = _predict_cli(model, folder, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert [p["path"] for p in got["predictions"]] == [str(folder / "b.png"), str(folder / "sub" / "a.jpg")]
+    assert [p["label"] for p in got["predictions"]] == ["class1", "class2"] and got["errors"] == []
+    assert got["min_confidence"] == 0.5 and not any(p["low_confidence"] for p in got["predictions"])
+    # A black image looks like no class: the model is far less sure of it than of b.png.
+    Image.new("L", (16, 16)).save(tmp_path / "black.png")
+    pair = [folder / "b.png", tmp_path / "black.png"]
+    probs = [p["probability"] for p in json.loads(_predict_cli(model, *pair, "--json").stdout)["predictions"]]
+    t = round(sum(probs) / 2, 4)
+    assert probs[1] < t < probs[0]
+    r = _predict_cli(model, *pair, "--min-confidence", t)
+    header, *lines = r.stdout.splitlines()
+    assert header.split() == ["image", "class", "probability"] and len(lines) == 2
+    assert [line.endswith(f"low confidence (< {t:g})") for line in lines] == [False, True]
+    flagged = json.loads(_predict_cli(model, *pair, "--min-confidence", t, "--json").stdout)["predictions"]
+    assert [p["low_confidence"] for p in flagged] == [False, True]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = _predict_cli(model, empty)
+    assert r.returncode == 2 and "empty: no image files in this folder" in r.stderr and "Traceback" not in r.stderr

@@ -67,7 +67,8 @@ def _given_tree(tmp_path, splits=("train", "val"), per=(30, 6)):
 
 def test_a_split_the_source_lacks_is_carved_from_its_train_split(tmp_path):
     """ants/bees: train/ and val/ given, the ratios ask for test: carve it from train."""
-    from pipeline.split import describe, write_splits
+    from pipeline.split import write_splits
+    from pipeline.summary import split_facts, split_line
 
     ds = _given_tree(tmp_path)
     params = SplitParams(ratios={"train": 0.8, "val": 0.1, "test": 0.1})
@@ -81,7 +82,7 @@ def test_a_split_the_source_lacks_is_carved_from_its_train_split(tmp_path):
     assert summary["carved"] == {"test": len(test)} and len(test) == 2 * 3
     label = {s.id: s.label for s in ds.samples}
     assert {label[i] for i in test} == {"class0", "class1"}
-    assert "carved from the given train split: test" in describe(summary)
+    assert "carved from the given train split: test" in split_line(split_facts(summary, tmp_path / "s"))
     assert write_splits(ds, params, tmp_path / "s2")["assignment"] == a  # deterministic
 
 

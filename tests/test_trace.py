@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +167,56 @@ def test_pinned_backend_and_albumentations_rows_record_their_seed(tmp_path, back
         assert all(op.keys() == {"op", "backend", "seed"} for r in aug for op in r["ops"])
     for r in aug:
         assert trace(tmp_path / "v", r["id"]).identical, r["id"]
+
+
+def _trace_cli(*args, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "pipeline", "trace", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd)
+
+
+def test_trace_shows_drawn_params_only_and_a_source_that_opens(mixed_version, tmp_path):
+    import re
+
+    row = next(r for r in rows(mixed_version) if r["copy"] and any("_keys" in op for op in r["ops"]))
+    res = _trace_cli(mixed_version, row["id"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert not re.search(r"[ (,]_\w+=", res.stdout), res.stdout  # no internal value such as _keys
+    source = next(line for line in res.stdout.splitlines() if line.startswith("source file"))
+    assert (tmp_path / source.split()[2]).is_file(), source
+    ops = json.loads(_trace_cli(mixed_version, row["id"], "--json", cwd=tmp_path).stdout)["ops"]
+    assert [op["op"] for op in ops] == [op["op"] for op in row["ops"]]
+    assert not [k for op in ops for k in op if k.startswith("_")]
+
+
+def test_trace_finds_a_relative_source_from_above_the_dataset_or_names_the_pack_member(tmp_path):
+    """Ingest given ``src`` (relative) in ``tmp``: traced from a sibling folder the file is
+    found through the folder above the dataset; once it is gone, the stored copy is named
+    as PACK:MEMBER, which tar extracts."""
+    import shutil
+    import tarfile
+
+    from tests.conftest import make_imagefolder
+
+    make_imagefolder(tmp_path / "src", classes=2, per_class=4, size=16)
+    (tmp_path / "params.yaml").write_text("ingest: {workers: 1}\nsplit: {ratios: {train: 0.5, val: 0.25, "
+                                          "test: 0.25}}\naugment: {copies: 1, pipeline: [{name: rotate, p: 1.0}]}\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PIPELINE_NO_PROGRESS": "1"}
+    for step in (["ingest", "src", "--out", "data/canonical"], ["split", "data/canonical", "--out", "data/splits"],
+                 ["augment", "data/canonical", "--splits", "data/splits", "--out", "data/version"]):
+        r = subprocess.run([sys.executable, "-m", "pipeline", *step], cwd=tmp_path, env=env, capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+    (tmp_path / "elsewhere").mkdir()
+    row = next(r for r in rows(tmp_path / "data" / "version") if r["copy"] == 1)
+    out = _trace_cli(tmp_path / "data" / "version", row["id"], cwd=tmp_path / "elsewhere").stdout
+    source = next(line for line in out.splitlines() if line.startswith("source file")).split()[2]
+    assert Path(source).is_absolute() and Path(source) == tmp_path / "src" / row["source_id"]
+    shutil.rmtree(tmp_path / "src")
+    out = _trace_cli(tmp_path / "data" / "version", row["id"], cwd=tmp_path).stdout
+    assert "not found from here" in out
+    stored = next(line for line in out.splitlines() if line.startswith("canonical")).split("->")[1].strip()
+    pack, member = stored.split(":")
+    assert pack.endswith(".tar") and not member.startswith("/")
+    with tarfile.open(tmp_path / pack) as tar:
+        assert tar.extractfile(member).read()[:8] == b"\x89PNG\r\n\x1a\n"

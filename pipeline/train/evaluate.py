@@ -130,5 +130,4 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
             writer.add_figure("test/worst_misclassified", fig, 0)
         hp = dict(ckpt.get("params", {}), tta_hflip=params.tta_hflip)
         board.log_hparams(writer, hp, {"test_accuracy": acc, "test_loss": loss, "test_macro_f1": macro_f1})
-    print(f"evaluate: test accuracy {acc:.4f}, macro-F1 {macro_f1:.4f} on {len(test)} images")
     return result

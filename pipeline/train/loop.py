@@ -257,7 +257,6 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
             "std": list(info.std), "params": params.model_dump(mode="json"), "run": name,
             "history": [s.record() for s in history],
         }, checkpoint)
-        print(f"train: {len(history)} epochs in {sum(s.seconds for s in history):.1f} s")
         write_metrics(final, history, metrics, curve)
         state_path.unlink(missing_ok=True)  # finished: nothing to resume
     world.barrier()

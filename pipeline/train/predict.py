@@ -49,6 +49,24 @@ def image_tensor(path: Path, height: int, width: int, channels: int, resize=("st
     return to_chw(img, height, width, channels, *resize)[0]
 
 
+def image_files(paths: list[Path]) -> list[Path]:
+    """The files to predict: each file as given; for a folder every image file under it
+    (by extension, as ingest finds them), sorted, hidden files and folders skipped.
+    A folder without any image is an InputError."""
+    from pipeline.ingest.tree import IMAGE_EXTS, walk
+
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            out.append(path)  # a file, or whatever it is: the guarded reader names the problem
+            continue
+        found = sorted(f for f in walk(path).files if f.suffix.lower() in IMAGE_EXTS)
+        if not found:
+            raise InputError(f"{path}: no image files in this folder ({', '.join(sorted(IMAGE_EXTS))})")
+        out += found
+    return out
+
+
 def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cpu") -> list[Prediction | InputError]:
     """One Prediction per readable image, the InputError for each that is not (in input order)."""
     from pipeline.train.checkpoint import load_model

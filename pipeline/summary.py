@@ -1,0 +1,258 @@
+"""What each command did: one line for people, the same facts as one JSON object for programs.
+
+A command gathers its result as *facts*: plain data (text, numbers, booleans, and
+lists and dicts of them), built here by the ``*_facts`` functions from what the
+library returned. ``--json`` prints the facts as they are; the ``*_line``
+functions turn them into the text a person reads: counts with thousands
+separators, splits as ``train 10,400 · val 1,300 · test 1,300``, the output path
+after an arrow. The CLI and the DVC stages print the same lines.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+SEP = " · "  # between the items of a list of counts
+ARROW = "→"  # what was read → where it was written
+
+
+def number(n: int | float) -> str:
+    """``13,000``; a float keeps up to 4 decimals."""
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.4f}".rstrip("0").rstrip(".")
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 class``, ``3 classes``."""
+    return f"{number(n)} {word if n == 1 else (words or word + 's')}"
+
+
+def split_counts(counts: Mapping[str, int]) -> str:
+    """``train 21 · val 6 · test 9``: train, val, test first, then the others sorted."""
+    from pipeline.split import ORDER
+
+    rank = {name: i for i, name in enumerate(ORDER)}
+    names = sorted(counts, key=lambda s: (rank.get(s, len(ORDER)), s))
+    return SEP.join(f"{name} {number(counts[name])}" for name in names)
+
+
+def as_json(facts: Mapping[str, Any]) -> str:
+    """The facts as one JSON object on one line (UTF-8 names kept as they are)."""
+    return json.dumps(facts, ensure_ascii=False, sort_keys=True)
+
+
+def _value(v: Any) -> str:
+    """A fact's value inside a line: mappings as ``a → b`` pairs, lists joined, never a repr."""
+    if isinstance(v, Mapping):
+        return ", ".join(f"{k} {ARROW} {_value(x)}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return number(v) if isinstance(v, (int, float)) else str(v)
+
+
+# -- download ---------------------------------------------------------------------------------
+
+def download_facts(name: str, path: Path, classes: int) -> dict:
+    return {"dataset": name, "out": str(path), "classes": classes}
+
+
+def download_line(f: Mapping[str, Any]) -> str:
+    return f"download: {f['dataset']} ({plural(f['classes'], 'class', 'classes')}) {ARROW} {f['out']}"
+
+
+def catalog_facts(catalog: Iterable) -> dict:
+    return {"datasets": [{"name": i.name, "classes": i.classes, "size": i.size, "needs_network": i.needs_network,
+                          "layout": i.layout, "licence": i.licence} for i in catalog]}
+
+
+def catalog_lines(f: Mapping[str, Any]) -> str:
+    return "\n".join(f"{d['name']:14} {d['classes']} classes, {'needs network' if d['needs_network'] else 'offline'}, "
+                     f"{d['size']}\n{'':14} {d['layout']}\n{'':14} {d['licence']}" for d in f["datasets"])
+
+
+# -- ingest -----------------------------------------------------------------------------------
+
+def ingest_facts(dataset, out: Path) -> dict:
+    """From the ingested ``Dataset`` and its ``report.json``."""
+    from collections import Counter
+
+    from pipeline.record import QUARANTINE, REPORT
+
+    report = json.loads((Path(out) / REPORT).read_text(encoding="utf-8"))
+    files = sum(1 for r in dataset.quarantine if r.index is None)
+    splits = Counter(s.split or "unassigned" for s in dataset.samples)
+    return {
+        "out": str(out),
+        "samples": len(dataset.samples),
+        "objects": sum(len(s.objects) for s in dataset.samples),
+        "classes": len(dataset.classes),
+        "splits": dict(sorted(splits.items())),
+        "quarantined": files,
+        "rejected_objects": len(dataset.quarantine) - files,
+        "quarantine": str(Path(out) / QUARANTINE),
+        "sources": [{k: s[k] for k in ("name", "path", "format", "layout", "unlisted", "skipped_hidden", "notes")
+                     if k in s} for s in report["sources"]],
+    }
+
+
+def ingest_lines(f: Mapping[str, Any]) -> str:
+    """One line per source (the layout understood, the files set aside), then the summary."""
+    lines = []
+    for s in f["sources"]:
+        layout = f" ({s['layout']})" if s.get("layout") else ""
+        lines.append(f"source {s['name']}: {s['format']}{layout}, {s['unlisted']} unlisted, "
+                     f"{s['skipped_hidden']} hidden files skipped")
+        lines += [f"  {note}" for note in s.get("notes", [])]
+    what = plural(f["samples"], "sample")
+    if f["objects"]:
+        what += f", {plural(f['objects'], 'object')}"
+    splits = f["splits"]
+    given = "no splits given" if set(splits) <= {"unassigned"} else split_counts(splits)
+    if f["quarantined"] or f["rejected_objects"]:
+        bad = (f"{plural(f['quarantined'], 'input')} quarantined, {plural(f['rejected_objects'], 'object')} "
+               f"rejected (see {f['quarantine']})")
+    else:
+        bad = "nothing quarantined"
+    lines.append(f"ingest: {what} in {plural(f['classes'], 'class', 'classes')} {ARROW} {f['out']} ({given}; {bad})")
+    return "\n".join(lines)
+
+
+# -- split ------------------------------------------------------------------------------------
+
+def split_facts(summary: Mapping[str, Any], out: Path) -> dict:
+    """``splits.json``'s summary without the per-sample assignment (that stays in the file)."""
+    from pipeline.split import SPLITS_FILE
+
+    return {"out": str(Path(out) / SPLITS_FILE), **{k: v for k, v in summary.items() if k != "assignment"}}
+
+
+def split_line(f: Mapping[str, Any]) -> str:
+    total = sum(f["counts"].values())
+    extra = [f"seed {f['seed']}"]
+    if any(f.get("carved", {}).values()):
+        extra.append(f"carved from the given train split: {split_counts(f['carved'])}")
+    if f.get("duplicate_groups"):
+        extra.append(f"{plural(f['duplicate_groups'], 'duplicate group')} kept together")
+    if f.get("moved"):
+        extra.append(f"{plural(len(f['moved']), 'sample')} moved to their group's split")
+    return f"split: {plural(total, 'sample')} {ARROW} {f['out']} ({split_counts(f['counts'])}; {'; '.join(extra)})"
+
+
+# -- augment ----------------------------------------------------------------------------------
+
+def augment_facts(card: Mapping[str, Any], out: Path) -> dict:
+    """From the version's ``card.json``."""
+    splits = {k: v["samples"] for k, v in card["splits"].items()}
+    return {"out": str(out), "samples": sum(splits.values()), "splits": splits, "classes": len(card["classes"]),
+            "kind": card["kind"], "image_shape": card["image_shape"], "storage": card["storage"],
+            "copies": card["params"]["copies"], "mixed": sum(v.get("mixed", 0) for v in card["splits"].values())}
+
+
+def augment_line(f: Mapping[str, Any]) -> str:
+    shape = "x".join(str(v) for v in f["image_shape"]) if f["image_shape"] else "own sizes"
+    extra = [shape, f"{plural(f['copies'], 'augmented copy', 'augmented copies')} per train image", f["storage"]]
+    if f["mixed"]:
+        extra.append(f"{number(f['mixed'])} mixed")
+    return (f"augment: {plural(f['samples'], 'sample')} {ARROW} {f['out']} "
+            f"({split_counts(f['splits'])}; {', '.join(extra)})")
+
+
+def preview_facts(result, command: str) -> dict:
+    return {"logdir": str(result.logdir), "images": result.images, "samples": result.samples, "open": command}
+
+
+def preview_line(f: Mapping[str, Any]) -> str:
+    return (f"preview: {plural(f['images'], 'image')} of {plural(f['samples'], 'sample')} {ARROW} {f['logdir']}; "
+            f"open with\n  {f['open']}")
+
+
+# -- export -----------------------------------------------------------------------------------
+
+# What a writer counted, as a phrase: {n} is the count (shown only when not zero).
+EXPORT_COUNTS = {
+    "annotations": "{n} annotations",
+    "skipped_unlabelled": "{n} unlabelled skipped",
+    "labels_dropped": "{n} image labels dropped (the format holds objects only)",
+    "polygons_dropped": "{n} polygons dropped (boxes kept)",
+    "polygons_not_written": "{n} polygons not written (--task segment writes them)",
+    "boxes_as_rectangles": "{n} box-only objects written as rectangles",
+    "multipart_bridged": "{n} multi-part polygons bridged into one",
+    "unsplit_as_train": "{n} without a split put in train",
+}
+
+
+def export_facts(summary: Mapping[str, Any], out: Path, classes: int) -> dict:
+    return {"out": str(out), "classes": classes, **summary}
+
+
+def export_line(f: Mapping[str, Any]) -> str:
+    shown = {"out", "classes", "format", "task", "images", "splits"}
+    fmt = f["format"] + (f" {f['task']}" if "task" in f else "")
+    extra = [fmt, split_counts(f["splits"])]
+    for key, value in f.items():
+        if key in shown or value in (0, None, "", {}, []):
+            continue
+        if key in EXPORT_COUNTS:
+            extra.append(EXPORT_COUNTS[key].format(n=number(value)))
+        elif key == "renamed_classes":
+            extra.append(f"class folders renamed: {_value(value)}")
+        elif key == "note":
+            extra.append(str(value))
+        else:  # a count a writer added that has no phrase yet: its name, readable
+            extra.append(f"{key.replace('_', ' ')} {_value(value)}")
+    return (f"export: {plural(f['images'], 'image')} in {plural(f['classes'], 'class', 'classes')} {ARROW} "
+            f"{f['out']} ({'; '.join(extra)})")
+
+
+# -- train and evaluate -----------------------------------------------------------------------
+
+def train_facts(history: list, checkpoint: Path) -> dict:
+    """From the trainer's per-epoch stats (the last epoch's numbers)."""
+    last = history[-1]
+    return {"checkpoint": str(checkpoint), "epochs": len(history),
+            "seconds": round(sum(s.seconds for s in history), 1),
+            "val_accuracy": round(last.val_acc, 6), "val_loss": round(last.val_loss, 6),
+            "train_accuracy": round(last.train_acc, 6), "train_loss": round(last.train_loss, 6)}
+
+
+def train_line(f: Mapping[str, Any]) -> str:
+    return (f"train: {plural(f['epochs'], 'epoch')} in {f['seconds']:.1f} s {ARROW} {f['checkpoint']} "
+            f"(val accuracy {f['val_accuracy']:.4f}, val loss {f['val_loss']:.4f})")
+
+
+def evaluate_line(f: Mapping[str, Any]) -> str:
+    """From ``evaluate``'s result (its facts as they are)."""
+    return (f"evaluate: test accuracy {f['accuracy']:.4f}, macro-F1 {f['macro_f1']:.4f} "
+            f"on {plural(f['test_samples'], 'image')} (loss {f['loss']:.4f})")
+
+
+# -- predict ----------------------------------------------------------------------------------
+
+LOW = "low confidence"  # the flag of a prediction under --min-confidence
+
+
+def prediction_facts(p, min_confidence: float) -> dict:
+    return {"path": str(p.path), "label": p.label, "probability": p.probability,
+            "low_confidence": p.probability < min_confidence,
+            "top": [{"label": name, "probability": q} for name, q in p.top], "notes": list(p.notes)}
+
+
+def predict_facts(checkpoint: Path, predictions: list[dict], errors: list[dict], min_confidence: float) -> dict:
+    return {"checkpoint": str(checkpoint), "min_confidence": min_confidence, "predictions": predictions,
+            "errors": errors}
+
+
+def predict_table(f: Mapping[str, Any]) -> str:
+    """A header and one row per image: path, class, probability, the next classes, the flag."""
+    rows = [("image", "class", "probability", "next", "")]
+    for p in f["predictions"]:
+        others = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in p["top"][1:])
+        flag = f"{LOW} (< {f['min_confidence']:g})" if p["low_confidence"] else ""
+        rows.append((p["path"], p["label"], f"{p['probability']:.3f}", others, flag))
+    if not any(r[3] for r in rows[1:]):  # --top 1: no column of runners-up
+        rows = [r[:3] + r[4:] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
