@@ -102,7 +102,7 @@ def ingest_lines(f: Mapping[str, Any]) -> str:
     """One line per source (the layout understood, the files set aside), then the summary."""
     lines = []
     for s in f["sources"]:
-        layout = f" ({s['layout']})" if s.get("layout") else ""
+        layout = f" ({s['layout']})" if s.get("layout") and s["layout"] != s["format"] else ""
         lines.append(f"source {s['name']}: {s['format']}{layout}, {s['unlisted']} unlisted, "
                      f"{s['skipped_hidden']} hidden files skipped")
         lines += [f"  {note}" for note in s.get("notes", [])]
