@@ -24,9 +24,10 @@ import json
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
-from pipeline.config import INGEST_CHOICES, IngestParams, SourceParams
-from pipeline.config import INGEST_FORMATS as FORMATS
+from pipeline.config import IngestParams, SourceParams
 from pipeline.errors import ConfigError, InputError
+from pipeline.formats import INGEST_CHOICES
+from pipeline.formats import INGEST_FORMATS as FORMATS
 from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate, Layout, Skipped
 from pipeline.ingest.classmap import apply_class_map

@@ -13,15 +13,13 @@ strictly (``numbers.py``: no ``1_0``, full-width digits, non-breaking spaces or
 (``occluded``, ``part``, ``actions``) are ignored; ``part`` boxes never become
 objects.
 
-Security: any DOCTYPE or ENTITY declaration is refused before the tree is built
-(what defusedxml does), so XXE and billion-laughs files are quarantined as
-``unsafe-xml`` and nothing is fetched or expanded.
+Security: the XML is read by ``safexml.parse_xml`` (any DOCTYPE or ENTITY
+declaration refused before the tree is built), so XXE and billion-laughs files
+are quarantined as ``unsafe-xml`` and nothing is fetched or expanded.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
@@ -29,26 +27,12 @@ from typing import Iterator
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
+from pipeline.ingest.safexml import parse_xml
 from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
 from pipeline.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0
-
-
-def _refuse_declarations(raw: bytes) -> None:
-    def refuse(*_args):
-        raise AnnotationError("unsafe-xml", "DOCTYPE/ENTITY declarations are refused "
-                              "(external entities and entity expansion are never processed)")
-
-    p = xml.parsers.expat.ParserCreate()
-    p.StartDoctypeDeclHandler = refuse
-    p.EntityDeclHandler = refuse
-    p.ExternalEntityRefHandler = refuse
-    try:
-        p.Parse(raw, True)
-    except xml.parsers.expat.ExpatError as err:
-        raise AnnotationError("malformed-xml", str(err)) from None
 
 
 def _text(el, tag: str) -> str:
@@ -66,12 +50,7 @@ def _int(text: str) -> int | None:
 
 def parse_voc(data: bytes | str) -> Parsed:
     """Parse one VOC annotation; raise AnnotationError when the file is unusable."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    _refuse_declarations(raw)
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as err:
-        raise AnnotationError("malformed-xml", str(err)) from None
+    root = parse_xml(data.encode("utf-8") if isinstance(data, str) else data)
     if root.tag != "annotation":
         raise AnnotationError("not-voc", f"root element is <{root.tag}>, expected <annotation>")
     size_el = root.find("size")
