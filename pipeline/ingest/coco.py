@@ -153,7 +153,11 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
         if isinstance(cid, (list, dict)) or cid not in cats:
             problems.append(problem("unknown-category-id", f"category_id {shown(cid)} not in categories", i))
             continue
-        if a.get("iscrowd"):
+        crowd = a.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            problems.append(problem("bad-annotation", f"iscrowd {shown(crowd)} is not 0 or 1", i))
+            continue
+        if crowd:
             problems.append(problem("crowd-region", "iscrowd annotation: a region to ignore, not imported", i))
             continue
         label = cats[cid]

@@ -96,11 +96,12 @@ def devkit_roots(rels) -> list[str]:
 
 
 def parse_image_set(text: str) -> list[tuple[int, str]]:
-    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns ignored)."""
+    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns
+    ignored); a line starting with ``#`` is a comment, never a stem."""
     out = []
     for n, line in enumerate(text.split("\n"), start=1):
         tokens = line.split()
-        if tokens:
+        if tokens and not tokens[0].startswith("#"):
             out.append((n, tokens[0]))
     return out
 

@@ -102,29 +102,32 @@ def parse_yolo(text: str, names: Mapping[int, str] | Sequence[str] | None) -> Pa
         tokens = split_ascii(line)
         if not tokens:
             continue
+        # Each token is read before the line's shape is judged, and the shape before the
+        # class range: `1 2 3` is a short line, not an unknown class.
         try:
             cls = parse_int(tokens[0])
         except ValueError:
             problems.append(problem("bad-class-id", f"class {shown(tokens[0])} is not an integer id", n))
-            continue
-        if names is not None and cls not in names:
-            problems.append(problem("class-id-out-of-range",
-                                    f"class id {cls} is not in the {len(names)} names", n))
             continue
         try:
             nums = [parse_number(t) for t in tokens[1:]]
         except ValueError as err:
             problems.append(problem("bad-number", str(err), n))
             continue
+        if len(nums) != 4 and (len(nums) < 6 or len(nums) % 2):
+            problems.append(problem("bad-token-count",
+                                    f"{len(tokens)} values: expected 5 (box) or 1 + an even number >= 6 (polygon)", n))
+            continue
+        if names is not None and cls not in names:
+            problems.append(problem("class-id-out-of-range",
+                                    f"class id {cls} is not in the {len(names)} names", n))
+            continue
         label = names[cls] if names is not None else str(cls)
         if len(nums) == 4:
             cx, cy, w, h = nums
             objects.append(RawObject(label, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), index=n))
-        elif len(nums) >= 6 and len(nums) % 2 == 0:
-            objects.append(RawObject(label, None, (tuple(nums),), index=n))
         else:
-            problems.append(problem("bad-token-count",
-                                    f"{len(tokens)} values: expected 5 (box) or 1 + an even number >= 6 (polygon)", n))
+            objects.append(RawObject(label, None, (tuple(nums),), index=n))
     return Parsed(objects=tuple(objects), problems=tuple(problems))
 
 
