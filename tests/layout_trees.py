@@ -283,6 +283,19 @@ def yolo_roboflow(root: Path) -> None:
     write(root, "__MACOSX/train/images/._a_jpg.rf.5f3a.jpg", b"\0\5\26\7")
 
 
+def yolo_roboflow_foreign(root: Path) -> None:
+    """Roboflow's YOLOv9 export as it often comes: ``train``/``val`` absolute paths of the exporting
+    machine, ``test`` relative, ``nc`` and a ``roboflow:`` block; the folders are beside the yaml."""
+    write(root, "data.yaml", "train: /Users/someone/tmp/sharks-tiny-yolov9/train/images\n"
+                             "val: /Users/someone/tmp/sharks-tiny-yolov9/valid/images\ntest: ../test/images\n\n"
+                             "nc: 3\nnames: ['cat', 'dog', 'person']\n\nroboflow:\n  workspace: someone\n"
+                             "  project: sharks-tiny\n  version: 9\n  license: CC BY 4.0\n")
+    for i, (split, k) in enumerate([("train", "a"), ("train", "b"), ("valid", "c"), ("test", "d")]):
+        image(root, f"{split}/images/{k}_jpg.rf.9c1e.jpg", i)
+        write(root, f"{split}/labels/{k}_jpg.rf.9c1e.txt", yolo_lines(k))
+    write(root, "README.roboflow.txt", "Exported via roboflow.com")
+
+
 # --- labelme, CreateML, ImageFolder ---------------------------------------------------------
 
 def labelme_tree(root: Path) -> None:
@@ -410,6 +423,14 @@ LAYOUTS = [
            unlisted=frozenset({"README.dataset.txt", "README.roboflow.txt"}),
            hidden=frozenset({"__MACOSX/train/images/._a_jpg.rf.5f3a.jpg"}),
            annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.5f3a.txt"
+                                                  for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
+                                                               ("test", "d")]})),
+    Layout("yolo_roboflow_foreign_paths", "yolo", "yolo-ultralytics", yolo_roboflow_foreign,
+           accepted={"train/images/a_jpg.rf.9c1e.jpg": "train", "train/images/b_jpg.rf.9c1e.jpg": "train",
+                     "valid/images/c_jpg.rf.9c1e.jpg": "val", "test/images/d_jpg.rf.9c1e.jpg": "test"},
+           objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
+           unlisted=frozenset({"README.roboflow.txt"}),
+           annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.9c1e.txt"
                                                   for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
                                                                ("test", "d")]})),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},

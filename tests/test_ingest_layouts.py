@@ -145,6 +145,30 @@ def test_label_path_is_ultralytics_img2label_paths(image, label):
     assert label_path(image) == label
 
 
+def test_yolo_split_paths_from_another_machine_map_to_their_tail_and_say_so(ingested):
+    _, _, ds, _ = ingested["yolo_roboflow_foreign_paths"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert ("data.yaml train: '/Users/someone/tmp/sharks-tiny-yolov9/train/images' read as train/images/, "
+            "its longest trailing part found here (without 'Users/someone/tmp/sharks-tiny-yolov9')") in notes
+    assert any(n.startswith("data.yaml val: '/Users/someone/tmp/sharks-tiny-yolov9/valid/images' read as "
+                            "valid/images/") for n in notes), notes
+    assert "train: train/images/ holds 2 images" in notes
+
+
+@pytest.mark.parametrize("path, found, dropped", [
+    ("/Users/someone/tmp/sharks/train/images", "train/images", "Users/someone/tmp/sharks"),
+    ("C:\\Users\\me\\sharks\\valid\\images", "valid/images", "C:/Users/me/sharks"),
+    ("../test/images", "test/images", ".."),
+    ("data/obj_train_data/a.jpg", "obj_train_data/a.jpg", "data"),
+    ("/elsewhere/nothing/here", None, ""),
+])
+def test_longest_tail_keeps_the_part_that_names_this_tree(path, found, dropped):
+    from pipeline.ingest.datayaml import longest_tail
+
+    here = {"train/images", "valid/images", "test/images", "obj_train_data/a.jpg", "images"}
+    assert longest_tail(path, "", here.__contains__) == (found, dropped)
+
+
 def test_yolo_path_of_this_tree_needs_no_note(ingested):
     _, _, ds, _ = ingested["yolo_absolute_path_here"]
     notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
