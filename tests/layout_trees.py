@@ -296,6 +296,39 @@ def yolo_roboflow_foreign(root: Path) -> None:
     write(root, "README.roboflow.txt", "Exported via roboflow.com")
 
 
+DARKNET_NAMES = [f"label_{i}" for i in range(10)]  # obj.names: the ids in the label files are 2 and 4
+DARKNET_OBJECTS = {"a": [("label_2", 2, 3, 20, 30)], "b": [("label_4", 5, 5, 40, 35), ("label_2", 1, 1, 10, 10)],
+                   "c": [("label_4", 10, 2, 30, 38)]}
+
+
+def darknet_lines(key: str) -> str:
+    return "\n".join(f"{DARKNET_NAMES.index(lab)} {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} "
+                     f"{(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}" for lab, x1, y1, x2, y2 in DARKNET_OBJECTS[key]) + "\n"
+
+
+def darknet_cvat(root: Path) -> None:
+    """CVAT's "YOLO 1.1" export (Datumaro's yolo layout): ``obj.data`` with paths under ``data/``,
+    ``obj.names``, ``train.txt``/``valid.txt`` listing ``data/obj_<subset>_data/<image>``, labels beside."""
+    write(root, "obj.data", "classes = 10\ntrain = data/train.txt\nvalid = data/valid.txt\n"
+                            "names = data/obj.names\nbackup = backup/\n")
+    write(root, "obj.names", "\n".join(DARKNET_NAMES) + "\n")
+    for i, (subset, k) in enumerate([("train", "a"), ("train", "b"), ("valid", "c")]):
+        image(root, f"obj_{subset}_data/frame_00000{i}.jpg", i)
+        write(root, f"obj_{subset}_data/frame_00000{i}.txt", darknet_lines(k))
+    image(root, "obj_train_data/frame_000009.jpg", 9)  # no label file: a background image
+    write(root, "train.txt", "data/obj_train_data/frame_000000.jpg\ndata/obj_train_data/frame_000001.jpg\n"
+                             "data/obj_train_data/frame_000009.jpg\n")
+    write(root, "valid.txt", "data/obj_valid_data/frame_000002.jpg\n")
+
+
+def darknet_split_folders(root: Path) -> None:
+    """``images/<split>/`` + ``labels/<split>/`` with ``obj.names`` and no ``data.yaml``."""
+    write(root, "obj.names", "\n".join(DARKNET_NAMES))  # no trailing newline
+    for i, (split, k) in enumerate([("train", "a"), ("train", "b"), ("val", "c")]):
+        image(root, f"images/{split}/{k}.jpg", i)
+        write(root, f"labels/{split}/{k}.txt", darknet_lines(k))
+
+
 # --- labelme, CreateML, ImageFolder ---------------------------------------------------------
 
 def labelme_tree(root: Path) -> None:
@@ -433,6 +466,17 @@ LAYOUTS = [
            annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.9c1e.txt"
                                                   for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
                                                                ("test", "d")]})),
+    Layout("darknet_cvat_yolo_1_1", "yolo", "yolo-darknet", darknet_cvat,
+           accepted={"obj_train_data/frame_000000.jpg": "train", "obj_train_data/frame_000001.jpg": "train",
+                     "obj_train_data/frame_000009.jpg": "train", "obj_valid_data/frame_000002.jpg": "val"},
+           objects=3 + 1, classes=frozenset({"label_2", "label_4"}),
+           annotations=frozenset({"obj.data", "obj.names", "train.txt", "valid.txt",
+                                  "obj_train_data/frame_000000.txt", "obj_train_data/frame_000001.txt",
+                                  "obj_valid_data/frame_000002.txt"})),
+    Layout("darknet_split_folders", "yolo", "yolo-flat", darknet_split_folders,
+           accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
+           objects=4, classes=frozenset({"label_2", "label_4"}),
+           annotations=frozenset({"obj.names", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"})),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            hidden=frozenset({".ipynb_checkpoints/a-checkpoint.json", "__MACOSX/._a.json"}),

@@ -169,6 +169,24 @@ def test_longest_tail_keeps_the_part_that_names_this_tree(path, found, dropped):
     assert longest_tail(path, "", here.__contains__) == (found, dropped)
 
 
+@pytest.mark.parametrize("name", ["darknet_cvat_yolo_1_1", "darknet_split_folders"])
+def test_darknet_class_names_come_from_obj_names_never_from_the_ids(ingested, name):
+    _, _, ds, _ = ingested[name]
+    from tests.layout_trees import DARKNET_OBJECTS
+
+    want = sorted(o[0] for objs in DARKNET_OBJECTS.values() for o in objs)
+    assert sorted(o.label for s in ds.samples for o in s.objects) == want
+    assert not any("yolo-no-class-names" in s.notes for s in ds.samples)
+
+
+def test_darknet_paths_under_data_are_read_by_their_tail_and_noted(ingested):
+    _, _, ds, _ = ingested["darknet_cvat_yolo_1_1"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert "obj.data names 'data/obj.names': read obj.names" in notes
+    assert any(n.startswith("obj.data train: 'data/train.txt' read as train.txt") for n in notes), notes
+    assert "train.txt: 3 lines read without 'data', the longest trailing part found here" in notes
+
+
 def test_yolo_path_of_this_tree_needs_no_note(ingested):
     _, _, ds, _ = ingested["yolo_absolute_path_here"]
     notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]

@@ -14,8 +14,9 @@ where it is about the data, and made safe where it is about someone's machine:
   **longest trailing part found in the tree** (``train/images``), and a note says
   which mapping was made.
 * A list file's lines are image paths: ``./x`` relative to the list's folder, other
-  relative lines relative to ``path``; a line naming no file of the tree is
-  ``listed-image-missing`` with its line number.
+  relative lines relative to ``path``, and a line not found so by its longest
+  trailing part found in the tree (noted per list); a line naming no file of the
+  tree is ``listed-image-missing`` with its line number.
 * An image's label file: the **last** ``/images/`` of its path replaced with
   ``/labels/`` and the extension with ``.txt`` (beside the image when the path has
   no ``images`` folder).
@@ -26,6 +27,7 @@ The folders and lists are the index: images they do not name are ``unlisted``.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
@@ -127,20 +129,22 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
     base, abs_base, note = dataset_root(doc, yaml_rel, dirs, root)
     plan = Plan(notes=[note] if note else [])
     found_any = False
+    said = PurePosixPath(yaml_rel).name  # data.yaml, or Darknet's obj.data (darknet.py)
     for key, split in SPLIT_KEYS.items():
         value = doc.get(key)
         if value is None:
             continue
         for entry in value if isinstance(value, list) else [value]:
             if not isinstance(entry, str) or not entry.strip():
-                plan.notes.append(f"data.yaml {key}: {entry!r} is not a path; ignored")
+                plan.notes.append(f"{said} {key}: {entry!r} is not a path; ignored")
                 continue
             where, how = _resolve(entry, base, abs_base, dirs, files)
             if where is None:
-                plan.notes.append(f"data.yaml {key}: {entry!r} is not in this tree; ignored")
+                plan.notes.append(f"{said} {key}: {entry!r} is not in this tree; ignored")
                 continue
             if how:
-                plan.notes.append(f"data.yaml {key}: {entry!r} read as {where or '.'}/, {how}")
+                shown_as = where if where in files else f"{where or '.'}/"
+                plan.notes.append(f"{said} {key}: {entry!r} read as {shown_as}, {how}")
             found_any = True
             if where in files:  # a list of image paths
                 named = _read_list(where, base, abs_base, by_rel, limits, plan)
@@ -171,6 +175,7 @@ def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limi
         return []
     here = str(PurePosixPath(lst).parent) if "/" in lst else ""
     out = []
+    mapped: Counter = Counter()  # dropped prefix -> lines read by their longest trailing part
     for n, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
         if not line:
@@ -183,8 +188,16 @@ def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limi
         else:
             r = _join(base, ref)
         if r is None or r not in by_rel:
-            plan.rows.append(Rejected(path=lst, index=n, reason="listed-image-missing",
-                                      detail=f"{line!r} names no file of this tree"))
-            continue
+            # Written on another machine, or relative to another folder (Darknet's
+            # ``data/obj/x.jpg`` is relative to the folder above ``data/``).
+            r, dropped = longest_tail(ref, base, by_rel.__contains__)
+            if r is None:
+                plan.rows.append(Rejected(path=lst, index=n, reason="listed-image-missing",
+                                          detail=f"{line!r} names no file of this tree"))
+                continue
+            mapped[dropped] += 1
         out.append(r)
+    for dropped, k in sorted(mapped.items()):
+        plan.notes.append(f"{lst}: {k} line{'' if k == 1 else 's'} read without {dropped!r}, the longest "
+                          "trailing part found here")
     return out
