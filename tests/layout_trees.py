@@ -165,6 +165,27 @@ def voc_flat(root: Path) -> None:
     write(root, ".readme/notes.md", "hidden folder")
 
 
+def voc_annotations_images(root: Path) -> None:
+    """``annotations/<stem>.xml`` beside ``images/`` (lower case, as many exports write it): a devkit
+    whose image folder is ``images/``; ``<filename>`` is resolved there."""
+    for i, k in enumerate("ab"):
+        image(root, f"images/{k}.jpg", i)
+        write(root, f"annotations/{k}.xml", labelimg_xml(f"{k}.jpg", OBJECTS[k]))
+    write(root, "ImageSets/Main/train.txt", "# made by split.py\na\n")
+    write(root, "ImageSets/Main/val.txt", "b\n")
+
+
+def voc_flat_xml_folder(root: Path) -> None:
+    """Flat XML in ``xml/``, images in the sibling ``Images/``, and ImageSets lists with no devkit to
+    belong to (one of them empty): the lists are counted, never read as images."""
+    for i, k in enumerate("ab"):
+        image(root, f"Images/{k}.jpg", i)
+        write(root, f"xml/{k}.xml", labelimg_xml(f"{k}.jpg", OBJECTS[k]))
+    image(root, "Images/bg.jpg", 5)
+    write(root, "ImageSets/Main/train.txt", "a\nb\n")
+    write(root, "ImageSets/Main/cat_train.txt", "")
+
+
 # --- COCO ---------------------------------------------------------------------------------
 
 def coco_2017(root: Path) -> None:
@@ -400,6 +421,16 @@ LAYOUTS = [
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            unlisted=frozenset({"SegmentationClass/a.png", "visualisation/a_boxes.jpg"}),
            annotations=frozenset({"Annotations/a.xml", "Annotations/b.xml"})),
+    Layout("voc_annotations_beside_images", "voc", "voc-devkit", voc_annotations_images,
+           accepted={"images/a.jpg": "train", "images/b.jpg": "val"},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           annotations=frozenset({"annotations/a.xml", "annotations/b.xml", "ImageSets/Main/train.txt",
+                                  "ImageSets/Main/val.txt"})),
+    Layout("voc_flat_sibling_images", "voc", "voc-flat", voc_flat_xml_folder,
+           accepted={"Images/a.jpg": None, "Images/b.jpg": None, "Images/bg.jpg": None},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           unlisted=frozenset({"ImageSets/Main/train.txt", "ImageSets/Main/cat_train.txt"}),
+           annotations=frozenset({"xml/a.xml", "xml/b.xml"})),
     Layout("voc_flat_labelimg", "voc", "voc-flat", voc_flat,
            accepted={"a.jpg": None, "b.jpg": None, "c.jpg": None, "bg.jpg": None},
            objects=n_objects("a", "b", "c"), classes=classes_of("a", "b", "c"),

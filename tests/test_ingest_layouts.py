@@ -187,6 +187,41 @@ def test_darknet_paths_under_data_are_read_by_their_tail_and_noted(ingested):
     assert "train.txt: 3 lines read without 'data', the longest trailing part found here" in notes
 
 
+def test_a_refused_annotation_never_leaves_a_background_image(tmp_path):
+    """A COCO annotation without category_id, a YOLO file whose every line is refused, a VOC XML
+    that cannot be read: each image is quarantined with its annotation's reason, not kept empty."""
+    from tests.layout_trees import coco_doc, image
+
+    src = tmp_path / "coco"
+    doc = coco_doc([(1, "a.jpg", "a"), (2, "b.jpg", "b")], ["cat", "dog", "person"])
+    for a in doc["annotations"]:
+        if a["image_id"] == 1:
+            del a["category_id"]
+    write(src, "annotations.json", json.dumps(doc))
+    image(src, "images/a.jpg", 0)
+    image(src, "images/b.jpg", 1)
+    ds = ingest(src, tmp_path / "out", params(), fmt="coco")
+    assert [s.source.path for s in ds.samples] == ["images/b.jpg"]
+    (row,) = [r for r in ds.quarantine if r.index is None]
+    assert (row.path, row.reason) == ("images/a.jpg", "annotation-unusable")
+    assert "every object of its annotation annotations.json was refused (unknown-category-id)" in row.detail
+
+    src = tmp_path / "yolo"
+    write(src, "classes.txt", "cat\n")
+    image(src, "a.jpg", 0)
+    write(src, "a.txt", "1 2 3\n")
+    ds = ingest(src, tmp_path / "out2", params(), fmt="yolo")
+    assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
+        ("a.jpg", "annotation-unusable"), ("a.txt", "bad-token-count")}
+
+    src = tmp_path / "voc"
+    image(src, "images/a.jpg", 0)
+    write(src, "annotations/a.xml", "<annotation><filename>a.jpg</filename><object>")
+    ds = ingest(src, tmp_path / "out3", params(), fmt="voc")
+    assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
+        ("images/a.jpg", "annotation-unusable"), ("annotations/a.xml", "malformed-xml")}
+
+
 def test_yolo_path_of_this_tree_needs_no_note(ingested):
     _, _, ds, _ = ingested["yolo_absolute_path_here"]
     notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]

@@ -251,9 +251,10 @@ def test_coco():
     assert "coco-duplicate-category:cat" in p.notes
     # Refused image entries keep their file name: the reader quarantines those images.
     assert (b, b_err.reason, c, c_err.reason) == ("b.jpg", "duplicate-image-id", "c.jpg", "bad-image-entry")
-    assert [(r.reason, r.index) for r in problems] == [
-        ("annotation-without-image", 2), ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5),
-        ("bad-annotation", 6)]
+    # An image's refused annotations are its own problems; the file keeps those no image owns.
+    assert [(r.reason, r.index) for r in p.problems] == [
+        ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5), ("bad-annotation", 6)]
+    assert [(r.reason, r.index) for r in problems] == [("annotation-without-image", 2)]
 
 
 def _rle_mask() -> np.ndarray:
@@ -316,8 +317,8 @@ def test_coco_bad_rle_is_reported_with_its_index(seg, image, message):
         "images": [{"id": 1, "file_name": "a.jpg", **image}], "categories": [{"id": 1, "name": "cat"}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg}]})
     [(_, p)] = per_image
-    assert p.objects == ()
-    [r] = problems
+    assert p.objects == () and problems == []
+    [r] = p.problems
     assert (r.reason, r.index) == ("bad-rle", 0) and message in r.detail
 
 

@@ -82,17 +82,24 @@ SPLIT_LISTS = ("train", "val", "trainval", "test")  # ImageSets/Main/<name>.txt;
 SPLIT_PRECEDENCE = ("test", "val", "train")  # a stem listed twice goes to the evaluation split (no leakage)
 
 
+IMAGE_DIRS = ("JPEGImages", "images")  # a devkit's image folder, in the order looked for (any case)
+
+
 def devkit_roots(rels) -> list[str]:
-    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` and ``JPEGImages/``."""
+    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` beside
+    ``JPEGImages/`` (or ``images/``, as many exports name it)."""
+    image_dirs = {d.lower() for d in IMAGE_DIRS}
     has: dict[str, set[str]] = {}
     for r in rels:
         parts = PurePosixPath(r).parts
         if len(parts) < 2:
             continue
         d, parent = parts[-2].lower(), "/".join(parts[:-2])
-        if d == "jpegimages" or (d == "annotations" and parts[-1].lower().endswith(".xml")):
+        if d in image_dirs:
+            has.setdefault(parent, set()).add("images")
+        elif d == "annotations" and parts[-1].lower().endswith(".xml"):
             has.setdefault(parent, set()).add(d)
-    return sorted(k for k, v in has.items() if v == {"annotations", "jpegimages"})
+    return sorted(k for k, v in has.items() if v == {"annotations", "images"})
 
 
 def parse_image_set(text: str) -> list[tuple[int, str]]:
@@ -164,7 +171,9 @@ def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
     by_rel = {rel(f, root): f for f in found.files}
     kits = [_read_kit(root, d, by_rel, limits) for d in devkit_roots(by_rel)]
     if not kits:
-        yield Layout("voc-flat")
+        sets = sum(1 for r in by_rel if _in_image_sets(r))
+        yield Layout("voc-flat", (f"{sets} files under ImageSets/ not read (unlisted): split lists need a devkit, "
+                                  "Annotations/ beside JPEGImages/ or images/",) if sets else ())
         yield from _read_flat(root, found.files, by_rel, keep_background, prefix, limits)
         return
     for kit in kits:
@@ -193,13 +202,23 @@ class _Kit:
     note: str = ""
 
 
+def _image_dir(by_rel, d: str) -> str:
+    """The devkit's image folder as spelled on disk: ``JPEGImages/``, else ``images/``."""
+    for name in IMAGE_DIRS:
+        got = _child(by_rel, d, name)
+        if any(r.startswith(got + "/") for r in by_rel):
+            return got
+    return _child(by_rel, d, IMAGE_DIRS[0])
+
+
 def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -> _Kit:
-    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
+    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _image_dir(by_rel, d)
     listed, where, lists, rows = _image_sets(d, by_rel, limits)
     kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows)
     names = ", ".join(sorted(PurePosixPath(r).name for r in lists))
-    kit.note = f"{d or '.'}: " + (f"splits from ImageSets/Main/ {names}" if lists else
-                                  "no ImageSets/Main lists: every annotation is a sample, no split")
+    kit.note = f"{d or '.'}: images in {jpeg_dir}/; " + (
+        f"splits from ImageSets/Main/ {names}" if lists else "no ImageSets/Main lists: every annotation is a "
+                                                             "sample, no split")
     xml_stems = set()
     for r in sorted(by_rel):
         p = PurePosixPath(r)
@@ -234,17 +253,37 @@ def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -
     return kit
 
 
+FLAT_IMAGE_DIRS = ("", "../images/", "../JPEGImages/", "images/", "JPEGImages/")  # from the XML's folder
+
+
+def flat_refs(filename: str | None, stem: str) -> tuple[str, ...]:
+    """Where a flat tree's XML may find its image, relative to the XML's folder, in order:
+    beside it (labelImg), then the usual image folders beside or below that folder
+    (``annotations/x.xml`` with ``images/x.jpg``); ``<filename>`` first, then the XML's stem."""
+    name = PurePosixPath(normalize_ref(filename)).name if filename else ""
+    refs = [filename] if filename else []
+    refs += [d + n for d in FLAT_IMAGE_DIRS[1:] for n in ([name] if name else [])]
+    return tuple(refs) + tuple(d + stem for d in FLAT_IMAGE_DIRS)
+
+
+def _in_image_sets(r: str) -> bool:
+    return any(part.lower() == "imagesets" for part in PurePosixPath(r).parts[:-1])
+
+
 def _read_flat(root: Path, files: list[Path], by_rel: dict, keep_background: bool, prefix: str,
                limits: ReadLimits) -> Iterator[Candidate | Rejected]:
-    """Pair each ``*.xml`` with its image (``filename`` beside it, else the XML's own stem)."""
+    """Pair each ``*.xml`` with its image (``flat_refs``). Files under ``ImageSets/`` are split
+    lists of a devkit this tree does not form: counted as ``unlisted``, never read as images."""
     entries = []
     for r, f in by_rel.items():
-        if f.suffix.lower() != ".xml":
+        if f.suffix.lower() != ".xml" or _in_image_sets(r):
             continue
         base = str(PurePosixPath(r).parent)
-        stem_ref = PurePosixPath(r).stem
         parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
-        refs = [parsed.image] if isinstance(parsed, Parsed) and parsed.image else []
-        entries.append(Entry(ann=r, parsed=parsed, refs=tuple(refs) + (stem_ref,), base=base))
+        given = parsed.image if isinstance(parsed, Parsed) else None
+        said = f"<filename> {given!r}" if given else "no <filename>; the stem"
+        entries.append(Entry(ann=r, parsed=parsed, refs=flat_refs(given, PurePosixPath(r).stem), base=base,
+                             missing=f"{said} not found beside {r} nor in the image folders beside it "
+                                     "(../images/, ../JPEGImages/, images/, JPEGImages/)"))
     yield from assemble(root, "voc", files, entries, keep_background, prefix,
-                        annotation_files={e.ann for e in entries})
+                        annotation_files={e.ann for e in entries}, unlisted=_in_image_sets)
