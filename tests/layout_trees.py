@@ -350,6 +350,114 @@ def darknet_split_folders(root: Path) -> None:
         write(root, f"labels/{split}/{k}.txt", darknet_lines(k))
 
 
+# --- CVAT for images 1.1 -------------------------------------------------------------------
+
+def cvat_meta(project: bool) -> str:
+    """``<meta>`` as CVAT writes it: a task, or a project holding tasks (one per subset), with its labels."""
+    labels = "".join(f"<label><name>{n}</name><color>#33ddff</color><type>any</type><attributes>"
+                     "<attribute><name>quality</name><mutable>False</mutable><input_type>select</input_type>"
+                     "<default_value>good</default_value><values>good\nbad</values></attribute></attributes>"
+                     "</label>" for n in CLASSES)
+    if project:
+        tasks = "".join(f"<task><id>{i}</id><name>{s}</name><size>2</size><mode>annotation</mode>"
+                        f"<subset>{s}</subset></task>" for i, s in enumerate(("Train", "Validation", "Test"), 1))
+        return (f"<meta><project><id>3</id><name>pets</name><tasks>{tasks}</tasks>"
+                f"<subsets>Train\nValidation\nTest</subsets><labels>{labels}</labels></project>"
+                "<dumped>2024-05-01 10:00:00.000000+00:00</dumped></meta>")
+    return (f"<meta><task><id>7</id><name>pets</name><size>3</size><mode>annotation</mode><overlap>0</overlap>"
+            f"<labels>{labels}</labels><original_size><width>{W}</width><height>{H}</height></original_size>"
+            "</task><dumped>2024-05-01 10:00:00.000000+00:00</dumped></meta>")
+
+
+def cvat_image(i: int, name: str, key: str | None, subset: str | None = None) -> str:
+    """An ``<image>`` with each object of ``OBJECTS[key]``: the first as a box (with an attribute), the
+    second as a polygon (its rectangle), the third as a mask over its box (every pixel set)."""
+    shapes = []
+    for k, (lab, x1, y1, x2, y2) in enumerate(OBJECTS[key] if key else []):
+        if k == 0:
+            shapes.append(f'    <box label="{lab}" source="manual" occluded="0" xtl="{x1:.2f}" ytl="{y1:.2f}" '
+                          f'xbr="{x2:.2f}" ybr="{y2:.2f}" z_order="0">\n'
+                          '      <attribute name="quality">good</attribute>\n    </box>\n')
+        elif k == 1:
+            shapes.append(f'    <polygon label="{lab}" source="manual" occluded="0" points="{x1:.2f},{y1:.2f};'
+                          f'{x2:.2f},{y1:.2f};{x2:.2f},{y2:.2f};{x1:.2f},{y2:.2f}" z_order="0">\n    </polygon>\n')
+        else:
+            w, h = x2 - x1, y2 - y1
+            shapes.append(f'    <mask label="{lab}" source="manual" occluded="0" rle="0, {w * h}" left="{x1}" '
+                          f'top="{y1}" width="{w}" height="{h}" z_order="0">\n    </mask>\n')
+    sub = f' subset="{subset}"' if subset else ""
+    return f'  <image id="{i}" name="{name}" width="{W}" height="{H}"{sub}>\n' + "".join(shapes) + "  </image>\n"
+
+
+def cvat_doc(project: bool, images: str, tracks: str = "") -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+            f"  {cvat_meta(project)}\n{images}{tracks}</annotations>\n")
+
+
+def cvat_project(root: Path) -> None:
+    """A project export: one ``annotations.xml``, images in ``images/<subset>/`` (one name in two subsets),
+    a polyline and a tag beside the shapes."""
+    imgs = [(0, "a.jpg", "a", "Train"), (1, "b.jpg", "b", "Train"), (0, "a.jpg", "c", "Test"),
+            (2, "d.jpg", "d", "Validation")]
+    body = "".join(cvat_image(i, n, k, s) for i, n, k, s in imgs)
+    body = body.replace('  </image>\n', '    <polyline label="dog" source="manual" occluded="0" '
+                                         'points="1.00,1.00;5.00,5.00" z_order="0">\n    </polyline>\n'
+                                         '    <tag label="cat" source="manual">\n    </tag>\n  </image>\n', 1)
+    write(root, "annotations.xml", cvat_doc(True, body))
+    for j, (_, n, _, s) in enumerate(imgs):
+        image(root, f"images/{s}/{n}", j)
+
+
+def cvat_task(root: Path) -> None:
+    """A task export: ``annotations.xml`` and ``images/``, one image without shapes (a background)."""
+    body = cvat_image(0, "a.jpg", "a") + cvat_image(1, "frames/b.jpg", "b") + cvat_image(2, "bg.jpg", None)
+    write(root, "annotations.xml", cvat_doc(False, body))
+    image(root, "images/a.jpg", 0)
+    image(root, "images/frames/b.jpg", 1)
+    image(root, "images/bg.jpg", 2)
+    image(root, "images/not_in_task.jpg", 3)
+
+
+def cvat_video(root: Path) -> None:
+    """CVAT for video: tracks, no ``<image>``; the frames beside it are not background images."""
+    track = ('  <track id="0" label="cat" source="manual">\n    <box frame="0" keyframe="1" outside="0" '
+             'occluded="0" xtl="2.00" ytl="3.00" xbr="20.00" ybr="30.00" z_order="0">\n    </box>\n  </track>\n')
+    write(root, "annotations.xml", cvat_doc(False, "", track))
+    image(root, "images/frame_000000.jpg", 0)
+    image(root, "images/frame_000001.jpg", 1)
+
+
+# --- Formats refused by name ----------------------------------------------------------------
+
+def mit_labelme(root: Path) -> None:
+    """MIT LabelMe's own tree: ``Annotations/<collection>/x.xml`` (root ``<annotation>``, polygons as
+    ``<pt><x/><y/></pt>``) beside ``Images/``, ``Masks/`` and ``Scribbles/`` PNGs that are not samples."""
+    for i, k in enumerate("ab"):
+        objs = "".join(
+            f"<object><name>{lab}</name><deleted>0</deleted><verified>0</verified><occluded>no</occluded>"
+            f"<attributes></attributes><parts><hasparts></hasparts><ispartof></ispartof></parts>"
+            f"<date>12-Mar-2011 15:42:10</date><id>{n}</id><polygon><username>anonymous</username>"
+            + "".join(f"<pt><x>{x}</x><y>{y}</y></pt>" for x, y in ((x1, y1), (x2, y1), (x2, y2), (x1, y2)))
+            + "</polygon></object>" for n, (lab, x1, y1, x2, y2) in enumerate(OBJECTS[k]))
+        write(root, f"Annotations/street/{k}.xml",
+              f"<annotation><filename>{k}.jpg</filename><folder>street</folder><source><sourceImage>The MIT-CSAIL "
+              "database of objects and scenes</sourceImage><sourceAnnotation>LabelMe Webtool</sourceAnnotation>"
+              f"</source>{objs}<imagesize><nrows>{H}</nrows><ncols>{W}</ncols></imagesize></annotation>")
+        image(root, f"Images/street/{k}.jpg", i)
+        write(root, f"Masks/street/{k}_mask_0.png", _png())
+        write(root, f"Scribbles/street/{k}_scribble_0.png", _png())
+
+
+def dota_in_yolo_layout(root: Path) -> None:
+    """DOTA's oriented boxes (``x1 y1 ... x4 y4 class difficulty`` after its header lines) in
+    ``labels/`` beside ``images/``, where a YOLO reader looks."""
+    for i, k in enumerate("ab"):
+        image(root, f"images/{k}.png", i)
+        lines = "".join(f"{x1:.1f} {y1:.1f} {x2:.1f} {y1:.1f} {x2:.1f} {y2:.1f} {x1:.1f} {y2:.1f} {lab} 0\n"
+                        for lab, x1, y1, x2, y2 in OBJECTS[k])
+        write(root, f"labels/{k}.txt", "imagesource:GoogleEarth\ngsd:0.146343590398\n" + lines)
+
+
 # --- labelme, CreateML, ImageFolder ---------------------------------------------------------
 
 def labelme_tree(root: Path) -> None:
@@ -508,6 +616,18 @@ LAYOUTS = [
            accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
            objects=4, classes=frozenset({"label_2", "label_4"}),
            annotations=frozenset({"obj.names", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"})),
+    Layout("cvat_project_export", "cvat", "cvat", cvat_project,
+           accepted={"images/Train/a.jpg": "train", "images/Train/b.jpg": "train", "images/Test/a.jpg": "test",
+                     "images/Validation/d.jpg": "val"},
+           objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
+           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),)),
+    Layout("cvat_task_export", "cvat", "cvat", cvat_task,
+           accepted={"images/a.jpg": None, "images/frames/b.jpg": None, "images/bg.jpg": None},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           unlisted=frozenset({"images/not_in_task.jpg"}), annotations=frozenset({"annotations.xml"})),
+    Layout("cvat_for_video", "cvat", "cvat", cvat_video, accepted={}, objects=0, classes=frozenset(),
+           files={"annotations.xml": "cvat-video", "images/frame_000000.jpg": "annotation-unusable",
+                  "images/frame_000001.jpg": "annotation-unusable"}),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            hidden=frozenset({".ipynb_checkpoints/a-checkpoint.json", "__MACOSX/._a.json"}),

@@ -222,6 +222,46 @@ def test_a_refused_annotation_never_leaves_a_background_image(tmp_path):
         ("images/a.jpg", "annotation-unusable"), ("annotations/a.xml", "malformed-xml")}
 
 
+@pytest.mark.parametrize("build, fmt, message", [
+    ("mit_labelme", "auto", r"MIT LabelMe XML: not supported \(Annotations/street/a.xml: <annotation> whose "
+                            r"<object> holds <polygon><pt>\); convert it"),
+    ("mit_labelme", "voc", "MIT LabelMe XML: not supported"),
+    ("dota_in_yolo_layout", "auto", r"DOTA / oriented boxes: not supported \(labels/a.txt line 3: eight corner "
+                                    r"coordinates and a class name\)"),
+    ("dota_in_yolo_layout", "yolo", "DOTA / oriented boxes: not supported"),
+    ("cvat_task", "voc", r"annotations.xml is CVAT for images XML \(root <annotations>\), not VOC; read the "
+                         r"tree with --format cvat"),
+])
+def test_formats_refused_by_name_are_one_clear_error(tmp_path, build, fmt, message):
+    import tests.layout_trees as trees
+
+    src = tmp_path / "src"
+    getattr(trees, build)(src)
+    with pytest.raises(InputError, match=message):
+        ingest(src, tmp_path / "out", params(), fmt=fmt)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tfrecord_alone_is_refused_by_name(tmp_path):
+    write(tmp_path / "src", "train.tfrecord-00000-of-00002", b"\0" * 16)
+    write(tmp_path / "src", "label_map.pbtxt", "item { id: 1 name: 'cat' }")
+    with pytest.raises(InputError, match="TFRecord: not supported"):
+        detect_format(tmp_path / "src")
+
+
+def test_cvat_project_keeps_subsets_tags_and_counts_what_it_cannot_hold(ingested):
+    _, _, ds, _ = ingested["cvat_project_export"]
+    by_path = {s.source.path: s for s in ds.samples}
+    assert by_path["images/Train/a.jpg"].label == "cat"  # the image's <tag>
+    assert sorted(len(o.polygons) for o in by_path["images/Validation/d.jpg"].objects) == [0, 1, 1]  # box, polygon, mask
+    assert any(n.startswith("cvat-attributes-not-kept:") for n in by_path["images/Train/b.jpg"].notes)
+    (row,) = [r for r in ds.quarantine if r.index is not None]
+    assert "<polyline> 'dog'" in row.detail
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert notes == ["annotations.xml: 4 images, subsets Test, Train, Validation; 4 <attribute> values not kept "
+                     "(the record has no field for them)"]
+
+
 def test_yolo_path_of_this_tree_needs_no_note(ingested):
     _, _, ds, _ = ingested["yolo_absolute_path_here"]
     notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]

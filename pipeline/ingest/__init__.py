@@ -1,7 +1,7 @@
 """The ingest stage: user trees in, one canonical dataset out.
 
 ``ingest`` reads each source with its format reader (one module per format:
-``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``; ``auto``
+``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``, ``cvat``; ``auto``
 detects it from the tree's shape, ``detect.py``), maps class names to one class
 list (``classmap.py``), decodes and checks every image in parallel
 (``build.py``), checks the annotations against the decoded size
@@ -47,7 +47,7 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
     ``Rejected.source``), never with the path as typed, so the output bytes do not
     depend on how the source was spelled; ``report.json`` maps names to paths.
     """
-    from pipeline.ingest import coco, createml, imagefolder, labelme, voc, yolo
+    from pipeline.ingest import coco, createml, cvat, imagefolder, labelme, voc, yolo
     from pipeline.ingest.tree import ReadLimits
 
     keep = params.keep_background
@@ -59,7 +59,7 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
         items = labelme.read_labelme(root, keep, prefix, params.labelme.flags_as_label, limits)
     else:
         readers = {"voc": voc.read_voc, "yolo": yolo.read_yolo, "createml": createml.read_createml,
-                   "coco": coco.read_coco}
+                   "coco": coco.read_coco, "cvat": cvat.read_cvat}
         if fmt not in readers:
             raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
         items = readers[fmt](root, keep, prefix, limits)

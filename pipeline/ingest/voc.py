@@ -11,7 +11,9 @@ export writes the inverse with integers. Floats ("91.0") are accepted, parsed
 strictly (``numbers.py``: no ``1_0``, full-width digits, non-breaking spaces or
 ``nan``); missing or empty ``difficult``/``truncated``/``pose`` and extra tags
 (``occluded``, ``part``, ``actions``) are ignored; ``part`` boxes never become
-objects.
+objects. MIT LabelMe's XML shares the root ``<annotation>`` but holds polygons as
+``<object><polygon><pt>``: a file like that is refused (``labelme-xml``), and a
+tree of them by name (``sniff.py``).
 
 Security: the XML is read by ``safexml.parse_xml`` (any DOCTYPE or ENTITY
 declaration refused before the tree is built), so XXE and billion-laughs files
@@ -24,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from pipeline.errors import InputError
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.safexml import parse_xml
+from pipeline.ingest.sniff import refuse_unsupported, xml_kinds
 from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
 from pipeline.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
@@ -53,6 +57,9 @@ def parse_voc(data: bytes | str) -> Parsed:
     root = parse_xml(data.encode("utf-8") if isinstance(data, str) else data)
     if root.tag != "annotation":
         raise AnnotationError("not-voc", f"root element is <{root.tag}>, expected <annotation>")
+    if root.find("object/polygon/pt") is not None and root.find("object/bndbox") is None:
+        raise AnnotationError("labelme-xml", "MIT LabelMe XML (<object><polygon><pt>): not supported; "
+                              "convert it to labelme JSON or COCO first")
     size_el = root.find("size")
     size = None
     if size_el is not None:
@@ -169,6 +176,12 @@ def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
     yield from found.skipped
     yield from hidden_rows(found)
     by_rel = {rel(f, root): f for f in found.files}
+    # Other XML with the same look: LabelMe's is refused by name, CVAT's has its own reader.
+    refuse_unsupported(root, by_rel)
+    cvat = xml_kinds(by_rel).get("cvat")
+    if cvat:
+        raise InputError(f"{root}: {cvat} is CVAT for images XML (root <annotations>), not VOC; "
+                         "read the tree with --format cvat")
     kits = [_read_kit(root, d, by_rel, limits) for d in devkit_roots(by_rel)]
     if not kits:
         sets = sum(1 for r in by_rel if _in_image_sets(r))

@@ -34,6 +34,7 @@ from pipeline.ingest.darknet import DATA_FILE, NAMES_FILE
 from pipeline.ingest.datayaml import Plan, label_path, plan_splits
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
 from pipeline.ingest.paired import Entry, assemble
+from pipeline.ingest.sniff import refuse_unsupported
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, hidden_rows, rel, walk
 from pipeline.ingest.voc import pick_split
 from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
@@ -205,6 +206,7 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     yield from found.skipped
     yield from hidden_rows(found)
     by_rel = {rel(f, root): f for f in found.files}
+    refuse_unsupported(root, by_rel, AUX_NAMES)  # DOTA's lines would be read as nothing
     yaml_rel = next((n for n in YAML_NAMES if n in by_rel), None)
     plan, notes, layout, names_rel = None, (), "yolo-ultralytics", yaml_rel
     if yaml_rel is not None:
