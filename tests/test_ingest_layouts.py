@@ -262,6 +262,51 @@ def test_cvat_project_keeps_subsets_tags_and_counts_what_it_cannot_hold(ingested
                      "(the record has no field for them)"]
 
 
+@pytest.mark.parametrize("files, fmt, message", [
+    # YOLO folders whose label files pair with no image (names differ): not two classes
+    ({"images/train/a.jpg": None, "labels/train/a_0.txt": "0 0.5 0.5 0.2 0.2\n"}, "auto",
+     r"images/, labels/ are layout folders, not classes: the tree looks like YOLO \(images/ beside labels/"),
+    # VOC-like tree read as the default ImageFolder: the evidence says what it is
+    ({"Images/a.jpg": None, "Annotations/a.xml": "voc"}, "imagefolder",
+     r"Annotations/, Images/ are layout folders, not classes: the tree looks like voc: VOC devkit \./ "),
+    ({"train/images/a.jpg": None, "valid/images/b.jpg": None}, "imagefolder",
+     r"images/ is a layout folder, not a class: the tree looks like an annotated layout's image folder"),
+])
+def test_imagefolder_refuses_layout_folders_as_classes(tmp_path, files, fmt, message):
+    from tests.layout_trees import OBJECTS, image, labelimg_xml
+
+    src = tmp_path / "src"
+    for i, (r, text) in enumerate(files.items()):
+        if text is None:
+            image(src, r, i)
+        else:
+            write(src, r, labelimg_xml("a.jpg", OBJECTS["a"]) if text == "voc" else text)
+    with pytest.raises(InputError, match=message + ".*--format"):
+        ingest(src, tmp_path / "out", params(), fmt=fmt)
+
+
+def test_imagefolder_names_an_unsupported_format_it_was_given(tmp_path):
+    from tests.layout_trees import mit_labelme
+
+    mit_labelme(tmp_path / "src")
+    with pytest.raises(InputError, match=r"Annotations/, Images/ are layout folders, not "
+                                         r"classes: the tree looks like MIT LabelMe XML: Annotations/street/a.xml"):
+        ingest(tmp_path / "src", tmp_path / "out", params(), fmt="imagefolder")
+
+
+def test_cli_refusal_is_one_line_and_exit_2(tmp_path):
+    from tests.layout_trees import dota_in_yolo_layout
+
+    dota_in_yolo_layout(tmp_path / "src")
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(tmp_path / "src"), "--format", "auto",
+                        "--out", str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "DOTA / oriented boxes: not supported" in r.stderr
+    assert not (tmp_path / "ds").exists()
+
+
 def test_yolo_path_of_this_tree_needs_no_note(ingested):
     _, _, ds, _ = ingested["yolo_absolute_path_here"]
     notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
