@@ -127,7 +127,7 @@ class IngestParams(Section):
     max_annotation_bytes: int = Field(
         LIMITS["annotation"], ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
     max_index_bytes: int = Field(
-        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
+        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON, CVAT XML)")
     max_decode_bytes: int | None = Field(
         None, ge=1, description="memory all decode workers together may spend on decoded pixels; an image "
                                 "costing more x workers is refused from its header; null = 1 GiB per "

@@ -94,6 +94,22 @@ def test_auto_detects_the_layout_and_gives_the_same_dataset(ingested, lay: Layou
     assert report["format"] == lay.format and report["detected"]
 
 
+def test_every_format_is_read_detected_documented_and_has_a_layout():
+    """The one list (pipeline/formats.py) is what the readers, detection, the docs and these layouts cover."""
+    from pipeline.formats import INGEST_FORMATS
+    from pipeline.ingest.detect import ORDER
+
+    assert set(ORDER) | {"imagefolder"} == set(INGEST_FORMATS)
+    assert {lay.format for lay in LAYOUTS} == set(INGEST_FORMATS)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| format | layouts read |"):readme.index("`--format auto` tells")]
+    arch = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    layouts = arch[arch.index("| layout (`report.json` `layout`)"):arch.index("`data.yaml` is read as")]
+    for f in INGEST_FORMATS:
+        assert f"`{f}`" in table, f
+        assert f"`{f}`" in layouts or f"`{f}-" in layouts, f
+
+
 def test_auto_refuses_an_ambiguous_tree_and_says_what_it_found(tmp_path):
     src = tmp_path / "src"
     voc_flat(src)
