@@ -1,7 +1,7 @@
 """The ``pipeline`` command line: every DVC stage as a subcommand, plus tools.
 
-Only typer and the standard library are imported at module level; each command
-imports what it needs, so ``pipeline --help`` answers fast.
+Only typer, the standard library and ``pipeline.formats`` (a list, no imports) are
+imported at module level; each command imports what it needs, so ``pipeline --help`` answers fast.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import typer
+
+from pipeline.formats import INGEST_FORMATS
 
 app = typer.Typer(
     name="pipeline",
@@ -160,7 +162,7 @@ def ingest(
         None, help="source directory (read only; never modified); default: ingest.sources from params"),
     out: Path = typer.Option(..., "--out", help="canonical dataset directory to write"),
     format: Optional[str] = typer.Option(
-        None, "--format", help="imagefolder, voc, yolo, createml, labelme, coco, or auto: detected from "
+        None, "--format", help=f"{', '.join(INGEST_FORMATS)}, or auto: detected from "
                                "the tree (default from params.yaml)"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.formats import INGEST_CHOICES, INGEST_FORMATS  # noqa: F401 - re-exported: the one list
 from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
 
 
@@ -82,8 +83,6 @@ PLACEHOLDER_NAMES = (
     "placeholder.*", "placeholder_*.*", "no_image.*", "noimage.*", "no-image.*",
     "photo_unavailable.*", "image_unavailable.*", "unavailable.*",
 )
-INGEST_FORMATS = ("imagefolder", "voc", "yolo", "createml", "labelme", "coco")  # one reader each
-INGEST_CHOICES = INGEST_FORMATS + ("auto",)  # auto: detected from the tree's shape (ingest/detect.py)
 
 
 def _check_format(v: str) -> str:
@@ -128,7 +127,7 @@ class IngestParams(Section):
     max_annotation_bytes: int = Field(
         LIMITS["annotation"], ge=1, description="largest annotation file read (VOC XML, labelme JSON, YOLO txt)")
     max_index_bytes: int = Field(
-        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON)")
+        LIMITS["index"], ge=1, description="largest file covering many images read (COCO, CreateML JSON, CVAT XML)")
     max_decode_bytes: int | None = Field(
         None, ge=1, description="memory all decode workers together may spend on decoded pixels; an image "
                                 "costing more x workers is refused from its header; null = 1 GiB per "

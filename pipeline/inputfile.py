@@ -46,7 +46,7 @@ MiB = 1 << 20
 LIMITS: dict[str, int] = {
     "image": 512 * MiB,
     "annotation": 64 * MiB,  # one XML / labelme JSON / YOLO txt
-    "index": 2048 * MiB,  # a file covering many images: COCO JSON, CreateML JSON, image lists
+    "index": 2048 * MiB,  # a file covering many images: COCO JSON, CreateML JSON, CVAT XML, image lists
     "config": 1 * MiB,  # data.yaml, classes.txt, params.yaml, checksums
 }
 MAX_JSON_DEPTH = 64

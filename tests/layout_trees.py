@@ -165,6 +165,27 @@ def voc_flat(root: Path) -> None:
     write(root, ".readme/notes.md", "hidden folder")
 
 
+def voc_annotations_images(root: Path) -> None:
+    """``annotations/<stem>.xml`` beside ``images/`` (lower case, as many exports write it): a devkit
+    whose image folder is ``images/``; ``<filename>`` is resolved there."""
+    for i, k in enumerate("ab"):
+        image(root, f"images/{k}.jpg", i)
+        write(root, f"annotations/{k}.xml", labelimg_xml(f"{k}.jpg", OBJECTS[k]))
+    write(root, "ImageSets/Main/train.txt", "# made by split.py\na\n")
+    write(root, "ImageSets/Main/val.txt", "b\n")
+
+
+def voc_flat_xml_folder(root: Path) -> None:
+    """Flat XML in ``xml/``, images in the sibling ``Images/``, and ImageSets lists with no devkit to
+    belong to (one of them empty): the lists are counted, never read as images."""
+    for i, k in enumerate("ab"):
+        image(root, f"Images/{k}.jpg", i)
+        write(root, f"xml/{k}.xml", labelimg_xml(f"{k}.jpg", OBJECTS[k]))
+    image(root, "Images/bg.jpg", 5)
+    write(root, "ImageSets/Main/train.txt", "a\nb\n")
+    write(root, "ImageSets/Main/cat_train.txt", "")
+
+
 # --- COCO ---------------------------------------------------------------------------------
 
 def coco_2017(root: Path) -> None:
@@ -283,6 +304,160 @@ def yolo_roboflow(root: Path) -> None:
     write(root, "__MACOSX/train/images/._a_jpg.rf.5f3a.jpg", b"\0\5\26\7")
 
 
+def yolo_roboflow_foreign(root: Path) -> None:
+    """Roboflow's YOLOv9 export as it often comes: ``train``/``val`` absolute paths of the exporting
+    machine, ``test`` relative, ``nc`` and a ``roboflow:`` block; the folders are beside the yaml."""
+    write(root, "data.yaml", "train: /Users/someone/tmp/sharks-tiny-yolov9/train/images\n"
+                             "val: /Users/someone/tmp/sharks-tiny-yolov9/valid/images\ntest: ../test/images\n\n"
+                             "nc: 3\nnames: ['cat', 'dog', 'person']\n\nroboflow:\n  workspace: someone\n"
+                             "  project: sharks-tiny\n  version: 9\n  license: CC BY 4.0\n")
+    for i, (split, k) in enumerate([("train", "a"), ("train", "b"), ("valid", "c"), ("test", "d")]):
+        image(root, f"{split}/images/{k}_jpg.rf.9c1e.jpg", i)
+        write(root, f"{split}/labels/{k}_jpg.rf.9c1e.txt", yolo_lines(k))
+    write(root, "README.roboflow.txt", "Exported via roboflow.com")
+
+
+DARKNET_NAMES = [f"label_{i}" for i in range(10)]  # obj.names: the ids in the label files are 2 and 4
+DARKNET_OBJECTS = {"a": [("label_2", 2, 3, 20, 30)], "b": [("label_4", 5, 5, 40, 35), ("label_2", 1, 1, 10, 10)],
+                   "c": [("label_4", 10, 2, 30, 38)]}
+
+
+def darknet_lines(key: str) -> str:
+    return "\n".join(f"{DARKNET_NAMES.index(lab)} {(x1 + x2) / 2 / W:.6f} {(y1 + y2) / 2 / H:.6f} "
+                     f"{(x2 - x1) / W:.6f} {(y2 - y1) / H:.6f}" for lab, x1, y1, x2, y2 in DARKNET_OBJECTS[key]) + "\n"
+
+
+def darknet_cvat(root: Path) -> None:
+    """CVAT's "YOLO 1.1" export (Datumaro's yolo layout): ``obj.data`` with paths under ``data/``,
+    ``obj.names``, ``train.txt``/``valid.txt`` listing ``data/obj_<subset>_data/<image>``, labels beside."""
+    write(root, "obj.data", "classes = 10\ntrain = data/train.txt\nvalid = data/valid.txt\n"
+                            "names = data/obj.names\nbackup = backup/\n")
+    write(root, "obj.names", "\n".join(DARKNET_NAMES) + "\n")
+    for i, (subset, k) in enumerate([("train", "a"), ("train", "b"), ("valid", "c")]):
+        image(root, f"obj_{subset}_data/frame_00000{i}.jpg", i)
+        write(root, f"obj_{subset}_data/frame_00000{i}.txt", darknet_lines(k))
+    image(root, "obj_train_data/frame_000009.jpg", 9)  # no label file: a background image
+    write(root, "train.txt", "data/obj_train_data/frame_000000.jpg\ndata/obj_train_data/frame_000001.jpg\n"
+                             "data/obj_train_data/frame_000009.jpg\n")
+    write(root, "valid.txt", "data/obj_valid_data/frame_000002.jpg\n")
+
+
+def darknet_split_folders(root: Path) -> None:
+    """``images/<split>/`` + ``labels/<split>/`` with ``obj.names`` and no ``data.yaml``."""
+    write(root, "obj.names", "\n".join(DARKNET_NAMES))  # no trailing newline
+    for i, (split, k) in enumerate([("train", "a"), ("train", "b"), ("val", "c")]):
+        image(root, f"images/{split}/{k}.jpg", i)
+        write(root, f"labels/{split}/{k}.txt", darknet_lines(k))
+
+
+# --- CVAT for images 1.1 -------------------------------------------------------------------
+
+def cvat_meta(project: bool) -> str:
+    """``<meta>`` as CVAT writes it: a task, or a project holding tasks (one per subset), with its labels."""
+    labels = "".join(f"<label><name>{n}</name><color>#33ddff</color><type>any</type><attributes>"
+                     "<attribute><name>quality</name><mutable>False</mutable><input_type>select</input_type>"
+                     "<default_value>good</default_value><values>good\nbad</values></attribute></attributes>"
+                     "</label>" for n in CLASSES)
+    if project:
+        tasks = "".join(f"<task><id>{i}</id><name>{s}</name><size>2</size><mode>annotation</mode>"
+                        f"<subset>{s}</subset></task>" for i, s in enumerate(("Train", "Validation", "Test"), 1))
+        return (f"<meta><project><id>3</id><name>pets</name><tasks>{tasks}</tasks>"
+                f"<subsets>Train\nValidation\nTest</subsets><labels>{labels}</labels></project>"
+                "<dumped>2024-05-01 10:00:00.000000+00:00</dumped></meta>")
+    return (f"<meta><task><id>7</id><name>pets</name><size>3</size><mode>annotation</mode><overlap>0</overlap>"
+            f"<labels>{labels}</labels><original_size><width>{W}</width><height>{H}</height></original_size>"
+            "</task><dumped>2024-05-01 10:00:00.000000+00:00</dumped></meta>")
+
+
+def cvat_image(i: int, name: str, key: str | None, subset: str | None = None) -> str:
+    """An ``<image>`` with each object of ``OBJECTS[key]``: the first as a box (with an attribute), the
+    second as a polygon (its rectangle), the third as a mask over its box (every pixel set)."""
+    shapes = []
+    for k, (lab, x1, y1, x2, y2) in enumerate(OBJECTS[key] if key else []):
+        if k == 0:
+            shapes.append(f'    <box label="{lab}" source="manual" occluded="0" xtl="{x1:.2f}" ytl="{y1:.2f}" '
+                          f'xbr="{x2:.2f}" ybr="{y2:.2f}" z_order="0">\n'
+                          '      <attribute name="quality">good</attribute>\n    </box>\n')
+        elif k == 1:
+            shapes.append(f'    <polygon label="{lab}" source="manual" occluded="0" points="{x1:.2f},{y1:.2f};'
+                          f'{x2:.2f},{y1:.2f};{x2:.2f},{y2:.2f};{x1:.2f},{y2:.2f}" z_order="0">\n    </polygon>\n')
+        else:
+            w, h = x2 - x1, y2 - y1
+            shapes.append(f'    <mask label="{lab}" source="manual" occluded="0" rle="0, {w * h}" left="{x1}" '
+                          f'top="{y1}" width="{w}" height="{h}" z_order="0">\n    </mask>\n')
+    sub = f' subset="{subset}"' if subset else ""
+    return f'  <image id="{i}" name="{name}" width="{W}" height="{H}"{sub}>\n' + "".join(shapes) + "  </image>\n"
+
+
+def cvat_doc(project: bool, images: str, tracks: str = "") -> str:
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+            f"  {cvat_meta(project)}\n{images}{tracks}</annotations>\n")
+
+
+def cvat_project(root: Path) -> None:
+    """A project export: one ``annotations.xml``, images in ``images/<subset>/`` (one name in two subsets),
+    a polyline and a tag beside the shapes."""
+    imgs = [(0, "a.jpg", "a", "Train"), (1, "b.jpg", "b", "Train"), (0, "a.jpg", "c", "Test"),
+            (2, "d.jpg", "d", "Validation")]
+    body = "".join(cvat_image(i, n, k, s) for i, n, k, s in imgs)
+    body = body.replace('  </image>\n', '    <polyline label="dog" source="manual" occluded="0" '
+                                         'points="1.00,1.00;5.00,5.00" z_order="0">\n    </polyline>\n'
+                                         '    <tag label="cat" source="manual">\n    </tag>\n  </image>\n', 1)
+    write(root, "annotations.xml", cvat_doc(True, body))
+    for j, (_, n, _, s) in enumerate(imgs):
+        image(root, f"images/{s}/{n}", j)
+
+
+def cvat_task(root: Path) -> None:
+    """A task export: ``annotations.xml`` and ``images/``, one image without shapes (a background)."""
+    body = cvat_image(0, "a.jpg", "a") + cvat_image(1, "frames/b.jpg", "b") + cvat_image(2, "bg.jpg", None)
+    write(root, "annotations.xml", cvat_doc(False, body))
+    image(root, "images/a.jpg", 0)
+    image(root, "images/frames/b.jpg", 1)
+    image(root, "images/bg.jpg", 2)
+    image(root, "images/not_in_task.jpg", 3)
+
+
+def cvat_video(root: Path) -> None:
+    """CVAT for video: tracks, no ``<image>``; the frames beside it are not background images."""
+    track = ('  <track id="0" label="cat" source="manual">\n    <box frame="0" keyframe="1" outside="0" '
+             'occluded="0" xtl="2.00" ytl="3.00" xbr="20.00" ybr="30.00" z_order="0">\n    </box>\n  </track>\n')
+    write(root, "annotations.xml", cvat_doc(False, "", track))
+    image(root, "images/frame_000000.jpg", 0)
+    image(root, "images/frame_000001.jpg", 1)
+
+
+# --- Formats refused by name ----------------------------------------------------------------
+
+def mit_labelme(root: Path) -> None:
+    """MIT LabelMe's own tree: ``Annotations/<collection>/x.xml`` (root ``<annotation>``, polygons as
+    ``<pt><x/><y/></pt>``) beside ``Images/``, ``Masks/`` and ``Scribbles/`` PNGs that are not samples."""
+    for i, k in enumerate("ab"):
+        objs = "".join(
+            f"<object><name>{lab}</name><deleted>0</deleted><verified>0</verified><occluded>no</occluded>"
+            f"<attributes></attributes><parts><hasparts></hasparts><ispartof></ispartof></parts>"
+            f"<date>12-Mar-2011 15:42:10</date><id>{n}</id><polygon><username>anonymous</username>"
+            + "".join(f"<pt><x>{x}</x><y>{y}</y></pt>" for x, y in ((x1, y1), (x2, y1), (x2, y2), (x1, y2)))
+            + "</polygon></object>" for n, (lab, x1, y1, x2, y2) in enumerate(OBJECTS[k]))
+        write(root, f"Annotations/street/{k}.xml",
+              f"<annotation><filename>{k}.jpg</filename><folder>street</folder><source><sourceImage>The MIT-CSAIL "
+              "database of objects and scenes</sourceImage><sourceAnnotation>LabelMe Webtool</sourceAnnotation>"
+              f"</source>{objs}<imagesize><nrows>{H}</nrows><ncols>{W}</ncols></imagesize></annotation>")
+        image(root, f"Images/street/{k}.jpg", i)
+        write(root, f"Masks/street/{k}_mask_0.png", _png())
+        write(root, f"Scribbles/street/{k}_scribble_0.png", _png())
+
+
+def dota_in_yolo_layout(root: Path) -> None:
+    """DOTA's oriented boxes (``x1 y1 ... x4 y4 class difficulty`` after its header lines) in
+    ``labels/`` beside ``images/``, where a YOLO reader looks."""
+    for i, k in enumerate("ab"):
+        image(root, f"images/{k}.png", i)
+        lines = "".join(f"{x1:.1f} {y1:.1f} {x2:.1f} {y1:.1f} {x2:.1f} {y2:.1f} {x1:.1f} {y2:.1f} {lab} 0\n"
+                        for lab, x1, y1, x2, y2 in OBJECTS[k])
+        write(root, f"labels/{k}.txt", "imagesource:GoogleEarth\ngsd:0.146343590398\n" + lines)
+
+
 # --- labelme, CreateML, ImageFolder ---------------------------------------------------------
 
 def labelme_tree(root: Path) -> None:
@@ -354,6 +529,16 @@ LAYOUTS = [
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            unlisted=frozenset({"SegmentationClass/a.png", "visualisation/a_boxes.jpg"}),
            annotations=frozenset({"Annotations/a.xml", "Annotations/b.xml"})),
+    Layout("voc_annotations_beside_images", "voc", "voc-devkit", voc_annotations_images,
+           accepted={"images/a.jpg": "train", "images/b.jpg": "val"},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           annotations=frozenset({"annotations/a.xml", "annotations/b.xml", "ImageSets/Main/train.txt",
+                                  "ImageSets/Main/val.txt"})),
+    Layout("voc_flat_sibling_images", "voc", "voc-flat", voc_flat_xml_folder,
+           accepted={"Images/a.jpg": None, "Images/b.jpg": None, "Images/bg.jpg": None},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           unlisted=frozenset({"ImageSets/Main/train.txt", "ImageSets/Main/cat_train.txt"}),
+           annotations=frozenset({"xml/a.xml", "xml/b.xml"})),
     Layout("voc_flat_labelimg", "voc", "voc-flat", voc_flat,
            accepted={"a.jpg": None, "b.jpg": None, "c.jpg": None, "bg.jpg": None},
            objects=n_objects("a", "b", "c"), classes=classes_of("a", "b", "c"),
@@ -412,6 +597,37 @@ LAYOUTS = [
            annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.5f3a.txt"
                                                   for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
                                                                ("test", "d")]})),
+    Layout("yolo_roboflow_foreign_paths", "yolo", "yolo-ultralytics", yolo_roboflow_foreign,
+           accepted={"train/images/a_jpg.rf.9c1e.jpg": "train", "train/images/b_jpg.rf.9c1e.jpg": "train",
+                     "valid/images/c_jpg.rf.9c1e.jpg": "val", "test/images/d_jpg.rf.9c1e.jpg": "test"},
+           objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
+           unlisted=frozenset({"README.roboflow.txt"}),
+           annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.9c1e.txt"
+                                                  for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
+                                                               ("test", "d")]})),
+    Layout("darknet_cvat_yolo_1_1", "yolo", "yolo-darknet", darknet_cvat,
+           accepted={"obj_train_data/frame_000000.jpg": "train", "obj_train_data/frame_000001.jpg": "train",
+                     "obj_train_data/frame_000009.jpg": "train", "obj_valid_data/frame_000002.jpg": "val"},
+           objects=3 + 1, classes=frozenset({"label_2", "label_4"}),
+           annotations=frozenset({"obj.data", "obj.names", "train.txt", "valid.txt",
+                                  "obj_train_data/frame_000000.txt", "obj_train_data/frame_000001.txt",
+                                  "obj_valid_data/frame_000002.txt"})),
+    Layout("darknet_split_folders", "yolo", "yolo-flat", darknet_split_folders,
+           accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
+           objects=4, classes=frozenset({"label_2", "label_4"}),
+           annotations=frozenset({"obj.names", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"})),
+    Layout("cvat_project_export", "cvat", "cvat", cvat_project,
+           accepted={"images/Train/a.jpg": "train", "images/Train/b.jpg": "train", "images/Test/a.jpg": "test",
+                     "images/Validation/d.jpg": "val"},
+           objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
+           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),)),
+    Layout("cvat_task_export", "cvat", "cvat", cvat_task,
+           accepted={"images/a.jpg": None, "images/frames/b.jpg": None, "images/bg.jpg": None},
+           objects=n_objects("a", "b"), classes=classes_of("a", "b"),
+           unlisted=frozenset({"images/not_in_task.jpg"}), annotations=frozenset({"annotations.xml"})),
+    Layout("cvat_for_video", "cvat", "cvat", cvat_video, accepted={}, objects=0, classes=frozenset(),
+           files={"annotations.xml": "cvat-video", "images/frame_000000.jpg": "annotation-unusable",
+                  "images/frame_000001.jpg": "annotation-unusable"}),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            hidden=frozenset({".ipynb_checkpoints/a-checkpoint.json", "__MACOSX/._a.json"}),

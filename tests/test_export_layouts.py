@@ -155,6 +155,26 @@ def test_voc_devkit_layout_with_image_sets(tmp_path):
     assert summary["polygons_dropped"] == 5
 
 
+def test_voc_counts_the_boxes_it_rounds_to_whole_pixels(tmp_path):
+    """VOC holds integers: a fractional box moves (halves to even) and the summary says how many did."""
+    from PIL import Image
+
+    from pipeline.ingest import ingest
+    from pipeline.config import IngestParams
+
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "images" / "0.png")
+    objs = (Object("a", (0.5, 0.5, 3.5, 1.5)), Object("b", (1.0, 2.0, 5.0, 6.0)))
+    save_dataset(root, [Sample(id="x.png", image="images/0.png", width=8, height=8, channels=3, objects=objs,
+                               split="train", source=Source("createml", "x.png"))], ["a", "b"], [])
+    summary = export(load_dataset(root), tmp_path / "v", "voc")
+    assert summary["boxes_rounded"] == 1
+    back = ingest(tmp_path / "v", tmp_path / "back", IngestParams(workers=1, near_duplicate_bits=-1), fmt="voc")
+    assert sorted((o.label, o.box) for o in back.samples[0].objects) == [
+        ("a", (0.0, 0.0, 4.0, 2.0)), ("b", (1.0, 2.0, 5.0, 6.0))]
+
+
 def test_labelme_and_imagefolder_put_each_split_on_top(tmp_path):
     ds = load_dataset(roboflow_like(tmp_path / "ds"))
     export(ds, tmp_path / "l", "labelme")

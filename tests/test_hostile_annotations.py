@@ -245,12 +245,12 @@ CASES = [
          used=("c.json",), detail=r"\[1\]|c.json"),
     Case("coco_categories_text", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(
         annotations=[ANN], categories=["x"])))),
-         {}, (("c.json", 0, "bad-category"), ("c.json", 0, "unknown-category-id")), accepted=("x.png",),
-         used=("c.json",), detail="category"),
+         {"x.png": "annotation-unusable"}, (("c.json", 0, "bad-category"), ("c.json", 0, "unknown-category-id")),
+         accepted=(), used=("c.json",), detail="category"),
     Case("coco_category_without_name", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(
         annotations=[ANN], categories=[{"id": 1}])))),
-         {}, (("c.json", 0, "bad-category"), ("c.json", 0, "unknown-category-id")), accepted=("x.png",),
-         used=("c.json",), detail="category"),
+         {"x.png": "annotation-unusable"}, (("c.json", 0, "bad-category"), ("c.json", 0, "unknown-category-id")),
+         accepted=(), used=("c.json",), detail="category"),
     Case("coco_width_1e999", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(
         annotations=[ANN])).replace(f'"width": {W}', '"width": 1e999'))),
          {"c.json": "malformed-json", "x.png": "annotation-unusable"}, detail="1e999|c.json"),
@@ -260,14 +260,17 @@ CASES = [
          used=("c.json",), detail="300000|image_id"),
     Case("coco_rle_bomb", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(annotations=[
         {**ANN, "segmentation": {"size": [30000, 30000], "counts": "0" + "o" * 170 + "1"}}])))),
-         {}, (("c.json", 0, "bad-rle"),), accepted=("x.png",), used=("c.json",), detail="30000x30000"),
+         {"x.png": "annotation-unusable"}, (("c.json", 0, "bad-rle"),),
+         accepted=(), used=("c.json",), detail="30000x30000"),
     Case("coco_rle_without_image_size", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(
         images=[{"id": 1, "file_name": "x.png"}],
         annotations=[{**ANN, "segmentation": {"size": [200000, 200000], "counts": [0, 5]}}])))),
-         {}, (("c.json", 0, "bad-rle"),), accepted=("x.png",), used=("c.json",), detail="max_pixels"),
+         {"x.png": "annotation-unusable"}, (("c.json", 0, "bad-rle"),),
+         accepted=(), used=("c.json",), detail="max_pixels"),
     Case("coco_odd_polygon", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(annotations=[
         {**ANN, "segmentation": [[1, 1, 20, 1, 20, 20, 1, 20], [0, 0, 10, 0, 10]]}])))),
-         {}, (("c.json", 0, "bad-annotation"),), accepted=("x.png",), used=("c.json",), detail="part 1.*odd"),
+         {"x.png": "annotation-unusable"}, (("c.json", 0, "bad-annotation"),),
+         accepted=(), used=("c.json",), detail="part 1.*odd"),
     Case("coco_bad_bbox", "coco", with_image(lambda r: write(r / "c.json", json.dumps(coco(annotations=[
         {**ANN, "bbox": [1, 2, 3]}, {**ANN, "bbox": ["1", 2, 3, 4]}, {**ANN, "bbox": [[1], 2, 3, 4]}, ANN])))),
          {}, (("c.json", 0, "bad-annotation"), ("c.json", 1, "bad-annotation"), ("c.json", 2, "bad-annotation")),

@@ -94,6 +94,22 @@ def test_auto_detects_the_layout_and_gives_the_same_dataset(ingested, lay: Layou
     assert report["format"] == lay.format and report["detected"]
 
 
+def test_every_format_is_read_detected_documented_and_has_a_layout():
+    """The one list (pipeline/formats.py) is what the readers, detection, the docs and these layouts cover."""
+    from pipeline.formats import INGEST_FORMATS
+    from pipeline.ingest.detect import ORDER
+
+    assert set(ORDER) | {"imagefolder"} == set(INGEST_FORMATS)
+    assert {lay.format for lay in LAYOUTS} == set(INGEST_FORMATS)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| format | layouts read |"):readme.index("`--format auto` tells")]
+    arch = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    layouts = arch[arch.index("| layout (`report.json` `layout`)"):arch.index("`data.yaml` is read as")]
+    for f in INGEST_FORMATS:
+        assert f"`{f}`" in table, f
+        assert f"`{f}`" in layouts or f"`{f}-" in layouts, f
+
+
 def test_auto_refuses_an_ambiguous_tree_and_says_what_it_found(tmp_path):
     src = tmp_path / "src"
     voc_flat(src)
@@ -143,6 +159,168 @@ def test_label_path_is_ultralytics_img2label_paths(image, label):
     from pipeline.ingest.datayaml import label_path
 
     assert label_path(image) == label
+
+
+def test_yolo_split_paths_from_another_machine_map_to_their_tail_and_say_so(ingested):
+    _, _, ds, _ = ingested["yolo_roboflow_foreign_paths"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert ("data.yaml train: '/Users/someone/tmp/sharks-tiny-yolov9/train/images' read as train/images/, "
+            "its longest trailing part found here (without 'Users/someone/tmp/sharks-tiny-yolov9')") in notes
+    assert any(n.startswith("data.yaml val: '/Users/someone/tmp/sharks-tiny-yolov9/valid/images' read as "
+                            "valid/images/") for n in notes), notes
+    assert "train: train/images/ holds 2 images" in notes
+
+
+@pytest.mark.parametrize("path, found, dropped", [
+    ("/Users/someone/tmp/sharks/train/images", "train/images", "Users/someone/tmp/sharks"),
+    ("C:\\Users\\me\\sharks\\valid\\images", "valid/images", "C:/Users/me/sharks"),
+    ("../test/images", "test/images", ".."),
+    ("data/obj_train_data/a.jpg", "obj_train_data/a.jpg", "data"),
+    ("/elsewhere/nothing/here", None, ""),
+])
+def test_longest_tail_keeps_the_part_that_names_this_tree(path, found, dropped):
+    from pipeline.ingest.datayaml import longest_tail
+
+    here = {"train/images", "valid/images", "test/images", "obj_train_data/a.jpg", "images"}
+    assert longest_tail(path, "", here.__contains__) == (found, dropped)
+
+
+@pytest.mark.parametrize("name", ["darknet_cvat_yolo_1_1", "darknet_split_folders"])
+def test_darknet_class_names_come_from_obj_names_never_from_the_ids(ingested, name):
+    _, _, ds, _ = ingested[name]
+    from tests.layout_trees import DARKNET_OBJECTS
+
+    want = sorted(o[0] for objs in DARKNET_OBJECTS.values() for o in objs)
+    assert sorted(o.label for s in ds.samples for o in s.objects) == want
+    assert not any("yolo-no-class-names" in s.notes for s in ds.samples)
+
+
+def test_darknet_paths_under_data_are_read_by_their_tail_and_noted(ingested):
+    _, _, ds, _ = ingested["darknet_cvat_yolo_1_1"]
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert "obj.data names 'data/obj.names': read obj.names" in notes
+    assert any(n.startswith("obj.data train: 'data/train.txt' read as train.txt") for n in notes), notes
+    assert "train.txt: 3 lines read without 'data', the longest trailing part found here" in notes
+
+
+def test_a_refused_annotation_never_leaves_a_background_image(tmp_path):
+    """A COCO annotation without category_id, a YOLO file whose every line is refused, a VOC XML
+    that cannot be read: each image is quarantined with its annotation's reason, not kept empty."""
+    from tests.layout_trees import coco_doc, image
+
+    src = tmp_path / "coco"
+    doc = coco_doc([(1, "a.jpg", "a"), (2, "b.jpg", "b")], ["cat", "dog", "person"])
+    for a in doc["annotations"]:
+        if a["image_id"] == 1:
+            del a["category_id"]
+    write(src, "annotations.json", json.dumps(doc))
+    image(src, "images/a.jpg", 0)
+    image(src, "images/b.jpg", 1)
+    ds = ingest(src, tmp_path / "out", params(), fmt="coco")
+    assert [s.source.path for s in ds.samples] == ["images/b.jpg"]
+    (row,) = [r for r in ds.quarantine if r.index is None]
+    assert (row.path, row.reason) == ("images/a.jpg", "annotation-unusable")
+    assert "every object of its annotation annotations.json was refused (unknown-category-id)" in row.detail
+
+    src = tmp_path / "yolo"
+    write(src, "classes.txt", "cat\n")
+    image(src, "a.jpg", 0)
+    write(src, "a.txt", "1 2 3\n")
+    ds = ingest(src, tmp_path / "out2", params(), fmt="yolo")
+    assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
+        ("a.jpg", "annotation-unusable"), ("a.txt", "bad-token-count")}
+
+    src = tmp_path / "voc"
+    image(src, "images/a.jpg", 0)
+    write(src, "annotations/a.xml", "<annotation><filename>a.jpg</filename><object>")
+    ds = ingest(src, tmp_path / "out3", params(), fmt="voc")
+    assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
+        ("images/a.jpg", "annotation-unusable"), ("annotations/a.xml", "malformed-xml")}
+
+
+@pytest.mark.parametrize("build, fmt, message", [
+    ("mit_labelme", "auto", r"MIT LabelMe XML: not supported \(Annotations/street/a.xml: <annotation> whose "
+                            r"<object> holds <polygon><pt>\); convert it"),
+    ("mit_labelme", "voc", "MIT LabelMe XML: not supported"),
+    ("dota_in_yolo_layout", "auto", r"DOTA / oriented boxes: not supported \(labels/a.txt line 3: eight corner "
+                                    r"coordinates and a class name\)"),
+    ("dota_in_yolo_layout", "yolo", "DOTA / oriented boxes: not supported"),
+    ("cvat_task", "voc", r"annotations.xml is CVAT for images XML \(root <annotations>\), not VOC; read the "
+                         r"tree with --format cvat"),
+])
+def test_formats_refused_by_name_are_one_clear_error(tmp_path, build, fmt, message):
+    import tests.layout_trees as trees
+
+    src = tmp_path / "src"
+    getattr(trees, build)(src)
+    with pytest.raises(InputError, match=message):
+        ingest(src, tmp_path / "out", params(), fmt=fmt)
+    assert not (tmp_path / "out").exists()
+
+
+def test_tfrecord_alone_is_refused_by_name(tmp_path):
+    write(tmp_path / "src", "train.tfrecord-00000-of-00002", b"\0" * 16)
+    write(tmp_path / "src", "label_map.pbtxt", "item { id: 1 name: 'cat' }")
+    with pytest.raises(InputError, match="TFRecord: not supported"):
+        detect_format(tmp_path / "src")
+
+
+def test_cvat_project_keeps_subsets_tags_and_counts_what_it_cannot_hold(ingested):
+    _, _, ds, _ = ingested["cvat_project_export"]
+    by_path = {s.source.path: s for s in ds.samples}
+    assert by_path["images/Train/a.jpg"].label == "cat"  # the image's <tag>
+    assert sorted(len(o.polygons) for o in by_path["images/Validation/d.jpg"].objects) == [0, 1, 1]  # box, polygon, mask
+    assert any(n.startswith("cvat-attributes-not-kept:") for n in by_path["images/Train/b.jpg"].notes)
+    (row,) = [r for r in ds.quarantine if r.index is not None]
+    assert "<polyline> 'dog'" in row.detail
+    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
+    assert notes == ["annotations.xml: 4 images, subsets Test, Train, Validation; 4 <attribute> values not kept "
+                     "(the record has no field for them)"]
+
+
+@pytest.mark.parametrize("files, fmt, message", [
+    # YOLO folders whose label files pair with no image (names differ): not two classes
+    ({"images/train/a.jpg": None, "labels/train/a_0.txt": "0 0.5 0.5 0.2 0.2\n"}, "auto",
+     r"images/, labels/ are layout folders, not classes: the tree looks like YOLO \(images/ beside labels/"),
+    # VOC-like tree read as the default ImageFolder: the evidence says what it is
+    ({"Images/a.jpg": None, "Annotations/a.xml": "voc"}, "imagefolder",
+     r"Annotations/, Images/ are layout folders, not classes: the tree looks like voc: VOC devkit \./ "),
+    ({"train/images/a.jpg": None, "valid/images/b.jpg": None}, "imagefolder",
+     r"images/ is a layout folder, not a class: the tree looks like an annotated layout's image folder"),
+])
+def test_imagefolder_refuses_layout_folders_as_classes(tmp_path, files, fmt, message):
+    from tests.layout_trees import OBJECTS, image, labelimg_xml
+
+    src = tmp_path / "src"
+    for i, (r, text) in enumerate(files.items()):
+        if text is None:
+            image(src, r, i)
+        else:
+            write(src, r, labelimg_xml("a.jpg", OBJECTS["a"]) if text == "voc" else text)
+    with pytest.raises(InputError, match=message + ".*--format"):
+        ingest(src, tmp_path / "out", params(), fmt=fmt)
+
+
+def test_imagefolder_names_an_unsupported_format_it_was_given(tmp_path):
+    from tests.layout_trees import mit_labelme
+
+    mit_labelme(tmp_path / "src")
+    with pytest.raises(InputError, match=r"Annotations/, Images/ are layout folders, not "
+                                         r"classes: the tree looks like MIT LabelMe XML: Annotations/street/a.xml"):
+        ingest(tmp_path / "src", tmp_path / "out", params(), fmt="imagefolder")
+
+
+def test_cli_refusal_is_one_line_and_exit_2(tmp_path):
+    from tests.layout_trees import dota_in_yolo_layout
+
+    dota_in_yolo_layout(tmp_path / "src")
+    env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(tmp_path / "src"), "--format", "auto",
+                        "--out", str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "DOTA / oriented boxes: not supported" in r.stderr
+    assert not (tmp_path / "ds").exists()
 
 
 def test_yolo_path_of_this_tree_needs_no_note(ingested):

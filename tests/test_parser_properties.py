@@ -191,6 +191,35 @@ def test_voc_parser(objects, junk):
         check_parsed(allowed(parse_voc, doc))
 
 
+CVAT_TAGS = ["box", "polygon", "mask", "ellipse", "tag", "points", "polyline", "cuboid", "skeleton", "track", "x"]
+CVAT_KEYS = ["label", "xtl", "ytl", "xbr", "ybr", "rotation", "points", "rle", "left", "top", "width", "height",
+             "cx", "cy", "rx", "ry"]
+cvat_value = st.one_of(number_text, st.text(max_size=8), st.sampled_from(["1,2;3,4;5,6", "0, 6", "2, 2, 2", "cat"]))
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.sampled_from(CVAT_TAGS), st.dictionaries(st.sampled_from(CVAT_KEYS), cvat_value,
+                                                                      max_size=8)), max_size=5),
+       st.tuples(cvat_value, cvat_value), st.binary(max_size=40))
+def test_cvat_parser(shapes, size, junk):
+    from xml.sax.saxutils import quoteattr
+
+    from pipeline.ingest.cvat import parse_cvat
+
+    body = "".join(f"<{tag} " + " ".join(f"{k}={quoteattr(v)}" for k, v in attrs.items()) + "/>"
+                   for tag, attrs in shapes)
+    image = f'<image id="0" name="x.png" width={quoteattr(size[0])} height={quoteattr(size[1])}>'
+    for doc in (f"<annotations>{image}{body}</image></annotations>".encode(), junk):
+        got = allowed(parse_cvat, doc)
+        if isinstance(got, AnnotationError):
+            continue
+        per_image, problems = got
+        for _, _, p in per_image:
+            check_parsed(p)
+            if isinstance(p, Parsed):
+                assert all(isinstance(r.index, int) and r.index >= 0 for r in p.problems)
+
+
 @SETTINGS
 @given(st.one_of(st.binary(max_size=60), hostile.map(lambda v: json.dumps({"names": v}, default=str).encode())))
 def test_names_files(data):
@@ -228,17 +257,19 @@ def _accounted(root: Path, items: list) -> None:
 
 
 @settings(max_examples=max(25, EXAMPLES // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.sampled_from(["labelme", "coco", "createml", "voc", "yolo"]),
+@given(st.sampled_from(["labelme", "coco", "createml", "voc", "yolo", "cvat"]),
        st.lists(st.one_of(mutated(LABELME), mutated(COCO), mutated(CREATEML), hostile,
                           st.binary(max_size=30)), min_size=1, max_size=3))
 def test_readers_account_for_every_file(fmt, docs):
+    from pipeline.ingest.cvat import read_cvat
+
     readers = {"labelme": read_labelme, "coco": read_coco, "createml": read_createml, "voc": read_voc,
-               "yolo": read_yolo}
+               "yolo": read_yolo, "cvat": read_cvat}
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         (root / "x.png").write_bytes(PNG.getvalue())
         (root / "y.png").write_bytes(PNG.getvalue())
-        ext = {"voc": ".xml", "yolo": ".txt"}.get(fmt, ".json")
+        ext = {"voc": ".xml", "cvat": ".xml", "yolo": ".txt"}.get(fmt, ".json")
         for i, doc in enumerate(docs):
             name = ["x", "y", "z"][i] + ext
             (root / name).write_bytes(doc if isinstance(doc, bytes) else _dump(doc))
@@ -246,7 +277,8 @@ def test_readers_account_for_every_file(fmt, docs):
             (root / "classes.txt").write_bytes(_dump(docs[0]) if not isinstance(docs[0], bytes) else docs[0])
         try:
             items = list(readers[fmt](root))
-        except InputError as err:  # a COCO tree must hold a COCO file (or one refused as such)
-            assert fmt == "coco" and "no COCO file found" in str(err)
+        except InputError as err:  # a COCO or CVAT tree must hold one of its files (or one refused as such)
+            assert (fmt, str(err).split(": ", 1)[1][:24]) in {("coco", "no COCO file found (a *."),
+                                                              ("cvat", "no CVAT for images XML f")}, err
             return
         _accounted(root, items)

@@ -86,6 +86,8 @@ NAMES = ["cat", "dog"]
     ("cat 0.5 0.5 0.2 0.2", [], [("bad-class-id", 1)]),
     ("0 0.5 0.5 0.2 0.2 0.9", [], [("bad-token-count", 1)]),  # a confidence column
     ("0 0.5 0.5", [], [("bad-token-count", 1)]),
+    ("1 2 3", [], [("bad-token-count", 1)]),  # the count is wrong whatever the class id
+    ("7 0.5 0.5 0.2 0.2 0.9", [], [("bad-token-count", 1)]),
     ("0 0.5 x 0.2 0.2", [], [("bad-number", 1)]),
     ("1.0 0.5 0.5 1.2 0.2", [("dog", (-0.1, 0.4, 1.1, 0.6), ())], []),  # out of [0,1]: clipped later
 ])
@@ -94,6 +96,13 @@ def test_yolo_lines(text, objs, problems):
     got = [(o.label, None if o.box is None else tuple(round(v, 6) for v in o.box), o.polygons) for o in p.objects]
     assert got == objs
     assert [(r.reason, r.index) for r in p.problems] == problems
+
+
+def test_voc_image_set_comment_lines_are_not_stems():
+    from pipeline.ingest.voc import parse_image_set
+
+    assert parse_image_set("# written by a script\n2008_000001\n\n  # indented\n2008_000002  1\n") == [
+        (2, "2008_000001"), (5, "2008_000002")]
 
 
 @pytest.mark.parametrize("line", [
@@ -233,6 +242,7 @@ def test_coco():
             {"id": 5, "image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "iscrowd": 1,
              "segmentation": {"counts": [0, 1], "size": [50, 100]}},
             {"id": 6, "image_id": 1, "category_id": 3},
+            {"id": 7, "image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1], "iscrowd": "a"},
         ]})
     (name, p), (b, b_err), (c, c_err) = per_image
     assert name == "a.jpg" and p.size == (100, 50)
@@ -241,8 +251,10 @@ def test_coco():
     assert "coco-duplicate-category:cat" in p.notes
     # Refused image entries keep their file name: the reader quarantines those images.
     assert (b, b_err.reason, c, c_err.reason) == ("b.jpg", "duplicate-image-id", "c.jpg", "bad-image-entry")
-    assert [(r.reason, r.index) for r in problems] == [
-        ("annotation-without-image", 2), ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5)]
+    # An image's refused annotations are its own problems; the file keeps those no image owns.
+    assert [(r.reason, r.index) for r in p.problems] == [
+        ("unknown-category-id", 3), ("crowd-region", 4), ("bad-annotation", 5), ("bad-annotation", 6)]
+    assert [(r.reason, r.index) for r in problems] == [("annotation-without-image", 2)]
 
 
 def _rle_mask() -> np.ndarray:
@@ -305,8 +317,8 @@ def test_coco_bad_rle_is_reported_with_its_index(seg, image, message):
         "images": [{"id": 1, "file_name": "a.jpg", **image}], "categories": [{"id": 1, "name": "cat"}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": seg}]})
     [(_, p)] = per_image
-    assert p.objects == ()
-    [r] = problems
+    assert p.objects == () and problems == []
+    [r] = p.problems
     assert (r.reason, r.index) == ("bad-rle", 0) and message in r.detail
 
 

@@ -1,7 +1,7 @@
 """The ingest stage: user trees in, one canonical dataset out.
 
 ``ingest`` reads each source with its format reader (one module per format:
-``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``; ``auto``
+``imagefolder``, ``voc``, ``yolo``, ``createml``, ``labelme``, ``coco``, ``cvat``; ``auto``
 detects it from the tree's shape, ``detect.py``), maps class names to one class
 list (``classmap.py``), decodes and checks every image in parallel
 (``build.py``), checks the annotations against the decoded size
@@ -24,9 +24,10 @@ import json
 from pathlib import Path
 
 from pipeline.atomic import atomic_dir
-from pipeline.config import INGEST_CHOICES, IngestParams, SourceParams
-from pipeline.config import INGEST_FORMATS as FORMATS
+from pipeline.config import IngestParams, SourceParams
 from pipeline.errors import ConfigError, InputError
+from pipeline.formats import INGEST_CHOICES
+from pipeline.formats import INGEST_FORMATS as FORMATS
 from pipeline.ingest.build import decode_all, to_sample
 from pipeline.ingest.candidate import Candidate, Layout, Skipped
 from pipeline.ingest.classmap import apply_class_map
@@ -46,7 +47,7 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
     ``Rejected.source``), never with the path as typed, so the output bytes do not
     depend on how the source was spelled; ``report.json`` maps names to paths.
     """
-    from pipeline.ingest import coco, createml, imagefolder, labelme, voc, yolo
+    from pipeline.ingest import coco, createml, cvat, imagefolder, labelme, voc, yolo
     from pipeline.ingest.tree import ReadLimits
 
     keep = params.keep_background
@@ -58,7 +59,7 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
         items = labelme.read_labelme(root, keep, prefix, params.labelme.flags_as_label, limits)
     else:
         readers = {"voc": voc.read_voc, "yolo": yolo.read_yolo, "createml": createml.read_createml,
-                   "coco": coco.read_coco}
+                   "coco": coco.read_coco, "cvat": cvat.read_cvat}
         if fmt not in readers:
             raise ConfigError(f"unknown ingest format {fmt!r}; known: {', '.join(FORMATS)}")
         items = readers[fmt](root, keep, prefix, limits)

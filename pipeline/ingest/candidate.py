@@ -1,6 +1,6 @@
 """What a format reader yields before any image is decoded.
 
-Format readers (``imagefolder.py``, ``voc.py``, ``yolo.py``, ``createml.py``,
+Format readers (``imagefolder.py``, ``voc.py``, ``yolo.py``, ``createml.py``, ``cvat.py``,
 ``labelme.py``, ``coco.py``) only read directory listings and annotation text.
 They yield ``Candidate`` (an image that may become a sample) and ``Rejected`` (an
 input already known to be bad). The shared build step (``build.py``) decodes,

@@ -118,9 +118,12 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
     """Per ``images`` entry ``(file_name, Parsed or its refusal)``, and the file's problems.
 
     A problem's index is its position in ``annotations`` (or ``categories`` for
-    ``bad-category``); the per-image list keeps the position in ``images``, so a
-    refused entry still names its image, which is then quarantined
-    (``annotation-unusable``), never taken for a background image.
+    ``bad-category``). An annotation refused for an image the file lists is that
+    image's problem (in its ``Parsed``), so an image whose every annotation was
+    refused is quarantined, never taken for a background image; the file keeps the
+    problems no image owns (an unknown ``image_id``, a bad category). The per-image
+    list keeps the position in ``images``, so a refused entry still names its
+    image, which is then quarantined (``annotation-unusable``).
     """
     if not is_coco(obj):
         raise AnnotationError("not-coco", "expected an object with `images` and `annotations`")
@@ -140,6 +143,7 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
         images[iid] = size
         order.append((name, iid))
     objs: dict = defaultdict(list)
+    refused: dict = defaultdict(list)  # image id -> its annotations' problems (the image's, not the file's)
     anns = obj.get("annotations") or []
     if not isinstance(anns, list):
         raise AnnotationError("not-coco", f"`annotations` is {shown(anns)}, not a list")
@@ -151,10 +155,14 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
             continue
         cid = a.get("category_id")
         if isinstance(cid, (list, dict)) or cid not in cats:
-            problems.append(problem("unknown-category-id", f"category_id {shown(cid)} not in categories", i))
+            refused[iid].append(problem("unknown-category-id", f"category_id {shown(cid)} not in categories", i))
             continue
-        if a.get("iscrowd"):
-            problems.append(problem("crowd-region", "iscrowd annotation: a region to ignore, not imported", i))
+        crowd = a.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            refused[iid].append(problem("bad-annotation", f"iscrowd {shown(crowd)} is not 0 or 1", i))
+            continue
+        if crowd:
+            refused[iid].append(problem("crowd-region", "iscrowd annotation: a region to ignore, not imported", i))
             continue
         label = cats[cid]
         seg = a.get("segmentation")
@@ -166,15 +174,17 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
             else:
                 objs[iid].append(RawObject(label, _bbox(a), index=i))
         except MaskError as err:
-            problems.append(problem("bad-rle", str(err), i))
+            refused[iid].append(problem("bad-rle", str(err), i))
         except ValueError as err:
-            problems.append(problem("bad-annotation", f"needs bbox [x, y, w, h] or polygon segmentation: {err}", i))
+            refused[iid].append(problem("bad-annotation", f"needs bbox [x, y, w, h] or polygon segmentation: "
+                                        f"{err}", i))
     out: list[tuple[str, Parsed | AnnotationError]] = []
     for name, iid in order:
         if isinstance(iid, AnnotationError):
             out.append((name, iid))
             continue
-        out.append((name, Parsed(objects=tuple(objs[iid]), image=name, size=images[iid], notes=tuple(notes))))
+        out.append((name, Parsed(objects=tuple(objs[iid]), problems=tuple(refused[iid]), image=name,
+                                 size=images[iid], notes=tuple(notes))))
     return out, problems
 
 

@@ -9,11 +9,14 @@ where it is about the data, and made safe where it is about someone's machine:
 * ``train`` / ``val`` / ``test`` (and ``valid`` / ``validation`` as keys) are each a
   folder, a list of folders, or a ``.txt`` file listing image paths; each is relative
   to ``path``. An absolute entry under the absolute ``path`` is read relative to it.
-  A relative entry not found that starts with ``../`` is tried without it (what
-  makes Roboflow's ``train: ../train/images`` work, as in Ultralytics).
+  Any other entry not found as written (Roboflow's ``train: ../train/images``, or
+  ``/Users/them/sharks/train/images`` from the exporting machine) is read as its
+  **longest trailing part found in the tree** (``train/images``), and a note says
+  which mapping was made.
 * A list file's lines are image paths: ``./x`` relative to the list's folder, other
-  relative lines relative to ``path``; a line naming no file of the tree is
-  ``listed-image-missing`` with its line number.
+  relative lines relative to ``path``, and a line not found so by its longest
+  trailing part found in the tree (noted per list); a line naming no file of the
+  tree is ``listed-image-missing`` with its line number.
 * An image's label file: the **last** ``/images/`` of its path replaced with
   ``/labels/`` and the extension with ``.txt`` (beside the image when the path has
   no ``images`` folder).
@@ -24,8 +27,10 @@ The folders and lists are the index: images they do not name are ``unlisted``.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, normalize_ref
 from pipeline.inputfile import InputRefused, decode_text, read_bytes
@@ -83,19 +88,36 @@ def dataset_root(doc: dict, yaml_rel: str, dirs: set[str], root: Path) -> tuple[
     return joined, "", None
 
 
-def _resolve(entry: str, base: str, abs_base: str, dirs: set[str], files: set[str]) -> str | None:
+def longest_tail(path: str, base: str, exists: Callable[[str], bool]) -> tuple[str | None, str]:
+    """``(root-relative path, dropped prefix)`` of the longest trailing part of ``path``
+    that exists under ``base``: ``/Users/them/sharks/train/images`` -> ``train/images``
+    (dropped ``/Users/them/sharks``), ``data/obj/a.jpg`` -> ``obj/a.jpg``. A path
+    written on another machine, or relative to another folder, keeps the part that
+    names this tree's folders; ``(None, "")`` when no part does."""
+    parts = [p for p in normalize_ref(path).split("/") if p]
+    for k in range(1, len(parts)):
+        j = _join(base, "/".join(parts[k:]))
+        if j and exists(j):
+            return j, "/".join(parts[:k])
+    return None, ""
+
+
+def _resolve(entry: str, base: str, abs_base: str, dirs: set[str], files: set[str]) -> tuple[str | None, str]:
+    """``(root-relative folder or list file, how it was found)``; the second is "" when
+    the entry names it as written (relative to ``path``, or under the absolute ``path``)."""
     e = normalize_ref(entry)
-    if PurePosixPath(e).is_absolute() or e[1:2] == ":":
-        if not abs_base or not (e + "/").startswith(abs_base + "/"):
-            return None
-        e = e[len(abs_base):].lstrip("/") or "."
-    for cand in (e, e[3:] if e.startswith("../") else None):
-        if cand is None:
-            continue
-        j = _join(base, cand)
-        if j is not None and (j in dirs or j in files or j == ""):
-            return j
-    return None
+    exists = lambda j: j in dirs or j in files  # noqa: E731
+    foreign = PurePosixPath(e).is_absolute() or e[1:2] == ":"
+    if foreign and abs_base and (e + "/").startswith(abs_base + "/"):
+        e, foreign = e[len(abs_base):].lstrip("/") or ".", False
+    if not foreign:
+        j = _join(base, e)
+        if j is not None and (j == "" or exists(j)):
+            return j, ""
+    j, dropped = longest_tail(e, base, exists)
+    if j is None:
+        return None, ""
+    return j, f"its longest trailing part found here (without {dropped!r})"
 
 
 def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadLimits,
@@ -107,18 +129,22 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
     base, abs_base, note = dataset_root(doc, yaml_rel, dirs, root)
     plan = Plan(notes=[note] if note else [])
     found_any = False
+    said = PurePosixPath(yaml_rel).name  # data.yaml, or Darknet's obj.data (darknet.py)
     for key, split in SPLIT_KEYS.items():
         value = doc.get(key)
         if value is None:
             continue
         for entry in value if isinstance(value, list) else [value]:
             if not isinstance(entry, str) or not entry.strip():
-                plan.notes.append(f"data.yaml {key}: {entry!r} is not a path; ignored")
+                plan.notes.append(f"{said} {key}: {entry!r} is not a path; ignored")
                 continue
-            where = _resolve(entry, base, abs_base, dirs, files)
+            where, how = _resolve(entry, base, abs_base, dirs, files)
             if where is None:
-                plan.notes.append(f"data.yaml {key}: {entry!r} is not in this tree; ignored")
+                plan.notes.append(f"{said} {key}: {entry!r} is not in this tree; ignored")
                 continue
+            if how:
+                shown_as = where if where in files else f"{where or '.'}/"
+                plan.notes.append(f"{said} {key}: {entry!r} read as {shown_as}, {how}")
             found_any = True
             if where in files:  # a list of image paths
                 named = _read_list(where, base, abs_base, by_rel, limits, plan)
@@ -149,6 +175,7 @@ def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limi
         return []
     here = str(PurePosixPath(lst).parent) if "/" in lst else ""
     out = []
+    mapped: Counter = Counter()  # dropped prefix -> lines read by their longest trailing part
     for n, line in enumerate(text.split("\n"), start=1):
         line = line.strip()
         if not line:
@@ -161,8 +188,16 @@ def _read_list(lst: str, base: str, abs_base: str, by_rel: dict[str, Path], limi
         else:
             r = _join(base, ref)
         if r is None or r not in by_rel:
-            plan.rows.append(Rejected(path=lst, index=n, reason="listed-image-missing",
-                                      detail=f"{line!r} names no file of this tree"))
-            continue
+            # Written on another machine, or relative to another folder (Darknet's
+            # ``data/obj/x.jpg`` is relative to the folder above ``data/``).
+            r, dropped = longest_tail(ref, base, by_rel.__contains__)
+            if r is None:
+                plan.rows.append(Rejected(path=lst, index=n, reason="listed-image-missing",
+                                          detail=f"{line!r} names no file of this tree"))
+                continue
+            mapped[dropped] += 1
         out.append(r)
+    for dropped, k in sorted(mapped.items()):
+        plan.notes.append(f"{lst}: {k} line{'' if k == 1 else 's'} read without {dropped!r}, the longest "
+                          "trailing part found here")
     return out

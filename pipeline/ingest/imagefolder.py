@@ -1,7 +1,9 @@
 """ImageFolder trees: ``root/<class>/<image>`` or ``root/<split>/<class>/<image>``.
 
 A tree whose top-level directories are all split names (train, val/valid/
-validation, test) keeps that split. Files outside a class directory, and files
+validation, test) keeps that split. A class folder named like a layout folder
+(``images``, ``labels``, ``annotations``, ``JPEGImages``, any case) is refused with
+the format the tree looks like: it is an annotated tree read the wrong way. Files outside a class directory, and files
 nested below one, are quarantined rather than guessed at; non-images are
 quarantined too (the decode step names the reason). Hidden files and folders
 (``.DS_Store``, ``__MACOSX/``) are skipped and counted (``tree.walk``), so that
@@ -20,6 +22,33 @@ from pipeline.ingest.tree import inside, rel, hidden_rows, is_hidden, walk
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+# Folders annotated layouts are made of; as ImageFolder classes they would turn a YOLO,
+# VOC or COCO tree into a classification set of "images" and "labels".
+LAYOUT_NAMES = {"images", "labels", "annotations", "jpegimages", "imagesets", "labeltxt", "segmentationclass",
+                "segmentationobject"}
+
+
+def _refuse_layout_folders(root: Path, classes: set[str]) -> None:
+    """``InputError`` when a would-be class is a layout folder, saying which format the tree looks like."""
+    from pipeline.formats import INGEST_FORMATS
+    from pipeline.ingest.detect import evidence
+    from pipeline.ingest.sniff import unsupported
+
+    found = sorted(c for c in classes if c.lower() in LAYOUT_NAMES)
+    if not found:
+        return
+    rels = {rel(f, root): f for f in walk(root).files}
+    ev = {k: [v] for k, v in unsupported(rels).items()} or evidence(root, rels)
+    names = {c.lower() for c in classes}
+    guess = ("; ".join(f"{k}: {', '.join(v)}" for k, v in ev.items()) if ev else
+             "YOLO (images/ beside labels/, no label file paired with an image)" if "labels" in names else
+             "Pascal VOC or COCO (annotations beside images)" if names & {"annotations", "jpegimages", "imagesets"}
+             else "an annotated layout's image folder, without its annotations")
+    folders = ", ".join(f"{c}/" for c in found)
+    raise InputError(f"{root}: {folders} {'is a layout folder' if len(found) == 1 else 'are layout folders'}, "
+                     f"not {'a class' if len(found) == 1 else 'classes'}: the tree looks like {guess}, not "
+                     f"ImageFolder (root/<class>/<image>); name its format with --format "
+                     f"({', '.join(INGEST_FORMATS)}), or rename the folder if it really is a class")
 
 
 def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | Rejected]:
@@ -31,14 +60,18 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     has_splits = bool(tops) and all(p.name.lower() in SPLIT_NAMES for p in tops)
     prefix = f"{source_name}/" if source_name else ""
     found = walk(root)
+    rels = [rel(path, root) for path in found.files]
+    placed = []  # (split, the path below it): root-relative and normalized, no empty or "." parts
+    for r in rels:
+        parts = r.split("/")
+        split = SPLIT_NAMES[parts[0].lower()] if has_splits and len(parts) > 1 else None
+        placed.append((split, parts[1:] if split else parts))
+    # Every first folder a file sits in (a class, or deeper), before anything is yielded.
+    _refuse_layout_folders(root, {p[0] for _, p in placed if len(p) > 1})
     yield from found.skipped
     yield from hidden_rows(found)
     yield Layout("imagefolder")
-    for path in found.files:
-        r = rel(path, root)
-        parts = r.split("/")  # root-relative and normalized: no empty or "." parts
-        split = SPLIT_NAMES[parts[0].lower()] if has_splits and len(parts) > 1 else None
-        class_parts = parts[1:] if split else parts
+    for path, r, (split, class_parts) in zip(found.files, rels, placed):
         if len(class_parts) != 2:
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"

@@ -3,7 +3,7 @@
 Masks are not part of the canonical record: a mask becomes the polygon parts of
 its outer contours (one per connected blob), so boxes, polygons and masks all go
 through the same clipping, augmentation and export code afterwards. labelme
-``mask`` shapes and COCO RLE segmentations both come through here.
+``mask`` shapes, COCO RLE segmentations and CVAT ``<mask>`` runs all come through here.
 """
 
 from __future__ import annotations
@@ -65,12 +65,8 @@ def rle_size(rle: dict) -> tuple[int, int]:
 
 
 def rle_to_mask(rle: dict) -> np.ndarray:
-    """A COCO RLE ``{"size": [h, w], "counts": str | [int, ...]}`` as a uint8 (h, w) mask.
-
-    Runs alternate background, foreground, ... starting with background, over the
-    pixels in column-major order (down each column, then the next column). The
-    runs must cover the size exactly; nothing is allocated before that is known.
-    """
+    """A COCO RLE ``{"size": [h, w], "counts": str | [int, ...]}`` as a uint8 (h, w) mask,
+    its runs over the pixels in column-major order (down each column, then the next)."""
     h, w = rle_size(rle)
     raw = rle["counts"]
     if isinstance(raw, (str, bytes)):
@@ -79,6 +75,13 @@ def rle_to_mask(rle: dict) -> np.ndarray:
         runs = [_whole(v) for v in raw]
     else:
         raise MaskError(f"RLE counts is {type(raw).__name__}, not a string or a list of integers")
+    return runs_to_mask(runs, h, w, column_major=True)
+
+
+def runs_to_mask(runs: list[int], h: int, w: int, column_major: bool) -> np.ndarray:
+    """Run lengths alternating background, foreground, ... (background first) as a uint8 (h, w)
+    mask: column-major for COCO, row-major (along each row, then the next) for CVAT. The
+    runs must cover the size exactly; nothing is allocated before that is known."""
     if any(r < 0 for r in runs):
         raise MaskError("RLE has a negative run length")
     if sum(runs) != h * w:
@@ -86,7 +89,7 @@ def rle_to_mask(rle: dict) -> np.ndarray:
     values = np.zeros(len(runs), np.uint8)
     values[1::2] = 1
     flat = np.repeat(values, runs)
-    return np.ascontiguousarray(flat.reshape(w, h).T)
+    return np.ascontiguousarray(flat.reshape(w, h).T) if column_major else flat.reshape(h, w)
 
 
 def mask_polygons(mask: np.ndarray, x0: float = 0.0, y0: float = 0.0) -> tuple[tuple[float, ...], ...]:

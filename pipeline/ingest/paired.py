@@ -5,6 +5,8 @@ the annotations describe); ``assemble`` resolves each entry's image, and yields:
 
 * a ``Candidate`` per annotated image, with the parser's line/shape problems as
   ``Rejected`` records carrying their index;
+* ``Rejected`` ``annotation-unusable`` for an image whose annotation was refused, or
+  whose every object was (it is never taken for a background image);
 * ``Rejected`` for an unusable annotation file (the reason the parser gave), an
   annotation whose image is missing (``annotation-without-image``; labelme falls
   back to its embedded ``imageData`` first), a reference outside the source root
@@ -116,6 +118,13 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             image_rel = str(PurePosixPath(e.base) / PurePosixPath(ref).name)
             path, data, notes = "", p.image_data, p.notes + ("image-from-imageData",)
         yield from problems
+        if problems and not p.objects and p.label is None:
+            # Every object it described was refused: the image is not a background image
+            # (its objects are unknown to the dataset), so it waits with them.
+            reasons = ", ".join(sorted({r.reason for r in problems}))
+            yield _reject(image_rel, "annotation-unusable", f"every object of its annotation {e.ann} was "
+                          f"refused ({reasons}){where}", root)
+            continue
         yield Candidate(
             id=prefix + image_rel, path=path,
             source=Source(format=fmt, path=image_rel, annotation=e.ann),

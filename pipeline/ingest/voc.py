@@ -11,44 +11,32 @@ export writes the inverse with integers. Floats ("91.0") are accepted, parsed
 strictly (``numbers.py``: no ``1_0``, full-width digits, non-breaking spaces or
 ``nan``); missing or empty ``difficult``/``truncated``/``pose`` and extra tags
 (``occluded``, ``part``, ``actions``) are ignored; ``part`` boxes never become
-objects.
+objects. MIT LabelMe's XML shares the root ``<annotation>`` but holds polygons as
+``<object><polygon><pt>``: a file like that is refused (``labelme-xml``), and a
+tree of them by name (``sniff.py``).
 
-Security: any DOCTYPE or ENTITY declaration is refused before the tree is built
-(what defusedxml does), so XXE and billion-laughs files are quarantined as
-``unsafe-xml`` and nothing is fetched or expanded.
+Security: the XML is read by ``safexml.parse_xml`` (any DOCTYPE or ENTITY
+declaration refused before the tree is built), so XXE and billion-laughs files
+are quarantined as ``unsafe-xml`` and nothing is fetched or expanded.
 """
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-import xml.parsers.expat
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
+from pipeline.errors import InputError
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
+from pipeline.ingest.safexml import parse_xml
+from pipeline.ingest.sniff import refuse_unsupported, xml_kinds
 from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
 from pipeline.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0
-
-
-def _refuse_declarations(raw: bytes) -> None:
-    def refuse(*_args):
-        raise AnnotationError("unsafe-xml", "DOCTYPE/ENTITY declarations are refused "
-                              "(external entities and entity expansion are never processed)")
-
-    p = xml.parsers.expat.ParserCreate()
-    p.StartDoctypeDeclHandler = refuse
-    p.EntityDeclHandler = refuse
-    p.ExternalEntityRefHandler = refuse
-    try:
-        p.Parse(raw, True)
-    except xml.parsers.expat.ExpatError as err:
-        raise AnnotationError("malformed-xml", str(err)) from None
 
 
 def _text(el, tag: str) -> str:
@@ -66,14 +54,12 @@ def _int(text: str) -> int | None:
 
 def parse_voc(data: bytes | str) -> Parsed:
     """Parse one VOC annotation; raise AnnotationError when the file is unusable."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    _refuse_declarations(raw)
-    try:
-        root = ET.fromstring(raw)
-    except ET.ParseError as err:
-        raise AnnotationError("malformed-xml", str(err)) from None
+    root = parse_xml(data.encode("utf-8") if isinstance(data, str) else data)
     if root.tag != "annotation":
         raise AnnotationError("not-voc", f"root element is <{root.tag}>, expected <annotation>")
+    if root.find("object/polygon/pt") is not None and root.find("object/bndbox") is None:
+        raise AnnotationError("labelme-xml", "MIT LabelMe XML (<object><polygon><pt>): not supported; "
+                              "convert it to labelme JSON or COCO first")
     size_el = root.find("size")
     size = None
     if size_el is not None:
@@ -103,25 +89,33 @@ SPLIT_LISTS = ("train", "val", "trainval", "test")  # ImageSets/Main/<name>.txt;
 SPLIT_PRECEDENCE = ("test", "val", "train")  # a stem listed twice goes to the evaluation split (no leakage)
 
 
+IMAGE_DIRS = ("JPEGImages", "images")  # a devkit's image folder, in the order looked for (any case)
+
+
 def devkit_roots(rels) -> list[str]:
-    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` and ``JPEGImages/``."""
+    """Folders (root-relative, ``""`` for the root) holding ``Annotations/*.xml`` beside
+    ``JPEGImages/`` (or ``images/``, as many exports name it)."""
+    image_dirs = {d.lower() for d in IMAGE_DIRS}
     has: dict[str, set[str]] = {}
     for r in rels:
         parts = PurePosixPath(r).parts
         if len(parts) < 2:
             continue
         d, parent = parts[-2].lower(), "/".join(parts[:-2])
-        if d == "jpegimages" or (d == "annotations" and parts[-1].lower().endswith(".xml")):
+        if d in image_dirs:
+            has.setdefault(parent, set()).add("images")
+        elif d == "annotations" and parts[-1].lower().endswith(".xml"):
             has.setdefault(parent, set()).add(d)
-    return sorted(k for k, v in has.items() if v == {"annotations", "jpegimages"})
+    return sorted(k for k, v in has.items() if v == {"annotations", "images"})
 
 
 def parse_image_set(text: str) -> list[tuple[int, str]]:
-    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns ignored)."""
+    """``(line number, stem)`` of an ``ImageSets/Main`` list: one stem a line (extra columns
+    ignored); a line starting with ``#`` is a comment, never a stem."""
     out = []
     for n, line in enumerate(text.split("\n"), start=1):
         tokens = line.split()
-        if tokens:
+        if tokens and not tokens[0].startswith("#"):
             out.append((n, tokens[0]))
     return out
 
@@ -182,9 +176,17 @@ def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
     yield from found.skipped
     yield from hidden_rows(found)
     by_rel = {rel(f, root): f for f in found.files}
+    # Other XML with the same look: LabelMe's is refused by name, CVAT's has its own reader.
+    refuse_unsupported(root, by_rel)
+    cvat = xml_kinds(by_rel).get("cvat")
+    if cvat:
+        raise InputError(f"{root}: {cvat} is CVAT for images XML (root <annotations>), not VOC; "
+                         "read the tree with --format cvat")
     kits = [_read_kit(root, d, by_rel, limits) for d in devkit_roots(by_rel)]
     if not kits:
-        yield Layout("voc-flat")
+        sets = sum(1 for r in by_rel if _in_image_sets(r))
+        yield Layout("voc-flat", (f"{sets} files under ImageSets/ not read (unlisted): split lists need a devkit, "
+                                  "Annotations/ beside JPEGImages/ or images/",) if sets else ())
         yield from _read_flat(root, found.files, by_rel, keep_background, prefix, limits)
         return
     for kit in kits:
@@ -213,13 +215,23 @@ class _Kit:
     note: str = ""
 
 
+def _image_dir(by_rel, d: str) -> str:
+    """The devkit's image folder as spelled on disk: ``JPEGImages/``, else ``images/``."""
+    for name in IMAGE_DIRS:
+        got = _child(by_rel, d, name)
+        if any(r.startswith(got + "/") for r in by_rel):
+            return got
+    return _child(by_rel, d, IMAGE_DIRS[0])
+
+
 def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -> _Kit:
-    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _child(by_rel, d, "JPEGImages")
+    ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _image_dir(by_rel, d)
     listed, where, lists, rows = _image_sets(d, by_rel, limits)
     kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows)
     names = ", ".join(sorted(PurePosixPath(r).name for r in lists))
-    kit.note = f"{d or '.'}: " + (f"splits from ImageSets/Main/ {names}" if lists else
-                                  "no ImageSets/Main lists: every annotation is a sample, no split")
+    kit.note = f"{d or '.'}: images in {jpeg_dir}/; " + (
+        f"splits from ImageSets/Main/ {names}" if lists else "no ImageSets/Main lists: every annotation is a "
+                                                             "sample, no split")
     xml_stems = set()
     for r in sorted(by_rel):
         p = PurePosixPath(r)
@@ -254,17 +266,37 @@ def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -
     return kit
 
 
+FLAT_IMAGE_DIRS = ("", "../images/", "../JPEGImages/", "images/", "JPEGImages/")  # from the XML's folder
+
+
+def flat_refs(filename: str | None, stem: str) -> tuple[str, ...]:
+    """Where a flat tree's XML may find its image, relative to the XML's folder, in order:
+    beside it (labelImg), then the usual image folders beside or below that folder
+    (``annotations/x.xml`` with ``images/x.jpg``); ``<filename>`` first, then the XML's stem."""
+    name = PurePosixPath(normalize_ref(filename)).name if filename else ""
+    refs = [filename] if filename else []
+    refs += [d + n for d in FLAT_IMAGE_DIRS[1:] for n in ([name] if name else [])]
+    return tuple(refs) + tuple(d + stem for d in FLAT_IMAGE_DIRS)
+
+
+def _in_image_sets(r: str) -> bool:
+    return any(part.lower() == "imagesets" for part in PurePosixPath(r).parts[:-1])
+
+
 def _read_flat(root: Path, files: list[Path], by_rel: dict, keep_background: bool, prefix: str,
                limits: ReadLimits) -> Iterator[Candidate | Rejected]:
-    """Pair each ``*.xml`` with its image (``filename`` beside it, else the XML's own stem)."""
+    """Pair each ``*.xml`` with its image (``flat_refs``). Files under ``ImageSets/`` are split
+    lists of a devkit this tree does not form: counted as ``unlisted``, never read as images."""
     entries = []
     for r, f in by_rel.items():
-        if f.suffix.lower() != ".xml":
+        if f.suffix.lower() != ".xml" or _in_image_sets(r):
             continue
         base = str(PurePosixPath(r).parent)
-        stem_ref = PurePosixPath(r).stem
         parsed = guarded(lambda f=f: parse_voc(read_bytes(f, "annotation", limits.annotation_bytes)))
-        refs = [parsed.image] if isinstance(parsed, Parsed) and parsed.image else []
-        entries.append(Entry(ann=r, parsed=parsed, refs=tuple(refs) + (stem_ref,), base=base))
+        given = parsed.image if isinstance(parsed, Parsed) else None
+        said = f"<filename> {given!r}" if given else "no <filename>; the stem"
+        entries.append(Entry(ann=r, parsed=parsed, refs=flat_refs(given, PurePosixPath(r).stem), base=base,
+                             missing=f"{said} not found beside {r} nor in the image folders beside it "
+                                     "(../images/, ../JPEGImages/, images/, JPEGImages/)"))
     yield from assemble(root, "voc", files, entries, keep_background, prefix,
-                        annotation_files={e.ann for e in entries})
+                        annotation_files={e.ann for e in entries}, unlisted=_in_image_sets)

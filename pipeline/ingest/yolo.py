@@ -1,4 +1,4 @@
-"""YOLO txt: labelImg (``classes.txt``) and Ultralytics (``data.yaml``) layouts.
+"""YOLO txt: labelImg (``classes.txt``), Ultralytics (``data.yaml``) and Darknet (``obj.data``) layouts.
 
 One ``.txt`` per image with lines ``class cx cy w h`` (a box) or
 ``class x1 y1 x2 y2 ...`` (a polygon, 3+ points), all normalized to [0, 1].
@@ -13,8 +13,12 @@ file is a background image. With a ``data.yaml`` whose ``train/val/test`` name
 folders or lists found in the tree, the tree is read as Ultralytics reads it
 (``datayaml.py``: ``path`` from someone else's machine falls back to the yaml's
 folder, Roboflow's ``../train/images`` works, images not named are ``unlisted``);
-otherwise every image is read, its label in the ``labels/`` mirror of ``images/``
-or beside it, its split from its folder names.
+without one, Darknet's ``obj.data`` / ``obj.names`` and list files (CVAT's "YOLO
+1.1" export) are read the same way (``darknet.py``: class names from
+``obj.names``); otherwise every image is read, its label in the ``labels/``
+mirror of ``images/`` or beside it, its split from its folder names, its class
+names from the nearest ``classes.txt`` or ``obj.names`` (beside the label, then
+in each folder above it).
 Class names must be non-empty, unique strings (``null`` or ``[1, 2]`` as a name
 is refused as ``bad-class-names``, never turned into ``"None"``).
 """
@@ -24,16 +28,21 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Mapping, Sequence, Union
 
+from pipeline.ingest import darknet
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
+from pipeline.ingest.darknet import DATA_FILE, NAMES_FILE
 from pipeline.ingest.datayaml import Plan, label_path, plan_splits
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
 from pipeline.ingest.paired import Entry, assemble
+from pipeline.ingest.sniff import refuse_unsupported
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, hidden_rows, rel, walk
 from pipeline.ingest.voc import pick_split
 from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
 from pipeline.record import Rejected
 
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
+NAMES_FILES = ("classes.txt", NAMES_FILE)  # one class name a line: labelImg's, Darknet's
+AUX_NAMES = NAMES_FILES + YAML_NAMES + (DATA_FILE,)  # read (or checked), never label files
 AUX_SUFFIXES = (".cache",)
 
 
@@ -61,10 +70,10 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip("\r") for line in text.split("\n")]
 
 
-def parse_classes_txt(text: str) -> list[str]:
-    """labelImg's ``classes.txt``: one name per line; trailing newline optional."""
+def parse_classes_txt(text: str, where: str = "classes.txt") -> list[str]:
+    """labelImg's ``classes.txt`` or Darknet's ``obj.names``: one name per line; trailing newline optional."""
     names = [line.strip() for line in _lines(text) if line.strip()]
-    return list(check_names(dict(enumerate(names)), "classes.txt").values())
+    return list(check_names(dict(enumerate(names)), where).values())
 
 
 def parse_data_yaml(data: str | bytes) -> dict[int, str]:
@@ -102,29 +111,32 @@ def parse_yolo(text: str, names: Mapping[int, str] | Sequence[str] | None) -> Pa
         tokens = split_ascii(line)
         if not tokens:
             continue
+        # Each token is read before the line's shape is judged, and the shape before the
+        # class range: `1 2 3` is a short line, not an unknown class.
         try:
             cls = parse_int(tokens[0])
         except ValueError:
             problems.append(problem("bad-class-id", f"class {shown(tokens[0])} is not an integer id", n))
-            continue
-        if names is not None and cls not in names:
-            problems.append(problem("class-id-out-of-range",
-                                    f"class id {cls} is not in the {len(names)} names", n))
             continue
         try:
             nums = [parse_number(t) for t in tokens[1:]]
         except ValueError as err:
             problems.append(problem("bad-number", str(err), n))
             continue
+        if len(nums) != 4 and (len(nums) < 6 or len(nums) % 2):
+            problems.append(problem("bad-token-count",
+                                    f"{len(tokens)} values: expected 5 (box) or 1 + an even number >= 6 (polygon)", n))
+            continue
+        if names is not None and cls not in names:
+            problems.append(problem("class-id-out-of-range",
+                                    f"class id {cls} is not in the {len(names)} names", n))
+            continue
         label = names[cls] if names is not None else str(cls)
         if len(nums) == 4:
             cx, cy, w, h = nums
             objects.append(RawObject(label, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), index=n))
-        elif len(nums) >= 6 and len(nums) % 2 == 0:
-            objects.append(RawObject(label, None, (tuple(nums),), index=n))
         else:
-            problems.append(problem("bad-token-count",
-                                    f"{len(tokens)} values: expected 5 (box) or 1 + an even number >= 6 (polygon)", n))
+            objects.append(RawObject(label, None, (tuple(nums),), index=n))
     return Parsed(objects=tuple(objects), problems=tuple(problems))
 
 
@@ -147,16 +159,19 @@ Names = Union[dict[int, str], AnnotationError, None]
 
 def _read_names(path: Path, r: str, limits: ReadLimits) -> dict[int, str] | AnnotationError:
     parse = parse_data_yaml if PurePosixPath(r).name in YAML_NAMES else (
-        lambda data: dict(enumerate(parse_classes_txt(decode_text(data)))))
+        lambda data: dict(enumerate(parse_classes_txt(decode_text(data), PurePosixPath(r).name))))
     return guarded(lambda: parse(read_bytes(path, "config", limits.config_bytes)))
 
 
 def _names_for(by_rel: dict[str, Path], label_rel: str, yaml_rel: str | None,
                cache: dict[str, dict[int, str] | AnnotationError], limits: ReadLimits) -> tuple[str | None, Names]:
-    """``(names file, its names or refusal)``: ``data.yaml``, else the nearest ``classes.txt``
-    (beside the label, then at the root); ``(None, None)`` when there is neither."""
+    """``(names file, its names or refusal)``: ``data.yaml``, else the nearest ``classes.txt`` or
+    ``obj.names`` (beside the label, then in each folder above it up to the root); ``(None, None)``
+    when there is none."""
     d = PurePosixPath(label_rel).parent
-    for cand in ((yaml_rel,) if yaml_rel else (str(d / "classes.txt"), "classes.txt")):
+    folders = [d, *d.parents] if str(d) != "." else [d]
+    nearest = [n if str(f) == "." else f"{f}/{n}" for f in folders for n in NAMES_FILES]
+    for cand in ((yaml_rel,) if yaml_rel else nearest):
         if cand in by_rel:
             if cand not in cache:
                 cache[cand] = _read_names(by_rel[cand], cand, limits)
@@ -191,35 +206,45 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     yield from found.skipped
     yield from hidden_rows(found)
     by_rel = {rel(f, root): f for f in found.files}
+    refuse_unsupported(root, by_rel, AUX_NAMES)  # DOTA's lines would be read as nothing
     yaml_rel = next((n for n in YAML_NAMES if n in by_rel), None)
-    plan, notes = None, ()
+    plan, notes, layout, names_rel = None, (), "yolo-ultralytics", yaml_rel
     if yaml_rel is not None:
         doc = guarded(lambda: parse_yaml(read_bytes(by_rel[yaml_rel], "config", limits.config_bytes)))
         if isinstance(doc, dict):
             plan = plan_splits(doc, yaml_rel, by_rel, limits, root)
         notes = (f"{yaml_rel} names no split found in this tree: every image read, splits from folder names",
                  ) if not isinstance(doc, AnnotationError) else (f"{yaml_rel} was refused ({doc.reason})",)
+    else:
+        data_rel, names_rel = darknet.find(by_rel)
+        got = guarded(darknet.plan_darknet, data_rel, names_rel, by_rel, limits, root)
+        if isinstance(got, AnnotationError):
+            yield Rejected(path=str(data_rel), reason=got.reason, detail=got.detail)
+            notes = (f"{data_rel} was refused ({got.reason}): every image read, splits from folder names",)
+        else:
+            plan, names_rel, dk_notes = got
+            notes, layout = tuple(dk_notes), "yolo-darknet"
     if plan is None:
         yield Layout("yolo-flat", notes)
         yield from _read_tree(root, found.files, by_rel, yaml_rel, keep_background, prefix, limits)
         return
-    yield Layout("yolo-ultralytics", tuple(plan.notes))
+    yield Layout(layout, tuple(notes if layout == "yolo-darknet" else ()) + tuple(plan.notes))
     yield from plan.rows
-    yield from _read_listed(root, found.files, by_rel, yaml_rel, plan, keep_background, prefix, limits)
+    yield from _read_listed(root, found.files, by_rel, names_rel, plan, keep_background, prefix, limits)
 
 
 def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits) -> Iterator[Rejected]:
-    for r in sorted(r for r in aux if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES):
+    for r in sorted(r for r in aux if PurePosixPath(r).name in NAMES_FILES + YAML_NAMES):
         got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
         if isinstance(got, AnnotationError):  # every names file is checked, used or not
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
 
 
-def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel: str, plan: Plan,
+def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], names_rel: str | None, plan: Plan,
                  keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
-    """Ultralytics' reading: the images ``data.yaml`` names, each with ``label_path(image)``."""
-    aux = {r for r in by_rel if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES
-           or r.endswith(AUX_SUFFIXES)} | plan.lists
+    """Ultralytics' reading: the images ``data.yaml`` (or Darknet's ``obj.data``) names, each
+    with ``label_path(image)``; class names from ``names_rel`` (ids kept, and noted, without one)."""
+    aux = {r for r in by_rel if PurePosixPath(r).name in AUX_NAMES or r.endswith(AUX_SUFFIXES)} | plan.lists
     cache: dict[str, dict[int, str] | AnnotationError] = {}
     entries, used = [], set()
     splits = {r: pick_split(s) for r, s in plan.splits.items()}
@@ -228,10 +253,10 @@ def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_re
         if lab not in by_rel or lab in aux:
             continue
         used.add(lab)
-        if yaml_rel not in cache:
-            cache[yaml_rel] = _read_names(by_rel[yaml_rel], yaml_rel, limits)
-        names = cache[yaml_rel]
-        parsed = guarded(_parse_label, by_rel[lab], yaml_rel, names, limits)
+        if names_rel is not None and names_rel not in cache:
+            cache[names_rel] = _read_names(by_rel[names_rel], names_rel, limits)
+        names = cache[names_rel] if names_rel is not None else None
+        parsed = guarded(_parse_label, by_rel[lab], names_rel, names, limits)
         split, notes = splits[r]
         entries.append(Entry(ann=lab, parsed=parsed, refs=(r,), normalized=True, split=split, notes=notes))
     yield from _names_rows(by_rel, aux, cache, limits)
@@ -252,8 +277,7 @@ def _read_tree(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel:
                keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
     """labelImg / folder reading: every image, its label beside it or in the ``labels/`` mirror."""
     rels = set(by_rel)
-    aux = {r for r in rels if PurePosixPath(r).name in ("classes.txt",) + YAML_NAMES
-           or r.endswith(AUX_SUFFIXES)}
+    aux = {r for r in rels if PurePosixPath(r).name in AUX_NAMES or r.endswith(AUX_SUFFIXES)}
     labels = {r for r in rels if r.endswith(".txt") and r not in aux}
     entries, used = [], set()
     cache: dict[str, dict[int, str] | AnnotationError] = {}
