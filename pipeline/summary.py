@@ -179,6 +179,7 @@ EXPORT_COUNTS = {
     "polygons_dropped": "{n} polygons dropped (boxes kept)",
     "polygons_not_written": "{n} polygons not written (--task segment writes them)",
     "boxes_as_rectangles": "{n} box-only objects written as rectangles",
+    "boxes_rounded": "{n} boxes rounded to whole pixels (each edge by at most 0.5 px)",
     "multipart_bridged": "{n} multi-part polygons bridged into one",
     "unsplit_as_train": "{n} without a split put in train",
 }

@@ -350,7 +350,7 @@ def test_cli_auto_prints_layout_counts(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", "auto", "--out",
                         str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "coco (coco), 5 unlisted, 1 hidden files skipped" in r.stdout
+    assert "source src: coco, 5 unlisted, 1 hidden files skipped" in r.stdout
     assert f"ingest: 3 samples, 4 objects in 3 classes → {tmp_path / 'ds'} (train 2 · val 1;" in r.stdout
 
 
