@@ -33,6 +33,7 @@ stops with what to do, rather than the trainer or evaluate later.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from pipeline.apportion import largest_remainder, moves_to_fill, per_class, spli
 from pipeline.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
 from pipeline.outputs import claim_dir
-from pipeline.record import DUPLICATES, Dataset, Sample
+from pipeline.record import Dataset, Sample, read_duplicate_groups, read_json
 from pipeline.seeding import key64
 
 SPLITS_FILE = "splits.json"
@@ -63,10 +64,7 @@ def units(dataset: Dataset) -> list[list[Sample]]:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
-    groups: list[list[str]] = []
-    f = Path(dataset.root) / DUPLICATES if dataset.root is not None else None
-    if f is not None and f.is_file():
-        groups = [g["ids"] for g in json.loads(f.read_text(encoding="utf-8"))["groups"]]
+    groups = [g["ids"] for g in read_duplicate_groups(dataset.root)] if dataset.root is not None else []
     by_hash: dict[str, str] = {}
     for s in dataset.samples:
         if s.pixel_hash:
@@ -271,9 +269,15 @@ def describe(summary: dict) -> str:
 
 
 def read_splits(path: Path) -> dict[str, str]:
+    """The ``{sample id: split}`` assignment of a split directory's ``splits.json``."""
     from pipeline.errors import InputError
 
     f = Path(path) / SPLITS_FILE
-    if not f.is_file():
+    if not os.path.lexists(f):
         raise InputError(f"{f}: split assignment not found; run `pipeline split` first")
-    return json.loads(f.read_text(encoding="utf-8"))["assignment"]
+    again = "re-run `pipeline split` to write it again"
+    doc = read_json(f, again)
+    assignment = doc.get("assignment") if isinstance(doc, dict) else None
+    if not isinstance(assignment, dict) or not all(isinstance(v, str) for v in assignment.values()):
+        raise InputError(f"{f}: no assignment {{sample id: split name}} in it; {again}")
+    return assignment
