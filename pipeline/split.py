@@ -273,6 +273,8 @@ def read_splits(path: Path) -> dict[str, str]:
     from pipeline.errors import InputError
 
     f = Path(path) / SPLITS_FILE
+    if os.path.lexists(path) and not Path(path).is_dir():
+        raise InputError(f"{path}: not a directory; give the directory `pipeline split` writes (it holds {SPLITS_FILE})")
     if not os.path.lexists(f):
         raise InputError(f"{f}: split assignment not found; run `pipeline split` first")
     again = "re-run `pipeline split` to write it again"
