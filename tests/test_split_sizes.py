@@ -110,6 +110,16 @@ def test_per_class_rounds_every_share_down_or_up_and_adds_up(rows, ratios):
             assert (rows[c] * sizes[k]) // n <= x <= -(-(rows[c] * sizes[k]) // n) if n else x == 0
     for k in sizes:
         assert sum(out[c][k] for c in rows) == sizes[k]
+    # Each class rounded on its own (largest remainder, ties to the split named first):
+    # whenever those add up to the split sizes, they are the answer.
+    alone = {}
+    for c, u in rows.items():
+        got = {k: (u * sizes[k]) // n if n else 0 for k in sizes}
+        for k in sorted(sizes, key=lambda k: (-((u * sizes[k]) % n) if n else 0, k))[:u - sum(got.values())]:
+            got[k] += 1
+        alone[c] = got
+    if all(sum(alone[c][k] for c in rows) == sizes[k] for k in sizes):
+        assert out == alone
 
 
 def test_twelve_images_split_ten_one_one():
