@@ -171,3 +171,16 @@ def test_largest_remainder_ties_and_float_sums():
     assert largest_remainder(10, {"train": 0.7, "val": 0.2, "test": 0.1}) == {"train": 7, "val": 2, "test": 1}
     assert largest_remainder(7, {"train": 1.0, "test": 0.0}) == {"train": 7, "test": 0}
     assert largest_remainder(0, DEFAULT) == {"train": 0, "val": 0, "test": 0}
+
+
+def test_carving_from_a_given_train_split_too_small_says_so(tmp_path):
+    samples = tuple(Sample(id=f"{k}/{i}", image="", width=8, height=8, channels=1, label="c", split=k)
+                    for k, n in (("train", 1), ("val", 2)) for i in range(n))
+    ds = Dataset(root=tmp_path, samples=samples, classes=("c",))
+    params = SplitParams(ratios=DEFAULT)
+    with pytest.raises(InputError, match=r"split\(s\) test would be empty: the given train split holds only "
+                                         r"1 sample, too few to carve test from it and keep train"):
+        check_not_empty(Counter(assign_splits(ds, params).values()), params, ds)
+    two = Dataset(root=tmp_path, samples=samples + (Sample(id="train/1", image="", width=8, height=8, channels=1,
+                                                           label="c", split="train"),), classes=("c",))
+    assert Counter(assign_splits(two, params).values()) == {"train": 1, "val": 2, "test": 1}
