@@ -1,9 +1,10 @@
 """The one guarded way to read a user's input file.
 
 Every reader of user data (images, VOC XML, YOLO labels, ``classes.txt``,
-``data.yaml``, labelme, COCO and CreateML JSON, ``params.yaml``) reads through
-``read_bytes`` and decodes with the pure functions below, so each hazard is
-handled once, here:
+``data.yaml``, labelme, COCO and CreateML JSON, ``params.yaml``, ``--checksums``,
+and the files of a dataset directory through ``record.read_json``/``read_jsonl``)
+opens through ``open_regular``/``read_bytes`` and decodes with the pure functions
+below, so each hazard is handled once, here:
 
 * **Not a regular file.** A FIFO blocks ``open`` forever, a device never ends, a
   dangling or looping link raises a confusing ``OSError``. The path is checked with

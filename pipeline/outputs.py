@@ -11,7 +11,10 @@ command does any work it checks each output path against three rules:
   the current directory, whatever the spelling: paths are compared after
   ``realpath`` (``.``, ``..``, links, relative or absolute all resolve alike);
 * a single-file output (metrics, CSV, checkpoint) is never a directory and never
-  lies inside an input.
+  lies inside an input;
+* a directory written into and kept between runs (TensorBoard logs, the download
+  cache) is a directory or absent: a file, FIFO or device in its place is refused
+  before any work, not stumbled on when the first file goes in.
 
 The checks raise ``OutputRefused`` (a ``PipelineError``: exit 2, one line). They
 run again just before the final rename (``pipeline.atomic``), so a folder that
@@ -154,3 +157,12 @@ def claim_file(path: Path, inputs: Iterable[Path | str | None] = (), what: str =
     if path.exists() and not path.is_file():
         raise OutputRefused(f"{path}: exists and is not a regular file; it is left as it is")
     check_apart(path, inputs, what)
+
+
+def check_dir_target(path: Path, what: str) -> None:
+    """A directory the command writes files into and keeps (``--logdir``, the download
+    cache): absent (it is created) or a directory; anything else is refused."""
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_dir():
+        raise OutputRefused(f"{_shown(path)}: exists and is not a directory; it is left as it is. "
+                            f"Give a directory (or a new path) for {what}")

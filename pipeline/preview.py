@@ -119,10 +119,12 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
 
     from pipeline.augment.registry import build_pipeline
     from pipeline.device import resolve_device
+    from pipeline.outputs import check_dir_target
     from pipeline.version.plan import Plan, output_geometry, reference_size
     from pipeline.version.render import Renderer, pin_backend
     from pipeline.version.writer import version_pipeline
 
+    check_dir_target(logdir, "the preview (--logdir)")  # before the rendering, not after
     h, w, c = output_geometry(dataset, params)
     device = resolve_device(params.device)
     plan = Plan(dataset, assignment, params)

@@ -16,16 +16,19 @@ Conventions (the same everywhere in the code):
 The canonical dataset directory holds ``manifest.jsonl`` (one Sample per line,
 sorted by id), ``classes.json`` (ordered class names), ``quarantine.jsonl``
 (rejected inputs with reasons) and ``images/`` (the upright images, in tar packs:
-see ``pipeline.imagestore``; read them with ``Dataset.read_image``).
+see ``pipeline.imagestore``; read them with ``Dataset.read_image``). Its files, a
+version's and ``splits.json`` are read by ``read_jsonl`` and ``read_json``: the
+guarded reader, and one error naming the file and the line for anything damaged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
 
 if TYPE_CHECKING:
     from pipeline.imagestore import ImageReader
@@ -38,6 +41,8 @@ REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
 DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
 
 Box = tuple[float, float, float, float]
+T = TypeVar("T")
+INGEST_AGAIN = "re-run `pipeline ingest` to write the dataset again"
 MAX_DETAIL = 1000  # characters of a quarantine detail written
 
 
@@ -158,6 +163,9 @@ class Sample:
 
     @classmethod
     def from_json(cls, d: dict) -> "Sample":
+        for key, kinds in (("id", str), ("image", str), ("label", (str, type(None))), ("split", (str, type(None)))):
+            if not isinstance(d[key] if key in ("id", "image") else d.get(key), kinds):
+                raise TypeError(f"{key!r} must be a string, not {type(d[key]).__name__}")
         return cls(
             id=d["id"],
             image=d["image"],
@@ -226,11 +234,68 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+def _damaged(path: Path, problem: str, remedy: str) -> Exception:
+    from pipeline.errors import InputError
+
+    return InputError(f"{path}: {problem}; {remedy}")
+
+
+def read_jsonl(path: Path, build: Callable[[dict], T] | None = None,
+               remedy: str = "re-run the command that wrote it") -> Iterator[T]:
+    """The rows of a JSON-lines file of a dataset directory, each through ``build``.
+
+    Opened by the guarded reader (a FIFO or a device is refused at once) and streamed.
+    A line that is not UTF-8, not JSON, not an object, or not what ``build`` takes
+    stops with an ``InputError`` naming the file, the 1-based line number, the
+    problem and ``remedy``; blank lines are skipped.
+    """
+    from pipeline.inputfile import InputRefused, describe_exception, open_regular
+
+    try:
+        fd, _ = open_regular(path)
+    except InputRefused as err:
+        raise _damaged(path, f"cannot read it ({err.reason}: {err.detail})", remedy) from None
+    with os.fdopen(fd, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise _damaged(path, f"line {number}: not UTF-8 (byte 0x{raw[err.start]:02x} at column "
+                                     f"{err.start + 1})", remedy) from None
+            if not line.strip():
+                continue
+            line = line.rstrip("\r\n")
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as err:
+                why = f"{err.msg} at column {err.pos + 1}" if isinstance(err, json.JSONDecodeError) else "nested too deeply"
+                raise _damaged(path, f"line {number}: not valid JSON ({why})", remedy) from None
+            if not isinstance(row, dict):
+                raise _damaged(path, f"line {number}: a JSON {type(row).__name__}, not an object", remedy)
+            if build is None:
+                yield row  # type: ignore[misc]
+                continue
+            try:
+                record = build(row)
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise _damaged(path, f"line {number}: not a valid row ({describe_exception(err)})", remedy) from None
+            yield record
+
+
+def read_json(path: Path, remedy: str = "re-run the command that wrote it") -> Any:
+    """A JSON document of a dataset directory (``classes.json``, ``splits.json``,
+    ``card.json``, ...), read by the guarded reader; an empty, damaged or unreadable
+    file stops with an ``InputError`` naming it (and the line, for bad JSON) and ``remedy``."""
+    from pipeline.inputfile import InputRefused, parse_json, read_bytes
+
+    try:
+        data = read_bytes(path, "index")
+        if not data.strip():
+            raise _damaged(path, "the file is empty", remedy)
+        return parse_json(data)
+    except InputRefused as err:
+        what = "not valid JSON" if err.reason == "malformed-json" else f"cannot read it ({err.reason})"
+        raise _damaged(path, f"{what}: {err.detail}", remedy) from None
 
 
 @dataclass(frozen=True)
@@ -273,21 +338,59 @@ def save_dataset(root: Path, samples: Iterable[Sample], classes: Iterable[str],
 
 
 def load_dataset(root: Path) -> Dataset:
-    """Load a canonical dataset or a dataset version, with an error that says what is missing."""
+    """Load a canonical dataset or a dataset version; a file missing, damaged or not a
+    regular file stops with an error naming it (and the line, in a JSON-lines file)."""
     from pipeline.errors import InputError
     from pipeline.version.dataset import is_version, load_version
 
     root = Path(root)
+    if os.path.lexists(root) and not root.is_dir():
+        raise InputError(f"{root}: not a directory; a dataset is the directory `pipeline ingest` "
+                         "(or a version, `pipeline augment`) writes")
     if is_version(root):
         return load_version(root)
     for name in (MANIFEST, CLASSES):
-        if not (root / name).is_file():
+        if not os.path.lexists(root / name):
             raise InputError(
                 f"{root}: not a canonical dataset (missing {name}); "
                 "create one with `pipeline ingest`"
             )
-    samples = tuple(Sample.from_json(d) for d in read_jsonl(root / MANIFEST))
-    classes = tuple(json.loads((root / CLASSES).read_text(encoding="utf-8")))
+    samples = tuple(read_jsonl(root / MANIFEST, Sample.from_json, INGEST_AGAIN))
+    classes = read_classes(root / CLASSES, INGEST_AGAIN)
     q = root / QUARANTINE
-    quarantine = tuple(Rejected.from_json(d) for d in read_jsonl(q)) if q.is_file() else ()
+    quarantine = tuple(read_jsonl(q, Rejected.from_json, INGEST_AGAIN)) if os.path.lexists(q) else ()
     return Dataset(root=root, samples=samples, classes=classes, quarantine=quarantine)
+
+
+def read_classes(path: Path, remedy: str) -> tuple[str, ...]:
+    """``classes.json``: a JSON list of class names."""
+    classes = read_json(path, remedy)
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise _damaged(path, "not a JSON list of class names", remedy)
+    return tuple(classes)
+
+
+def read_duplicate_groups(root: Path) -> list[dict]:
+    """The groups of a dataset's ``duplicates.json`` (none when it has no such file):
+    ``{ids: [sample id, ...], kind, labels?}`` each."""
+    path = Path(root) / DUPLICATES
+    if not os.path.lexists(path):
+        return []
+    doc = read_json(path, INGEST_AGAIN)
+    groups = doc.get("groups") if isinstance(doc, dict) else None
+    if not isinstance(groups, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("ids"), list) and all(isinstance(i, str) for i in g["ids"])
+            for g in groups):
+        raise _damaged(path, 'not {"groups": [{"ids": [sample id, ...]}, ...]}', INGEST_AGAIN)
+    return groups
+
+
+def read_report(root: Path) -> dict:
+    """A canonical dataset's ``report.json`` ({} when it has none)."""
+    path = Path(root) / REPORT
+    if not os.path.lexists(path):
+        return {}
+    report = read_json(path, INGEST_AGAIN)
+    if not isinstance(report, dict):
+        raise _damaged(path, "not a JSON object", INGEST_AGAIN)
+    return report

@@ -9,42 +9,43 @@ common given split and the moved ids are reported (``moved`` in splits.json).
 When the given splits lack one that ``split.ratios`` asks for (a tree with
 ``train/`` and ``val/`` only), it is carved from the given train split, stratified
 like the rest (``split.given: carve``, the default; ``keep`` leaves given splits
-alone), and counted in ``carved``. A split the ratios ask for that ends up empty
-stops the split stage with what to do, rather than the trainer or evaluate later.
+alone), and counted in ``carved``.
 
-* Classification: units are split per class; within a class they are ordered by
-  a key of (seed, first id), independent of file order, and cut by the ratios with
-  largest-remainder rounding (sample counts).
+* Classification: the number of units in each split is fixed over the whole set
+  first (largest remainder over all units; a split with a positive ratio gets at
+  least one unit whenever there are as many units as such splits), then shared out
+  per class, each class getting the floor or ceil of its exact share of each split
+  (``pipeline.apportion``). Within a class the units are ordered by a key of (seed,
+  first id), independent of file order, and dealt to train, val, test in that order.
 * Box data: iterative stratification by object-class counts (Sechidis et al.,
   2011): the rarest class is placed first, each of its units going to the split
   that most lacks that class, so every split gets its share of every class.
-  Images without objects are split like a class of their own.
+  Images without objects are cut by the ratios (largest remainder over their
+  units). A split the greedy left empty takes the last unit placed in the split
+  most over its share, when there are enough units.
+
+Units are counted, never samples: a duplicate group is one unit. A split the
+ratios ask for stays empty only when there are fewer units than splits with a
+positive ratio, or when the given splits are kept and lack it; the split stage then
+stops with what to do, rather than the trainer or evaluate later.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from pipeline.apportion import largest_remainder, moves_to_fill, per_class, split_sizes
 from pipeline.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
 from pipeline.outputs import claim_dir
-from pipeline.record import DUPLICATES, Dataset, Sample
+from pipeline.record import Dataset, Sample, read_duplicate_groups, read_json
 from pipeline.seeding import key64
 
 SPLITS_FILE = "splits.json"
 ORDER = ("train", "val", "test")
-
-
-def _cut(n: int, ratios: dict[str, float]) -> list[tuple[str, int]]:
-    """Counts per split for ``n`` items, summing to n (largest remainder)."""
-    raw = {k: n * r for k, r in ratios.items()}
-    counts = {k: int(v) for k, v in raw.items()}
-    left = n - sum(counts.values())
-    for k in sorted(raw, key=lambda k: (-(raw[k] - counts[k]), k))[:left]:
-        counts[k] += 1
-    return [(k, counts[k]) for k in ratios]
 
 
 def units(dataset: Dataset) -> list[list[Sample]]:
@@ -63,10 +64,7 @@ def units(dataset: Dataset) -> list[list[Sample]]:
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
-    groups: list[list[str]] = []
-    f = Path(dataset.root) / DUPLICATES if dataset.root is not None else None
-    if f is not None and f.is_file():
-        groups = [g["ids"] for g in json.loads(f.read_text(encoding="utf-8"))["groups"]]
+    groups = [g["ids"] for g in read_duplicate_groups(dataset.root)] if dataset.root is not None else []
     by_hash: dict[str, str] = {}
     for s in dataset.samples:
         if s.pixel_hash:
@@ -88,20 +86,14 @@ def _given(unit: list[Sample]) -> str | None:
     return sorted(given.items(), key=lambda kv: (-kv[1], ORDER.index(kv[0]) if kv[0] in ORDER else 9))[0][0]
 
 
-def _fill(ordered: list[list[Sample]], ratios: dict[str, float], out: dict[str, str]) -> None:
-    """Cut units in order into splits by sample counts (a group never straddles)."""
-    total = sum(len(u) for u in ordered)
-    plan = _cut(total, ratios)
-    k, filled = 0, 0
-    for u in ordered:
-        while k < len(plan) - 1 and filled >= plan[k][1]:
-            k, filled = k + 1, 0
-        for s in u:
-            out[s.id] = plan[k][0]
-        filled += len(u)
+def _deal(ordered: list[list[Sample]], sizes: dict[str, int]) -> list[tuple[list[Sample], str]]:
+    """Units in order to the splits in order, ``sizes[k]`` units to split ``k``."""
+    names = [k for k, n in sizes.items() for _ in range(n)]
+    return list(zip(ordered, names))
 
 
-def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: int, out: dict[str, str]) -> None:
+def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: int) -> list[tuple[list[Sample], str]]:
+    """Iterative stratification by object classes; ``(unit, split)`` in the order placed."""
     counts = [Counter(o.label for s in u for o in s.objects) for u in todo]
     total = Counter()
     for c in counts:
@@ -111,6 +103,7 @@ def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: 
     left = set(range(len(todo)))
     key = {i: key64("split", seed, todo[i][0].id) for i in left}
     remaining = Counter(total)
+    placed: list[tuple[list[Sample], str]] = []
     while left:
         live = [c for c in remaining if remaining[c] > 0]
         if not live:
@@ -118,29 +111,48 @@ def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: 
         cls = min(live, key=lambda c: (remaining[c], c))
         for i in sorted((i for i in left if counts[i][cls]), key=key.__getitem__):
             name = max(ratios, key=lambda k: (want[k].get(cls, 0.0), want_n[k], -list(ratios).index(k)))
-            for s in todo[i]:
-                out[s.id] = name
+            placed.append((todo[i], name))
             for c, n in counts[i].items():
                 want[name][c] = want[name].get(c, 0.0) - n
                 remaining[c] -= n
             want_n[name] -= len(todo[i])
             left.discard(i)
     rest = sorted((todo[i] for i in left), key=lambda u: key64("split", seed, u[0].id))
-    _fill(rest, ratios, out)
+    placed += _deal(rest, largest_remainder(len(rest), ratios))
+    # The greedy can leave a split with a small ratio empty (3 images at 0.98/0.01/0.01):
+    # the last unit placed in the donor split (of the commonest classes) moves there.
+    have = dict.fromkeys(ratios, 0)
+    for _, k in placed:
+        have[k] += 1
+    for donor, taker in moves_to_fill(have, ratios):
+        i = max(i for i, (_, k) in enumerate(placed) if k == donor)
+        placed[i] = (placed[i][0], taker)
+    return placed
 
 
 def _assign(todo: list[list[Sample]], ratios: dict[str, float], seed: int, out: dict[str, str]) -> None:
-    """Split units without a given split by ``ratios``: per class, or by object classes."""
+    """Split units without a given split by ``ratios``: per class, or by object classes.
+
+    Classification: the split sizes are fixed over all units first, then shared out per
+    class (``pipeline.apportion``); within a class the units are ordered by a key of
+    (seed, first id) and dealt to train, val, test in that order.
+    """
     if any(s.objects for u in todo for s in u):
-        _stratify_objects(todo, ratios, seed, out)
-        return
-    strata: dict[str, list[list[Sample]]] = defaultdict(list)
-    for u in todo:
-        s = u[0]
-        strata[s.label if s.label is not None else ""].append(u)
-    for stratum in sorted(strata):
-        ordered = sorted(strata[stratum], key=lambda u: key64("split", seed, u[0].id))
-        _fill(ordered, ratios, out)
+        placed = _stratify_objects(todo, ratios, seed)
+    else:
+        strata: dict[str, list[list[Sample]]] = defaultdict(list)
+        for u in todo:
+            s = u[0]
+            strata[s.label if s.label is not None else ""].append(u)
+        tie_order = sorted(strata, key=lambda c: (key64("split-class", seed, c), c))
+        shares = per_class({c: len(strata[c]) for c in strata}, split_sizes(len(todo), ratios), tie_order)
+        placed = []
+        for stratum in sorted(strata):
+            ordered = sorted(strata[stratum], key=lambda u: key64("split", seed, u[0].id))
+            placed += _deal(ordered, shares[stratum])
+    for u, name in placed:
+        for s in u:
+            out[s.id] = name
 
 
 def missing_given(dataset: Dataset, params: SplitParams) -> list[str]:
@@ -174,18 +186,44 @@ def assign_splits(dataset: Dataset, params: SplitParams) -> dict[str, str]:
     return out
 
 
+def _units_text(pool: list[list[Sample]]) -> str:
+    """How many units there are, as a person counts them: groups and single samples."""
+    groups = [u for u in pool if len(u) > 1]
+    singles = len(pool) - len(groups)
+    if not groups:
+        return f"{singles} sample{'s' if singles != 1 else ''}"
+    kept = f"{sum(len(u) for u in groups)} samples; a group stays in one split"
+    if not singles:
+        return f"{len(groups)} duplicate group{'s' if len(groups) != 1 else ''} ({kept})"
+    return (f"{len(pool)} units: {len(groups)} duplicate group{'s' if len(groups) != 1 else ''} ({kept}) "
+            f"and {singles} single sample{'s' if singles != 1 else ''}")
+
+
 def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> None:
-    """Stop when a split the ratios ask for is empty, saying what to do."""
+    """Stop when a split the ratios ask for is empty, saying why and what to do.
+
+    Only the impossible is left empty (see the module's doc), so the message counts
+    what was split: units, where a duplicate group is one.
+    """
     from pipeline.errors import InputError
 
     empty = [k for k, r in params.ratios.items() if r > 0 and not counts.get(k)]
     if not empty:
         return
     given = sorted({s.split for s in dataset.samples if s.split})
-    why = (f"the source gives its own splits ({', '.join(given)}) and split.given is {params.given!r}"
-           if given and params.given == "keep" else
-           f"{len(dataset.samples)} samples are too few for split.ratios {params.ratios}")
-    fix = "add images or set their ratio to 0" + (", or set split.given: carve" if given else "")
+    live = sum(1 for r in params.ratios.values() if r > 0)
+    if given and params.given == "keep":
+        why = f"the source gives its own splits ({', '.join(given)}) and split.given is {params.given!r}"
+    elif given and "train" not in given:
+        why = f"the source gives its own splits ({', '.join(given)}) and no train split to carve from"
+    elif given:
+        train = [u for u in units(dataset) if _given(u) == "train"]
+        why = (f"the given train split holds only {_units_text(train)}, too few to carve "
+               f"{', '.join(empty)} from it and keep train (each split needs one)")
+    else:
+        why = (f"only {_units_text(units(dataset))} to split, too few for split.ratios {params.ratios}: "
+               f"each of the {live} splits with a positive ratio needs one")
+    fix = "add images or set their ratio to 0" + (", or set split.given: carve" if given and params.given == "keep" else "")
     raise InputError(f"{dataset.root}: split(s) {', '.join(empty)} would be empty: {why}; {fix}")
 
 
@@ -222,9 +260,17 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
 
 
 def read_splits(path: Path) -> dict[str, str]:
+    """The ``{sample id: split}`` assignment of a split directory's ``splits.json``."""
     from pipeline.errors import InputError
 
     f = Path(path) / SPLITS_FILE
-    if not f.is_file():
+    if os.path.lexists(path) and not Path(path).is_dir():
+        raise InputError(f"{path}: not a directory; give the directory `pipeline split` writes (it holds {SPLITS_FILE})")
+    if not os.path.lexists(f):
         raise InputError(f"{f}: split assignment not found; run `pipeline split` first")
-    return json.loads(f.read_text(encoding="utf-8"))["assignment"]
+    again = "re-run `pipeline split` to write it again"
+    doc = read_json(f, again)
+    assignment = doc.get("assignment") if isinstance(doc, dict) else None
+    if not isinstance(assignment, dict) or not all(isinstance(v, str) for v in assignment.values()):
+        raise InputError(f"{f}: no assignment {{sample id: split name}} in it; {again}")
+    return assignment

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from pipeline.record import DUPLICATES, REPORT, Dataset
+from pipeline.record import Dataset, read_duplicate_groups, read_report
 
 SMALL_AREA = 32 * 32  # pixels: COCO's small-object threshold
 
@@ -37,10 +37,8 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
     nonzero = [c for c in counts if c]
     notes = Counter(n.split(":")[0] for s in ds.samples for n in s.notes)
     clipped = sum(int(n.split(":")[1]) for s in ds.samples for n in s.notes if n.startswith("clipped:"))
-    dup_file = Path(ds.root) / DUPLICATES if ds.root is not None else None
-    groups = json.loads(dup_file.read_text(encoding="utf-8"))["groups"] if dup_file and dup_file.is_file() else []
-    report_file = Path(ds.root) / REPORT if ds.root is not None else None
-    report = json.loads(report_file.read_text(encoding="utf-8")) if report_file and report_file.is_file() else {}
+    groups = read_duplicate_groups(ds.root) if ds.root is not None else []
+    report = read_report(ds.root) if ds.root is not None else {}
     files_q = [r for r in ds.quarantine if r.index is None]
     splits = Counter(split_of(s) for s in ds.samples)
     boxes = [(o.box[2] - o.box[0], o.box[3] - o.box[1]) for s in ds.samples for o in s.objects]

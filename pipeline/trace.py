@@ -46,16 +46,23 @@ class Trace:
 
 
 def read_card(version: Path) -> dict:
-    path = Path(version) / "card.json"
-    if not path.is_file():
+    from pipeline.version.dataset import AUGMENT_AGAIN, CARD, read_card as read_version_card
+
+    path = Path(version) / CARD
+    if not os.path.lexists(path):
         raise InputError(f"{path}: not a dataset version (run `pipeline augment` first)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    card = read_version_card(version)
+    source = card.get("source")
+    if not isinstance(source, dict) or not all(isinstance(source.get(k), str) for k in ("dataset", "manifest_sha256")):
+        raise InputError(f"{path}: no source dataset and manifest hash recorded; {AUGMENT_AGAIN}")
+    return card
 
 
 def manifest_rows(version: Path):
     """The version's rows, streamed, as typed records."""
-    for d in read_jsonl(Path(version) / "manifest.jsonl"):
-        yield VersionRow.from_dict(d)
+    from pipeline.version.dataset import AUGMENT_AGAIN
+
+    yield from read_jsonl(Path(version) / "manifest.jsonl", VersionRow.from_dict, AUGMENT_AGAIN)
 
 
 def find_row(version: Path, sample_id: str) -> tuple[VersionRow, list[str]]:

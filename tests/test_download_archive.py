@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import stat
 import tarfile
@@ -155,6 +156,8 @@ def test_gzip_round_trip_of_generated_idx():
     ('{"a.gz": 5}', "not a digest"),
     ('["md5:x"]', "must be a JSON object"),
     ("{", "not valid JSON"),
+    ("[" * 100_000, "json-too-deep"),
+    ('{"a.gz": NaN}', "not valid JSON"),
 ])
 def test_parse_checksums(text, result):
     if isinstance(result, dict):
@@ -213,3 +216,18 @@ def test_size_cap_and_free_space_are_checked_before_writing(tmp_path, monkeypatc
     with pytest.raises(DownloadError, match=r"unpacks to [\d.]+ MiB but .* has only 0\.0 MiB free"):
         safe_extract(archive, tmp_path / "b")
     assert list((tmp_path / "a").rglob("*")) == list((tmp_path / "b").rglob("*")) == []
+
+
+@pytest.mark.timeout(10)
+def test_a_checksums_file_is_read_by_the_guarded_reader(tmp_path):
+    from pipeline.download.checksums import load_checksums
+
+    os.mkfifo(tmp_path / "sums.json")  # no writer: a plain open() would wait forever
+    with pytest.raises(ConfigError, match=r"sums.json: cannot read checksums file \(not-a-regular-file\): is a fifo"):
+        load_checksums(tmp_path / "sums.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"caf\xe9": "md5:' + b"0" * 32 + b'"}')
+    with pytest.raises(ConfigError, match=r"latin1.json: refused \(not-utf8\)"):
+        load_checksums(tmp_path / "latin1.json")
+    (tmp_path / "big.json").write_bytes(b" " * (2 << 20))
+    with pytest.raises(ConfigError, match=r"big.json: cannot read checksums file \(file-too-large\)"):
+        load_checksums(tmp_path / "big.json")

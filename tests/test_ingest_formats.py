@@ -148,8 +148,11 @@ def test_cli_split_export_and_stats_with_splits(tmp_path):
     run = lambda *a: subprocess.run([sys.executable, "-m", "pipeline", *map(str, a)], cwd=tmp_path,  # noqa: E731
                                     env=env, capture_output=True, text=True, timeout=120)
     assert run("ingest", "--format", "yolo", src, "--out", "ds").returncode == 0
-    r = run("split", "ds", "--out", "sp")  # 5 images cannot fill 10% of test: said at split time
+    (tmp_path / "keep.yaml").write_text("split: {given: keep}\n")  # train/ and val/ given, no test: said at split time
+    r = run("split", "ds", "--out", "sp", "--params", "keep.yaml")
     assert r.returncode == 2 and "split(s) test would be empty" in r.stderr and not (tmp_path / "sp").exists()
+    r = run("split", "ds", "--out", "sp0")  # carved: 4 given train images are enough for one test image
+    assert r.returncode == 0 and "split: test 1, train 3, val 1 (carved from the given train split: test 1)" in r.stdout
     (tmp_path / "p.yaml").write_text("split: {ratios: {train: 0.8, val: 0.2, test: 0.0}}\n")
     assert run("split", "ds", "--out", "sp", "--params", "p.yaml").returncode == 0
     r = run("export", "--format", "voc", "ds", "--out", "voc", "--splits", "sp")

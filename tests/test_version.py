@@ -65,7 +65,8 @@ def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
     v = tmp_path / "v"
     rows = [json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines()]
     n_train = sum(1 for s in assignment.values() if s == "train")
-    assert card["splits"]["train"]["samples"] == 3 * n_train and len(rows) == 3 * n_train + 2 * 7 + 1
+    assert n_train == 22  # 0.6 of 36 is 21.6: the whole set is rounded first, val and test 7 each
+    assert card["splits"]["train"]["samples"] == 3 * n_train and len(rows) == 3 * n_train + 2 * 7
     train = [r for r in rows if r["split"] == "train"]
     assert [r["index"] for r in train] == list(range(len(train)))
     assert {r["copy"] for r in train} == {0, 1, 2}

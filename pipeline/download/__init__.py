@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.download.catalog import CATALOG, DatasetInfo, get_info
 from pipeline.download.remote import FetchOptions, cache_root
 from pipeline.errors import DownloadError
-from pipeline.outputs import claim_dir
+from pipeline.outputs import check_dir_target, claim_dir
 
 __all__ = ["CATALOG", "DatasetInfo", "FetchOptions", "download", "get_info", "inputs_of"]
 
@@ -31,6 +31,7 @@ def download(name: str, out: Path, opts: FetchOptions | None = None, **options) 
     info = get_info(name)
     opts = opts or FetchOptions(**options)
     claim_dir(Path(out), "download", inputs_of(opts))  # before anything is fetched
+    check_dir_target(cache_root(opts), "the download cache (--cache, $PIPELINE_CACHE)")
     try:
         return info.fetch(Path(out), opts)
     except OSError as err:

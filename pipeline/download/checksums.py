@@ -8,7 +8,6 @@ replaces them for the files it names (a private mirror's own bytes).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -30,24 +29,32 @@ def parse_digest(text: str, where: str) -> str:
     return value
 
 
-def parse_checksums(text: str, source: str) -> dict[str, str]:
-    """Parse a checksums JSON object: ``{file name: digest}``."""
+def parse_checksums(data: bytes | str, source: str) -> dict[str, str]:
+    """Parse a checksums JSON object ``{file name: digest}`` (the guarded reader's JSON:
+    UTF-8, bounded nesting, no NaN)."""
+    from pipeline.inputfile import InputRefused, parse_json
+
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{source}: not valid JSON: {err}") from None
-    if not isinstance(data, dict):
+        doc = parse_json(data.encode("utf-8") if isinstance(data, str) else data)
+    except InputRefused as err:
+        what = "not valid JSON" if err.reason == "malformed-json" else "refused"
+        raise ConfigError(f"{source}: {what} ({err.reason}): {err.detail}") from None
+    if not isinstance(doc, dict):
         raise ConfigError(f"{source}: must be a JSON object {{file name: \"md5:<hex>\" or \"sha256:<hex>\"}}")
-    return {str(name): parse_digest(digest, f"{source}: {name}") for name, digest in data.items()}
+    return {str(name): parse_digest(digest, f"{source}: {name}") for name, digest in doc.items()}
 
 
 def load_checksums(path: Path) -> dict[str, str]:
+    """``--checksums FILE``, read through the guarded reader: a regular file (a FIFO or a
+    device would block or never end) of at most the config size cap."""
+    from pipeline.inputfile import InputRefused, read_bytes
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read checksums file ({err.strerror or err})") from None
-    return parse_checksums(text, str(path))
+        data = read_bytes(path, "config")
+    except InputRefused as err:
+        raise ConfigError(f"{path}: cannot read checksums file ({err.reason}): {err.detail}") from None
+    return parse_checksums(data, str(path))
 
 
 def file_digest(path: Path, algorithm: str) -> str:

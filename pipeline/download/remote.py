@@ -96,7 +96,12 @@ def _from_disk(dataset: str, remotes: list[Remote], source: Path) -> dict[str, P
                              f"holding {', '.join(r.name for r in remotes)}")
         return {remotes[0].name: source}
     if not source.is_dir():
-        raise InputError(f"--from {source}: no such file or directory")
+        from pipeline.inputfile import InputRefused, check_regular
+
+        try:
+            check_regular(source)  # a FIFO or device says what it is, rather than "no such file"
+        except InputRefused as err:
+            raise InputError(f"--from {source}: {err.detail}") from None
     missing = [r.name for r in remotes if not (source / r.name).is_file()]
     if missing:
         raise InputError(f"--from {source}: missing {', '.join(missing)} (the upstream file names)")

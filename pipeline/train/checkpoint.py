@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -61,10 +62,17 @@ def load_model(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
     from pipeline.train.models import MODELS, build_model
 
-    if not Path(path).is_file():
-        raise InputError(f"{path}: checkpoint not found (run the train stage first)")
+    from pipeline.inputfile import InputRefused, open_regular
+
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on
+    except InputRefused as err:
+        if err.reason == "missing-file":
+            raise InputError(f"{path}: checkpoint not found (run the train stage first)") from None
+        raise InputError(f"{path}: cannot read the checkpoint ({err.reason}: {err.detail})") from None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            ckpt = torch.load(f, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
         raise InputError(f"{path}: not a pipeline checkpoint ({type(err).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("model") not in MODELS:

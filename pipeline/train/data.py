@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,17 +38,22 @@ class VersionInfo:
 
 
 def read_card(version: Path) -> VersionInfo:
-    card_path = Path(version) / "card.json"
-    if not card_path.is_file():
+    from pipeline.version.dataset import AUGMENT_AGAIN, CARD, read_card as read_version_card
+
+    card_path = Path(version) / CARD
+    if not os.path.lexists(card_path):
         raise InputError(f"{card_path}: not a dataset version (run the augment stage first)")
-    card = json.loads(card_path.read_text())
-    train = card["splits"]["train"]
-    return VersionInfo(
-        classes=tuple(card["classes"]), shape=tuple(card["image_shape"]),
-        mean=tuple(train["pixel_mean"]), std=tuple(max(s, 1e-6) for s in train["pixel_std"]),
-        digest=hashlib.blake2b(card_path.read_bytes(), digest_size=8).hexdigest(),
-        resize=(card["params"].get("resize", "stretch"), card["params"].get("pad_value", 114)),
-    )
+    card = read_version_card(version)
+    try:
+        train = card["splits"]["train"]
+        return VersionInfo(
+            classes=tuple(card["classes"]), shape=tuple(card["image_shape"]),
+            mean=tuple(train["pixel_mean"]), std=tuple(max(s, 1e-6) for s in train["pixel_std"]),
+            digest=hashlib.blake2b(card_path.read_bytes(), digest_size=8).hexdigest(),
+            resize=(card["params"].get("resize", "stretch"), card["params"].get("pad_value", 114)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"{card_path}: not a complete card ({type(err).__name__}: {err}); {AUGMENT_AGAIN}") from None
 
 
 def load_split(version: Path, split: str) -> SplitTensors:
@@ -85,13 +90,11 @@ def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 
 def split_ids(version: Path, split: str) -> list[str]:
     """The row ids (``<source id>#<copy>``) of ``split``, in array order."""
-    ids = []
-    with open(Path(version) / "manifest.jsonl", encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            if row["split"] == split:
-                ids.append(row["id"])
-    return ids
+    from pipeline.record import read_jsonl
+    from pipeline.version.dataset import AUGMENT_AGAIN
+
+    rows = read_jsonl(Path(version) / "manifest.jsonl", lambda d: (d["split"], d["id"]), AUGMENT_AGAIN)
+    return [i for s, i in rows if s == split]
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

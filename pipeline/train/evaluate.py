@@ -18,7 +18,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.config import EvaluateParams
 from pipeline.device import resolve_device
 from pipeline.errors import InputError
-from pipeline.outputs import check_apart, claim_file
+from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board
 from pipeline.train.checkpoint import load_model
 from pipeline.train.data import load_split
@@ -93,6 +93,7 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
             continue
         claim_file(path, [version, checkpoint], what)  # never inside (or onto) what it reads
     check_apart(logdir, [version, checkpoint], "the log directory", cwd=False)
+    check_dir_target(logdir, "the log directory")
     device = resolve_device(params.device)
     model, ckpt = load_checkpoint(checkpoint, device)
     classes = ckpt["classes"]

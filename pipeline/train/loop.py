@@ -29,7 +29,7 @@ from pipeline.atomic import atomic_write_text
 from pipeline.augment.registry import build_pipeline
 from pipeline.config import TrainParams
 from pipeline.errors import ConfigError
-from pipeline.outputs import check_apart, claim_file
+from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
 from pipeline.ranks import Ranks, join
@@ -107,6 +107,7 @@ def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,
     for path, what in ((checkpoint, "checkpoint"), (metrics, "metrics file"), (curve, "curve CSV")):
         claim_file(path, [version], what)  # never inside the version it reads
     check_apart(logdir, [version], "the log directory", cwd=False)
+    check_dir_target(logdir, "the log directory")
     device = resolve_device(params.device)
     world = join(device.type)  # the torchrun world: gloo on CPU, NCCL on CUDA (a GPU per local rank)
     if device.type == "cuda" and world.distributed:

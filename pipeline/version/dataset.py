@@ -14,14 +14,15 @@ version too.
 from __future__ import annotations
 
 import io
-import json
+import os
 import threading
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.record import CLASSES, Dataset, Lineage, Object, Sample, Source, read_jsonl
+from pipeline.record import (CLASSES, Dataset, Lineage, Object, Sample, Source, read_classes, read_json,
+                             read_jsonl)
 from pipeline.version.manifest import VersionRow
 
 CARD = "card.json"
@@ -29,7 +30,8 @@ ARRAY_SUFFIX = "_images.npy"
 
 
 def is_version(root: Path) -> bool:
-    return (Path(root) / CARD).is_file()
+    """A directory with a ``card.json`` (of whatever kind: a FIFO there is refused when read)."""
+    return os.path.lexists(Path(root) / CARD)
 
 
 def array_ref(split: str, index: int) -> str:
@@ -99,15 +101,29 @@ def row_sample(row: VersionRow, shape: tuple[int, int, int], card: dict) -> Samp
                   lineage=lineage)
 
 
+AUGMENT_AGAIN = "re-run `pipeline augment` to write the version again"
+
+
+def read_card(root: Path) -> dict:
+    """A version's ``card.json``: a JSON object, read by the guarded reader."""
+    card = read_json(Path(root) / CARD, AUGMENT_AGAIN)
+    if not isinstance(card, dict):
+        raise InputError(f"{Path(root) / CARD}: not a JSON object; {AUGMENT_AGAIN}")
+    return card
+
+
 def load_version(root: Path) -> Dataset:
     """A dataset version as a ``Dataset`` of its output rows."""
     root = Path(root)
+    card = read_card(root)
+    classes = read_classes(root / CLASSES, AUGMENT_AGAIN)
     try:
-        card = json.loads((root / CARD).read_text(encoding="utf-8"))
-        classes = tuple(json.loads((root / CLASSES).read_text(encoding="utf-8")))
         shape = tuple(card["image_shape"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{root}: not a readable dataset version ({type(err).__name__}: {err}); "
-                         "re-run `pipeline augment`") from None
-    samples = tuple(row_sample(VersionRow.from_dict(d), shape, card) for d in read_jsonl(root / "manifest.jsonl"))
+        if len(shape) != 3:
+            raise ValueError(f"{len(shape)} sides")
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{root / CARD}: no readable image_shape ({type(err).__name__}: {err}); "
+                         f"{AUGMENT_AGAIN}") from None
+    samples = tuple(read_jsonl(root / "manifest.jsonl", lambda d: row_sample(VersionRow.from_dict(d), shape, card),
+                               AUGMENT_AGAIN))
     return Dataset(root=root, samples=samples, classes=classes, images=VersionImages(root))
