@@ -2,10 +2,9 @@
 own ``-S``, the workspace (``params.yaml``, outputs, ``dvc.lock``) is left as it was, and
 the ``--only-changed`` table fits 120 columns with three experiments.
 
-The commands are the README's own, read from the clone's README.md. They train for about
-a minute and a half on 2 cores; the third experiment has the same shape as the README's
-first with a cheap override (only ``evaluate`` re-runs), because the table's width is
-promised for three.
+The commands are the README's own, read from the clone's README.md; they train for one
+to two minutes on 2 cores. The third experiment has the shape of the README's first with
+a cheap override (only ``evaluate`` re-runs): the table's width is promised for three.
 """
 
 from __future__ import annotations
