@@ -21,9 +21,11 @@ for path, m in json.load(sys.stdin)[""]["data"].items():
 endef
 export SUMMARY
 
+# pip's own lines show the install going (it is minutes of downloads the first time).
 $(STAMP): pyproject.toml
+	@echo "installing into $(VENV) (about 3 minutes the first time)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -355,11 +355,13 @@ def stats(
     dataset: Path = typer.Argument(..., help="canonical dataset directory"),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
     as_json: bool = typer.Option(False, "--json", help="print the report as one JSON object (for programs)"),
-    png: Optional[Path] = typer.Option(None, "--png", help="also write the objects picture (PNG) here"),
-    csv: Optional[Path] = typer.Option(None, "--csv", help="also write one row per object (a DVC plot) here"),
+    png: Optional[Path] = typer.Option(None, "--png", help="also write the picture (PNG) here"),
+    csv: Optional[Path] = typer.Option(
+        None, "--csv", help="also write one row per object (per image for classification data) here: a DVC plot"),
 ) -> None:
     """Health report of a dataset or version: samples per split and class, objects, box sizes,
-    duplicates, quarantine; --png/--csv draw the objects (what Ultralytics' labels.jpg shows)."""
+    duplicates, quarantine; --png/--csv draw the objects (what Ultralytics' labels.jpg shows),
+    or for classification data the images per class and split and their sizes."""
     import json
 
     from pipeline.record import load_dataset
@@ -372,12 +374,14 @@ def stats(
     typer.echo(json.dumps(report, sort_keys=True) if as_json else render(report))
     if png is not None or csv is not None:
         from pipeline.atomic import atomic_write_bytes
-        from pipeline.stats_plot import csv_bytes, object_rows, png_bytes
+        from pipeline.stats_plot import csv_bytes, describe, png_bytes, table
 
         if png is not None:
             atomic_write_bytes(png, png_bytes(ds, assignment), inputs=(dataset,))
         if csv is not None:
-            atomic_write_bytes(csv, csv_bytes(object_rows(ds, assignment)), inputs=(dataset,))
+            atomic_write_bytes(csv, csv_bytes(*table(ds, assignment)), inputs=(dataset,))
+        written = ", ".join(str(p) for p in (png, csv) if p is not None)
+        typer.echo(f"{written}: {describe(ds)}", err=as_json)  # --json keeps stdout one JSON object
 
 
 @app.command()

@@ -39,6 +39,15 @@ class Clone:
     def git(self, *args: str) -> str:
         return self.run("git", *args).stdout
 
+    def copy(self, dest: Path) -> Clone:
+        """This clone copied to ``dest`` (outputs, DVC cache and git history with it), for a
+        test that writes; ``.dvc/tmp`` stays behind: its state and locks are the original's."""
+        def skip(folder: str, names: list[str]) -> set[str]:
+            return {"tmp"} if Path(folder) == self.path / ".dvc" else set()
+
+        shutil.copytree(self.path, dest, symlinks=True, ignore=skip)
+        return Clone(dest, clone_env(dest), self.repro)
+
 
 def clone_env(clone: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
