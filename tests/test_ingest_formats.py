@@ -152,7 +152,7 @@ def test_cli_split_export_and_stats_with_splits(tmp_path):
     r = run("split", "ds", "--out", "sp", "--params", "keep.yaml")
     assert r.returncode == 2 and "split(s) test would be empty" in r.stderr and not (tmp_path / "sp").exists()
     r = run("split", "ds", "--out", "sp0")  # carved: 4 given train images are enough for one test image
-    assert r.returncode == 0 and "split: test 1, train 3, val 1 (carved from the given train split: test 1)" in r.stdout
+    assert r.returncode == 0 and "(train 3 · val 1 · test 1; seed 0; carved from the given train split: test 1)" in r.stdout
     (tmp_path / "p.yaml").write_text("split: {ratios: {train: 0.8, val: 0.2, test: 0.0}}\n")
     assert run("split", "ds", "--out", "sp", "--params", "p.yaml").returncode == 0
     r = run("export", "--format", "voc", "ds", "--out", "voc", "--splits", "sp")
