@@ -257,12 +257,11 @@ class _Run:
         m, a, oh_ow = self.m, self.geo_applied, self.out_hw
         self.m = self.geo_applied = None
         if self.x.is_cuda:
-            self.need_float()
             self.x, self.owned = resample.warp(self.x, m, oh_ow), True
         elif oh_ow == tuple(self.x.shape[-2:]):
-            # Chosen per sample, never for the batch: a flip or integer shift only moves
-            # pixels (exact, any dtype); were it resampled because another sample in its
-            # batch rotates, its values would move by ~1e-4 and could round differently.
+            # Chosen per sample: a flip or integer shift only moves pixels (any dtype, so
+            # uint8 stays uint8), cheaper than resampling it, which would give the same
+            # values (its taps fall on pixel centres with weights 1 and 0).
             exact = matrices.integer_exact(m)
             moved, rest = a & exact, a & ~exact
             idx = self.selection(moved)
@@ -272,10 +271,8 @@ class _Run:
             elif len(idx):
                 self.put(idx, matrices.move_pixels(self.x.index_select(0, idx), m[idx]))
             if bool(rest.any()):
-                self.need_float()
                 self._warp_split(m, rest, oh_ow)
         else:
-            self.need_float()
             self._warp_split(m, a, oh_ow)
         if self.t is not None:
             t = transform_targets(self.t, m, oh_ow, self.rules)
@@ -287,12 +284,15 @@ class _Run:
 
     def _warp_split(self, m, a, oh_ow):
         """Resample the samples selected by ``a`` (every one when the size changes);
-        the rest are left as they are: some may have been moved exactly already."""
+        the rest are left as they are: some may have been moved exactly already. The
+        warp reads uint8 as it is and gives float32."""
         idx = torch.nonzero(a)[:, 0]
         if oh_ow != tuple(self.x.shape[-2:]) or len(idx) == len(self.x):
             self.x, self.owned = resample.warp(self.x, m, oh_ow), True
         elif len(idx):
-            self.put(idx, resample.warp(self.x.index_select(0, idx), m[idx], oh_ow))
+            y = resample.warp(self.x.index_select(0, idx), m[idx], oh_ow)
+            self.need_float()
+            self.put(idx, y)
 
     def add_colour(self, op, params):
         self.need_float()
