@@ -49,6 +49,8 @@ class Layout:
     annotations: frozenset[str] = frozenset()  # annotation / index / names files read
     files: dict[str, str] = field(default_factory=dict)  # file-level quarantine rows: path -> reason
     rows: tuple[tuple[str, int, str], ...] = ()  # object-level rows: (path, index, reason)
+    ignored: frozenset[str] = frozenset()  # files the format passes over on purpose
+    loss: tuple[str, ...] = ()  # what the default loss policy refuses (pipeline.ingest.loss findings)
 
 
 def write(root: Path, rel: str, data: str | bytes) -> None:
@@ -519,7 +521,7 @@ LAYOUTS = [
            annotations=_kit(*(f"Annotations/2012_00000{k}.xml" for k in "abcd"),
                             *(f"ImageSets/Main/{n}.txt" for n in ("train", "val", "trainval", "test"))),
            files={f"{KIT}/Annotations/2012_00000f.xml": "annotation-without-image"},
-           rows=((f"{KIT}/ImageSets/Main/test.txt", 2, "listed-without-files"),)),
+           rows=((f"{KIT}/ImageSets/Main/test.txt", 2, "listed-without-files"),), loss=("quarantined",)),
     Layout("voc_devkit_trainval_only", "voc", "voc-devkit", voc_devkit_trainval,
            accepted={"JPEGImages/a.jpg": "train", "JPEGImages/b.jpg": "train"},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"), unlisted=frozenset({"JPEGImages/unlisted.jpg"}),
@@ -543,7 +545,8 @@ LAYOUTS = [
            accepted={"a.jpg": None, "b.jpg": None, "c.jpg": None, "bg.jpg": None},
            objects=n_objects("a", "b", "c"), classes=classes_of("a", "b", "c"),
            hidden=frozenset({".DS_Store", "__MACOSX/._a.jpg", ".readme/notes.md"}),
-           annotations=frozenset({"a.xml", "b.xml", "c.xml"}), files={"README.md": "not-an-image"}),
+           annotations=frozenset({"a.xml", "b.xml", "c.xml"}), files={"README.md": "not-an-image"},
+           loss=("quarantined",)),
     Layout("coco_2017", "coco", "coco", coco_2017,
            accepted={"train2017/000000000001.jpg": "train", "train2017/000000000002.jpg": "train",
                      "val2017/000000000003.jpg": "val"},
@@ -574,8 +577,8 @@ LAYOUTS = [
            accepted={"images/train/a.jpg": "train", "images/train/bg.jpg": "train", "images/val/c.jpg": "val"},
            objects=n_objects("a", "c"), classes=classes_of("a", "c"),
            unlisted=frozenset({"images/extra/d.jpg", "labels/extra/d.txt", "README.md"}),
-           hidden=frozenset({".DS_Store"}),
-           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/c.txt", "labels/train.cache"})),
+           hidden=frozenset({".DS_Store"}), ignored=frozenset({"labels/train.cache"}),
+           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/c.txt"})),
     Layout("yolo_list_files", "yolo", "yolo-ultralytics", yolo_lists,
            accepted={"images/train2017/a.jpg": "train", "images/train2017/b.jpg": "train",
                      "images/val2017/c.jpg": "val", "images/sharks/images/e.jpg": "val"},
@@ -620,14 +623,15 @@ LAYOUTS = [
            accepted={"images/Train/a.jpg": "train", "images/Train/b.jpg": "train", "images/Test/a.jpg": "test",
                      "images/Validation/d.jpg": "val"},
            objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
-           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),)),
+           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),),
+           loss=("refused",)),
     Layout("cvat_task_export", "cvat", "cvat", cvat_task,
            accepted={"images/a.jpg": None, "images/frames/b.jpg": None, "images/bg.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            unlisted=frozenset({"images/not_in_task.jpg"}), annotations=frozenset({"annotations.xml"})),
     Layout("cvat_for_video", "cvat", "cvat", cvat_video, accepted={}, objects=0, classes=frozenset(),
            files={"annotations.xml": "cvat-video", "images/frame_000000.jpg": "annotation-unusable",
-                  "images/frame_000001.jpg": "annotation-unusable"}),
+                  "images/frame_000001.jpg": "annotation-unusable"}, loss=("no-samples", "no-objects", "quarantined")),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            hidden=frozenset({".ipynb_checkpoints/a-checkpoint.json", "__MACOSX/._a.json"}),
@@ -640,3 +644,31 @@ LAYOUTS = [
            objects=0, classes=frozenset({"cat", "dog"}),
            hidden=frozenset({"train/cat/.DS_Store", "__MACOSX/train/cat/._a.jpg", ".ipynb_checkpoints/a-checkpoint.jpg"})),
 ]
+
+
+def count_entries(root: Path, paths) -> int:
+    """Annotation entries in the files ``paths`` of the tree, counted from the files themselves
+    (standard library only): VOC ``<object>``, YOLO lines of numbers, labelme shapes, COCO and
+    CreateML annotations, CVAT elements inside ``<image>`` and ``<track>`` elements. Other
+    files (lists, names, data.yaml) hold none."""
+    import xml.etree.ElementTree as ET
+
+    n = 0
+    for rel in filter(None, paths):
+        data = (root / rel).read_bytes()
+        if rel.endswith(".xml"):
+            doc = ET.fromstring(data)
+            n += (len(doc.findall("object")) if doc.tag == "annotation"
+                  else sum(len(im) for im in doc.findall("image")) + len(doc.findall("track")))
+        elif rel.endswith(".txt"):
+            for line in data.decode().splitlines():
+                try:
+                    n += len([float(t) for t in line.split()]) >= 5
+                except ValueError:
+                    pass
+        elif rel.endswith(".json"):
+            doc = json.loads(data)
+            n += (len(doc["shapes"]) if isinstance(doc, dict) and "shapes" in doc
+                  else len(doc["annotations"]) if isinstance(doc, dict)
+                  else sum(len(e.get("annotations", [])) for e in doc))
+    return n

@@ -61,7 +61,7 @@ def test_yolo_ultralytics_layout_keeps_split(tmp_path):
 
 def test_keep_background_false_quarantines_unannotated(tmp_path):
     src = WRITERS["voc"](tmp_path / "src")
-    ds = ingest(src, tmp_path / "out", params(keep_background=False), fmt="voc")
+    ds = ingest(src, tmp_path / "out", params(keep_background=False, on_loss="warn"), fmt="voc")
     assert [(r.path, r.reason) for r in ds.quarantine] == [("img_003.jpg", "image-without-annotation")]
     assert len(ds.samples) == len(SPEC) - 1
 
@@ -75,19 +75,23 @@ def test_class_map_aliases_unknown_unused_and_case(tmp_path):
     assert ds.classes == ("cat", "dog", "person", "bird") and not ds.quarantine
     report = json.loads((ds.root / "report.json").read_text())["class_map"]
     assert report["unused"] == ["bird"] and report["unknown"] == {}
-    ds = ingest(src, tmp_path / "out2", params(classes=("cat", "dog")), fmt="voc")
+    ds = ingest(src, tmp_path / "out2", params(classes=("cat", "dog"), on_loss="warn"), fmt="voc")
     rep = json.loads((ds.root / "report.json").read_text())["class_map"]
     assert rep["unknown"] == {"Person": 1, "person": 1}
     assert rep["case_collisions"] == [["Person", "person"]]
-    assert {(r.reason, r.index) for r in ds.quarantine} == {("unknown-class", 0)}
-    assert len(ds.samples) == len(SPEC)  # the images stay; only the objects are refused
+    # The objects are refused; an image that had no other object is quarantined with them, never
+    # kept as a background image.
+    assert sorted((r.path, r.reason, r.index) for r in ds.quarantine) == [
+        ("img_001.jpg", "annotation-unusable", None), ("img_001.xml", "unknown-class", 0),
+        ("sub/img_004.jpg", "annotation-unusable", None), ("sub/img_004.xml", "unknown-class", 0)]
+    assert len(ds.samples) == len(SPEC) - 2
 
 
 def test_yolo_out_of_range_id_and_orphan_label(tmp_path):
     src = write_yolo(tmp_path / "src")
     (src / "img_001.txt").write_text("7 0.5 0.5 0.1 0.1\n2 0.5 0.5 0.1 0.1\n2 0.5 0.5 0.1 0.1\n")
     (src / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1")
-    ds = ingest(src, tmp_path / "out", params(), fmt="yolo")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="yolo")
     got = sorted((r.path, r.reason, r.index) for r in ds.quarantine)
     assert got == [("img_001.txt", "class-id-out-of-range", 1), ("img_001.txt", "duplicate-object", 3),
                    ("orphan.txt", "annotation-without-image", None)]
@@ -182,10 +186,17 @@ def test_labelme_backslash_paths_image_data_and_size_mismatch(tmp_path):
     }
     for name, d in docs.items():
         (src / "ann" / name).write_text(json.dumps(d))
-    ds = ingest(src, tmp_path / "out", params(), fmt="labelme")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="labelme")
     by = {s.id: s for s in ds.samples}
     assert set(by) == {"imgs/a.png", "ann/gone.png"}
     assert "size-mismatch:declared=80x60,image=40x30" in by["imgs/a.png"].notes
     assert by["imgs/a.png"].source.annotation == "ann/a.json"
     assert "image-from-imageData" in by["ann/gone.png"].notes and by["ann/gone.png"].width == 20
     assert [(r.path, r.reason) for r in ds.quarantine] == [("ann/lost.json", "annotation-without-image")]
+    # Four files: an image, two annotations read, one quarantined; the image inside gone.json is no file.
+    fates = json.loads((ds.root / "report.json").read_text())["fates"]
+    assert fates["files"] == {"samples": 1, "annotations": 2, "indexes": 0, "quarantined": 1, "hidden": 0,
+                              "unlisted": 0, "ignored": 0, "total": 4}
+    assert fates["embedded_images"] == 1
+    assert fates["entries"] == {"objects": 2, "labels": 0, "refused": 0, "ignored": 0,
+                                "with_quarantined_input": 1, "total": 3}

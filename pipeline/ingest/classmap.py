@@ -3,10 +3,12 @@
 Names are mapped through ``ingest.aliases`` first (``{"Header": "header"}``). With
 an explicit ``ingest.classes`` list, a name outside it is ``unknown-class``: the
 object (or, for classification, the image) is quarantined with its index, never
-silently skipped (labelme #852). Without a list, the classes are the names found,
-sorted. Either way the report lists unknown names, listed names nothing uses, and
-case-variant collisions ("Header" vs "header": kept apart and reported, because
-merging them is the user's call, made with an alias).
+silently skipped (labelme #852); an image whose every object was refused so is
+quarantined too (``annotation-unusable``), never kept as a background image.
+Without a list, the classes are the names found, sorted. Either way the report
+lists unknown names, listed names nothing uses, and case-variant collisions
+("Header" vs "header": kept apart and reported, because merging them is the
+user's call, made with an alias).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter, defaultdict
 
-from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.candidate import Candidate, Tally
 from pipeline.record import Rejected
 
 
@@ -41,6 +43,7 @@ def apply_class_map(items: list, classes: tuple[str, ...] | None, aliases: dict[
             out.append(Rejected(path=c.source.path, reason="unknown-class",
                                 detail=f"class {label!r} is not in ingest.classes (add it or an alias)",
                                 source=c.source.root))
+            out.append(Tally(with_quarantined_input=c.entries, source=c.source.root))
             continue
         raw = []
         for o in c.raw:
@@ -49,8 +52,13 @@ def apply_class_map(items: list, classes: tuple[str, ...] | None, aliases: dict[
                 unknown[name] += 1
                 out.append(Rejected(path=where, reason="unknown-class", index=o.index, source=c.source.root,
                                     detail=f"class {name!r} is not in ingest.classes (add it or an alias)"))
+                out.append(Tally(refused=o.entries, source=c.source.root))
                 continue
             raw.append(o if name == o.label else dataclasses.replace(o, label=name))
+        if c.raw and not raw and label is None:  # every object refused: not a background image
+            out.append(Rejected(path=c.source.path, reason="annotation-unusable", source=c.source.root,
+                                detail=f"every object of its annotation {where} was refused (unknown-class)"))
+            continue
         objects = tuple(o if alias(o.label) == o.label else dataclasses.replace(o, label=alias(o.label))
                         for o in c.objects)
         if (label, tuple(raw), objects) != (c.label, c.raw, c.objects):  # replace costs ~5 us a file
