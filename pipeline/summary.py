@@ -119,11 +119,11 @@ def _fates(fates: Mapping[str, Any]) -> str:
     return line
 
 
-# How each fate reads in a line: (one, many).
+# How each fate (pipeline.ingest.fates) reads in a line: (one, many), in the report's order.
 FILE_WORDS = {"total": ("file", "files"), "samples": ("sample", "samples"),
-              "annotations": ("annotation", "annotations"), "indexes": ("index", "indexes"), "quarantined": ("quarantined", "quarantined"),
-              "hidden": ("hidden", "hidden"), "unlisted": ("unlisted", "unlisted"),
-              "ignored": ("ignored", "ignored")}
+              "annotations": ("annotation", "annotations"), "indexes": ("index", "indexes"),
+              "quarantined": ("quarantined", "quarantined"), "hidden": ("hidden", "hidden"),
+              "unlisted": ("unlisted", "unlisted"), "ignored": ("ignored", "ignored")}
 ENTRY_WORDS = {"total": ("entry", "entries"), "objects": ("object", "objects"), "labels": ("label", "labels"),
                "refused": ("refused", "refused"), "ignored": ("ignored", "ignored"),
                "with_quarantined_input": ("with a quarantined input", "with quarantined inputs")}
@@ -198,8 +198,9 @@ def loss_line(findings: Iterable[Mapping[str, Any]], accepted: bool) -> str:
     if accepted:
         return f"warning: data lost: {lost}; accepted (ingest.on_loss: warn)"
     share = any(x["loss"] in ("quarantined", "refused") for x in findings)
-    return (f"data lost: {lost}; nothing written, the previous output is kept; to accept the loss, run with "
-            f"--allow-loss (ingest.on_loss: warn in params.yaml){', or raise ingest.max_loss' if share else ''}")
+    return (f"data lost: {lost}; nothing written (an earlier output is left as it was); to accept the loss, "
+            f"run with --allow-loss (ingest.on_loss: warn in params.yaml)"
+            f"{', or raise ingest.max_loss' if share else ''}")
 
 
 # -- split ------------------------------------------------------------------------------------

@@ -117,3 +117,10 @@ def test_voc_trees_account_for_every_file_and_entry(images, orphans, noise):
         for rel in noise:
             write(root, rel, b"noise")
         check(root, "voc", parsed)
+
+
+def test_every_fate_has_its_words_in_the_summary():
+    from pipeline.summary import ENTRY_WORDS, FILE_WORDS
+
+    assert list(FILE_WORDS) == ["total", *FILE_FATES]
+    assert list(ENTRY_WORDS) == ["total", *ENTRY_FATES]
