@@ -24,7 +24,9 @@ that became the image's class), ``refused`` (a quarantine row with its reason),
 ``ignored`` (COCO crowd regions, labelme ``__ignore__`` / ``_background_``
 shapes), ``with_quarantined_input`` (its image or its annotation was quarantined
 as a whole). The entries of a file that cannot be parsed at all are not counted:
-its own row says why.
+its own row says why. A line of an index file that names nothing (a row with an
+``index`` on a list file) is neither a file nor an entry: it is in
+``quarantine.jsonl`` only.
 
 ``account`` adds them up per source from the records the readers, the class map
 and the decode step produced, never by difference: the tests walk the trees and
@@ -57,10 +59,9 @@ def account(name: str, skipped: list[Skipped], embedded: set[str], samples: list
     files["quarantined"] = len(whole - embedded)
     files["samples"] = sum(1 for s in samples if s.source.root == name and s.source.path not in embedded)
     seen: set[str] = set(whole)
-    annotation_files = 0
+    annotations = {it.path for it in skipped if it.kind == "annotation"}
     ignored: list[str] = []
     for it in skipped:  # a file refused after it was read keeps the quarantine's fate
-        annotation_files += it.kind == "annotation"
         if it.path in seen:
             continue
         seen.add(it.path)
@@ -75,11 +76,11 @@ def account(name: str, skipped: list[Skipped], embedded: set[str], samples: list
     out = {
         "files": {**files, "total": sum(files.values())},
         "entries": {**entries, "total": sum(entries.values())},
-        "annotation_files": annotation_files,
+        "annotation_files": len(annotations),  # read or refused: what "no object read" is measured against
         "embedded_images": len(embedded),
         "quarantined_by_reason": dict(sorted(Counter(r.reason for r in rows if r.index is None).items())),
         "refused_by_reason": dict(sorted(Counter(r.reason for r in rows if r.index is not None
-                                                 and r.reason != CROWD_REGION).items())),
+                                                 and r.path in annotations and r.reason != CROWD_REGION).items())),
     }
     if ignored:
         out["ignored_examples"] = sorted(ignored)[:EXAMPLES]
