@@ -200,3 +200,34 @@ def test_labelme_backslash_paths_image_data_and_size_mismatch(tmp_path):
     assert fates["embedded_images"] == 1
     assert fates["entries"] == {"objects": 2, "labels": 0, "refused": 0, "ignored": 0,
                                 "with_quarantined_input": 1, "total": 3}
+
+
+def test_declared_class_order_is_kept_and_ids_round_trip_through_a_yolo_export(tmp_path):
+    """data.yaml names [person, cat, dog, bird], the labels use ids 2 and 1 only: the classes keep
+    the declared order, unused names included, and a YOLO export writes the same ids back."""
+    from pipeline.export import export
+    from tests.layout_trees import image, write
+
+    src = tmp_path / "src"
+    write(src, "data.yaml", "train: images/train\nnames: [person, cat, dog, bird]\n")
+    image(src, "images/train/a.jpg")
+    write(src, "labels/train/a.txt", "2 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n")
+    ds = ingest(src, tmp_path / "ds", params(), fmt="yolo")
+    assert ds.classes == ("person", "cat", "dog", "bird")
+    report = json.loads((ds.root / "report.json").read_text())["class_map"]
+    assert report["order_from"] == ["data.yaml"] and report["unused"] == ["person", "bird"]
+    export(ds, tmp_path / "exp", "yolo")
+    assert sorted(line.split()[0] for line in (tmp_path / "exp" / "labels" / "train" / "a.txt").read_text()
+                  .splitlines()) == ["1", "2"]
+    back = ingest(tmp_path / "exp", tmp_path / "back", params(), fmt="yolo")
+    assert back.classes == ds.classes
+    # COCO declares its order by category id
+    from tests.layout_trees import coco_doc
+
+    src = tmp_path / "coco"
+    write(src, "annotations.json", json.dumps(coco_doc([(1, "a.jpg", "a")], ["zebra", "cat", "ant"])))
+    image(src, "images/a.jpg")
+    assert ingest(src, tmp_path / "c", params(), fmt="coco").classes == ("zebra", "cat", "ant")
+    # without a declaration (VOC) or with ingest.classes, as before
+    assert ingest(WRITERS["voc"](tmp_path / "voc"), tmp_path / "v", params(), fmt="voc").classes == tuple(
+        sorted(CLASSES))

@@ -36,7 +36,7 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.formats import INGEST_CHOICES
 from pipeline.formats import INGEST_FORMATS as FORMATS
 from pipeline.ingest.build import Outcome, decode_all
-from pipeline.ingest.candidate import Candidate, Layout, Skipped, Tally
+from pipeline.ingest.candidate import Candidate, ClassOrder, Layout, Skipped, Tally
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
 from pipeline.ingest.fates import EXAMPLES, account, total
@@ -159,6 +159,7 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
 
     items: list = []
     reads = []
+    declared: list[ClassOrder] = []
     sources = _sources(src, params, fmt)
     # Before anything is read: --out is apart from every source (else it would replace
     # a source, or be ingested as one on the next run) and is ours to replace.
@@ -177,8 +178,9 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         reads.append(_Read(entry, [it for it in got if isinstance(it, Skipped)],
                            frozenset(it.source.path for it in got if isinstance(it, Candidate) and not it.path)))
         items.extend(it for it in got if isinstance(it, (Candidate, Rejected, Tally)))
+        declared.extend(ClassOrder(it.names, prefix + it.where) for it in got if isinstance(it, ClassOrder))
     items = quarantine_placeholders(items, params.placeholder_names)
-    items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
+    items, classes, class_report = apply_class_map(items, params.classes, params.aliases, declared)
     candidates = [c for c in items if isinstance(c, Candidate)]
     rejected = [r for r in items if isinstance(r, Rejected)]
     tallies = [t for t in items if isinstance(t, Tally)]

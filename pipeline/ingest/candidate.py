@@ -124,6 +124,16 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class ClassOrder:
+    """The class names a format declares, in its id order (YOLO ``names`` / ``classes.txt`` /
+    ``obj.names``, COCO ``categories`` by id), and the file that declares them: without
+    ``ingest.classes`` they keep that order, unused names included, so ids round-trip."""
+
+    names: tuple[str, ...]
+    where: str
+
+
+@dataclass(frozen=True)
 class Layout:
     """How a reader understood the tree: a name (``voc-devkit``), notes for the report, and
     the splits its index names, each with what names it (``("val", "data.yaml val: images/val")``):

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import (CROWD_REGION, AnnotationError, Candidate, Layout, Parsed, RawObject, Tally,
-                                       guarded, located, problem)
+from pipeline.ingest.candidate import (CROWD_REGION, AnnotationError, Candidate, ClassOrder, Layout, Parsed,
+                                       RawObject, Tally, guarded, located, problem)
 from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
@@ -79,6 +79,14 @@ def _categories(raw) -> tuple[dict, list[str], list[Rejected]]:
         seen_names.add(name)
         cats[cid] = name
     return cats, notes, problems
+
+
+def category_order(obj: dict) -> tuple[str, ...]:
+    """The category names of a parsed COCO file by id (integer ids first, then string ids),
+    each name once: the class order the file declares."""
+    cats, _, _ = _categories(obj.get("categories"))
+    ids = sorted(cats, key=lambda i: (isinstance(i, str), i))
+    return tuple(dict.fromkeys(cats[i] for i in ids))
 
 
 def _image_entry(im, max_pixels: int) -> tuple[object, str, tuple[int, int] | None]:
@@ -269,6 +277,7 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
             continue
         per_image, problems = got
+        yield ClassOrder(category_order(obj), r)
         yield from located(problems, r)
         # Annotations naming no listed image are the file's own entries (bad categories are not entries).
         orphans = sum(1 for p in problems if p.reason == ORPHAN)

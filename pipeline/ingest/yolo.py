@@ -29,7 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Mapping, Sequence, Union
 
 from pipeline.ingest import darknet
-from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import (AnnotationError, Candidate, ClassOrder, Layout, Parsed, RawObject, guarded,
+                                       problem)
 from pipeline.ingest.darknet import DATA_FILE, NAMES_FILE
 from pipeline.ingest.datayaml import Plan, label_path, plan_splits
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
@@ -240,11 +241,15 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
     yield from _read_listed(root, found.files, by_rel, names_rel, plan, keep_background, prefix, limits)
 
 
-def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits) -> Iterator[Rejected]:
-    for r in sorted(r for r in aux if PurePosixPath(r).name in NAMES_FILES + YAML_NAMES):
+def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits
+                ) -> Iterator[Rejected | ClassOrder]:
+    """A row for each names file that cannot be read; the class order of each one a label used."""
+    for r in sorted({r for r in aux if PurePosixPath(r).name in NAMES_FILES + YAML_NAMES} | set(cache)):
         got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
         if isinstance(got, AnnotationError):  # every names file is checked, used or not
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
+        elif r in cache:
+            yield ClassOrder(tuple(got[k] for k in sorted(got)), r)
 
 
 def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], names_rel: str | None, plan: Plan,
