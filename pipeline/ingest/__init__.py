@@ -47,7 +47,6 @@ from pipeline.ranks import world_size
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
 
 
-
 def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", name: str = "") -> list:
     """Candidates and rejections of one source tree (no image is decoded here).
 
