@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, normalize_ref
-from pipeline.inputfile import InputRefused, decode_text, read_bytes
+from pipeline.inputfile import InputRefused, decode_text, read_bytes, shown
 from pipeline.record import Rejected
 
 SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -136,7 +136,7 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
         value = doc.get(key)
         if value is None:
             continue
-        plan.named.append((split, f"{yaml_rel} {key}: {value if isinstance(value, str) else shown_list(value)}"))
+        plan.named.append((split, f"{yaml_rel} {key}: {shown_list(value)}"))
         for entry in value if isinstance(value, list) else [value]:
             if not isinstance(entry, str) or not entry.strip():
                 plan.notes.append(f"{said} {key}: {entry!r} is not a path; ignored")
@@ -165,8 +165,10 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
 
 
 def shown_list(value) -> str:
-    """A split's value as the report shows it: a list of entries joined, anything else as written."""
-    return ", ".join(map(str, value)) if isinstance(value, list) else repr(value)
+    """A split's value as the report shows it: its path, or its paths joined; any other value
+    as a message shows a user's value (``inputfile.shown``)."""
+    one = lambda v: v if isinstance(v, str) else shown(v)  # noqa: E731
+    return ", ".join(map(one, value)) if isinstance(value, list) else one(value)
 
 
 def _images(n: int) -> str:
