@@ -31,8 +31,9 @@ MIN_CONFIDENCE = 0.5  # predict flags less: under even odds the model's answer i
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Print PipelineErrors as one clear message and exit 2 (no traceback); Ctrl-C or
-    SIGTERM print ``interrupted`` and exit 130 or 143 (after the cleanup ran)."""
+    """Print PipelineErrors as one clear message and exit with their code (2; 3 for data
+    ingest would lose), no traceback; Ctrl-C or SIGTERM print ``interrupted`` and exit
+    130 or 143 (after the cleanup ran)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -44,7 +45,7 @@ def _friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except PipelineError as err:
             typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt as err:
             typer.echo("interrupted", err=True)
             raise typer.Exit(interrupts.exit_code(err)) from None
@@ -164,10 +165,19 @@ def ingest(
     format: Optional[str] = typer.Option(
         None, "--format", help=f"{', '.join(INGEST_FORMATS)}, or auto: detected from "
                                "the tree (default from params.yaml)"),
+    allow_loss: bool = typer.Option(
+        False, "--allow-loss", help="accept data the run loses (an empty named split, no objects read, more "
+                                    "than ingest.max_loss quarantined or refused): say it and go on, as "
+                                    "ingest.on_loss: warn does; without it such a run exits 3"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined."""
+    """Ingest a source tree (or ingest.sources) into the canonical dataset; bad inputs are quarantined.
+
+    Every file and annotation entry is accounted for (report.json, fates). A run that
+    loses data exits 3 with one line saying what, and leaves the previous output as it
+    was, unless --allow-loss (or ingest.on_loss: warn) accepts it.
+    """
     from pipeline import summary
     from pipeline.device import configure_process
     from pipeline.ingest import ingest as run
@@ -177,6 +187,8 @@ def ingest(
     p = _section("ingest", params)
     if src is not None:  # an explicit tree replaces the sources listed in params
         p = p.model_copy(update={"sources": ()})
+    if allow_loss:
+        p = p.model_copy(update={"on_loss": "warn"})
     with _replacing(out):
         with _reporting(as_json):
             ds = run(src, out, p, fmt=format)

@@ -132,6 +132,11 @@ class IngestParams(Section):
         None, ge=1, description="memory all decode workers together may spend on decoded pixels; an image "
                                 "costing more x workers is refused from its header; null = 1 GiB per "
                                 "worker, at most half the available memory")
+    # The loss policy (pipeline/ingest/loss.py): what a run may lose before it fails with exit 3.
+    max_loss: float = Field(0.05, ge=0, le=1, description="largest share of inputs quarantined, or of object "
+                                                          "entries refused, that is not a loss")
+    on_loss: Literal["error", "warn"] = Field("error", description="a run that loses data: error (exit 3, the "
+                                                                   "previous output kept) or warn (say it, go on)")
 
     @field_validator("classes")
     @classmethod

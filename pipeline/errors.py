@@ -1,13 +1,17 @@
 """Errors the user is meant to read.
 
-Every error that reaches the CLI is a ``PipelineError``: the CLI prints its
-message (which names the file or key at fault and what to do) and exits 2,
-without a traceback. Anything else is a bug and keeps its traceback.
+Every error that reaches the CLI is a ``PipelineError``: the CLI (and a DVC stage)
+prints its message (which names the file or key at fault and what to do) and
+exits with its ``exit_code``, without a traceback: 2 for bad input or
+configuration, 3 when ingest lost data the user has not accepted
+(``DataLossError``). Anything else is a bug and keeps its traceback.
 """
 
 
 class PipelineError(Exception):
     """An error caused by input or configuration, with an actionable message."""
+
+    exit_code = 2
 
 
 class ConfigError(PipelineError):
@@ -20,3 +24,9 @@ class InputError(PipelineError):
 
 class DownloadError(PipelineError):
     """A dataset could not be fetched, verified or unpacked (network, checksum, archive)."""
+
+
+class DataLossError(PipelineError):
+    """Ingest would lose data (``pipeline.ingest.loss``) and ``ingest.on_loss`` is ``error``."""
+
+    exit_code = 3

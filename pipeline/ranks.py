@@ -32,7 +32,12 @@ TIMEOUT_ENV = "PIPELINE_RANK_TIMEOUT_S"
 
 
 class RankFailed(PipelineError):
-    """Another rank of the same run failed; its message says which and why."""
+    """Another rank of the same run failed; its message says which and why, and it exits
+    with that rank's code (a ``DataLossError`` on rank 0 stops every rank with 3)."""
+
+    def __init__(self, message: str, exit_code: int = PipelineError.exit_code):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def world_size() -> int:
@@ -84,15 +89,15 @@ class Ranks:
             return value
         import torch.distributed as dist
 
-        message = None if err is None else str(err) if isinstance(err, PipelineError) else \
-            f"{type(err).__name__}: {err}"
+        message = None if err is None else (str(err), err.exit_code) if isinstance(err, PipelineError) else \
+            (f"{type(err).__name__}: {err}", PipelineError.exit_code)
         got: list = [None] * self.size
         dist.all_gather_object(got, message)
         if err is not None:
             raise err
         for r, m in enumerate(got):
             if m is not None:
-                raise RankFailed(f"rank {r} of {self.size} failed: {m}")
+                raise RankFailed(f"rank {r} of {self.size} failed: {m[0]}", m[1])
         return value
 
     def from_main(self, value: T) -> T:

@@ -17,6 +17,23 @@ from pathlib import Path
 from pipeline.record import Dataset, read_duplicate_groups, read_report
 
 SMALL_AREA = 32 * 32  # pixels: COCO's small-object threshold
+CONFLICT_EXAMPLES = 3  # duplicate groups under several class labels shown by name
+
+
+def duplicate_groups(ds: Dataset) -> list[dict]:
+    """The groups of ``duplicates.json`` (ingest's), or [] when the dataset has none."""
+    return read_duplicate_groups(ds.root) if ds.root is not None else []
+
+
+def duplicate_summary(groups: list[dict]) -> dict:
+    """Counts of the duplicate groups, and the first groups whose members carry different class
+    labels (the same picture filed under two classes: label noise to look at)."""
+    conflicts = [g for g in groups if g.get("labels")]
+    return {"groups": len(groups), "exact": sum(1 for g in groups if g["kind"] == "exact"),
+            "near": sum(1 for g in groups if g["kind"] != "exact"), "samples": sum(len(g["ids"]) for g in groups),
+            "label_conflicts": len(conflicts),
+            "label_conflict_examples": [{"ids": g["ids"], "labels": g["labels"]}
+                                        for g in conflicts[:CONFLICT_EXAMPLES]]}
 
 
 def _summary(values: list[float]) -> dict:
@@ -37,7 +54,7 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
     nonzero = [c for c in counts if c]
     notes = Counter(n.split(":")[0] for s in ds.samples for n in s.notes)
     clipped = sum(int(n.split(":")[1]) for s in ds.samples for n in s.notes if n.startswith("clipped:"))
-    groups = read_duplicate_groups(ds.root) if ds.root is not None else []
+    dups = duplicate_summary(duplicate_groups(ds))
     report = read_report(ds.root) if ds.root is not None else {}
     files_q = [r for r in ds.quarantine if r.index is None]
     splits = Counter(split_of(s) for s in ds.samples)
@@ -66,9 +83,9 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
         # COCO's "small": under 32x32 pixels of area, where detectors struggle most.
         "small_objects_share": round(sum(1 for w, h in boxes if w * h < SMALL_AREA) / len(boxes), 4) if boxes else None,
         "background_images": sum(1 for s in ds.samples if not s.objects and s.label is None),
-        "duplicate_groups": len(groups),
-        "duplicate_samples": sum(len(g["ids"]) for g in groups),
-        "duplicate_label_conflicts": sum(1 for g in groups if g.get("labels")),
+        "duplicate_groups": dups["groups"],
+        "duplicate_samples": dups["samples"],
+        "duplicate_label_conflicts": dups["label_conflicts"],
         "quarantined": len(files_q),
         "quarantined_by_reason": dict(sorted(Counter(r.reason for r in files_q).items())),
         "rejected_objects": len(ds.quarantine) - len(files_q),

@@ -76,10 +76,11 @@ def catalog_lines(f: Mapping[str, Any]) -> str:
 # -- ingest -----------------------------------------------------------------------------------
 
 def ingest_facts(dataset, out: Path) -> dict:
-    """From the ingested ``Dataset`` and its ``report.json``."""
+    """From the ingested ``Dataset``, its ``report.json`` and its duplicate groups (``pipeline.stats``)."""
     from collections import Counter
 
     from pipeline.record import QUARANTINE, REPORT
+    from pipeline.stats import duplicate_groups, duplicate_summary
 
     report = json.loads((Path(out) / REPORT).read_text(encoding="utf-8"))
     files = sum(1 for r in dataset.quarantine if r.index is None)
@@ -93,18 +94,55 @@ def ingest_facts(dataset, out: Path) -> dict:
         "quarantined": files,
         "rejected_objects": len(dataset.quarantine) - files,
         "quarantine": str(Path(out) / QUARANTINE),
-        "sources": [{k: s[k] for k in ("name", "path", "format", "layout", "unlisted", "skipped_hidden", "notes")
-                     if k in s} for s in report["sources"]],
+        "fates": {k: report["fates"][k] for k in ("files", "entries", "embedded_images")},
+        "duplicates": duplicate_summary(duplicate_groups(dataset)),
+        "loss": report.get("loss", []),
+        "sources": [{k: s[k] for k in ("name", "path", "format", "layout", "unlisted", "skipped_hidden", "notes",
+                                       "named_splits") if k in s}
+                    | {"fates": {k: s["fates"][k] for k in ("files", "entries", "embedded_images")}}
+                    for s in report["sources"]],
     }
 
 
+def _fates(fates: Mapping[str, Any]) -> str:
+    """``12 files: 4 samples · 8 annotations; 9 entries: 9 objects``: the fates that are not zero."""
+    def counts(kind: str, words: Mapping[str, tuple[str, str]]) -> str:
+        f = fates[kind]
+        parts = SEP.join(plural(f[k], *words[k]) for k in words if k != "total" and f[k])
+        return f"{plural(f['total'], *words['total'])}" + (f": {parts}" if parts else "")
+
+    line = counts("files", FILE_WORDS)
+    if fates.get("embedded_images"):
+        line += f" (+ {plural(fates['embedded_images'], 'image')} embedded in annotations)"
+    if fates["entries"]["total"]:
+        line += "; " + counts("entries", ENTRY_WORDS)
+    return line
+
+
+# How each fate (pipeline.ingest.fates) reads in a line: (one, many), in the report's order.
+FILE_WORDS = {"total": ("file", "files"), "samples": ("sample", "samples"),
+              "annotations": ("annotation", "annotations"), "indexes": ("index", "indexes"),
+              "quarantined": ("quarantined", "quarantined"), "hidden": ("hidden", "hidden"),
+              "unlisted": ("unlisted", "unlisted"), "ignored": ("ignored", "ignored")}
+ENTRY_WORDS = {"total": ("entry", "entries"), "objects": ("object", "objects"), "labels": ("label", "labels"),
+               "refused": ("refused", "refused"), "ignored": ("ignored", "ignored"),
+               "with_quarantined_input": ("with a quarantined input", "with quarantined inputs")}
+
+
+def _duplicates(d: Mapping[str, Any]) -> str:
+    if not d["groups"]:
+        return "no duplicates"
+    kinds = SEP.join(plural(d[k], f"{k} group") for k in ("exact", "near") if d[k])
+    return f"duplicates: {kinds}"
+
+
 def ingest_lines(f: Mapping[str, Any]) -> str:
-    """One line per source (the layout understood, the files set aside), then the summary."""
+    """One line per source (the layout understood, every file and entry by fate), the summary,
+    then what the user must look at: pictures under two classes, and the data lost (accepted)."""
     lines = []
     for s in f["sources"]:
         layout = f" ({s['layout']})" if s.get("layout") and s["layout"] != s["format"] else ""
-        lines.append(f"source {s['name']}: {s['format']}{layout}, {s['unlisted']} unlisted, "
-                     f"{s['skipped_hidden']} hidden files skipped")
+        lines.append(f"source {s['name']}: {s['format']}{layout}, {_fates(s['fates'])}")
         lines += [f"  {note}" for note in s.get("notes", [])]
     what = plural(f["samples"], "sample")
     if f["objects"]:
@@ -116,8 +154,53 @@ def ingest_lines(f: Mapping[str, Any]) -> str:
                f"rejected (see {f['quarantine']})")
     else:
         bad = "nothing quarantined"
-    lines.append(f"ingest: {what} in {plural(f['classes'], 'class', 'classes')} {ARROW} {f['out']} ({given}; {bad})")
+    d = f["duplicates"]
+    lines.append(f"ingest: {what} in {plural(f['classes'], 'class', 'classes')} {ARROW} {f['out']} "
+                 f"({given}; {bad}; {_duplicates(d)})")
+    if d["label_conflicts"]:
+        shown = "; ".join(f"{', '.join(g['ids'])} ({', '.join(g['labels'])})" for g in d["label_conflict_examples"])
+        more = d["label_conflicts"] - len(d["label_conflict_examples"])
+        lines.append(f"  {plural(d['label_conflicts'], 'picture')} filed under several classes: {shown}"
+                     + (f"; {number(more)} more in duplicates.json" if more > 0 else ""))
+    if f["loss"]:
+        lines.append(loss_line(f["loss"], accepted=True))
     return "\n".join(lines)
+
+
+REASONS_SHOWN = 3  # reasons named in a loss line, most frequent first
+
+
+def _reasons(reasons: Mapping[str, int]) -> str:
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k} {number(v)}" for k, v in top[:REASONS_SHOWN])
+    return text + (f", {len(top) - REASONS_SHOWN} more reasons" if len(top) > REASONS_SHOWN else "")
+
+
+def _loss(x: Mapping[str, Any]) -> str:
+    kind = x["loss"]
+    if kind == "no-samples":
+        return "no sample kept"
+    if kind == "split-empty":
+        return f"{x['source']}: split {x['split']} named by {x['named_by']} kept no sample"
+    if kind == "no-objects":
+        inside = (f"{plural(x['entries'], 'entry', 'entries')} in them, none an object" if x["entries"]
+                  else "no entry in them")
+        return f"{x['source']}: {plural(x['annotation_files'], 'annotation file')} gave no object ({inside})"
+    what = "inputs quarantined" if kind == "quarantined" else "object entries refused"
+    return (f"{number(x['count'])} of {number(x['of'])} {what} ({x['count'] / x['of']:.1%} > ingest.max_loss "
+            f"{number(x['max_loss'])}: {_reasons(x['reasons'])})")
+
+
+def loss_line(findings: Iterable[Mapping[str, Any]], accepted: bool) -> str:
+    """The one line naming the data a run lost and the knob that accepts it (``pipeline.ingest.loss``)."""
+    findings = list(findings)
+    lost = "; ".join(_loss(x) for x in findings)
+    if accepted:
+        return f"warning: data lost: {lost}; accepted (ingest.on_loss: warn)"
+    share = any(x["loss"] in ("quarantined", "refused") for x in findings)
+    return (f"data lost: {lost}; nothing written (an earlier output is left as it was); to accept the loss, "
+            f"run with --allow-loss (ingest.on_loss: warn in params.yaml)"
+            f"{', or raise ingest.max_loss' if share else ''}")
 
 
 # -- split ------------------------------------------------------------------------------------

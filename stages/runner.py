@@ -14,7 +14,8 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
                argv: list[str] | None = None, torch_threads: int | None = None) -> int:
     """Parse ``--params`` and the stage's path options, then call ``run``.
 
-    A PipelineError is printed as ``<stage>: error: <message>`` and exits 2, so DVC
+    A PipelineError is printed as ``<stage>: error: <message>`` and exits with its code
+    (2; 3 when ingest would lose data), so DVC
     shows the user what to fix instead of a traceback; Ctrl-C (SIGTERM) prints
     ``<stage>: interrupted`` and exits 130 (143) once the cleanup has run.
     ``torch_threads``: torch's CPU pool for this stage (1 for batch transforms, 0 one
@@ -35,7 +36,7 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
         run(**vars(args))
     except PipelineError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt as err:
         print(f"{name}: interrupted", file=sys.stderr)
         return interrupts.exit_code(err)

@@ -49,6 +49,9 @@ class Layout:
     annotations: frozenset[str] = frozenset()  # annotation / index / names files read
     files: dict[str, str] = field(default_factory=dict)  # file-level quarantine rows: path -> reason
     rows: tuple[tuple[str, int, str], ...] = ()  # object-level rows: (path, index, reason)
+    ignored: frozenset[str] = frozenset()  # files the format passes over on purpose
+    loss: tuple[str, ...] = ()  # what the default loss policy refuses (pipeline.ingest.loss findings)
+    order: tuple[str, ...] = ()  # the class order the format declares (unused names too); () = found, sorted
 
 
 def write(root: Path, rel: str, data: str | bytes) -> None:
@@ -519,7 +522,7 @@ LAYOUTS = [
            annotations=_kit(*(f"Annotations/2012_00000{k}.xml" for k in "abcd"),
                             *(f"ImageSets/Main/{n}.txt" for n in ("train", "val", "trainval", "test"))),
            files={f"{KIT}/Annotations/2012_00000f.xml": "annotation-without-image"},
-           rows=((f"{KIT}/ImageSets/Main/test.txt", 2, "listed-without-files"),)),
+           rows=((f"{KIT}/ImageSets/Main/test.txt", 2, "listed-without-files"),), loss=("quarantined",)),
     Layout("voc_devkit_trainval_only", "voc", "voc-devkit", voc_devkit_trainval,
            accepted={"JPEGImages/a.jpg": "train", "JPEGImages/b.jpg": "train"},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"), unlisted=frozenset({"JPEGImages/unlisted.jpg"}),
@@ -543,7 +546,8 @@ LAYOUTS = [
            accepted={"a.jpg": None, "b.jpg": None, "c.jpg": None, "bg.jpg": None},
            objects=n_objects("a", "b", "c"), classes=classes_of("a", "b", "c"),
            hidden=frozenset({".DS_Store", "__MACOSX/._a.jpg", ".readme/notes.md"}),
-           annotations=frozenset({"a.xml", "b.xml", "c.xml"}), files={"README.md": "not-an-image"}),
+           annotations=frozenset({"a.xml", "b.xml", "c.xml"}), files={"README.md": "not-an-image"},
+           loss=("quarantined",)),
     Layout("coco_2017", "coco", "coco", coco_2017,
            accepted={"train2017/000000000001.jpg": "train", "train2017/000000000002.jpg": "train",
                      "val2017/000000000003.jpg": "val"},
@@ -551,31 +555,35 @@ LAYOUTS = [
            unlisted=frozenset({"annotations/captions_train2017.json", "annotations/person_keypoints_val2017.json",
                                "train2017/000000000099.jpg", "vis/000000000001_overlay.jpg", "README.md"}),
            hidden=frozenset({".ipynb_checkpoints/instances_train2017-checkpoint.json"}),
-           annotations=frozenset({"annotations/instances_train2017.json", "annotations/instances_val2017.json"})),
+           annotations=frozenset({"annotations/instances_train2017.json", "annotations/instances_val2017.json"}),
+           order=tuple(CLASSES)),
     Layout("coco_datumaro_images_split", "coco", "coco", coco_datumaro,
            accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
            objects=n_objects("a", "b", "c"), classes=frozenset(CLASSES),
-           annotations=frozenset({"annotations/instances_train.json", "annotations/instances_val.json"})),
+           annotations=frozenset({"annotations/instances_train.json", "annotations/instances_val.json"}),
+           order=tuple(CLASSES)),
     Layout("coco_cvat", "coco", "coco", coco_cvat, accepted={"images/default/a.jpg": None, "images/default/b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
-           annotations=frozenset({"annotations/instances_default.json"})),
+           annotations=frozenset({"annotations/instances_default.json"}), order=tuple(CLASSES)),
     Layout("coco_labelme2coco", "coco", "coco", coco_labelme2coco,
            accepted={"JPEGImages/a.jpg": None, "JPEGImages/d.jpg": None},
            objects=n_objects("a", "d"), classes=frozenset(CLASSES),
            unlisted=frozenset({"Visualization/a.jpg", "Visualization/d.jpg"}),
-           hidden=frozenset({"__MACOSX/._annotations.json"}), annotations=frozenset({"annotations.json"})),
+           hidden=frozenset({"__MACOSX/._annotations.json"}), annotations=frozenset({"annotations.json"}),
+           order=tuple(CLASSES)),
     Layout("coco_roboflow", "coco", "coco", coco_roboflow,
            accepted={"train/a.rf.0123abcd.jpg": "train", "train/b.rf.0123abcd.jpg": "train",
                      "valid/c.rf.0123abcd.jpg": "val", "test/d.rf.0123abcd.jpg": "test"},
            objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
            unlisted=frozenset({"README.roboflow.txt"}),
-           annotations=frozenset(f"{s}/_annotations.coco.json" for s in ("train", "valid", "test"))),
+           annotations=frozenset(f"{s}/_annotations.coco.json" for s in ("train", "valid", "test")),
+           order=tuple(CLASSES)),
     Layout("yolo_ultralytics", "yolo", "yolo-ultralytics", yolo_ultralytics,
            accepted={"images/train/a.jpg": "train", "images/train/bg.jpg": "train", "images/val/c.jpg": "val"},
            objects=n_objects("a", "c"), classes=classes_of("a", "c"),
            unlisted=frozenset({"images/extra/d.jpg", "labels/extra/d.txt", "README.md"}),
-           hidden=frozenset({".DS_Store"}),
-           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/c.txt", "labels/train.cache"})),
+           hidden=frozenset({".DS_Store"}), ignored=frozenset({"labels/train.cache"}),
+           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/c.txt"}), order=tuple(CLASSES)),
     Layout("yolo_list_files", "yolo", "yolo-ultralytics", yolo_lists,
            accepted={"images/train2017/a.jpg": "train", "images/train2017/b.jpg": "train",
                      "images/val2017/c.jpg": "val", "images/sharks/images/e.jpg": "val"},
@@ -583,11 +591,11 @@ LAYOUTS = [
            unlisted=frozenset({"images/train2017/z.jpg"}),
            annotations=frozenset({"data.yaml", "train2017.txt", "labels/train2017/a.txt", "labels/train2017/b.txt",
                                   "labels/val2017/c.txt", "images/sharks/labels/e.txt"}),
-           rows=(("train2017.txt", 4, "listed-image-missing"),)),
+           rows=(("train2017.txt", 4, "listed-image-missing"),), order=tuple(CLASSES)),
     Layout("yolo_absolute_path_here", "yolo", "yolo-ultralytics", yolo_this_machine,
            accepted={"images/train/a.jpg": "train", "images/val/b.jpg": "val"},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
-           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/b.txt"})),
+           annotations=frozenset({"data.yaml", "labels/train/a.txt", "labels/val/b.txt"}), order=tuple(CLASSES)),
     Layout("yolo_roboflow", "yolo", "yolo-ultralytics", yolo_roboflow,
            accepted={"train/images/a_jpg.rf.5f3a.jpg": "train", "train/images/b_jpg.rf.5f3a.jpg": "train",
                      "valid/images/c_jpg.rf.5f3a.jpg": "val", "test/images/d_jpg.rf.5f3a.jpg": "test"},
@@ -596,7 +604,7 @@ LAYOUTS = [
            hidden=frozenset({"__MACOSX/train/images/._a_jpg.rf.5f3a.jpg"}),
            annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.5f3a.txt"
                                                   for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
-                                                               ("test", "d")]})),
+                                                               ("test", "d")]}), order=tuple(CLASSES)),
     Layout("yolo_roboflow_foreign_paths", "yolo", "yolo-ultralytics", yolo_roboflow_foreign,
            accepted={"train/images/a_jpg.rf.9c1e.jpg": "train", "train/images/b_jpg.rf.9c1e.jpg": "train",
                      "valid/images/c_jpg.rf.9c1e.jpg": "val", "test/images/d_jpg.rf.9c1e.jpg": "test"},
@@ -604,30 +612,32 @@ LAYOUTS = [
            unlisted=frozenset({"README.roboflow.txt"}),
            annotations=frozenset({"data.yaml"} | {f"{s}/labels/{k}_jpg.rf.9c1e.txt"
                                                   for s, k in [("train", "a"), ("train", "b"), ("valid", "c"),
-                                                               ("test", "d")]})),
+                                                               ("test", "d")]}), order=tuple(CLASSES)),
     Layout("darknet_cvat_yolo_1_1", "yolo", "yolo-darknet", darknet_cvat,
            accepted={"obj_train_data/frame_000000.jpg": "train", "obj_train_data/frame_000001.jpg": "train",
                      "obj_train_data/frame_000009.jpg": "train", "obj_valid_data/frame_000002.jpg": "val"},
            objects=3 + 1, classes=frozenset({"label_2", "label_4"}),
            annotations=frozenset({"obj.data", "obj.names", "train.txt", "valid.txt",
                                   "obj_train_data/frame_000000.txt", "obj_train_data/frame_000001.txt",
-                                  "obj_valid_data/frame_000002.txt"})),
+                                  "obj_valid_data/frame_000002.txt"}), order=tuple(DARKNET_NAMES)),
     Layout("darknet_split_folders", "yolo", "yolo-flat", darknet_split_folders,
            accepted={"images/train/a.jpg": "train", "images/train/b.jpg": "train", "images/val/c.jpg": "val"},
            objects=4, classes=frozenset({"label_2", "label_4"}),
-           annotations=frozenset({"obj.names", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"})),
+           annotations=frozenset({"obj.names", "labels/train/a.txt", "labels/train/b.txt", "labels/val/c.txt"}),
+           order=tuple(DARKNET_NAMES)),
     Layout("cvat_project_export", "cvat", "cvat", cvat_project,
            accepted={"images/Train/a.jpg": "train", "images/Train/b.jpg": "train", "images/Test/a.jpg": "test",
                      "images/Validation/d.jpg": "val"},
            objects=n_objects("a", "b", "c", "d"), classes=frozenset(CLASSES),
-           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),)),
+           annotations=frozenset({"annotations.xml"}), rows=(("annotations.xml", 1, "unsupported-shape"),),
+           loss=("refused",)),
     Layout("cvat_task_export", "cvat", "cvat", cvat_task,
            accepted={"images/a.jpg": None, "images/frames/b.jpg": None, "images/bg.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            unlisted=frozenset({"images/not_in_task.jpg"}), annotations=frozenset({"annotations.xml"})),
     Layout("cvat_for_video", "cvat", "cvat", cvat_video, accepted={}, objects=0, classes=frozenset(),
            files={"annotations.xml": "cvat-video", "images/frame_000000.jpg": "annotation-unusable",
-                  "images/frame_000001.jpg": "annotation-unusable"}),
+                  "images/frame_000001.jpg": "annotation-unusable"}, loss=("no-samples", "no-objects", "quarantined")),
     Layout("labelme", "labelme", "labelme", labelme_tree, accepted={"a.jpg": None, "b.jpg": None},
            objects=n_objects("a", "b"), classes=classes_of("a", "b"),
            hidden=frozenset({".ipynb_checkpoints/a-checkpoint.json", "__MACOSX/._a.json"}),
@@ -640,3 +650,31 @@ LAYOUTS = [
            objects=0, classes=frozenset({"cat", "dog"}),
            hidden=frozenset({"train/cat/.DS_Store", "__MACOSX/train/cat/._a.jpg", ".ipynb_checkpoints/a-checkpoint.jpg"})),
 ]
+
+
+def count_entries(root: Path, paths) -> int:
+    """Annotation entries in the files ``paths`` of the tree, counted from the files themselves
+    (standard library only): VOC ``<object>``, YOLO lines of numbers, labelme shapes, COCO and
+    CreateML annotations, CVAT elements inside ``<image>`` and ``<track>`` elements. Other
+    files (lists, names, data.yaml) hold none."""
+    import xml.etree.ElementTree as ET
+
+    n = 0
+    for rel in filter(None, paths):
+        data = (root / rel).read_bytes()
+        if rel.endswith(".xml"):
+            doc = ET.fromstring(data)
+            n += (len(doc.findall("object")) if doc.tag == "annotation"
+                  else sum(len(im) for im in doc.findall("image")) + len(doc.findall("track")))
+        elif rel.endswith(".txt"):
+            for line in data.decode().splitlines():
+                try:
+                    n += len([float(t) for t in line.split()]) >= 5
+                except ValueError:
+                    pass
+        elif rel.endswith(".json"):
+            doc = json.loads(data)
+            n += (len(doc["shapes"]) if isinstance(doc, dict) and "shapes" in doc
+                  else len(doc["annotations"]) if isinstance(doc, dict)
+                  else sum(len(e.get("annotations", [])) for e in doc))
+    return n

@@ -42,7 +42,9 @@ def test_three_layouts_to_an_augmented_version_to_yolo_and_coco_and_back(tmp_pat
     for name, build in trees.items():
         build(tmp_path / name)
     params = {
-        "ingest": {"sources": [{"format": "auto", "path": str(tmp_path / n)} for n in trees], "workers": 1},
+        # the VOC devkit's annotation without an image is 1 of 11 inputs quarantined: accepted
+        "ingest": {"sources": [{"format": "auto", "path": str(tmp_path / n)} for n in trees], "workers": 1,
+                   "on_loss": "warn"},
         "split": {"ratios": {"train": 0.6, "val": 0.2, "test": 0.2}},
         "augment": {"copies": 3, "image_size": [320, 320], "resize": "letterbox", "min_visibility": 0.1,
                     "pipeline": [{"name": "mosaic", "p": 0.5}, {"name": "rotate", "p": 0.7, "degrees": 10},

@@ -53,7 +53,8 @@ def test_dataset_from_mirror_verifies_and_ingests(tmp_path, loopback, name):
     out = download(name, tmp_path / "raw", **_opts(tmp_path, mirror=mirror, checksums=sums))
     assert sorted(p.name for p in out.iterdir()) == [".pipeline-output.json"] + (
         ["train", "val"] if name == "hymenoptera" else ["test", "train"])
-    ds = ingest(out, tmp_path / "canonical", IngestParams(workers=1), fmt="imagefolder")
+    # The miniature hymenoptera's placeholder is 1 of 9 inputs (the real tree's, 1 of 398): accepted.
+    ds = ingest(out, tmp_path / "canonical", IngestParams(workers=1, on_loss="warn"), fmt="imagefolder")
     placeholders = [HYMENOPTERA_PLACEHOLDER] if name == "hymenoptera" else []
     assert [(r.path, r.reason) for r in ds.quarantine] == [(p, "placeholder") for p in placeholders]
     assert Counter((s.split, s.label) for s in ds.samples) == counts

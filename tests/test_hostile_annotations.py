@@ -369,8 +369,9 @@ def corpus(tmp_path_factory):
         (trees / c.name).mkdir(parents=True)
         c.build(trees / c.name)
     before = {c.name: snapshot(trees / c.name) for c in CASES}
+    # Every case quarantines on purpose: the loss is accepted, and still reported (report.json).
     common = ("ingest:\n  workers: 2\n  labelme: {flags_as_label: true}\n  max_annotation_bytes: 200000\n"
-              "  sources:\n")
+              "  on_loss: warn\n  sources:\n")
     rel_params, abs_params = base / "rel.yaml", base / "abs.yaml"
     rel_params.write_text(common + "".join(f"    - {{format: {c.format}, path: trees/{c.name}}}\n" for c in CASES))
     abs_params.write_text(common + "".join(f"    - {{format: {c.format}, path: {trees / c.name}, name: {c.name}}}\n"
@@ -381,8 +382,9 @@ def corpus(tmp_path_factory):
         if first.returncode == 0 else []
     samples = [json.loads(line) for line in (base / "ds" / "manifest.jsonl").read_text().splitlines()] \
         if first.returncode == 0 else []
+    report = json.loads((base / "ds" / "report.json").read_text()) if first.returncode == 0 else {}
     return {"base": base, "trees": trees, "before": before, "runs": (first, second), "rows": rows,
-            "samples": samples}
+            "samples": samples, "report": report}
 
 
 def test_the_corpus_ingests_and_is_deterministic(corpus):
@@ -415,6 +417,13 @@ def test_hostile_case(corpus, case):
     # accepted + quarantined = inputs: every entry of the tree exactly once
     got = sorted([s["source"]["path"] for s in samples] + list(files))
     assert got == inputs_of(root, case.used)
+    # and report.json gives every entry of the tree one fate
+    (fates,) = [s["fates"] for s in corpus["report"]["sources"] if s["name"] == case.name]
+    f = fates["files"]
+    assert f["total"] == sum(v for k, v in f.items() if k != "total") == len(inputs_of(root, ()))
+    assert (f["samples"], f["quarantined"]) == (len(samples), len(files))
+    e = fates["entries"]
+    assert e["total"] == sum(v for k, v in e.items() if k != "total")
     for r in rows:
         assert r["detail"] and len(r["detail"]) < 600, r
         assert " at 0x" not in r["detail"]

@@ -195,7 +195,7 @@ def test_hostile_image_corpus(tmp_path):
     for name, (data, *_rest) in rows.items():
         (src / "c" / name).write_bytes(data)
     special = _special_files(src, tmp_path)
-    (tmp_path / "params.yaml").write_text("ingest: {workers: 2, min_size: 8}\n")
+    (tmp_path / "params.yaml").write_text("ingest: {workers: 2, min_size: 8, on_loss: warn}\n")  # hostile: all
     before = tree_digest(src)
     parent_before = sorted(p.name for p in tmp_path.iterdir())
     env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
@@ -320,7 +320,7 @@ def test_max_decode_bytes_param_reaches_the_workers(tmp_path):
     src.mkdir(parents=True)
     Image.fromarray(np.zeros((220, 220, 3), np.uint8) + 7).convert("P").save(src / "big.png")
     Image.fromarray(_rgb(1)).save(src / "small.png")
-    (tmp_path / "params.yaml").write_text("ingest: {workers: 2, max_decode_bytes: 1000000}\n")
+    (tmp_path / "params.yaml").write_text("ingest: {workers: 2, max_decode_bytes: 1000000, on_loss: warn}\n")
     env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
     r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(tmp_path / "src"), "--out",
                         str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)

@@ -94,7 +94,7 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     src = tmp_path / "src"
     expected = _bad_tree(src)
     before = tree_digest(src)
-    ds = ingest(src, tmp_path / "out", params(max_pixels=200 * 200))
+    ds = ingest(src, tmp_path / "out", params(max_pixels=200 * 200, on_loss="warn"))  # 10 of 16 lost: accepted
     assert tree_digest(src) == before
     got = {r.path: r.reason for r in ds.quarantine}
     assert got == expected
@@ -105,6 +105,10 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     assert len(ds.samples) + len(ds.quarantine) + report["skipped_hidden"] == len(files)
     rows = [json.loads(l) for l in (ds.root / "quarantine.jsonl").read_text().splitlines()]
     assert len(rows) == len(expected)
+    assert report["fates"]["files"] == {"samples": len(ds.samples), "annotations": 0, "indexes": 0,
+                                        "quarantined": len(expected), "hidden": 1, "unlisted": 0, "ignored": 0,
+                                        "total": len(files)}
+    assert [x["loss"] for x in report["loss"]] == ["quarantined"]
 
 
 def test_the_marker_of_a_tree_pipeline_wrote_is_not_counted_as_a_hidden_file(tmp_path):
@@ -165,7 +169,7 @@ def test_placeholder_named_image_is_quarantined_unless_the_policy_is_off(tmp_pat
     # The hymenoptera tree's stand-in: a GIF that decodes fine, in a class directory.
     src = make_imagefolder(tmp_path / "src", classes=2, per_class=3, channels=3)
     Image.fromarray(np.full((40, 60, 3), 200, np.uint8)).save(src / "class0" / "imageNotFound.gif")
-    ds = ingest(src, tmp_path / "out", params())
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"))  # 1 of 7: more than max_loss
     assert len(ds.samples) == 6
     (row,) = ds.quarantine
     assert (row.path, row.reason) == ("class0/imageNotFound.gif", "placeholder")
@@ -178,24 +182,26 @@ def test_quarantine_rows_name_the_source(tmp_path):
     src = make_imagefolder(tmp_path / "src", classes=1, per_class=2)
     (src / "stray.png").write_bytes(b"x")  # outside a class directory
     (src / "class0" / "broken.png").write_bytes(b"not a png")
-    ds = ingest(src, tmp_path / "out", params())
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"))
     # Rows name the source by its name, whatever the spelling; report.json keeps the path as given.
     assert sorted((r.path, r.reason, r.source) for r in ds.quarantine) == [
         ("class0/broken.png", "not-an-image", "src"), ("stray.png", "outside-class-dir", "src")]
     assert {s.source.root for s in ds.samples} == {"src"}
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["sources"] == [{"format": "imagefolder", "name": "src", "path": str(src), "prefix": "",
-                                  "layout": "imagefolder", "unlisted": 0, "skipped_hidden": 0}]
+    (source,) = report["sources"]
+    assert {k: source[k] for k in ("format", "name", "path", "prefix", "layout", "unlisted", "skipped_hidden")} == {
+        "format": "imagefolder", "name": "src", "path": str(src), "prefix": "", "layout": "imagefolder",
+        "unlisted": 0, "skipped_hidden": 0}
 
 
 def test_the_bytes_do_not_depend_on_how_the_source_is_spelled(tmp_path, monkeypatch):
     src = make_imagefolder(tmp_path / "src", classes=2, per_class=2)
     (src / "stray.png").write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
-    ingest(Path("src"), tmp_path / "rel", params())
-    ingest(src.resolve(), tmp_path / "abs", params())
+    ingest(Path("src"), tmp_path / "rel", params(on_loss="warn"))
+    ingest(src.resolve(), tmp_path / "abs", params(on_loss="warn"))
     monkeypatch.chdir(src)
-    ingest(Path("."), tmp_path / "dot", params())
+    ingest(Path("."), tmp_path / "dot", params(on_loss="warn"))
     for name in ("manifest.jsonl", "quarantine.jsonl"):
         data = (tmp_path / "rel" / name).read_bytes()
         assert data == (tmp_path / "abs" / name).read_bytes() == (tmp_path / "dot" / name).read_bytes()

@@ -148,9 +148,18 @@ def test_twenty_kinds_of_bad_input(tmp_path):
         "ingest: {format: voc, workers: 2, min_size: 8, max_pixels: 100000000, classes: [cat, dog]}\n")
     before = tree_digest(src)
     env = dict(os.environ, PIPELINE_NO_PROGRESS="1", PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--out", str(tmp_path / "ds")],
-                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "pipeline", "ingest", str(src), "--out", str(tmp_path / "ds")]
+    # So much lost is refused: exit 3, one line, nothing written ...
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3 and r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("error: data lost: ") and "inputs quarantined" in r.stderr
+    assert "object entries refused" in r.stderr and "--allow-loss" in r.stderr
+    assert not (tmp_path / "ds").exists()
+    # ... unless accepted: the same line as a warning after the summary.
+    r = subprocess.run([*cmd, "--allow-loss"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1].startswith("warning: data lost: ")
+    assert r.stdout.splitlines()[-1].endswith("accepted (ingest.on_loss: warn)")
     assert tree_digest(src) == before  # nothing written into the source tree
     rows = [json.loads(line) for line in (tmp_path / "ds" / "quarantine.jsonl").read_text().splitlines()]
     files = {q["path"]: q["reason"] for q in rows if "index" not in q}
@@ -166,6 +175,11 @@ def test_twenty_kinds_of_bad_input(tmp_path):
     report = json.loads((tmp_path / "ds" / "report.json").read_text())
     assert report["skipped_hidden"] == 1 and report["unlisted"] == 0
     assert len(samples) + len(files) + report["skipped_hidden"] == len(inputs)
+    fates = report["fates"]
+    assert fates["files"]["total"] == len(list(src.iterdir()))
+    assert fates["files"]["annotations"] == len(annotated) and fates["files"]["quarantined"] == len(files)
+    e = fates["entries"]
+    assert (e["objects"], e["refused"]) == (sum(len(s["objects"]) for s in samples), len(objects))
     by = {s["id"]: s for s in samples}
     assert [o["box"] for o in by["rows.jpg"]["objects"]] == [[4, 4, 20, 20], [0, 0, 30, 30]]
     assert "clipped:1" in by["rows.jpg"]["notes"]

@@ -61,7 +61,7 @@ def test_yolo_ultralytics_layout_keeps_split(tmp_path):
 
 def test_keep_background_false_quarantines_unannotated(tmp_path):
     src = WRITERS["voc"](tmp_path / "src")
-    ds = ingest(src, tmp_path / "out", params(keep_background=False), fmt="voc")
+    ds = ingest(src, tmp_path / "out", params(keep_background=False, on_loss="warn"), fmt="voc")
     assert [(r.path, r.reason) for r in ds.quarantine] == [("img_003.jpg", "image-without-annotation")]
     assert len(ds.samples) == len(SPEC) - 1
 
@@ -75,19 +75,23 @@ def test_class_map_aliases_unknown_unused_and_case(tmp_path):
     assert ds.classes == ("cat", "dog", "person", "bird") and not ds.quarantine
     report = json.loads((ds.root / "report.json").read_text())["class_map"]
     assert report["unused"] == ["bird"] and report["unknown"] == {}
-    ds = ingest(src, tmp_path / "out2", params(classes=("cat", "dog")), fmt="voc")
+    ds = ingest(src, tmp_path / "out2", params(classes=("cat", "dog"), on_loss="warn"), fmt="voc")
     rep = json.loads((ds.root / "report.json").read_text())["class_map"]
     assert rep["unknown"] == {"Person": 1, "person": 1}
     assert rep["case_collisions"] == [["Person", "person"]]
-    assert {(r.reason, r.index) for r in ds.quarantine} == {("unknown-class", 0)}
-    assert len(ds.samples) == len(SPEC)  # the images stay; only the objects are refused
+    # The objects are refused; an image that had no other object is quarantined with them, never
+    # kept as a background image.
+    assert sorted((r.path, r.reason, r.index) for r in ds.quarantine) == [
+        ("img_001.jpg", "annotation-unusable", None), ("img_001.xml", "unknown-class", 0),
+        ("sub/img_004.jpg", "annotation-unusable", None), ("sub/img_004.xml", "unknown-class", 0)]
+    assert len(ds.samples) == len(SPEC) - 2
 
 
 def test_yolo_out_of_range_id_and_orphan_label(tmp_path):
     src = write_yolo(tmp_path / "src")
     (src / "img_001.txt").write_text("7 0.5 0.5 0.1 0.1\n2 0.5 0.5 0.1 0.1\n2 0.5 0.5 0.1 0.1\n")
     (src / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1")
-    ds = ingest(src, tmp_path / "out", params(), fmt="yolo")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="yolo")
     got = sorted((r.path, r.reason, r.index) for r in ds.quarantine)
     assert got == [("img_001.txt", "class-id-out-of-range", 1), ("img_001.txt", "duplicate-object", 3),
                    ("orphan.txt", "annotation-without-image", None)]
@@ -185,10 +189,48 @@ def test_labelme_backslash_paths_image_data_and_size_mismatch(tmp_path):
     }
     for name, d in docs.items():
         (src / "ann" / name).write_text(json.dumps(d))
-    ds = ingest(src, tmp_path / "out", params(), fmt="labelme")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="labelme")
     by = {s.id: s for s in ds.samples}
     assert set(by) == {"imgs/a.png", "ann/gone.png"}
     assert "size-mismatch:declared=80x60,image=40x30" in by["imgs/a.png"].notes
     assert by["imgs/a.png"].source.annotation == "ann/a.json"
     assert "image-from-imageData" in by["ann/gone.png"].notes and by["ann/gone.png"].width == 20
     assert [(r.path, r.reason) for r in ds.quarantine] == [("ann/lost.json", "annotation-without-image")]
+    # Four files: an image, two annotations read, one quarantined; the image inside gone.json is no file.
+    fates = json.loads((ds.root / "report.json").read_text())["fates"]
+    assert fates["files"] == {"samples": 1, "annotations": 2, "indexes": 0, "quarantined": 1, "hidden": 0,
+                              "unlisted": 0, "ignored": 0, "total": 4}
+    assert fates["embedded_images"] == 1
+    assert fates["entries"] == {"objects": 2, "labels": 0, "refused": 0, "ignored": 0,
+                                "with_quarantined_input": 1, "total": 3}
+
+
+def test_declared_class_order_is_kept_and_ids_round_trip_through_a_yolo_export(tmp_path):
+    """data.yaml names [person, cat, dog, bird], the labels use ids 2 and 1 only: the classes keep
+    the declared order, unused names included, and a YOLO export writes the same ids back."""
+    from pipeline.export import export
+    from tests.layout_trees import image, write
+
+    src = tmp_path / "src"
+    write(src, "data.yaml", "train: images/train\nnames: [person, cat, dog, bird]\n")
+    image(src, "images/train/a.jpg")
+    write(src, "labels/train/a.txt", "2 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n")
+    ds = ingest(src, tmp_path / "ds", params(), fmt="yolo")
+    assert ds.classes == ("person", "cat", "dog", "bird")
+    report = json.loads((ds.root / "report.json").read_text())["class_map"]
+    assert report["order_from"] == ["data.yaml"] and report["unused"] == ["person", "bird"]
+    export(ds, tmp_path / "exp", "yolo")
+    assert sorted(line.split()[0] for line in (tmp_path / "exp" / "labels" / "train" / "a.txt").read_text()
+                  .splitlines()) == ["1", "2"]
+    back = ingest(tmp_path / "exp", tmp_path / "back", params(), fmt="yolo")
+    assert back.classes == ds.classes
+    # COCO declares its order by category id
+    from tests.layout_trees import coco_doc
+
+    src = tmp_path / "coco"
+    write(src, "annotations.json", json.dumps(coco_doc([(1, "a.jpg", "a")], ["zebra", "cat", "ant"])))
+    image(src, "images/a.jpg")
+    assert ingest(src, tmp_path / "c", params(), fmt="coco").classes == ("zebra", "cat", "ant")
+    # without a declaration (VOC) or with ingest.classes, as before
+    assert ingest(WRITERS["voc"](tmp_path / "voc"), tmp_path / "v", params(), fmt="voc").classes == tuple(
+        sorted(CLASSES))

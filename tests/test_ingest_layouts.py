@@ -23,7 +23,7 @@ from pipeline.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.ingest.detect import detect_format
 from tests.conftest import REPO
-from tests.layout_trees import LAYOUTS, Layout, coco_2017, voc_flat, write
+from tests.layout_trees import LAYOUTS, Layout, coco_2017, count_entries, voc_flat, write
 from tests.test_hostile_annotations import snapshot
 
 
@@ -52,8 +52,8 @@ def ingested(tmp_path_factory):
         src.mkdir(parents=True)
         lay.build(src)
         before = snapshot(src)
-        named = ingest(src, base / lay.name / "named", params(), fmt=lay.format)
-        auto = ingest(src, base / lay.name / "auto", params(), fmt="auto")
+        named = ingest(src, base / lay.name / "named", params(on_loss="warn"), fmt=lay.format)
+        auto = ingest(src, base / lay.name / "auto", params(on_loss="warn"), fmt="auto")
         out[lay.name] = (src, before, named, auto)
     return out
 
@@ -65,12 +65,14 @@ def test_layout_ingests_exactly(ingested, lay: Layout):
     got = {s.source.path: s.split for s in ds.samples}
     assert got == lay.accepted
     assert sum(len(s.objects) for s in ds.samples) == lay.objects
-    assert set(ds.classes) == lay.classes
+    report = json.loads((ds.root / "report.json").read_text())
+    assert set(report["class_map"]["found"]) == lay.classes
+    # the order the format declares (unused names too: ids round-trip), else the names found, sorted
+    assert ds.classes == (lay.order or tuple(sorted(lay.classes)))
     files = {r.path: r.reason for r in ds.quarantine if r.index is None}
     rows = sorted((r.path, r.index, r.reason) for r in ds.quarantine if r.index is not None)
     assert files == lay.files
     assert rows == sorted(lay.rows)
-    report = json.loads((ds.root / "report.json").read_text())
     (source,) = report["sources"]
     assert source["layout"] == lay.layout
     assert (report["unlisted"], report["skipped_hidden"]) == (len(lay.unlisted), len(lay.hidden))
@@ -79,9 +81,43 @@ def test_layout_ingests_exactly(ingested, lay: Layout):
     assert set(source.get("skipped_hidden_examples", [])) <= lay.hidden
     assert report["inputs"] == report["accepted"] + report["quarantined_inputs"] == len(got) + len(files)
     # No unlisted or hidden file became a sample, and every file is counted exactly once.
-    parts = [set(got), set(files), set(lay.annotations), set(lay.unlisted), set(lay.hidden)]
+    parts = [set(got), set(files), set(lay.annotations), set(lay.unlisted), set(lay.hidden), set(lay.ignored)]
     assert sum(len(p) for p in parts) == len(set().union(*parts)), "a file is counted twice"
     assert set().union(*parts) == files_found(src)
+    # report.json's fates say the same, and add up to the files on disk and the entries in them.
+    fates = source["fates"]
+    assert {k: v for k, v in fates.items() if not k.endswith("_examples")} == report["fates"]  # one source
+    f = fates["files"]
+    assert (f["samples"], f["quarantined"], f["annotations"] + f["indexes"], f["unlisted"], f["hidden"],
+            f["ignored"]) == tuple(map(len, parts))
+    assert sum(v for k, v in f.items() if k != "total") == f["total"] == len(files_found(src))
+    e = fates["entries"]
+    parsed = lay.annotations | {p for p, why in lay.files.items() if why == "annotation-without-image"}
+    assert sum(v for k, v in e.items() if k != "total") == e["total"] == count_entries(src, parsed)
+    assert e["objects"] == lay.objects
+    assert e["refused"] == len([r for r in lay.rows if r[2] not in ("listed-without-files", "listed-image-missing")])
+    assert [x["loss"] for x in report["loss"]] == list(lay.loss)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS, ids=[x.name for x in LAYOUTS])
+def test_layout_passes_the_default_loss_policy_or_fails_loudly(tmp_path, lay: Layout):
+    """Under ``ingest.on_loss: error`` a layout either ingests, or stops with the loss line and
+    leaves the earlier output as it was."""
+    from pipeline.errors import DataLossError
+
+    src = tmp_path / "src"
+    src.mkdir()
+    lay.build(src)
+    out = tmp_path / "out"
+    if not lay.loss:
+        ingest(src, out, params(), fmt=lay.format)
+        return
+    ingest(src, out, params(on_loss="warn"), fmt=lay.format)
+    before = snapshot(out)
+    with pytest.raises(DataLossError, match=r"^data lost: .*--allow-loss \(ingest.on_loss: warn") as err:
+        ingest(src, out, params(), fmt=lay.format)
+    assert "\n" not in str(err.value)
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
 
 
 @pytest.mark.parametrize("lay", LAYOUTS, ids=[x.name for x in LAYOUTS])
@@ -216,7 +252,7 @@ def test_a_refused_annotation_never_leaves_a_background_image(tmp_path):
     write(src, "annotations.json", json.dumps(doc))
     image(src, "images/a.jpg", 0)
     image(src, "images/b.jpg", 1)
-    ds = ingest(src, tmp_path / "out", params(), fmt="coco")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="coco")
     assert [s.source.path for s in ds.samples] == ["images/b.jpg"]
     (row,) = [r for r in ds.quarantine if r.index is None]
     assert (row.path, row.reason) == ("images/a.jpg", "annotation-unusable")
@@ -226,14 +262,14 @@ def test_a_refused_annotation_never_leaves_a_background_image(tmp_path):
     write(src, "classes.txt", "cat\n")
     image(src, "a.jpg", 0)
     write(src, "a.txt", "1 2 3\n")
-    ds = ingest(src, tmp_path / "out2", params(), fmt="yolo")
+    ds = ingest(src, tmp_path / "out2", params(on_loss="warn"), fmt="yolo")
     assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
         ("a.jpg", "annotation-unusable"), ("a.txt", "bad-token-count")}
 
     src = tmp_path / "voc"
     image(src, "images/a.jpg", 0)
     write(src, "annotations/a.xml", "<annotation><filename>a.jpg</filename><object>")
-    ds = ingest(src, tmp_path / "out3", params(), fmt="voc")
+    ds = ingest(src, tmp_path / "out3", params(on_loss="warn"), fmt="voc")
     assert not ds.samples and {(r.path, r.reason) for r in ds.quarantine} == {
         ("images/a.jpg", "annotation-unusable"), ("annotations/a.xml", "malformed-xml")}
 
@@ -336,11 +372,14 @@ def test_yolo_image_in_two_splits_goes_to_one_and_is_noted(tmp_path):
     write(src, "data.yaml", "train: images/train\nval: images/train\nnames: [cat, dog, person]\n")
     image(src, "images/train/a.jpg")
     write(src, "labels/train/a.txt", yolo_lines("a"))
-    ds = ingest(src, tmp_path / "out", params(), fmt="auto")
+    ds = ingest(src, tmp_path / "out", params(on_loss="warn"), fmt="auto")
     assert [(s.split, [n for n in s.notes if n.startswith("listed-in")]) for s in ds.samples] == [
         ("val", ["listed-in:train,val"])]
-    notes = json.loads((ds.root / "report.json").read_text())["sources"][0]["notes"]
-    assert "1 image named by several splits" in notes[-1]
+    report = json.loads((ds.root / "report.json").read_text())
+    assert "1 image named by several splits" in report["sources"][0]["notes"][-1]
+    # train is left empty: a loss, accepted here
+    assert report["loss"] == [{"loss": "split-empty", "source": "src", "split": "train",
+                               "named_by": "data.yaml train: images/train"}]
 
 
 def test_cli_auto_prints_layout_counts(tmp_path):
@@ -350,7 +389,8 @@ def test_cli_auto_prints_layout_counts(tmp_path):
     r = subprocess.run([sys.executable, "-m", "pipeline", "ingest", str(src), "--format", "auto", "--out",
                         str(tmp_path / "ds")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "source src: coco, 5 unlisted, 1 hidden files skipped" in r.stdout
+    assert "source src: coco, 11 files: 3 samples · 2 annotations · 1 hidden · 5 unlisted; 4 entries: 4 objects" \
+        in r.stdout
     assert f"ingest: 3 samples, 4 objects in 3 classes → {tmp_path / 'ds'} (train 2 · val 1;" in r.stdout
 
 
@@ -385,7 +425,7 @@ def test_sources_in_three_layouts_merge_with_auto(tmp_path):
     trees = {"voc": voc_devkit, "coco": coco, "yolo": yolo_ultralytics}
     for name, build in trees.items():
         build(tmp_path / name)
-    p = params(sources=tuple({"format": "auto", "path": str(tmp_path / n)} for n in trees))
+    p = params(sources=tuple({"format": "auto", "path": str(tmp_path / n)} for n in trees), on_loss="warn")
     ds = ingest(None, tmp_path / "out", p)
     want = {lay.name: lay for lay in LAYOUTS}
     lays = {"voc": want["voc_devkit"], "coco": want["coco_2017"], "yolo": want["yolo_ultralytics"]}

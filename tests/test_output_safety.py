@@ -241,7 +241,7 @@ def test_labelme_flags_named_like_paths_stay_inside_the_export(tmp_path, fmt):
         (src / f"img{i}.json").write_text(json.dumps({
             "version": "5.4.1", "flags": {flag: True}, "shapes": shapes, "imagePath": f"img{i}.png",
             "imageData": None, "imageHeight": 12, "imageWidth": 12}))
-    (base / "params.yaml").write_text("ingest:\n  labelme:\n    flags_as_label: true\n")
+    (base / "params.yaml").write_text("ingest:\n  labelme:\n    flags_as_label: true\n  on_loss: warn\n")
     res = cli(["ingest", "src", "--format", "labelme", "--out", "ds", "--params", "params.yaml"], base)
     assert res.exit_code == 0, res.output
     before = snapshot(tmp_path)

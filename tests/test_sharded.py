@@ -133,3 +133,20 @@ def test_ingest_two_ranks_write_the_bytes_of_one(tmp_path):
     assert digests(tmp_path / "c1") == digests(tmp_path / "c2")
     assert (tmp_path / "stats1.json").read_bytes() == (tmp_path / "stats2.json").read_bytes()
     assert _leftovers(tmp_path) == []
+
+
+def test_ingest_loss_stops_every_rank_and_keeps_the_previous_output(tmp_path):
+    """Rank 0 decides the loss policy on the whole run; every rank stops with exit 3."""
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=4, size=12)
+    ingest(src, tmp_path / "c", IngestParams(workers=1))
+    before = digests(tmp_path / "c")
+    (tmp_path / "params.yaml").write_text(INGEST + "  min_size: 16\n")  # every image too small
+    r = run("ingest", ["--params", str(tmp_path / "params.yaml"), "--src", str(src), "--out", str(tmp_path / "c"),
+                       "--stats", str(tmp_path / "stats.json")], check=False)
+    assert r.returncode != 0
+    assert "ingest: error: data lost: no sample kept; 8 of 8 inputs quarantined" in r.stderr
+    assert "rank 0 of 2 failed: data lost" in r.stderr  # rank 1 stops too, and says why
+    # Rank 0 exits 3 (rank 1 too, unless torchrun's SIGTERM reaches it first)
+    assert "exitcode  : 3" in r.stderr and "exitcode  : 2" not in r.stderr, r.stderr[-3000:]
+    assert digests(tmp_path / "c") == before and _leftovers(tmp_path) == []
+    assert not (tmp_path / "stats.json").exists()

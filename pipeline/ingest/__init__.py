@@ -9,12 +9,19 @@ list (``classmap.py``), decodes and checks every image in parallel
 canonical dataset (see ``pipeline.record``) atomically, plus ``report.json`` and
 ``duplicates.json``.
 
-Every file of a source is accounted for exactly once: a sample (``accepted``),
-a quarantine row without an ``index`` (``quarantined_inputs``; ``inputs`` is the
-two together), an annotation or index file that was read, a file the format's
-index does not name (``unlisted``), or a hidden file (``skipped_hidden``). The
-last two are counted in ``report.json`` (in total and per source, with a few
-examples), never listed one by one.
+Every file of a source has exactly one fate, and every entry of its annotation
+files too (``fates.py``): a file is a sample (``accepted``), a quarantine row
+without an ``index`` (``quarantined_inputs``; ``inputs`` is the two together), an
+annotation or index file that was read, a file the format's index does not name
+(``unlisted``), a hidden file (``skipped_hidden``) or a file the format ignores on
+purpose; an entry is an object, a class label, a refused entry (a row with its
+``index``), an ignored one (crowd regions) or goes with its quarantined input.
+``report.json`` holds the counts per fate, in total and per source (``fates``),
+with a few examples; files only counted are never listed one by one.
+
+Before the new dataset replaces the previous one, the loss policy (``loss.py``)
+checks the accounting: a run that loses data stops with exit 3 unless
+``ingest.on_loss`` is ``warn``.
 """
 
 from __future__ import annotations
@@ -28,16 +35,16 @@ from pipeline.config import IngestParams, SourceParams
 from pipeline.errors import ConfigError, InputError
 from pipeline.formats import INGEST_CHOICES
 from pipeline.formats import INGEST_FORMATS as FORMATS
-from pipeline.ingest.build import decode_all, to_sample
-from pipeline.ingest.candidate import Candidate, Layout, Skipped
+from pipeline.ingest.build import Outcome, decode_all
+from pipeline.ingest.candidate import Candidate, ClassOrder, Layout, Skipped, Tally
 from pipeline.ingest.classmap import apply_class_map
 from pipeline.ingest.duplicates import duplicate_groups
+from pipeline.ingest.fates import EXAMPLES, account, total
+from pipeline.ingest.loss import enforce
 from pipeline.ingest.placeholders import quarantine_placeholders
 from pipeline.outputs import MARKER, claim_dir
 from pipeline.ranks import world_size
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
-
-EXAMPLES = 5  # paths of unlisted / hidden files shown per source in report.json
 
 
 def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", name: str = "") -> list:
@@ -65,7 +72,7 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
         items = readers[fmt](root, keep, prefix, limits)
     out = []
     for it in items:
-        if isinstance(it, Rejected):
+        if isinstance(it, (Rejected, Tally)):
             it = dataclasses.replace(it, source=name)
         elif isinstance(it, Candidate):
             it = dataclasses.replace(it, source=dataclasses.replace(it.source, root=name))
@@ -74,19 +81,31 @@ def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", na
 
 
 def _source_report(items: list) -> dict:
-    """What a source's reader understood (layout, notes) and the files it only counted."""
+    """What a source's reader understood (layout, notes, the splits its index names) and
+    examples of the files it only counted (the counts come with the fates)."""
     layout = next((it for it in items if isinstance(it, Layout)), None)
     out: dict = {}
     if layout is not None:
         out["layout"] = layout.name
         if layout.notes:
             out["notes"] = list(layout.notes)
+        if layout.splits:
+            out["named_splits"] = [list(x) for x in layout.splits]
     for kind, key in (("unlisted", "unlisted"), ("hidden", "skipped_hidden")):
         paths = sorted(it.path for it in items if isinstance(it, Skipped) and it.kind == kind)
-        out[key] = len(paths)
         if paths:
             out[key + "_examples"] = paths[:EXAMPLES]
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    """One source as read: its report entry, the files it only counted, the paths given to
+    its embedded images (not files of the tree)."""
+
+    entry: dict
+    skipped: list
+    embedded: frozenset
 
 
 def _without_marker(items: list) -> list:
@@ -132,12 +151,14 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
     """Ingest the source(s) (read-only) into the canonical dataset directory ``out``.
 
     With ``ingest.sources`` set, every listed source is merged into one dataset
-    (ids prefixed by the source name); otherwise ``src`` is read as ``fmt``.
+    (ids prefixed by the source name); otherwise ``src`` is read as ``fmt``. A run
+    that loses data raises ``DataLossError`` (``loss.py``) and leaves ``out`` as it was.
     """
     from pipeline.ingest.detect import detect_format
 
     items: list = []
-    roots = []
+    reads = []
+    declared: list[ClassOrder] = []
     sources = _sources(src, params, fmt)
     # Before anything is read: --out is apart from every source (else it would replace
     # a source, or be ingested as one on the next run) and is ours to replace.
@@ -153,20 +174,23 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
             entry.update(format=found.format, detected=found.evidence)
         got = _without_marker(read_source(entry["format"], root, params, prefix, name))
         entry.update(_source_report(got))
-        roots.append(entry)
-        items.extend(it for it in got if isinstance(it, (Candidate, Rejected)))
+        reads.append(_Read(entry, [it for it in got if isinstance(it, Skipped)],
+                           frozenset(it.source.path for it in got if isinstance(it, Candidate) and not it.path)))
+        items.extend(it for it in got if isinstance(it, (Candidate, Rejected, Tally)))
+        declared.extend(ClassOrder(it.names, prefix + it.where) for it in got if isinstance(it, ClassOrder))
     items = quarantine_placeholders(items, params.placeholder_names)
-    items, classes, class_report = apply_class_map(items, params.classes, params.aliases)
+    items, classes, class_report = apply_class_map(items, params.classes, params.aliases, declared)
     candidates = [c for c in items if isinstance(c, Candidate)]
     rejected = [r for r in items if isinstance(r, Rejected)]
+    tallies = [t for t in items if isinstance(t, Tally)]
     seen: set[str] = set()
     for c in candidates:
         if c.id in seen:
             raise InputError(f"two inputs give the sample id {c.id!r}; name the sources distinctly")
         seen.add(c.id)
 
-    def write(tmp: Path, accepted: list, bad: list) -> None:
-        _write(tmp, accepted, bad, rejected, classes, class_report, roots, params)
+    def write(tmp: Path, outcomes: list[Outcome]) -> None:
+        _write(tmp, outcomes, rejected, tallies, classes, class_report, reads, params)
 
     if world_size() > 1:  # under torchrun: every rank decodes a share, rank 0 writes
         from pipeline.ingest.sharded import ingest_sharded
@@ -174,33 +198,44 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         ingest_sharded(candidates, Path(out), source_paths, params, write)
         return load_dataset(Path(out))
     with atomic_dir(Path(out), "canonical", source_paths) as tmp:
-        write(tmp, *decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
-                               params.max_decode_bytes, params.near_duplicate_bits >= 0))
+        write(tmp, decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
+                              params.max_decode_bytes, params.near_duplicate_bits >= 0))
     return load_dataset(Path(out))
 
 
-def _write(tmp: Path, accepted: list, bad: list, rejected: list, classes, class_report, roots: list,
-           params: IngestParams) -> None:
-    """Everything of the canonical dataset but the image packs, from the decoded candidates."""
-    samples = []
-    for c, rel, info in accepted:
-        sample, object_rejects = to_sample(c, rel, info)
-        samples.append(sample)
-        rejected.extend(object_rejects)
-    rejected.extend(bad)
-    groups = duplicate_groups(samples, params.near_duplicate_bits)
-    save_dataset(tmp, samples, classes, rejected)
-    files_rejected = sum(1 for r in rejected if r.index is None)
+def _write(tmp: Path, outcomes: list[Outcome], rejected: list[Rejected], tallies: list[Tally], classes,
+           class_report, reads: list[_Read], params: IngestParams) -> None:
+    """Everything of the canonical dataset but the image packs, from the decoded candidates;
+    first the accounting and the loss policy, which may stop the run (nothing is renamed)."""
+    from collections import Counter
+
+    samples = [o.sample for o in outcomes if o.sample is not None]
+    rows = rejected + [r for o in outcomes for r in o.rows]
+    tallies = tallies + [o.entries for o in outcomes]
+    roots = []
+    for read in reads:
+        entry, name = dict(read.entry), read.entry["name"]
+        fates = account(name, read.skipped, set(read.embedded), samples, rows, tallies)
+        mine = [s for s in samples if s.source.root == name]
+        entry.update(fates=fates, unlisted=fates["files"]["unlisted"], skipped_hidden=fates["files"]["hidden"],
+                     splits=dict(sorted(Counter(s.split or "unassigned" for s in mine).items())),
+                     labelled=sum(1 for s in mine if s.label is not None))
+        roots.append(entry)
+    files_rejected = sum(1 for r in rows if r.index is None)
     report = {
         "sources": roots,
         "inputs": len(samples) + files_rejected,
         "accepted": len(samples),
         "quarantined_inputs": files_rejected,
-        "rejected_objects": len(rejected) - files_rejected,
+        "rejected_objects": len(rows) - files_rejected,
         "unlisted": sum(r["unlisted"] for r in roots),
         "skipped_hidden": sum(r["skipped_hidden"] for r in roots),
+        "fates": total([r["fates"] for r in roots]),
         "class_map": class_report,
     }
+    report["loss"] = enforce(report, params)  # DataLossError here leaves the previous output as it was
+    groups = duplicate_groups(samples, params.near_duplicate_bits)
+    save_dataset(tmp, samples, classes, rows)
     (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (tmp / DUPLICATES).write_text(json.dumps(
         {"near_duplicate_bits": params.near_duplicate_bits, "groups": groups}, indent=1) + "\n",

@@ -2,10 +2,11 @@
 
 Decoding dominates ingest time, so it runs in worker processes (one per core by
 default); each worker reads the user's file, checks it and returns the bytes to
-store (the original file's, or a PNG after a conversion). The main process
-appends them to the dataset's image packs (``pipeline.imagestore``) in candidate
-order, so the output bytes do not depend on the worker count, and no two
-processes ever create files side by side.
+store (the original file's, or a PNG after a conversion). The main process checks
+the annotation against the decoded size (``annotations.py``) and appends the
+images of the samples to the dataset's image packs (``pipeline.imagestore``) in
+candidate order, so the output bytes do not depend on the worker count, and no
+two processes ever create files side by side.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Iterator
 
 from pipeline.allocator import retain_freed_memory
 from pipeline.imagestore import PackWriter
-from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.candidate import Candidate, Tally
 from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
 from pipeline.inputfile import describe_exception
 from pipeline.progress import progress
@@ -99,44 +100,71 @@ def decode_jobs(candidates: list[Candidate], min_size: int, max_pixels: int, wor
     return [_Job(c, min_size, max_pixels, budget, near_duplicates) for c in candidates]
 
 
-def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, accepted: list, rejected: list,
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one decoded candidate: its sample (None: quarantined), its quarantine
+    rows (refused objects, and the image's own row when it is quarantined), and its
+    annotation entries by fate."""
+
+    candidate: Candidate
+    sample: Sample | None
+    rows: tuple[Rejected, ...]
+    entries: Tally
+
+
+def _outcome(c: Candidate, name: str, payload: bytes, info: ImageInfo | None, reason: str, detail: str,
+             packs: PackWriter) -> Outcome:
+    """The sample of a decoded candidate, its image appended to ``packs``; or its quarantine.
+
+    An image whose annotation had objects and lost every one to the checks after decode
+    (degenerate, outside the image, duplicates) is quarantined as ``annotation-unusable``
+    before its bytes are stored: a refused annotation never becomes a background image."""
+    from pipeline.ingest.annotations import finalize
+
+    where = c.source.root
+    if info is None:
+        return Outcome(c, None, (Rejected(path=c.source.path, reason=reason, detail=detail, source=where),),
+                       Tally(with_quarantined_input=c.entries, source=where))
+    objects, refused, notes = finalize(c, info)
+    weight = {o.index: o.entries for o in c.raw}
+    gone = sum(weight.get(r.index, 1) for r in refused)
+    if refused and not objects and c.label is None:
+        reasons = ", ".join(sorted({r.reason for r in refused}))
+        row = Rejected(path=c.source.path, reason="annotation-unusable", source=where,
+                       detail=f"every object of its annotation {c.source.annotation} was refused after decode "
+                              f"({reasons})")
+        return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where))
+    sample = Sample(
+        id=c.id, image=packs.add(name, payload), width=info.width, height=info.height, channels=info.channels,
+        label=c.label, objects=objects, split=c.split, source=c.source,
+        pixel_hash=info.pixel_hash, notes=info.notes + c.notes + notes, dhash=info.dhash,
+    )
+    kept = sum(o.entries for o in c.raw) - gone
+    return Outcome(c, sample, tuple(refused), Tally(objects=kept, labels=int(c.label_entry), refused=gone,
+                                                    source=where))
+
+
+def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, outcomes: list,
           show: bool = True) -> None:
-    """Append the accepted images of ``results`` (in candidate order) to ``packs``; note the rest."""
+    """Append the ``Outcome`` of each of ``results`` (in candidate order) to ``outcomes``, the
+    images of the samples to ``packs``."""
     pairs = zip(results, candidates)
     for (name, payload, info, reason, detail), c in (
         progress(pairs, desc="ingest", total=len(candidates), unit="img") if show else pairs
     ):
-        if info is None:
-            rejected.append(Rejected(path=c.source.path, reason=reason, detail=detail, source=c.source.root))
-            continue
-        accepted.append((c, packs.add(name, payload), info))
+        outcomes.append(_outcome(c, name, payload, info, reason, detail, packs))
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0, max_decode_bytes: int | None = None, near_duplicates: bool = False,
-               ) -> tuple[list[tuple[Candidate, str, ImageInfo]], list[Rejected]]:
-    """Decode, check and store every candidate under ``out_dir``; return (accepted with
-    their stored image references and infos, rejected)."""
+               ) -> list[Outcome]:
+    """Decode, check and store every candidate under ``out_dir``; return their outcomes in order."""
     jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes, near_duplicates)
     results = _results(jobs, workers or os.cpu_count() or 1)
-    accepted: list = []
-    rejected: list = []
+    outcomes: list = []
     try:
         with PackWriter(out_dir, IMAGES) as packs:
-            store(results, candidates, packs, accepted, rejected)
+            store(results, candidates, packs, outcomes)
     finally:
         results.close()  # stops the workers now if the loop ended early
-    return accepted, rejected
-
-
-def to_sample(c: Candidate, rel: str, info: ImageInfo) -> tuple[Sample, list[Rejected]]:
-    """The sample for a decoded candidate, and the objects its checks rejected."""
-    from pipeline.ingest.annotations import finalize
-
-    objects, rejected, notes = finalize(c, info)
-    sample = Sample(
-        id=c.id, image=rel, width=info.width, height=info.height, channels=info.channels,
-        label=c.label, objects=objects, split=c.split, source=c.source,
-        pixel_hash=info.pixel_hash, notes=info.notes + c.notes + notes, dhash=info.dhash,
-    )
-    return sample, rejected
+    return outcomes

@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import (AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, located,
-                                       problem)
+from pipeline.ingest.candidate import (CROWD_REGION, AnnotationError, Candidate, ClassOrder, Layout, Parsed,
+                                       RawObject, Tally, guarded, located, problem)
 from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
@@ -36,6 +36,7 @@ from pipeline.record import Rejected
 
 
 MAX_SIDE = 1 << 20  # largest image side an entry may declare
+ORPHAN = "annotation-without-image"  # an annotation whose image_id no `images` entry has
 
 
 def is_coco(obj) -> bool:
@@ -78,6 +79,14 @@ def _categories(raw) -> tuple[dict, list[str], list[Rejected]]:
         seen_names.add(name)
         cats[cid] = name
     return cats, notes, problems
+
+
+def category_order(obj: dict) -> tuple[str, ...]:
+    """The category names of a parsed COCO file by id (integer ids first, then string ids),
+    each name once: the class order the file declares."""
+    cats, _, _ = _categories(obj.get("categories"))
+    ids = sorted(cats, key=lambda i: (isinstance(i, str), i))
+    return tuple(dict.fromkeys(cats[i] for i in ids))
 
 
 def _image_entry(im, max_pixels: int) -> tuple[object, str, tuple[int, int] | None]:
@@ -150,8 +159,7 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
     for i, a in enumerate(anns):
         iid = a.get("image_id") if isinstance(a, dict) else None
         if not isinstance(a, dict) or isinstance(iid, (list, dict)) or iid not in images:
-            problems.append(problem("annotation-without-image",
-                                    f"image_id {shown(iid if isinstance(a, dict) else a)} unknown", i))
+            problems.append(problem(ORPHAN, f"image_id {shown(iid if isinstance(a, dict) else a)} unknown", i))
             continue
         cid = a.get("category_id")
         if isinstance(cid, (list, dict)) or cid not in cats:
@@ -162,7 +170,7 @@ def parse_coco(obj, max_pixels: int = ReadLimits.max_pixels
             refused[iid].append(problem("bad-annotation", f"iscrowd {shown(crowd)} is not 0 or 1", i))
             continue
         if crowd:
-            refused[iid].append(problem("crowd-region", "iscrowd annotation: a region to ignore, not imported", i))
+            refused[iid].append(problem(CROWD_REGION, "iscrowd annotation: a region to ignore, not imported", i))
             continue
         label = cats[cid]
         seg = a.get("segmentation")
@@ -269,7 +277,11 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
             continue
         per_image, problems = got
+        yield ClassOrder(category_order(obj), r)
         yield from located(problems, r)
+        # Annotations naming no listed image are the file's own entries (bad categories are not entries).
+        orphans = sum(1 for p in problems if p.reason == ORPHAN)
+        yield Tally(refused=orphans)
         base = str(PurePosixPath(r).parent)
         split, folder = split_of_file(r)
         n = len(per_image)
@@ -284,6 +296,7 @@ def read_coco(root: Path, keep_background: bool = True, prefix: str = "",
     if not ann_files:
         raise InputError(f"{root}: no COCO file found (a *.json with `images` and `annotations`); "
                          "is this the right format? --format auto detects it")
-    yield Layout("coco", tuple(notes))
+    named = {e.split: e.ann for e in entries if e.split}
+    yield Layout("coco", tuple(notes), tuple(sorted(named.items())))
     yield from assemble(root, "coco", found.files, entries, keep_background, prefix, annotation_files=ann_files,
                         refused=tuple(refused_files), unlisted=lambda r: True)

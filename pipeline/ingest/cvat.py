@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, Tally, guarded, problem
 from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import parse_number, shown
@@ -191,7 +191,7 @@ def _image(image, first: int, max_pixels: int) -> Parsed:
                      for i, t in tags]
     notes = (f"{ATTRIBUTES_NOTE}{attributes}",) if attributes else ()
     return Parsed(objects=tuple(objects), problems=tuple(problems), image=name, size=size, label=label,
-                  notes=notes)
+                  notes=notes, label_entry=label is not None)
 
 
 def parse_cvat(data: bytes | str, max_pixels: int = ReadLimits.max_pixels
@@ -267,6 +267,7 @@ def read_cvat(root: Path, keep_background: bool = True, prefix: str = "",
             continue
         per_image, problems = got
         yield from (Rejected(path=r, reason=p.reason, detail=p.detail, index=p.index) for p in problems)
+        yield Tally(refused=len(problems))  # the file's own: <track> elements
         base = str(PurePosixPath(r).parent)
         subsets = sorted({s for _, s, _ in per_image if s}, key=str.lower)
         unsplit = [s for s in subsets if split_of_subset(s) is None and s.lower() not in NO_SPLIT]
@@ -284,6 +285,7 @@ def read_cvat(root: Path, keep_background: bool = True, prefix: str = "",
     if not ann_files:
         raise InputError(f"{root}: no CVAT for images XML found (a *.xml whose root is <annotations>); "
                          "is this the right format? --format auto detects it")
-    yield Layout("cvat", tuple(notes))
+    named = {e.split: f"{e.ann} subsets" for e in entries if e.split}
+    yield Layout("cvat", tuple(notes), tuple(sorted(named.items())))
     yield from assemble(root, "cvat", found.files, entries, keep_background, prefix, annotation_files=ann_files,
                         refused=tuple(refused_files), unlisted=lambda r: True)

@@ -60,7 +60,8 @@ def find(by_rel: dict[str, Path]) -> tuple[str | None, str | None]:
 
 def plan_darknet(data_rel: str | None, names_rel: str | None, by_rel: dict[str, Path], limits: ReadLimits,
                  root: Path) -> tuple[Plan | None, str | None, list[str]]:
-    """``(splits or None, the names file to use, notes)``; ``AnnotationError`` for an unreadable ``obj.data``."""
+    """``(splits or None, the names file to use, notes)``; ``AnnotationError`` for an unreadable ``obj.data``.
+    The splits' ``found`` is false when ``obj.data`` names none found in the tree."""
     notes: list[str] = []
     if data_rel is not None:
         doc = parse_obj_data(decode_text(read_bytes(by_rel[data_rel], "config", limits.config_bytes)))

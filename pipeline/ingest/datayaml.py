@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, normalize_ref
-from pipeline.inputfile import InputRefused, decode_text, read_bytes
+from pipeline.inputfile import InputRefused, decode_text, read_bytes, shown
 from pipeline.record import Rejected
 
 SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -47,6 +47,8 @@ class Plan:
     lists: set[str] = field(default_factory=set)  # .txt list files read
     rows: list[Rejected] = field(default_factory=list)  # listed images that are not in the tree
     notes: list[str] = field(default_factory=list)
+    named: list[tuple[str, str]] = field(default_factory=list)  # (split, what names it), found or not
+    found: bool = False  # some split entry names a folder or list of the tree
 
 
 def label_path(image_rel: str) -> str:
@@ -121,19 +123,20 @@ def _resolve(entry: str, base: str, abs_base: str, dirs: set[str], files: set[st
 
 
 def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadLimits,
-                root: Path) -> Plan | None:
-    """The images of each split ``doc`` names; None when it names no split found in the tree."""
+                root: Path) -> Plan:
+    """The images of each split ``doc`` names (``found`` is false when it names no split found
+    in the tree); ``named`` keeps every split it names, found or not."""
     files = set(by_rel)
     dirs = {str(p) for r in files for p in PurePosixPath(r).parents if str(p) != "."}
     images = sorted(r for r in files if PurePosixPath(r).suffix.lower() in IMAGE_EXTS)
     base, abs_base, note = dataset_root(doc, yaml_rel, dirs, root)
     plan = Plan(notes=[note] if note else [])
-    found_any = False
     said = PurePosixPath(yaml_rel).name  # data.yaml, or Darknet's obj.data (darknet.py)
     for key, split in SPLIT_KEYS.items():
         value = doc.get(key)
         if value is None:
             continue
+        plan.named.append((split, f"{yaml_rel} {key}: {shown_list(value)}"))
         for entry in value if isinstance(value, list) else [value]:
             if not isinstance(entry, str) or not entry.strip():
                 plan.notes.append(f"{said} {key}: {entry!r} is not a path; ignored")
@@ -145,7 +148,7 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
             if how:
                 shown_as = where if where in files else f"{where or '.'}/"
                 plan.notes.append(f"{said} {key}: {entry!r} read as {shown_as}, {how}")
-            found_any = True
+            plan.found = True
             if where in files:  # a list of image paths
                 named = _read_list(where, base, abs_base, by_rel, limits, plan)
                 plan.notes.append(f"{key}: {where} lists {_images(len(named))}")
@@ -158,7 +161,14 @@ def plan_splits(doc: dict, yaml_rel: str, by_rel: dict[str, Path], limits: ReadL
     if twice:
         plan.notes.append(f"{_images(twice)} named by several splits: each kept in one, test before val before "
                           "train (note listed-in:)")
-    return plan if found_any else None
+    return plan
+
+
+def shown_list(value) -> str:
+    """A split's value as the report shows it: its path, or its paths joined; any other value
+    as a message shows a user's value (``inputfile.shown``)."""
+    one = lambda v: v if isinstance(v, str) else shown(v)  # noqa: E731
+    return ", ".join(map(one, value)) if isinstance(value, list) else one(value)
 
 
 def _images(n: int) -> str:

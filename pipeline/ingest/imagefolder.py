@@ -70,7 +70,8 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     _refuse_layout_folders(root, {p[0] for _, p in placed if len(p) > 1})
     yield from found.skipped
     yield from hidden_rows(found)
-    yield Layout("imagefolder")
+    named = {(SPLIT_NAMES[p.name.lower()], f"{p.name}/") for p in tops} if has_splits else set()
+    yield Layout("imagefolder", splits=tuple(sorted(named)))
     for path, r, (split, class_parts) in zip(found.files, rels, placed):
         if len(class_parts) != 2:
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"

@@ -202,11 +202,12 @@ def parse_labelme(obj, flags_as_label: bool = False, max_pixels: int = ReadLimit
             parts = ((x1, y1, x2, y1, x2, y2, x1, y2),)
         key = (label, gid)
         if key not in groups:
-            groups[key] = [i, []]
+            groups[key] = [i, [], 0]
             objects.append(key)  # placeholder keeps file order
         groups[key][1].extend(parts)
-    objects = [RawObject(o[0], None, tuple(groups[o][1]), index=groups[o][0]) if isinstance(o, tuple) else o
-               for o in objects]
+        groups[key][2] += 1
+    objects = [RawObject(o[0], None, tuple(groups[o][1]), index=groups[o][0], entries=groups[o][2])
+               if isinstance(o, tuple) else o for o in objects]
     if regions:
         notes.append(f"labelme-region-shapes:{regions}")
     data = None
@@ -218,7 +219,7 @@ def parse_labelme(obj, flags_as_label: bool = False, max_pixels: int = ReadLimit
     label = _flag_label(obj.get("flags")) if flags_as_label else None
     image = obj.get("imagePath") if isinstance(obj.get("imagePath"), str) and obj.get("imagePath") else None
     return Parsed(objects=tuple(objects), problems=tuple(problems), image=image, size=size,
-                  label=label, image_data=data, notes=tuple(notes))
+                  label=label, image_data=data, notes=tuple(notes), ignored=regions)
 
 
 def read_labelme(root: Path, keep_background: bool = True, prefix: str = "",

@@ -19,7 +19,14 @@ the annotations describe); ``assemble`` resolves each entry's image, and yields:
 
 Any other file becomes a candidate too, so decode quarantines it with its real
 reason (``not-an-image``, ...), unless the format's index does not name it: then
-it is counted as ``unlisted`` (``Skipped``). Every file found is accounted for.
+it is counted as ``unlisted`` (``Skipped``). The annotation and index files read
+are counted too (``Skipped`` ``annotation`` / ``index``), and files the format
+passes over on purpose (``ignored``, with why). Every file found is accounted for.
+
+Every entry of a parsed annotation is counted once (``Tally``): refused (its
+problem row), ignored (crowd regions, labelme region shapes), gone with a
+quarantined input (the annotation or its image), or left on its candidate for the
+decode step to count as an object or refused.
 The split is the one the format's index gives (``Entry.split``), else a directory
 component named train/val/valid/validation/test.
 """
@@ -30,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
-from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, Skipped, located
+from pipeline.ingest.candidate import CROWD_REGION, AnnotationError, Candidate, Parsed, Skipped, Tally, located
 from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, rel
 from pipeline.record import Rejected, Source
@@ -60,9 +67,22 @@ def _reject(path: str, reason: str, detail: str, root: Path, index: int | None =
     return Rejected(path=path, reason=reason, detail=detail, index=index)
 
 
+def _entries(p: Parsed) -> int:
+    """Every entry the parser looked at: its objects (a labelme group counts its shapes),
+    problems, ignored shapes and the entry that gave the image its label."""
+    return sum(o.entries for o in p.objects) + len(p.problems) + p.ignored + p.label_entry
+
+
+def _settled(p: Parsed) -> Tally:
+    """The entries of ``p`` settled while reading: the refused and the ignored ones."""
+    crowd = sum(1 for r in p.problems if r.reason == CROWD_REGION)
+    return Tally(refused=len(p.problems) - crowd, ignored=crowd + p.ignored)
+
+
 def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep_background: bool,
              prefix: str = "", annotation_files: set[str] = frozenset(),
              auxiliary: set[str] = frozenset(), refused: tuple[str, ...] = (),
+             ignored: dict[str, str] | None = None,
              unlisted: Callable[[str], bool] = lambda r: False,
              split_of_path: Callable[[str], str | None] = split_of) -> Iterator[Candidate | Rejected | Skipped]:
     """Yield candidates and rejections for a tree; see the module docstring.
@@ -76,8 +96,16 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
     ``refused`` lists files describing many images (COCO, CreateML) that could not
     be read at all: any image they might describe is unknown, so no image nobody
     else annotates is taken for a background image; each is ``annotation-unusable``.
+
+    ``annotation_files`` (annotations) and ``auxiliary`` (index, names and list files,
+    or files the reader quarantined itself) are never images; each is counted as
+    read (``Skipped`` ``annotation`` / ``index``). ``ignored`` maps files the format
+    passes over on purpose to why.
     """
-    index = ImageIndex(root, [f for f in files if rel(f, root) not in annotation_files | auxiliary])
+    ignored = ignored or {}
+    index = ImageIndex(root, [f for f in files
+                              if (r := rel(f, root)) not in annotation_files and r not in auxiliary
+                              and r not in ignored])
     claimed: dict[str, str] = {}
     for e in entries:
         where = f" (entry {e.index})" if e.index is not None else ""
@@ -85,7 +113,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             yield _reject(e.ann, e.parsed.reason, e.parsed.detail + where, root, e.index)
             # Its image is not a background image: its objects are unknown, so it waits too.
             image = next((f for ref in e.refs for f in [index.find(e.base, ref)[0]] if f), None)
-            if image is not None and image not in claimed:
+            if image is not None and image not in claimed:  # (its entries are unknown: not counted)
                 claimed[image] = e.ann
                 yield _reject(image, "annotation-unusable",
                               f"its annotation {e.ann} was refused ({e.parsed.reason})", root)
@@ -99,16 +127,20 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             outside = k == 0 and "outside the source root" in why
             if found or outside:
                 break
+        gone = Tally(with_quarantined_input=_entries(p))  # when the annotation is quarantined
         if outside:
             yield _reject(e.ann, "path-outside-root", why + where, root, e.index)
+            yield gone
             continue
         if found is not None and found in claimed:
             yield _reject(e.ann, "duplicate-annotation",
                           f"image {found!r} is already annotated by {claimed[found]}{where}", root, e.index)
+            yield gone
             continue
         problems = located(p.problems, e.ann)
         if found is None and p.image_data is None:
             yield _reject(e.ann, "annotation-without-image", (e.missing or why) + where, root, e.index)
+            yield gone
             continue
         if found is not None:
             claimed[found] = e.ann
@@ -118,6 +150,7 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             image_rel = str(PurePosixPath(e.base) / PurePosixPath(ref).name)
             path, data, notes = "", p.image_data, p.notes + ("image-from-imageData",)
         yield from problems
+        yield _settled(p)
         if problems and not p.objects and p.label is None:
             # Every object it described was refused: the image is not a background image
             # (its objects are unknown to the dataset), so it waits with them.
@@ -129,8 +162,11 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
             id=prefix + image_rel, path=path,
             source=Source(format=fmt, path=image_rel, annotation=e.ann),
             label=p.label, split=e.split or split_of_path(image_rel), raw=p.objects, normalized=e.normalized,
-            declared_size=p.size, data=data, notes=notes + e.notes,
+            declared_size=p.size, data=data, notes=notes + e.notes, label_entry=p.label_entry,
         )
+    for kind, paths in (("annotation", annotation_files), ("index", auxiliary)):
+        yield from (Skipped(path=r, kind=kind) for r in sorted(paths) if r not in ignored)
+    yield from (Skipped(path=r, kind="ignored", why=why) for r, why in sorted(ignored.items()))
     for r, path in index.by_rel.items():
         if r in claimed:
             continue

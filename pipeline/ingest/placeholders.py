@@ -17,7 +17,7 @@ import re
 from fnmatch import fnmatchcase
 from typing import Iterable
 
-from pipeline.ingest.candidate import Candidate
+from pipeline.ingest.candidate import Candidate, Tally
 from pipeline.record import Rejected
 
 def matching_pattern(name: str, patterns: Iterable[str]) -> str | None:
@@ -48,4 +48,5 @@ def quarantine_placeholders(items: list, patterns: tuple[str, ...]) -> list:
             path=item.source.path, reason="placeholder", source=item.source.root,
             detail=f"file name matches ingest.placeholder_names pattern {pattern!r}: a stand-in "
                    "saved instead of the real image; set ingest.placeholder_names: [] to keep it"))
+        out.append(Tally(with_quarantined_input=item.entries, source=item.source.root))
     return out

@@ -49,9 +49,11 @@ def _write_part(path: Path, results: Iterator) -> None:
 
 
 def ingest_sharded(candidates: list[Candidate], out: Path, source_paths: list[Path], params: IngestParams,
-                   write: Callable[[Path, list, list], None]) -> None:
-    """Decode ``candidates`` on every rank; rank 0 stores them and calls ``write(tmp, accepted,
-    rejected)`` for the rest of the dataset, then renames it into ``out``."""
+                   write: Callable[[Path, list], None]) -> None:
+    """Decode ``candidates`` on every rank; rank 0 stores them and calls ``write(tmp, outcomes)``
+    for the rest of the dataset, then renames it into ``out``. ``write`` decides the loss
+    policy on rank 0: a ``DataLossError`` there stops every rank (``Ranks.sync``), each
+    with exit 3, and nothing is renamed."""
     ranks = join("cpu")
     try:
         _run(ranks, candidates, out, source_paths, params, write)
@@ -65,8 +67,7 @@ def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, writ
     lo, hi = ranks.share(len(jobs))
     # The node's cores are split between its ranks (no byte depends on it).
     workers = params.workers or max(1, (os.cpu_count() or 1) // ranks.local_size)
-    accepted: list = []
-    rejected: list = []
+    outcomes: list = []
     with contextlib.ExitStack() as stack:
         packs: list[PackWriter] = []
 
@@ -84,7 +85,7 @@ def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, writ
             results = _results(jobs[lo:hi], workers)
             try:
                 if ranks.main:
-                    store(results, candidates[lo:hi], packs[0], accepted, rejected)
+                    store(results, candidates[lo:hi], packs[0], outcomes)
                 else:
                     _write_part(tmp / PARTS / str(ranks.rank), results)
             finally:
@@ -95,11 +96,10 @@ def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, writ
         def assemble() -> None:
             for r in range(1, ranks.size):
                 a, b = ranks.share(len(jobs), r)
-                store(_read_part(tmp / PARTS / str(r)), candidates[a:b], packs[0], accepted, rejected,
-                      show=False)
+                store(_read_part(tmp / PARTS / str(r)), candidates[a:b], packs[0], outcomes, show=False)
             packs[0].close()
             shutil.rmtree(tmp / PARTS)
-            write(tmp, accepted, rejected)
+            write(tmp, outcomes)
 
         ranks.sync(lambda: assemble() if ranks.main else None)
         ranks.sync(stack.close)  # rank 0: the checks again and the rename

@@ -150,7 +150,7 @@ def _image_sets(d: str, by_rel: dict, limits: ReadLimits):
         except InputRefused as err:
             rows.append(Rejected(path=r, reason=err.reason, detail=err.detail))
             continue
-        split = "train" if name == "trainval" else name
+        split = _list_split(r)
         for n, stem in lines:
             if name == "trainval" and stem in listed:
                 continue  # train/val lists win over trainval
@@ -191,7 +191,8 @@ def read_voc(root: Path, keep_background: bool = True, prefix: str = "",
         return
     for kit in kits:
         yield from kit.rows
-    yield Layout("voc-devkit", tuple(kit.note for kit in kits))
+    named = {(_list_split(r), r) for kit in kits for r in kit.lists}
+    yield Layout("voc-devkit", tuple(kit.note for kit in kits), tuple(sorted(named)))
 
     def unlisted(r: str) -> bool:
         p = PurePosixPath(r)
@@ -213,6 +214,13 @@ class _Kit:
     aux: set[str] = field(default_factory=set)  # lists read, images quarantined here
     rows: list[Rejected] = field(default_factory=list)
     note: str = ""
+    lists: tuple[str, ...] = ()  # the ImageSets/Main split lists found
+
+
+def _list_split(r: str) -> str:
+    """The split an ``ImageSets/Main`` list names: its stem, ``trainval`` read as train."""
+    name = PurePosixPath(r).stem
+    return "train" if name == "trainval" else name
 
 
 def _image_dir(by_rel, d: str) -> str:
@@ -227,7 +235,7 @@ def _image_dir(by_rel, d: str) -> str:
 def _read_kit(root: Path, d: str, by_rel: dict[str, Path], limits: ReadLimits) -> _Kit:
     ann_dir, jpeg_dir = _child(by_rel, d, "Annotations"), _image_dir(by_rel, d)
     listed, where, lists, rows = _image_sets(d, by_rel, limits)
-    kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows)
+    kit = _Kit(jpeg_dir, listed if lists else None, aux=set(lists), rows=rows, lists=tuple(sorted(lists)))
     names = ", ".join(sorted(PurePosixPath(r).name for r in lists))
     kit.note = f"{d or '.'}: images in {jpeg_dir}/; " + (
         f"splits from ImageSets/Main/ {names}" if lists else "no ImageSets/Main lists: every annotation is a "

@@ -29,7 +29,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Mapping, Sequence, Union
 
 from pipeline.ingest import darknet
-from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
+from pipeline.ingest.candidate import (AnnotationError, Candidate, ClassOrder, Layout, Parsed, RawObject, guarded,
+                                       problem)
 from pipeline.ingest.darknet import DATA_FILE, NAMES_FILE
 from pipeline.ingest.datayaml import Plan, label_path, plan_splits
 from pipeline.ingest.numbers import parse_int, parse_number, shown, split_ascii
@@ -43,7 +44,13 @@ from pipeline.record import Rejected
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")
 NAMES_FILES = ("classes.txt", NAMES_FILE)  # one class name a line: labelImg's, Darknet's
 AUX_NAMES = NAMES_FILES + YAML_NAMES + (DATA_FILE,)  # read (or checked), never label files
-AUX_SUFFIXES = (".cache",)
+# Files Ultralytics writes beside the labels and reads back itself: never annotations.
+IGNORED_SUFFIXES = {".cache": "an Ultralytics label cache (rebuilt from the label files)"}
+
+
+def _ignored(rels) -> dict[str, str]:
+    """The files of ``rels`` this format passes over on purpose, with why."""
+    return {r: why for r in rels for suffix, why in IGNORED_SUFFIXES.items() if r.endswith(suffix)}
 
 
 def check_names(names: dict[int, object], where: str) -> dict[int, str]:
@@ -224,27 +231,33 @@ def read_yolo(root: Path, keep_background: bool = True, prefix: str = "",
         else:
             plan, names_rel, dk_notes = got
             notes, layout = tuple(dk_notes), "yolo-darknet"
-    if plan is None:
-        yield Layout("yolo-flat", notes)
+    named = tuple(plan.named) if plan is not None else ()  # found or not: a split it names must keep samples
+    if plan is None or not plan.found:
+        yield Layout("yolo-flat", notes, named)
         yield from _read_tree(root, found.files, by_rel, yaml_rel, keep_background, prefix, limits)
         return
-    yield Layout(layout, tuple(notes if layout == "yolo-darknet" else ()) + tuple(plan.notes))
+    yield Layout(layout, tuple(notes if layout == "yolo-darknet" else ()) + tuple(plan.notes), named)
     yield from plan.rows
     yield from _read_listed(root, found.files, by_rel, names_rel, plan, keep_background, prefix, limits)
 
 
-def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits) -> Iterator[Rejected]:
-    for r in sorted(r for r in aux if PurePosixPath(r).name in NAMES_FILES + YAML_NAMES):
+def _names_rows(by_rel: dict[str, Path], aux: set[str], cache: dict, limits: ReadLimits
+                ) -> Iterator[Rejected | ClassOrder]:
+    """A row for each names file that cannot be read; the class order of each one a label used."""
+    for r in sorted({r for r in aux if PurePosixPath(r).name in NAMES_FILES + YAML_NAMES} | set(cache)):
         got = cache[r] if r in cache else _read_names(by_rel[r], r, limits)
         if isinstance(got, AnnotationError):  # every names file is checked, used or not
             yield Rejected(path=r, reason=got.reason, detail=got.detail)
+        elif r in cache:
+            yield ClassOrder(tuple(got[k] for k in sorted(got)), r)
 
 
 def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], names_rel: str | None, plan: Plan,
                  keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
     """Ultralytics' reading: the images ``data.yaml`` (or Darknet's ``obj.data``) names, each
     with ``label_path(image)``; class names from ``names_rel`` (ids kept, and noted, without one)."""
-    aux = {r for r in by_rel if PurePosixPath(r).name in AUX_NAMES or r.endswith(AUX_SUFFIXES)} | plan.lists
+    ignored = _ignored(by_rel)
+    aux = {r for r in by_rel if PurePosixPath(r).name in AUX_NAMES} | plan.lists
     cache: dict[str, dict[int, str] | AnnotationError] = {}
     entries, used = [], set()
     splits = {r: pick_split(s) for r, s in plan.splits.items()}
@@ -269,7 +282,7 @@ def _read_listed(root: Path, files: list[Path], by_rel: dict[str, Path], names_r
                            detail="no image of this tree has this label file (Ultralytics: the last "
                                   "/images/ of an image path becomes /labels/)")
     yield from assemble(root, "yolo", files, entries, keep_background, prefix, annotation_files=used,
-                        auxiliary=aux, unlisted=lambda r: r not in plan.splits,
+                        auxiliary=aux, ignored=ignored, unlisted=lambda r: r not in plan.splits,
                         split_of_path=lambda r: splits[r][0] if r in splits else None)
 
 
@@ -277,7 +290,8 @@ def _read_tree(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel:
                keep_background: bool, prefix: str, limits: ReadLimits) -> Iterator[Candidate | Rejected]:
     """labelImg / folder reading: every image, its label beside it or in the ``labels/`` mirror."""
     rels = set(by_rel)
-    aux = {r for r in rels if PurePosixPath(r).name in AUX_NAMES or r.endswith(AUX_SUFFIXES)}
+    ignored = _ignored(rels)
+    aux = {r for r in rels if PurePosixPath(r).name in AUX_NAMES}
     labels = {r for r in rels if r.endswith(".txt") and r not in aux}
     entries, used = [], set()
     cache: dict[str, dict[int, str] | AnnotationError] = {}
@@ -296,4 +310,4 @@ def _read_tree(root: Path, files: list[Path], by_rel: dict[str, Path], yaml_rel:
         yield Rejected(path=lab, reason="annotation-without-image",
                        detail="no image with this label file's name")
     yield from assemble(root, "yolo", files, entries, keep_background, prefix,
-                        annotation_files=labels, auxiliary=aux)
+                        annotation_files=labels, auxiliary=aux, ignored=ignored)
