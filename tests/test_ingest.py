@@ -66,8 +66,9 @@ def _bad_tree(root: Path) -> dict[str, str]:
     expected = {}
     (d / "empty.png").write_bytes(b"")
     expected["class0/empty.png"] = "empty-file"
-    (d / "notes.txt").write_text("not an image")
-    expected["class0/notes.txt"] = "not-an-image"
+    (d / "notes.png").write_text("not an image")  # an image by its name: decoded, and refused
+    expected["class0/notes.png"] = "not-an-image"
+    (d / "notes.txt").write_text("not an image")  # nobody's image: ignored with why, not lost data
     full = (d / "000.png").read_bytes()
     buf = np.full((64, 64, 3), 128, np.uint8)
     Image.fromarray(buf).save(d / "whole.jpg", quality=90)
@@ -81,8 +82,11 @@ def _bad_tree(root: Path) -> dict[str, str]:
     expected["class0/tiny.png"] = "too-small"
     Image.fromarray(np.zeros((300, 300), np.uint8)).save(d / "big.png")
     expected["class0/big.png"] = "too-many-pixels"
-    (root / "README.md").write_text("stray file at the root")
-    expected["README.md"] = "outside-class-dir"
+    (root / "README.md").write_text("stray file at the root")  # ignored, like notes.txt
+    (root / "class1" / "stray.bin").write_text("x")
+    expected["class1/stray.bin"] = "not-an-image"
+    (root / "stray.jpg").write_bytes(full)
+    expected["stray.jpg"] = "outside-class-dir"
     (d / "nested").mkdir()
     (d / "nested" / "x.png").write_bytes(full)
     expected["class0/nested/x.png"] = "outside-class-dir"
@@ -102,11 +106,13 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     files = [p for p in src.rglob("*") if p.is_file()]
     report = json.loads((ds.root / "report.json").read_text())
     assert report["skipped_hidden"] == 1 and report["sources"][0]["skipped_hidden_examples"] == ["class0/.DS_Store"]
-    assert len(ds.samples) + len(ds.quarantine) + report["skipped_hidden"] == len(files)
+    assert report["sources"][0]["fates"]["ignored_examples"] == ["README.md (not an image: a .md file)",
+                                                        "class0/notes.txt (not an image: a .txt file)"]
+    assert len(ds.samples) + len(ds.quarantine) + report["skipped_hidden"] + 2 == len(files)
     rows = [json.loads(l) for l in (ds.root / "quarantine.jsonl").read_text().splitlines()]
     assert len(rows) == len(expected)
     assert report["fates"]["files"] == {"samples": len(ds.samples), "annotations": 0, "indexes": 0,
-                                        "quarantined": len(expected), "hidden": 1, "unlisted": 0, "ignored": 0,
+                                        "quarantined": len(expected), "hidden": 1, "unlisted": 0, "ignored": 2,
                                         "total": len(files)}
     assert [x["loss"] for x in report["loss"]] == ["quarantined"]
 

@@ -79,8 +79,9 @@ def build(root):
     bad["cut_header.jpg"] = "truncated-or-corrupt"
     (src / "cut_scan.jpg").write_bytes(jpeg[: len(jpeg) * 2 // 3])
     bad["cut_scan.jpg"] = "truncated-or-corrupt"
-    (src / "notes.txt").write_text("not an image")
-    bad["notes.txt"] = "not-an-image"
+    (src / "notes.txt").write_text("not an image")  # a text file: ignored with why (counted, not lost)
+    (src / "notes.jpg").write_text("not an image")  # an image by its name: decoded and refused
+    bad["notes.jpg"] = "not-an-image"
     (src / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: skipped and counted in report.json
     Image.fromarray(rgb(7, 4, 4)).save(src / "tiny.png")
     bad["tiny.png"] = "too-small"
@@ -140,6 +141,10 @@ def build(root):
     return src, bad, objects, good
 
 
+def fates_ignored(report: dict) -> list[str]:
+    return report["sources"][0]["fates"].get("ignored_examples", [])
+
+
 def test_twenty_kinds_of_bad_input(tmp_path):
     src, bad, objects, good = build(tmp_path)
     kinds = set(bad.values()) | set(objects.values())
@@ -174,7 +179,8 @@ def test_twenty_kinds_of_bad_input(tmp_path):
     inputs = {p.name for p in src.iterdir()} - annotated
     report = json.loads((tmp_path / "ds" / "report.json").read_text())
     assert report["skipped_hidden"] == 1 and report["unlisted"] == 0
-    assert len(samples) + len(files) + report["skipped_hidden"] == len(inputs)
+    assert fates_ignored(report) == ["notes.txt (not an image: a .txt file)"]
+    assert len(samples) + len(files) + report["skipped_hidden"] + 1 == len(inputs)
     fates = report["fates"]
     assert fates["files"]["total"] == len(list(src.iterdir()))
     assert fates["files"]["annotations"] == len(annotated) and fates["files"]["quarantined"] == len(files)

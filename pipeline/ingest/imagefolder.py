@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.errors import InputError
-from pipeline.ingest.candidate import Candidate, Layout
-from pipeline.ingest.tree import inside, rel, hidden_rows, is_hidden, walk
+from pipeline.ingest.candidate import Candidate, Layout, Skipped
+from pipeline.ingest.tree import hidden_rows, inside, is_hidden, not_an_image, rel, walk
 from pipeline.record import Rejected, Source
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
@@ -73,6 +73,9 @@ def read_imagefolder(root: Path, source_name: str = "") -> Iterator[Candidate | 
     named = {(SPLIT_NAMES[p.name.lower()], f"{p.name}/") for p in tops} if has_splits else set()
     yield Layout("imagefolder", splits=tuple(sorted(named)))
     for path, r, (split, class_parts) in zip(found.files, rels, placed):
+        if (why := not_an_image(r)) is not None:
+            yield Skipped(path=r, kind="ignored", why=why)
+            continue
         if len(class_parts) != 2:
             where = "at the top of the tree" if len(class_parts) < 2 else "nested below a class directory"
             layout = "root/<split>/<class>/<image>" if has_splits else "root/<class>/<image>"

@@ -39,7 +39,7 @@ from typing import Callable, Iterator
 
 from pipeline.ingest.candidate import CROWD_REGION, AnnotationError, Candidate, Parsed, Skipped, Tally, located
 from pipeline.ingest.imagefolder import SPLIT_NAMES
-from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, rel
+from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, not_an_image, rel
 from pipeline.record import Rejected, Source
 
 
@@ -184,6 +184,9 @@ def assemble(root: Path, fmt: str, files: list[Path], entries: list[Entry], keep
         if is_image and not keep_background:
             yield _reject(r, "image-without-annotation",
                           "no annotation names this image (ingest.keep_background is false)", root)
+            continue
+        if (why := not_an_image(r)) is not None:
+            yield Skipped(path=r, kind="ignored", why=why)
             continue
         yield Candidate(id=prefix + r, path=str(path),
                         source=Source(format=fmt, path=r), split=split_of_path(r),

@@ -39,6 +39,23 @@ from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
 from pipeline.record import Rejected, printable
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+# Files no one takes for an image: the READMEs, notes, scripts, label lists and archives
+# real trees hold beside their images. Unless a format reads them (annotations, index
+# and names files), they are ``ignored`` with why, never quarantined as a broken image:
+# they are not lost data, and would count against ``ingest.max_loss``. Anything else
+# that is not an image (no extension, a misnamed file) is decoded and quarantined.
+NOT_IMAGE_EXTS = {".md", ".markdown", ".txt", ".rst", ".pdf", ".doc", ".docx", ".odt", ".rtf", ".html", ".htm",
+                  ".py", ".ipynb", ".sh", ".bat", ".ps1", ".js", ".r", ".m",
+                  ".json", ".jsonl", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".csv", ".tsv", ".xml",
+                  ".log", ".names", ".data", ".cache", ".license", ".lic",
+                  ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar",
+                  ".pt", ".pth", ".onnx", ".pkl", ".npy", ".npz", ".h5", ".mat"}
+
+
+def not_an_image(path: str) -> str | None:
+    """Why a file is passed over as not being an image (``NOT_IMAGE_EXTS``), or None."""
+    suffix = PurePosixPath(path).suffix.lower()
+    return f"not an image: a {suffix} file" if suffix in NOT_IMAGE_EXTS else None
 
 
 @dataclass(frozen=True)
