@@ -216,7 +216,20 @@ class AugmentParams(Section):
 
 class TrainParams(Section):
     seed: int = 0
-    model: Literal["seed_cnn", "resnet_small"] = "resnet_small"
+    # seed_cnn and resnet_small train from scratch; efficientnet_lite0 starts from the ImageNet
+    # weights an installed package ships (offline); torchvision starts from the weights
+    # ``pretrained`` names (torchvision downloads them once into its cache).
+    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision"] = "resnet_small"
+    pretrained: str | None = Field(
+        None, description="torchvision weights as <architecture>.<weights>, e.g. resnet18.IMAGENET1K_V1; "
+                          "only with model: torchvision")
+    weights: str | None = Field(
+        None, description="a local file to start from instead: a state dict or a pipeline checkpoint of "
+                          "the same architecture")
+    # Only for a model that starts from trained weights (efficientnet_lite0, torchvision, or
+    # any model given train.weights): from scratch every layer trains at train.lr from epoch 1.
+    freeze_epochs: int = Field(1, ge=0, le=10_000, description="epochs that train the new head only")
+    backbone_lr: float = Field(0.1, gt=0, le=1, description="the backbone's lr as a factor of train.lr")
     width: int = Field(16, ge=1, le=1024, description="resnet_small base width (64 = ResNet-9)")
     optimizer: Literal["adam", "adamw", "sgd"] = "sgd"
     lr: float = Field(0.1, gt=0, le=10)
@@ -257,6 +270,16 @@ class TrainParams(Section):
         for key in ("mixup_alpha", "cutmix_alpha"):
             if getattr(self, key) > 100:  # the engine's mixup/cutmix limit
                 raise ValueError(f"train.{key}: {getattr(self, key)} is above 100; use 0 (off) to 100")
+        if (self.model == "torchvision") != (self.pretrained is not None):
+            raise ValueError("train.pretrained (torchvision weights, e.g. resnet18.IMAGENET1K_V1) goes with "
+                             f"train.model: torchvision and only with it (model is {self.model!r}, pretrained "
+                             f"{self.pretrained!r})")
+        if self.pretrained is not None:
+            from pipeline.train.pretrained import torchvision_weights
+
+            torchvision_weights(self.pretrained)  # a name torchvision does not know fails here, not mid-run
+        if self.freeze_epochs > self.epochs:
+            raise ValueError(f"train.freeze_epochs: {self.freeze_epochs} is more than train.epochs ({self.epochs})")
         return self
 
 

@@ -1,7 +1,9 @@
 """Checkpoints: the model artifact, and the per-epoch state a run resumes from.
 
 The model file holds what ``evaluate`` and ``predict`` need (architecture name,
-width, weights, classes, input shape, normalisation). The resume state
+width, weights, classes, input shape, normalisation, and where the first weights came
+from): the architecture is rebuilt empty and filled from the file, so a fine-tuned
+pretrained model needs neither its package nor a download to predict. The resume state
 (``<checkpoint stem>.resume.pt`` beside it) holds everything that changes during
 training: weights, optimizer and schedule state, epoch and history, plus a
 fingerprint of the params and dataset version, so a run never resumes from a
@@ -60,7 +62,7 @@ def load_state(path: Path, expected_fingerprint: str) -> dict | None:
 
 def load_model(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
-    from pipeline.train.models import MODELS, build_model
+    from pipeline.train.models import build_model, known_model
 
     from pipeline.inputfile import InputRefused, open_regular
 
@@ -75,7 +77,7 @@ def load_model(path: Path, device="cpu"):
             ckpt = torch.load(f, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
         raise InputError(f"{path}: not a pipeline checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("model") not in MODELS:
+    if not isinstance(ckpt, dict) or not known_model(ckpt.get("model")):
         raise InputError(f"{path}: not a pipeline checkpoint (unknown model)")
     h, w, c = ckpt["shape"]
     model = build_model(ckpt["model"], c, h, w, len(ckpt["classes"]), seed=0, base=ckpt.get("width"))

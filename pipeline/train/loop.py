@@ -37,7 +37,8 @@ from pipeline.train import board, checkpoint as ckpt_io
 from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
                                  online_keys, read_card, shard, split_ids)
 from pipeline.train.soft_labels import mix_batch, mixers, soft_targets
-from pipeline.train.models import build_model
+from pipeline.train.backbone import backbone_norms_eval, freeze_backbone
+from pipeline.train.pretrained import architecture as start_arch, initial_model
 from pipeline.train.optim import make_optimizer, make_schedule
 
 
@@ -129,9 +130,12 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
     h, w, c = info.shape
     k = len(info.classes)
     fmt = torch.channels_last if params.channels_last else torch.contiguous_format
-    model = build_model(params.model, c, h, w, k, params.seed, params.width).to(device).to(memory_format=fmt)
-    mean, std = torch.tensor(info.mean, device=device), torch.tensor(info.std, device=device)
-    opt = make_optimizer(params, model)
+    model, init = initial_model(params, c, h, w, info.classes)
+    model = model.to(device).to(memory_format=fmt)
+    # Trained weights expect their own normalisation; a model from scratch gets the version's.
+    mean = torch.tensor(init.mean or info.mean, device=device)
+    std = torch.tensor(init.std or info.std, device=device)
+    opt = make_optimizer(params, model, params.backbone_lr if init.pretrained else None)
     steps_per_epoch = -(-len(tr) // params.batch_size)
     sched = make_schedule(params, opt, steps_per_epoch)
     pipe = build_pipeline(params.online_augment)
@@ -147,10 +151,11 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         history = [EpochStats(**{"seconds": 0.0, **e}) for e in state["history"]]
     first_epoch = len(history) + 1
     step = (first_epoch - 1) * steps_per_epoch
-    net = model
-    if world.distributed:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def wrap(model):  # DDP reduces the parameters that take gradients when it is built
+        if not world.distributed:
+            return model
+        return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     name = board.run_name(params.model, fp)
     writer = None
@@ -161,6 +166,10 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         print(f"train: {params.model} on {len(tr)} train / {len(va)} val images {h}x{w}x{c}, {k} classes, "
               f"device {device}, {threads} threads, {world.size} process(es), run {name}"
               + (f", resumed after epoch {first_epoch - 1}" if state else ""))
+        if init.pretrained:
+            print(f"train: starting from {init.source}"
+                  + (f" (trained at {init.input_size[0]}x{init.input_size[1]}; this version is {h}x{w})"
+                     if init.input_size and init.input_size != (h, w) else ""))
         if state is None:
             board.log_graph(writer, model, normalize(tr.images[:1].to(device), mean, std))
 
@@ -170,9 +179,17 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
     offline_mix = tr.mix_labels is not None and bool((tr.mix_weights != 1.0).any())
     if offline_mix:
         train_mix_labels, train_mix_weights = tr.mix_labels.to(device), tr.mix_weights.to(device)
+    net, frozen = wrap(model), False
     for epoch in range(first_epoch, params.epochs + 1):
         t0 = time.perf_counter()
+        # Trained weights: the first freeze_epochs train the new head only, then everything.
+        if init.pretrained and frozen != (epoch <= params.freeze_epochs):
+            frozen = epoch <= params.freeze_epochs
+            freeze_backbone(model, frozen)
+            net = wrap(model)
         net.train()
+        if frozen:
+            backbone_norms_eval(model)
         order = epoch_order(len(tr), params.seed, epoch)
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
         batches = range(0, len(tr), params.batch_size)
@@ -252,10 +269,10 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                           {k_: final[k_] for k_ in ("val_accuracy", "val_loss", "train_accuracy")})
         writer.close()
         ckpt_io.save_atomic({
-            "model": params.model, "width": params.width, "state_dict": model.state_dict(),
+            "model": start_arch(params), "width": params.width, "state_dict": model.state_dict(),
             "classes": list(info.classes), "shape": list(info.shape), "resize": list(info.resize),
-            "mean": list(info.mean),
-            "std": list(info.std), "params": params.model_dump(mode="json"), "run": name,
+            "mean": list(init.mean or info.mean), "std": list(init.std or info.std), "pretrained": init.source,
+            "params": params.model_dump(mode="json"), "run": name,
             "history": [s.record() for s in history],
         }, checkpoint)
         write_metrics(final, history, metrics, curve)

@@ -8,6 +8,15 @@ then Linear(., 64) + ReLU and Linear(64, classes).
 a 3x3 stem, three stages of conv + 2x2 max-pool + batch norm, residual blocks
 after the first and last stage, then global pooling, so any input size of at
 least 8x8 works. ``width`` scales every stage (64 gives the CIFAR-10 ResNet-9).
+
+``efficientnet_lite0`` is timm's ``tf_efficientnet_lite0``: EfficientNet-Lite0 as
+TensorFlow defined it ("same" padding, batch-norm epsilon 1e-3), the architecture the
+ImageNet weights of ``pipeline.train.pretrained`` were trained in. ``torchvision:<name>``
+is any torchvision classification architecture (``resnet18``, ``mobilenet_v3_small``...).
+Both are built here without weights (a checkpoint or ``pretrained`` fills them in), for
+the version's channels (a new stem when it is not 3) and classes (a new head). Dropout
+and stochastic depth are off: they draw from the global RNG, and a run is a function
+of its params and data.
 """
 
 from __future__ import annotations
@@ -77,8 +86,42 @@ def resnet_small(in_channels: int, height: int, width: int, classes: int, base: 
     return ResNetSmall(in_channels, classes, base)
 
 
-MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small}
+def efficientnet_lite0(in_channels: int, height: int, width: int, classes: int) -> nn.Module:
+    import timm
+
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=classes,
+                             in_chans=in_channels, drop_rate=0.0, drop_path_rate=0.0)
+
+
+TORCHVISION = "torchvision:"  # prefix of a torchvision architecture's name, e.g. torchvision:resnet18
+
+
+def torchvision_model(arch: str, in_channels: int, classes: int) -> nn.Module:
+    import torchvision
+    from torchvision.ops import StochasticDepth
+
+    from pipeline.train.backbone import stem_name
+
+    model = torchvision.models.get_model(arch, weights=None, num_classes=classes)
+    stem = stem_name(model)
+    conv = model.get_submodule(stem)
+    if conv.in_channels != in_channels:  # same layer, the version's channels
+        parent, _, attr = stem.rpartition(".")
+        setattr(model.get_submodule(parent), attr, nn.Conv2d(
+            in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+            conv.groups, conv.bias is not None, conv.padding_mode))
+    for m in model.modules():
+        if isinstance(m, (nn.Dropout, nn.Dropout2d, StochasticDepth)):
+            m.p = 0.0
+    return model
+
+
+MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small, "efficientnet_lite0": efficientnet_lite0}
 SCALABLE = {"resnet_small"}  # models that take a width (``train.width``)
+
+
+def known_model(name: object) -> bool:
+    return isinstance(name, str) and (name in MODELS or name.startswith(TORCHVISION))
 
 
 def init_parameters(model: nn.Module, generator: torch.Generator) -> None:
@@ -103,10 +146,16 @@ def build_model(name: str, in_channels: int, height: int, width: int, classes: i
                 seed: int, base: int | None = None) -> nn.Module:
     """Model ``name`` for (C, H, W) inputs and ``classes`` outputs, initialised from ``seed``.
 
-    ``base`` is the width of ``resnet_small`` (ignored by ``seed_cnn``); None = the model's default.
+    ``base`` is the width of ``resnet_small`` (ignored by the others); None = the model's default.
     """
     kwargs = {"base": base} if base is not None and name in SCALABLE else {}
-    model = MODELS[name](in_channels, height, width, classes, **kwargs)
+    # timm and torchvision initialise from the global RNG: fork it, so building a model
+    # leaves the process's random state as it was (the init below is the seed's).
+    with torch.random.fork_rng(devices=[]):
+        if name.startswith(TORCHVISION):
+            model = torchvision_model(name.removeprefix(TORCHVISION), in_channels, classes)
+        else:
+            model = MODELS[name](in_channels, height, width, classes, **kwargs)
     g = torch.Generator().manual_seed(seed)
     init_parameters(model, g)
     return model

@@ -14,18 +14,33 @@ from torch import nn
 from pipeline.config import TrainParams
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def parameter_groups(model: nn.Module, weight_decay: float, lr: float,
+                     backbone_lr: float | None = None) -> list[dict]:
     """Weight decay on conv/linear weights only: decaying batch-norm scales and
-    biases only hurts (the usual practice since Goyal et al. 2017)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+    biases only hurts (the usual practice since Goyal et al. 2017).
+
+    With ``backbone_lr`` (a factor; a model that starts from trained weights) the head
+    keeps ``lr`` and the backbone trains at ``lr * backbone_lr``, so fine-tuning adapts the
+    features without washing them out. The head's groups come first: ``param_groups[0]``
+    carries ``train.lr``'s schedule, the one logged.
+    """
+    from pipeline.train.backbone import head_parameter_names
+
+    head = head_parameter_names(model) if backbone_lr is not None else set()
+    parts: dict[tuple[bool, bool], list] = {(h, d): [] for h in (True, False) for d in (True, False)}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            parts[(backbone_lr is None or name in head, p.ndim > 1)].append(p)
+    groups = []
+    for (in_head, decay), ps in parts.items():
+        if ps or (in_head and backbone_lr is None):  # from scratch: the two groups as always
+            groups.append({"params": ps, "weight_decay": weight_decay if decay else 0.0,
+                           "lr": lr if in_head else lr * backbone_lr})
+    return groups
 
 
-def make_optimizer(params: TrainParams, model: nn.Module) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, params.weight_decay)
+def make_optimizer(params: TrainParams, model: nn.Module, backbone_lr: float | None = None) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, params.weight_decay, params.lr, backbone_lr)
     if params.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=params.lr, momentum=params.momentum,
                                nesterov=params.nesterov and params.momentum > 0)
@@ -62,7 +77,9 @@ def make_schedule(params: TrainParams, opt: torch.optim.Optimizer, steps_per_epo
             return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         # OneCycleLR divides by each phase's length in steps (pct * total - 1, then the
         # rest): at 4 steps a quarter leaves the warmup phase empty (ZeroDivisionError).
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=total,
+        # Each group's own peak: train.lr for the head, times train.backbone_lr for a backbone.
+        max_lr = [g["lr"] for g in opt.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total,
                                                    pct_start=max(0.25, 2.0 / total), **cycled_momentum(params))
     if params.schedule == "cosine":
         warmup = round(params.warmup_epochs * steps_per_epoch)
