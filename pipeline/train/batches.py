@@ -7,7 +7,8 @@ rank's strided share of a split in order, for validation and evaluation.
 
 A batch is read by ``SplitRows.read`` as one item (``batch_size=None``): packed rows
 in this process (a few ``pread`` calls a batch), images stored as files or resized
-in ``workers`` processes, prefetching while the model runs. What a batch holds is
+in ``workers`` processes, prefetching while the model runs; a loader is made once per
+split and run, so its workers start once. What a batch holds is
 a function of its indices alone, so results do not depend on the worker count.
 """
 
@@ -79,5 +80,8 @@ def loader(rows: SplitRows, size: InputSize, sampler: Sampler, workers: int = 0,
     packed rows already at ``size`` are read here, which is faster than a worker's
     round trip for small images."""
     n = 0 if rows.packed is not None and rows.fits(size) else min(workers or cores(), cores())
+    # forkserver, not fork: the trainer has threads by then (gloo, TensorBoard's writer), and
+    # a worker forked while one of them held a lock hung on its first batch (seen under torchrun).
     return DataLoader(_Reader(rows, size), batch_size=None, sampler=sampler, num_workers=n, pin_memory=pin,
-                      persistent_workers=n > 0, prefetch_factor=2 if n else None)
+                      persistent_workers=n > 0, prefetch_factor=2 if n else None,
+                      multiprocessing_context="forkserver" if n else None)

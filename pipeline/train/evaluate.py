@@ -22,7 +22,7 @@ from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board
 from pipeline.train.checkpoint import load_model
 from pipeline.train.data import InputSize, SplitRows, load_split, read_card
-from pipeline.train.loop import evaluate_split
+from pipeline.train.loop import evaluate_split, split_batches
 
 
 def load_checkpoint(path: Path, device="cpu"):
@@ -119,8 +119,8 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
         raise InputError(f"{version}: test images are {tuple(stored)} (H, W, C) but {checkpoint} was trained on "
                          f"{ckpt['shape']} (H, W, C); evaluate on its version")
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
-    loss, acc, probs = evaluate_split(model, test, size, mean, std, device, params.batch_size,
-                                      tta_hflip=params.tta_hflip)
+    loss, acc, probs = evaluate_split(model, test, split_batches(test, size, device, params.batch_size), mean, std,
+                                      device, tta_hflip=params.tta_hflip)
     pred = probs.argmax(1)
     cm = confusion_matrix(test.labels, pred, len(classes))
     per_class, macro_f1 = per_class_scores(cm, classes)

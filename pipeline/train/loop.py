@@ -64,14 +64,13 @@ def autocast(device: torch.device, bf16: bool):
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, data: SplitRows, size: InputSize, mean, std, device, batch_size: int = 1024,
-                  world: Ranks = Ranks(), tta_hflip: bool = False, bf16: bool = True, workers: int = 0):
-    """Softmax probabilities (N, K) over this rank's strided share of a split (all of it in one process)."""
+def predict_split(model: nn.Module, batches, mean, std, device, tta_hflip: bool = False, bf16: bool = True):
+    """Softmax probabilities (N, K) over the rows ``batches`` yields (``batches.loader`` over
+    ``StridedBatches``: this rank's strided share of a split, all of it in one process)."""
     model.eval()
     mean, std = mean.to(device), std.to(device)
     out, seen = [], []
-    for part, _, images, _ in loader(data, size, StridedBatches(len(data), batch_size, world), workers,
-                                     pin=device.type == "cuda"):
+    for part, _, images, _ in batches:
         x = normalize(images.to(device, non_blocking=True), mean, std)
         with autocast(device, bf16):
             p = model(x).float().softmax(1)
@@ -83,11 +82,16 @@ def predict_split(model: nn.Module, data: SplitRows, size: InputSize, mean, std,
     return idx, torch.cat(out) if out else torch.empty(0, 0)
 
 
-def evaluate_split(model, data: SplitRows, size: InputSize, mean, std, device, batch_size: int = 1024,
-                   world: Ranks = Ranks(), tta_hflip: bool = False, workers: int = 0):
+def split_batches(data: SplitRows, size: InputSize, device, batch_size: int = 1024, world: Ranks = Ranks(),
+                  workers: int = 0):
+    """The loader of this rank's strided share of a split, in order."""
+    return loader(data, size, StridedBatches(len(data), batch_size, world), workers, pin=device.type == "cuda")
+
+
+def evaluate_split(model, data: SplitRows, batches, mean, std, device, world: Ranks = Ranks(),
+                   tta_hflip: bool = False):
     """(mean loss, accuracy, probabilities) over a split, reduced across ranks."""
-    idx, probs = predict_split(model, data, size, mean, std, device, batch_size, world, tta_hflip,
-                               workers=workers)
+    idx, probs = predict_split(model, batches, mean, std, device, tta_hflip)
     labels = data.labels[idx]
     if len(idx):
         nll = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).sum()
@@ -175,6 +179,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
     # memory does not grow with the version.
     sampler = EpochBatches(len(tr), params.batch_size, params.seed, world)
     train_batches = loader(tr, size, sampler, params.workers, pin=device.type == "cuda")
+    val_batches = split_batches(va, size, device, world=world, workers=params.workers)
     offline_mix = tr.mix_labels is not None and bool((tr.mix_weights != 1.0).any())
     for epoch in range(first_epoch, params.epochs + 1):
         t0 = time.perf_counter()
@@ -225,8 +230,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                 if step == 1:
                     writer.add_image("train/batch_as_seen_by_model", board.image_grid(x[:64], mean, std), step)
         sums = world.all_sum(sums).cpu()
-        val_loss, val_acc, _ = evaluate_split(model, va, size, mean.cpu(), std.cpu(), device, world=world,
-                                              workers=params.workers)
+        val_loss, val_acc, _ = evaluate_split(model, va, val_batches, mean.cpu(), std.cpu(), device, world=world)
         stats = EpochStats(epoch, float(sums[0] / sums[2]), float(sums[1] / sums[2]), val_loss, val_acc,
                            lr, time.perf_counter() - t0)
         if not math.isfinite(stats.train_loss):  # the same reduced value on every rank

@@ -1,11 +1,12 @@
 """Rows of a packed ``.npy`` array, read per batch: never the whole array.
 
-``np.load(mmap_mode="r")`` reads the header (shape, dtype, where the data starts)
-and the rows are then copied with ``os.pread``. Not through the memory map itself:
-every page a map touches counts in the process's resident set until the kernel
-reclaims it, so one epoch over a mapped 100k-row version grew the trainer's peak
-RSS by the array's size; ``pread`` copies the rows a batch needs and leaves the
-file's pages to the page cache, which is not the process's memory.
+numpy's format reader gives the header (shape, dtype, where the rows start) and the
+rows a batch needs are copied with ``os.pread``. Not through a memory map
+(``np.load(mmap_mode="r")``): every page a map touches counts in the process's
+resident set until the kernel reclaims it, so an epoch over a mapped version grows
+the trainer's peak RSS towards the array's size, and the map takes the array's size
+in address space; ``pread`` leaves the file's pages to the page cache, which is not
+the process's memory.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ class NpyRows:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            header = np.load(self.path, mmap_mode="r")  # maps the file; no data page is read
+            with open(self.path, "rb") as f:  # the header only: shape, dtype, where the rows start
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(f)
+                self.offset = f.tell()
         except (OSError, ValueError) as err:
             raise InputError(f"{self.path}: cannot read the version's array ({err})") from None
-        if not header.flags.c_contiguous and header.ndim > 1:
+        if fortran and len(shape) > 1:
             raise InputError(f"{self.path}: a Fortran-ordered array; re-run the augment stage")
-        self.shape, self.dtype, self.offset = tuple(header.shape), header.dtype, int(header.offset)
-        del header
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
         self._fd: int | None = None
         self._pid = -1
