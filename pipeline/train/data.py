@@ -141,8 +141,8 @@ def load_split(version: Path, split: str) -> SplitRows:
         if len(mix_labels) != len(labels) or len(mix_weights) != len(labels):
             raise InputError(f"{version}: {split}_mix_labels.npy / {split}_mix_weights.npy do not have one "
                              f"entry per image ({len(labels)}); re-run the augment stage")
-    channels = int(read_card(version).shape[2])
-    common = dict(labels=torch.from_numpy(labels), channels=channels, mix_labels=mix_labels, mix_weights=mix_weights)
+    shape = read_card(version).shape
+    common = dict(labels=torch.from_numpy(labels), channels=int(shape[2]), mix_labels=mix_labels, mix_weights=mix_weights)
     if (version / f"{split}_images.npy").is_file():
         packed = NpyRows(version / f"{split}_images.npy")
         if len(packed) != len(labels):
@@ -150,7 +150,6 @@ def load_split(version: Path, split: str) -> SplitRows:
                              f"{AUGMENT_AGAIN}")
         return SplitRows(packed=packed, **common)
     # Stored as files: the manifest names each row's file and its size.
-    shape = read_card(version).shape
     rows = [r for r in read_jsonl(version / "manifest.jsonl",
                                   lambda d: (d["split"], int(d["index"]), d.get("file"), d.get("size")),
                                   AUGMENT_AGAIN) if r[0] == split]
