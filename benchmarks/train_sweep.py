@@ -43,12 +43,14 @@ def score(model, ckpt: dict, version: Path, split: str) -> tuple[float, list[str
     """Accuracy of ``model`` on ``split`` and the source ids it gets wrong, in array order."""
     import torch
 
-    from pipeline.train.data import load_split, split_ids
-    from pipeline.train.loop import predict_split
+    from pipeline.train.data import InputSize, load_split, split_ids
+    from pipeline.train.loop import predict_split, split_batches
 
     data = load_split(version, split)
-    _, probs = predict_split(model, data, torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"]),
-                             torch.device("cpu"))
+    size = InputSize(*ckpt["shape"], tuple(ckpt["resize"]))
+    device = torch.device("cpu")
+    _, probs = predict_split(model, split_batches(data, size, device), torch.tensor(ckpt["mean"]),
+                             torch.tensor(ckpt["std"]), device)
     wrong = (probs.argmax(1) != data.labels).nonzero().flatten().tolist()
     ids = split_ids(version, split)
     return 1.0 - len(wrong) / max(len(data), 1), [ids[i].split("#")[0] for i in wrong]

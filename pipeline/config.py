@@ -18,9 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.errors import ConfigError
 from pipeline.formats import INGEST_CHOICES, INGEST_FORMATS  # noqa: F401 - re-exported: the one list
 from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
+from pipeline.version.resize import RESIZE_MODES
+
+ResizeMode = Literal[RESIZE_MODES]  # the one list of the one resize (pipeline.version.resize)
 
 
 MAX_SIDE = 8192  # largest augment.image_size side: a 8192x8192x3 image is 192 MiB
+MIN_INPUT_SIDE = 8  # smallest model input side: the models pool three times by 2
 PARAMS_MAX_BYTES = LIMITS["config"]  # params.yaml is a few KiB; a larger file is not a params file
 
 
@@ -188,7 +192,7 @@ class AugmentParams(Section):
         None, description=f"(height, width), each 1..{MAX_SIDE}; null = keep")
     # How a source image meets image_size (pipeline.version.resize): stretch, or keep the
     # aspect and pad (letterbox), crop (center_crop) or scale the short side (shortest_side).
-    resize: Literal["stretch", "letterbox", "center_crop", "shortest_side"] = "stretch"
+    resize: ResizeMode = "stretch"
     pad_value: int = Field(114, ge=0, le=255, description="grey level of letterbox / shortest_side padding")
     channels: Literal[1, 3] | None = None  # null = from the data
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -252,6 +256,14 @@ class TrainParams(Section):
     log_every: int = Field(10, ge=1, description="steps between per-step TensorBoard points")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0, le=1024, description="torch CPU threads; 0 = one per core")
+    # The model's input size, whatever the version stores (pipeline.train.inputsize).
+    image_size: tuple[Annotated[int, Field(ge=MIN_INPUT_SIDE, le=MAX_SIDE)],
+                      Annotated[int, Field(ge=MIN_INPUT_SIDE, le=MAX_SIDE)]] | None = Field(
+        None, description=f"model input (height, width), each {MIN_INPUT_SIDE}..{MAX_SIDE}; null = the version's "
+                          "one size, or the median of mixed sizes (a multiple of 32, at most 224)")
+    resize: ResizeMode | None = Field(None, description="how images meet the input size; null = the version's (augment.resize)")
+    pad_value: int | None = Field(None, ge=0, le=255, description="padding grey; null = the version's (augment.pad_value)")
+    workers: int = Field(0, ge=0, le=256, description="processes decoding images stored as files; 0 = one per core")
 
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
@@ -355,7 +367,25 @@ def read_params_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_together(data: dict[str, Any], source: str = "params.yaml") -> None:
+    """Checks that need two sections, run whichever stage loads the file: a combination
+    that cannot train stops the first stage, not the train stage after augment ran."""
+    aug, tr = data.get("augment"), data.get("train")
+    aug_size = aug.get("image_size") if isinstance(aug, dict) else None
+    tr_size = tr.get("image_size") if isinstance(tr, dict) else None
+    if aug_size is not None and tr_size is None:
+        h, w = parse_section("augment", aug, source).image_size  # type: ignore[misc]
+        if min(h, w) < MIN_INPUT_SIDE:
+            raise ConfigError(
+                f"{source}: augment.image_size [{h}, {w}] is smaller than the models take "
+                f"({MIN_INPUT_SIDE}x{MIN_INPUT_SIDE}: they pool three times by 2) and train.image_size is null, "
+                f"so training would stop after augment ran; set train.image_size (e.g. [{max(h, 32)}, {max(w, 32)}]) "
+                "or a larger augment.image_size")
+
+
 def load_section(section: str, path: Path | str = "params.yaml") -> Section:
-    """Read ``path`` and return the validated model for ``section``."""
+    """Read ``path``, check the sections that depend on each other (``check_together``), and
+    return the validated model for ``section``."""
     data = read_params_file(Path(path))
+    check_together(data, source=str(path))
     return parse_section(section, data.get(section), source=str(path))

@@ -61,3 +61,26 @@ def test_two_processes_match_one(version, tmp_path):
         assert mb[k] == pytest.approx(ma[k], abs=1e-4), k  # reduced over ranks, not rank 0's share
     runs = list((tmp_path / "two/tb").iterdir())
     assert len(runs) == 1 and len(list(runs[0].glob("events.out.tfevents.*"))) == 1
+
+
+def test_two_processes_match_one_on_images_stored_as_files(tmp_path_factory, tmp_path):
+    """The streamed path: mixed-size files decoded in loader workers, resized to the median
+    size; each rank reads only its shard of every global batch."""
+    from tests.test_train_any_version import make_mixed_version
+
+    version = make_mixed_version(tmp_path_factory.mktemp("ddp-files"))
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS + "  workers: 1\n")
+    one = run_stage([sys.executable, "-m"], version, tmp_path / "one", params)
+    assert "resized to 32x32" in one.stdout
+    run_stage([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m"],
+              version, tmp_path / "two", params)
+    a = torch.load(tmp_path / "one/m.pt", weights_only=True)
+    b = torch.load(tmp_path / "two/m.pt", weights_only=True)
+    assert a["shape"] == b["shape"] == [32, 32, 3]
+    for k in a["state_dict"]:
+        assert torch.allclose(a["state_dict"][k], b["state_dict"][k], atol=1e-5, rtol=1e-4), k
+    ma = json.loads((tmp_path / "one/train.json").read_text())
+    mb = json.loads((tmp_path / "two/train.json").read_text())
+    for k in ("val_accuracy", "train_accuracy", "val_loss", "train_loss"):
+        assert mb[k] == pytest.approx(ma[k], abs=1e-4), k

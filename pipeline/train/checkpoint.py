@@ -24,7 +24,7 @@ from pipeline.config import TrainParams
 from pipeline.errors import InputError
 
 # Params that do not change the result: a run may resume with them changed.
-NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every"}
+NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every", "workers"}
 
 
 def fingerprint(params: TrainParams, version_digest: str) -> str:

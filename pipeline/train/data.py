@@ -1,4 +1,10 @@
-"""Reading a dataset version's packed splits as tensors (no per-sample decode)."""
+"""Reading a dataset version's splits for training: labels in memory, images per batch.
+
+Any classification version: packed arrays are read a batch of rows at a time
+(``NpyRows``), images stored as files are decoded per batch; so memory does not
+grow with the version. Images are brought to the model's input size by the one
+resize (``pipeline.version.resize.to_chw``) when they are not at it already.
+"""
 
 from __future__ import annotations
 
@@ -11,26 +17,14 @@ import numpy as np
 import torch
 
 from pipeline.errors import InputError
+from pipeline.train.npyrows import NpyRows
 from pipeline.seeding import key64, sample_key
-
-
-@dataclass(frozen=True)
-class SplitTensors:
-    images: torch.Tensor  # uint8 (N, C, H, W), channels_last strides
-    labels: torch.Tensor  # int64 (N,)
-    # Offline mixup/cutmix (versions that have the arrays): the partner's class and
-    # the weight of ``labels`` (1.0, mix_label == label: not mixed). None: hard labels.
-    mix_labels: torch.Tensor | None = None  # int64 (N,)
-    mix_weights: torch.Tensor | None = None  # float32 (N,)
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
 
 
 @dataclass(frozen=True)
 class VersionInfo:
     classes: tuple[str, ...]
-    shape: tuple[int, int, int]  # (H, W, C)
+    shape: tuple  # (H, W, C); H and W None when each row keeps its own size
     mean: tuple[float, ...]
     std: tuple[float, ...]
     digest: str = ""  # blake2b of card.json: identifies the version a run trained on
@@ -56,30 +50,119 @@ def read_card(version: Path) -> VersionInfo:
         raise InputError(f"{card_path}: not a complete card ({type(err).__name__}: {err}); {AUGMENT_AGAIN}") from None
 
 
-def load_split(version: Path, split: str) -> SplitTensors:
-    path = Path(version) / f"{split}_images.npy"
-    if not path.is_file():
-        if (Path(version) / "images" / split).is_dir():  # large images are stored as files
-            raise InputError(f"{version}: the {split} images are stored as files, not packed; training "
-                             "reads packed versions: set augment.image_size to a smaller [height, width]")
-        raise InputError(f"{path}: split {split!r} missing from the dataset version")
-    # Read into memory (the packed uint8 splits are small next to RAM: 60k MNIST
-    # digits are 47 MB); a memory-mapped loader for larger versions is future work.
-    images = np.load(path)
-    labels = np.load(Path(version) / f"{split}_labels.npy")
+@dataclass(frozen=True)
+class InputSize:
+    """What the model takes, and how any stored image is brought to it."""
+
+    height: int
+    width: int
+    channels: int
+    resize: tuple[str, int]  # (mode, pad value) of ``pipeline.version.resize.to_chw``
+    chosen: str = "the version's size"  # said in the train line: where the size came from
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """One split of a version: labels in memory, images read per batch (``read``).
+
+    Packed rows come from the array file (``NpyRows``: only the rows asked for);
+    images stored as files are decoded when read. Either is brought to an
+    ``InputSize`` by the one resize (``to_chw``) when its size differs."""
+
+    labels: torch.Tensor  # int64 (N,)
+    channels: int
+    packed: NpyRows | None = None  # (N, H, W, C)
+    files: tuple[Path, ...] = ()  # one per row, when stored as files
+    sizes: tuple[tuple[int, int], ...] = ()  # (height, width) per row, when stored as files
+    # Offline mixup/cutmix (versions that have the arrays): the partner's class and
+    # the weight of ``labels`` (1.0, mix_label == label: not mixed). None: hard labels.
+    mix_labels: torch.Tensor | None = None  # int64 (N,)
+    mix_weights: torch.Tensor | None = None  # float32 (N,)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def fits(self, size: InputSize) -> bool:
+        """Whether every row is already at ``size`` (packed rows are read as they are)."""
+        if self.packed is not None:
+            return self.packed.shape[1:3] == (size.height, size.width)
+        return all(hw == (size.height, size.width) for hw in self.sizes)
+
+    def read(self, idx, size: InputSize) -> torch.Tensor:
+        """uint8 (B, C, H, W) of rows ``idx`` at ``size``, channels_last strides."""
+        idx = [int(i) for i in idx]
+        if self.packed is not None and self.packed.shape[1:3] == (size.height, size.width):
+            # (B, H, W, C) -> (B, C, H, W) view: channels_last memory, which conv kernels prefer.
+            return torch.from_numpy(self.packed.take(idx)).permute(0, 3, 1, 2)
+        from PIL import Image
+
+        from pipeline.version.resize import to_chw
+
+        out = torch.empty((len(idx), size.channels, size.height, size.width), dtype=torch.uint8)
+        for j, i in enumerate(idx):
+            if self.packed is not None:
+                a = self.packed.take([i])[0]
+                img = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
+            else:
+                img = _open_image(self.files[i])
+            with img:
+                out[j] = to_chw(img, size.height, size.width, size.channels, *size.resize)[0]
+        return out.contiguous(memory_format=torch.channels_last)
+
+
+def _open_image(path: Path):
+    from PIL import Image
+
+    try:
+        img = Image.open(path)
+        img.load()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the version's image ({err}); re-run the augment stage") from None
+    return img
+
+
+def load_split(version: Path, split: str) -> SplitRows:
+    """A split's labels, and its images as packed rows or files (nothing decoded yet)."""
+    from pipeline.record import read_jsonl
+    from pipeline.version.dataset import AUGMENT_AGAIN
+
+    version = Path(version)
+    labels_path = version / f"{split}_labels.npy"
+    if not labels_path.is_file():
+        raise InputError(f"{labels_path}: split {split!r} missing from the dataset version")
+    labels = np.load(labels_path)
     if labels.size and labels.min() < 0:
         raise InputError(f"{version}: {int((labels < 0).sum())} {split} images have no class label "
                          "(detection data); train and evaluate need one label per image")
     mix_labels = mix_weights = None
-    if (Path(version) / f"{split}_mix_labels.npy").is_file():  # versions before offline mixing lack them
-        mix_labels = torch.from_numpy(np.load(Path(version) / f"{split}_mix_labels.npy"))
-        mix_weights = torch.from_numpy(np.load(Path(version) / f"{split}_mix_weights.npy"))
+    if (version / f"{split}_mix_labels.npy").is_file():  # versions before offline mixing lack them
+        mix_labels = torch.from_numpy(np.load(version / f"{split}_mix_labels.npy"))
+        mix_weights = torch.from_numpy(np.load(version / f"{split}_mix_weights.npy"))
         if len(mix_labels) != len(labels) or len(mix_weights) != len(labels):
             raise InputError(f"{version}: {split}_mix_labels.npy / {split}_mix_weights.npy do not have one "
                              f"entry per image ({len(labels)}); re-run the augment stage")
-    # (N, H, W, C) -> (N, C, H, W) view: channels_last memory, which conv kernels prefer.
-    t = torch.from_numpy(images).permute(0, 3, 1, 2)
-    return SplitTensors(images=t, labels=torch.from_numpy(labels), mix_labels=mix_labels, mix_weights=mix_weights)
+    shape = read_card(version).shape
+    common = dict(labels=torch.from_numpy(labels), channels=int(shape[2]), mix_labels=mix_labels, mix_weights=mix_weights)
+    if (version / f"{split}_images.npy").is_file():
+        packed = NpyRows(version / f"{split}_images.npy")
+        if len(packed) != len(labels):
+            raise InputError(f"{version}: {split}_images.npy has {len(packed)} rows for {len(labels)} labels; "
+                             f"{AUGMENT_AGAIN}")
+        return SplitRows(packed=packed, **common)
+    # Stored as files: the manifest names each row's file and its size.
+    rows = [r for r in read_jsonl(version / "manifest.jsonl",
+                                  lambda d: (d["split"], int(d["index"]), d.get("file"), d.get("size")),
+                                  AUGMENT_AGAIN) if r[0] == split]
+    files: list = [None] * len(labels)
+    sizes: list = [None] * len(labels)
+    for _, index, file, hw in rows:
+        if not 0 <= index < len(labels) or file is None:
+            raise InputError(f"{version}: manifest row {split}/{index} names no image file; {AUGMENT_AGAIN}")
+        files[index] = version / file
+        sizes[index] = tuple(hw) if hw else tuple(shape[:2])
+    if None in files:
+        raise InputError(f"{version}: {files.count(None)} {split} rows have no image file; {AUGMENT_AGAIN}")
+    return SplitRows(files=tuple(files), sizes=tuple(sizes), **common)
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -21,14 +21,24 @@ from pipeline.errors import InputError
 from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board
 from pipeline.train.checkpoint import load_model
-from pipeline.train.data import load_split
-from pipeline.train.loop import evaluate_split
+from pipeline.train.data import InputSize, SplitRows, load_split, read_card
+from pipeline.train.loop import evaluate_split, split_batches
 
 
 def load_checkpoint(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model, checkpoint dict)."""
     model, ckpt = load_model(path, device)
     return model.to(memory_format=torch.channels_last), ckpt
+
+
+class RowImages:
+    """``[i]``: uint8 (C, H, W) of row ``i`` as the model saw it; read only for the rows shown."""
+
+    def __init__(self, rows: SplitRows, size: InputSize):
+        self.rows, self.size = rows, size
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.rows.read([i], self.size)[0]
 
 
 def confusion_matrix(actual: torch.Tensor, predicted: torch.Tensor, k: int) -> torch.Tensor:
@@ -100,12 +110,17 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     test = load_split(version, "test")
     if len(test) == 0:
         raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
-    if test.images.shape[1:] != (ckpt["shape"][2], ckpt["shape"][0], ckpt["shape"][1]):
-        raise InputError(f"{version}: test images are {tuple(test.images.shape[1:])} (C, H, W) but "
-                         f"{checkpoint} was trained on {ckpt['shape']} (H, W, C); evaluate on its version")
+    h, w, c = ckpt["shape"]
+    size = InputSize(h, w, c, tuple(ckpt.get("resize", ("stretch", 114))))
+    stored = read_card(version).shape
+    # A checkpoint trained without resizing saw one size: a version of another is another
+    # data set. One trained through the resize (mixed sizes, train.image_size) takes any.
+    if stored[2] != c or (not ckpt.get("resized") and not test.fits(size)):
+        raise InputError(f"{version}: test images are {tuple(stored)} (H, W, C) but {checkpoint} was trained on "
+                         f"{ckpt['shape']} (H, W, C); evaluate on its version")
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
-    loss, acc, probs = evaluate_split(model, test, mean, std, device, params.batch_size,
-                                      tta_hflip=params.tta_hflip)
+    loss, acc, probs = evaluate_split(model, test, split_batches(test, size, device, params.batch_size), mean, std,
+                                      device, tta_hflip=params.tta_hflip)
     pred = probs.argmax(1)
     cm = confusion_matrix(test.labels, pred, len(classes))
     per_class, macro_f1 = per_class_scores(cm, classes)
@@ -126,7 +141,7 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     with SummaryWriter(str(run_dir)) as writer:
         writer.add_figure("test/confusion_matrix", confusion_figure(cm, classes), 0)
         board.log_pr_curves(writer, probs, test.labels, classes, "test/pr")
-        fig = board.worst_grid(test.images, test.labels, probs, classes, params.worst)
+        fig = board.worst_grid(RowImages(test, size), test.labels, probs, classes, params.worst)
         if fig is not None:
             writer.add_figure("test/worst_misclassified", fig, 0)
         hp = dict(ckpt.get("params", {}), tta_hflip=params.tta_hflip)

@@ -34,8 +34,9 @@ from pipeline.device import resolve_device, set_threads
 from pipeline.progress import progress
 from pipeline.ranks import Ranks, join
 from pipeline.train import board, checkpoint as ckpt_io
-from pipeline.train.data import (SplitTensors, VersionInfo, epoch_order, load_split, normalize,
-                                 online_keys, read_card, shard, split_ids)
+from pipeline.train.batches import EpochBatches, StridedBatches, loader
+from pipeline.train.data import InputSize, SplitRows, VersionInfo, load_split, normalize, online_keys, read_card, split_ids
+from pipeline.train.inputsize import choose_input
 from pipeline.train.soft_labels import mix_batch, mixers, soft_targets
 from pipeline.train.backbone import backbone_norms_eval, freeze_backbone
 from pipeline.train.pretrained import architecture as start_arch, initial_model
@@ -64,27 +65,34 @@ def autocast(device: torch.device, bf16: bool):
 
 
 @torch.no_grad()
-def predict_split(model: nn.Module, data: SplitTensors, mean, std, device, batch_size: int = 1024,
-                  world: Ranks = Ranks(), tta_hflip: bool = False, bf16: bool = True):
-    """Softmax probabilities (N, K) over this rank's strided share of a split (all of it in one process)."""
+def predict_split(model: nn.Module, batches, mean, std, device, tta_hflip: bool = False, bf16: bool = True):
+    """Softmax probabilities (N, K) over the rows ``batches`` yields (``batches.loader`` over
+    ``StridedBatches``: this rank's strided share of a split, all of it in one process)."""
     model.eval()
-    idx = torch.arange(world.rank, len(data), world.size)
     mean, std = mean.to(device), std.to(device)
-    out = []
-    for start in range(0, len(idx), batch_size):
-        x = normalize(data.images[idx[start:start + batch_size]].to(device), mean, std)
+    out, seen = [], []
+    for part, _, images, _ in batches:
+        x = normalize(images.to(device, non_blocking=True), mean, std)
         with autocast(device, bf16):
             p = model(x).float().softmax(1)
             if tta_hflip:
                 p = (p + model(x.flip(3)).float().softmax(1)) / 2
         out.append(p.cpu())
+        seen.append(part)
+    idx = torch.cat(seen) if seen else torch.empty(0, dtype=torch.int64)
     return idx, torch.cat(out) if out else torch.empty(0, 0)
 
 
-def evaluate_split(model, data: SplitTensors, mean, std, device, batch_size: int = 1024,
-                   world: Ranks = Ranks(), tta_hflip: bool = False):
+def split_batches(data: SplitRows, size: InputSize, device, batch_size: int = 1024, world: Ranks = Ranks(),
+                  workers: int = 0):
+    """The loader of this rank's strided share of a split, in order."""
+    return loader(data, size, StridedBatches(len(data), batch_size, world), workers, pin=device.type == "cuda")
+
+
+def evaluate_split(model, data: SplitRows, batches, mean, std, device, world: Ranks = Ranks(),
+                   tta_hflip: bool = False):
     """(mean loss, accuracy, probabilities) over a split, reduced across ranks."""
-    idx, probs = predict_split(model, data, mean, std, device, batch_size, world, tta_hflip)
+    idx, probs = predict_split(model, batches, mean, std, device, tta_hflip)
     labels = data.labels[idx]
     if len(idx):
         nll = -probs.clamp_min(1e-12).log().gather(1, labels[:, None]).sum()
@@ -125,9 +133,11 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
 
     info: VersionInfo = read_card(version)
     tr, va = load_split(version, "train"), load_split(version, "val")
+    size = choose_input(info, params, tr)
     mix_pipes = mixers(params.mixup_alpha, params.cutmix_alpha, params.mix_p)
     ids = split_ids(version, "train") if (params.online_augment or any(mix_pipes)) else []
-    h, w, c = info.shape
+    h, w, c = size.height, size.width, size.channels
+    resized = not (tr.fits(size) and va.fits(size))
     k = len(info.classes)
     fmt = torch.channels_last if params.channels_last else torch.contiguous_format
     model, init = initial_model(params, c, h, w, info.classes)
@@ -165,20 +175,21 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         writer = SummaryWriter(str(logdir / name), purge_step=step if state else None)
         print(f"train: {params.model} on {len(tr)} train / {len(va)} val images {h}x{w}x{c}, {k} classes, "
               f"device {device}, {threads} threads, {world.size} process(es), run {name}"
-              + (f", resumed after epoch {first_epoch - 1}" if state else ""))
+              + (f", resumed after epoch {first_epoch - 1}" if state else "")
+              + (f"; images resized to {h}x{w} ({size.chosen}, {size.resize[0]})" if resized else ""))
         if init.pretrained:
             print(f"train: starting from {init.source}"
                   + (f" (trained at {init.input_size[0]}x{init.input_size[1]}; this version is {h}x{w})"
                      if init.input_size and init.input_size != (h, w) else ""))
-        if state is None:
-            board.log_graph(writer, model, normalize(tr.images[:1].to(device), mean, std))
+        if state is None and len(tr):
+            board.log_graph(writer, model, normalize(tr.read([0], size).to(device), mean, std))
 
-    # Small packed splits fit on the GPU: one copy up front, then batches are
-    # gathered on the device with no host round trip.
-    train_images, train_labels = tr.images.to(device), tr.labels.to(device)
+    # Batches are read per step (packed rows or decoded files), never the whole split:
+    # memory does not grow with the version.
+    sampler = EpochBatches(len(tr), params.batch_size, params.seed, world)
+    train_batches = loader(tr, size, sampler, params.workers, pin=device.type == "cuda")
+    val_batches = split_batches(va, size, device, world=world, workers=params.workers)
     offline_mix = tr.mix_labels is not None and bool((tr.mix_weights != 1.0).any())
-    if offline_mix:
-        train_mix_labels, train_mix_weights = tr.mix_labels.to(device), tr.mix_weights.to(device)
     net, frozen = wrap(model), False
     for epoch in range(first_epoch, params.epochs + 1):
         t0 = time.perf_counter()
@@ -190,23 +201,21 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         net.train()
         if frozen:
             backbone_norms_eval(model)
-        order = epoch_order(len(tr), params.seed, epoch)
+        sampler.set_epoch(epoch)
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, count
-        batches = range(0, len(tr), params.batch_size)
+        batches = train_batches
         if world.main:
             batches = progress(batches, desc=f"epoch {epoch}/{params.epochs}", total=steps_per_epoch,
                                unit="batch")
-        for start in batches:
-            global_idx = order[start:start + params.batch_size]
-            idx = shard(global_idx, world.rank, world.size)
-            images, y = train_images[idx.to(device)], train_labels[idx.to(device)]
+        for idx, global_len, images, y in batches:
+            images, y = images.to(device, non_blocking=True), y.to(device, non_blocking=True)
             keys = online_keys(ids, idx, params.seed, epoch, device) if ids else None
             if pipe.ops:
                 images = pipe.apply(images, pipe.sample(keys, h, w))
             x = normalize(images, mean, std)
             if offline_mix:  # soft labels of the version's mixup/cutmix rows
-                target = soft_targets(y, k, params.label_smoothing, train_mix_labels[idx.to(device)],
-                                      train_mix_weights[idx.to(device)])
+                target = soft_targets(y, k, params.label_smoothing, tr.mix_labels[idx].to(device),
+                                      tr.mix_weights[idx].to(device))
             else:
                 target = soft_targets(y, k, params.label_smoothing)
             if keys is not None:
@@ -219,7 +228,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
             losses = nn.functional.cross_entropy(logits.float(), target, reduction="none")
             # Sum over this shard / global batch size, times the world size that DDP
             # divides by: the gradient is exactly the global batch mean on any world size.
-            loss = losses.sum() * (world.size / len(global_idx))
+            loss = losses.sum() * (world.size / global_len)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if params.grad_clip > 0:
@@ -238,7 +247,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
                 if step == 1:
                     writer.add_image("train/batch_as_seen_by_model", board.image_grid(x[:64], mean, std), step)
         sums = world.all_sum(sums).cpu()
-        val_loss, val_acc, _ = evaluate_split(model, va, mean.cpu(), std.cpu(), device, world=world)
+        val_loss, val_acc, _ = evaluate_split(model, va, val_batches, mean.cpu(), std.cpu(), device, world=world)
         stats = EpochStats(epoch, float(sums[0] / sums[2]), float(sums[1] / sums[2]), val_loss, val_acc,
                            lr, time.perf_counter() - t0)
         if not math.isfinite(stats.train_loss):  # the same reduced value on every rank
@@ -270,7 +279,8 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         writer.close()
         ckpt_io.save_atomic({
             "model": start_arch(params), "width": params.width, "state_dict": model.state_dict(),
-            "classes": list(info.classes), "shape": list(info.shape), "resize": list(info.resize),
+            # The input size and the resize that brings any image to it (predict, evaluate).
+            "classes": list(info.classes), "shape": [h, w, c], "resize": list(size.resize), "resized": resized,
             "mean": list(init.mean or info.mean), "std": list(init.std or info.std), "pretrained": init.source,
             "params": params.model_dump(mode="json"), "run": name,
             "history": [s.record() for s in history],
