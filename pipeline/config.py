@@ -59,7 +59,7 @@ class Section(BaseModel):
 
 class DownloadParams(Section):
     dataset: str = "mnist5k"
-    mirror: str | None = None  # base URL replacing the upstream one (issue 3)
+    mirror: str | None = None  # base URL replacing the upstream one
     # {upstream file name: "md5:<hex>" | "sha256:<hex>"} replacing the official digests
     # (a private mirror's own bytes); the CLI's --checksums FILE overrides these.
     checksums: dict[str, str] = Field(default_factory=dict)
@@ -117,7 +117,7 @@ class IngestParams(Section):
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
     max_pixels: int = Field(178_956_970, ge=1, description="decompression-bomb limit")
     workers: int = Field(0, ge=0, le=256, description="decode processes; 0 = one per core")
-    # issue 4: several sources, one class map, background images, duplicates.
+    # Several sources, one class map, background images, duplicates.
     sources: tuple[SourceParams, ...] = ()
     classes: tuple[str, ...] | None = Field(None, description="explicit ordered class list")
     aliases: dict[str, str] = Field(default_factory=dict, description="name found -> class name")
@@ -199,7 +199,7 @@ class AugmentParams(Section):
     batch_size: int = Field(256, ge=1, le=65536)
     batch_pixels: int = Field(1 << 25, ge=1, description="most pixels (height x width, summed) in one batch")
     pipeline: tuple[dict[str, Any], ...] = ()
-    # Dataset versions (issue 6): decode threads beside the batched transform, and the
+    # Dataset versions: decode threads beside the batched transform, and the
     # image size above which images are written as PNG files instead of packed arrays.
     workers: int = Field(0, ge=0, le=256, description="decode threads; 0 = one per core")
     pack_max_pixels: int = Field(1_048_576, ge=1, description="largest height*width packed into .npy shards")
@@ -287,7 +287,7 @@ class TrainParams(Section):
                              f"train.model: torchvision and only with it (model is {self.model!r}, pretrained "
                              f"{self.pretrained!r})")
         if self.pretrained is not None:
-            from pipeline.train.pretrained import torchvision_weights
+            from pipeline.train.tvweights import torchvision_weights
 
             torchvision_weights(self.pretrained)  # a name torchvision does not know fails here, not mid-run
         if self.freeze_epochs > self.epochs:

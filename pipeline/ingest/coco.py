@@ -27,11 +27,10 @@ from typing import Iterator
 from pipeline.errors import InputError
 from pipeline.ingest.candidate import (CROWD_REGION, AnnotationError, Candidate, ClassOrder, Layout, Parsed,
                                        RawObject, Tally, guarded, located, problem)
-from pipeline.ingest.imagefolder import SPLIT_NAMES
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
-from pipeline.ingest.tree import ReadLimits, hidden_rows, json_documents, normalize_ref, walk
+from pipeline.ingest.tree import SPLIT_NAMES, ReadLimits, hidden_rows, json_documents, normalize_ref, walk
 from pipeline.record import Rejected
 
 

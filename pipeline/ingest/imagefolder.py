@@ -18,10 +18,9 @@ from typing import Iterator
 
 from pipeline.errors import InputError
 from pipeline.ingest.candidate import Candidate, Layout, Skipped
-from pipeline.ingest.tree import hidden_rows, inside, is_hidden, not_an_image, rel, walk
+from pipeline.ingest.tree import SPLIT_NAMES, hidden_rows, inside, is_hidden, not_an_image, rel, walk
 from pipeline.record import Rejected, Source
 
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 # Folders annotated layouts are made of; as ImageFolder classes they would turn a YOLO,
 # VOC or COCO tree into a classification set of "images" and "labels".
 LAYOUT_NAMES = {"images", "labels", "annotations", "jpegimages", "imagesets", "labeltxt", "segmentationclass",

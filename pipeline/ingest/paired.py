@@ -38,8 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 from pipeline.ingest.candidate import CROWD_REGION, AnnotationError, Candidate, Parsed, Skipped, Tally, located
-from pipeline.ingest.imagefolder import SPLIT_NAMES
-from pipeline.ingest.tree import IMAGE_EXTS, ImageIndex, inside, normalize_ref, not_an_image, rel
+from pipeline.ingest.tree import IMAGE_EXTS, SPLIT_NAMES, ImageIndex, inside, normalize_ref, not_an_image, rel
 from pipeline.record import Rejected, Source
 
 

@@ -38,6 +38,8 @@ from pipeline.errors import InputError
 from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
 from pipeline.record import Rejected, printable
 
+# Folder names that give a split, in every format that reads splits from folders.
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 # Files no one takes for an image: the READMEs, notes, scripts, label lists and archives
 # real trees hold beside their images. Unless a format reads them (annotations, index

@@ -33,6 +33,7 @@ from torch import nn
 
 from pipeline.config import TrainParams
 from pipeline.errors import ConfigError, InputError
+from pipeline.train.tvweights import torchvision_weights
 
 OFFLINE_ALTERNATIVE = "efficientnet_lite0"  # the model whose weights need no network
 
@@ -138,26 +139,6 @@ def lite_to_timm(state: dict[str, torch.Tensor], source: str, stages=LITE0_STAGE
 
 
 # --- torchvision weights by name ------------------------------------------------------------
-
-def torchvision_weights(name: str):
-    """``resnet18.IMAGENET1K_V1`` (or ``resnet18.DEFAULT``) -> torchvision's weights enum member.
-    ValueError (a config error) for a name torchvision does not know."""
-    import torchvision
-
-    arch, _, tag = name.partition(".")
-    if not arch or not tag:
-        raise ValueError(f"train.pretrained {name!r}: write <architecture>.<weights>, e.g. resnet18.IMAGENET1K_V1")
-    try:
-        enum = torchvision.models.get_model_weights(arch)
-    except ValueError:
-        raise ValueError(f"train.pretrained {name!r}: torchvision has no architecture {arch!r} "
-                         "(torchvision.models.list_models() lists them)") from None
-    try:
-        return enum[tag]
-    except KeyError:
-        known = ", ".join(["DEFAULT", *enum.__members__])
-        raise ValueError(f"train.pretrained {name!r}: {arch} has no weights {tag!r}; known: {known}") from None
-
 
 def download_torchvision(name: str) -> dict[str, torch.Tensor]:
     """The weights' state dict from torchvision's cache, downloading them the first time."""

@@ -7,7 +7,7 @@ The card names no git commit and no time: a commit that does not change a byte
 reproduce the committed ``dvc.lock``. The code that built a version is identified
 by ``lineage.code_sha256``, a hash of the source files that render its bytes (the
 augment stage's code dependencies in ``dvc.yaml``), and the package version.
-``files`` holds the sha256 of every data file (images, labels, manifest). Keys read by training (issue 7):
+``files`` holds the sha256 of every data file (images, labels, manifest). Keys read by training:
 ``image_shape``, ``classes``, ``splits.<split>.pixel_mean`` / ``pixel_std``.
 """
 
