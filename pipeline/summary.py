@@ -235,7 +235,10 @@ def augment_facts(card: Mapping[str, Any], out: Path) -> dict:
 
 
 def augment_line(f: Mapping[str, Any]) -> str:
-    shape = "x".join(str(v) for v in f["image_shape"]) if f["image_shape"] else "own sizes"
+    dims = f["image_shape"] or [None, None, None]
+    # A version that keeps each image's own size records its height and width as null.
+    shape = ("x".join(str(v) for v in dims) if None not in dims else
+             "each image at its own size" + (f", {plural(dims[-1], 'channel')}" if dims[-1] else ""))
     extra = [shape, f"{plural(f['copies'], 'augmented copy', 'augmented copies')} per train image", f["storage"]]
     if f["mixed"]:
         extra.append(f"{number(f['mixed'])} mixed")
