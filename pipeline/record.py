@@ -318,10 +318,6 @@ class Dataset:
         """The stored (upright, canonical) image bytes of ``sample``."""
         return self.images.read(sample.image)
 
-    def image_location(self, sample: Sample) -> str:
-        """Where the image is stored, for messages: ``<root>/images/00000.tar/<member>``."""
-        return f"{self.root}/{sample.image}"
-
     @property
     def kind(self) -> str:
         """``detection`` when any sample has objects, else ``classification``."""

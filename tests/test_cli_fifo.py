@@ -22,7 +22,7 @@ import pytest
 import typer
 
 from pipeline.cli import app
-from tests.conftest import REPO, class_image, make_version
+from tests.conftest import class_image, make_version
 
 TIMEOUT = 120  # seconds: a hang is caught, and a loaded machine still passes (the real figure: ~1-5 s)
 

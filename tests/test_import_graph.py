@@ -10,7 +10,6 @@ known one that has gone (so the list only shrinks).
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from tests.conftest import REPO
 

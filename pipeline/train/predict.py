@@ -41,14 +41,6 @@ def load_image(path: Path):
     return img, info
 
 
-def image_tensor(path: Path, height: int, width: int, channels: int, resize=("stretch", 114)) -> torch.Tensor:
-    """uint8 (C, H, W) for one image file; InputError for anything that is not an image."""
-    from pipeline.version.decode import to_chw
-
-    img, _ = load_image(path)
-    return to_chw(img, height, width, channels, *resize)[0]
-
-
 def image_files(paths: list[Path]) -> list[Path]:
     """The files to predict: each file as given; for a folder every image file under it
     (by extension, as ingest finds them), sorted, hidden files and folders skipped.
