@@ -346,6 +346,9 @@ def evaluate(
     confusion: Path = typer.Option(..., help="confusion CSV"),
     logdir: Path = typer.Option(..., help="TensorBoard log directory"),
     report: Optional[Path] = typer.Option(None, help="also write per-class scores and the confusion matrix here"),
+    hparams: Optional[Path] = typer.Option(
+        None, help="TensorBoard HParams directory for the run's one trial (train and evaluate params against "
+                   "train, val and test metrics); without it the trial goes into the --logdir run"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -357,7 +360,7 @@ def evaluate(
     configure_process(torch_threads=0)
 
     with _reporting(as_json):
-        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
+        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report, hparams)
     _report(result, summary.evaluate_line, as_json)
 
 
