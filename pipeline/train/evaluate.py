@@ -21,7 +21,7 @@ from pipeline.errors import InputError
 from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board, hparams
 from pipeline.train.checkpoint import load_model
-from pipeline.train.data import InputSize, SplitRows, load_split, read_card
+from pipeline.train.data import InputSize, SplitRows, checkpoint_input, load_split, read_card
 from pipeline.train.loop import evaluate_split, split_batches
 
 
@@ -92,8 +92,8 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     test = load_split(version, "test")
     if len(test) == 0:
         raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
-    h, w, c = ckpt["shape"]
-    size = InputSize(h, w, c, tuple(ckpt.get("resize", ("stretch", 114))))
+    size = checkpoint_input(ckpt)
+    c = size.channels
     stored = read_card(version).shape
     # A checkpoint trained without resizing saw one size: a version of another is another
     # data set. One trained through the resize (mixed sizes, train.image_size) takes any.
