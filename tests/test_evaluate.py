@@ -209,3 +209,39 @@ def test_version_of_another_shape_is_a_clear_error(trained, tmp_path):
     with pytest.raises(InputError, match="trained on"):
         evaluate(tmp_path / "v", trained / "m.pt", EvaluateParams(), tmp_path / "e.json", tmp_path / "c.csv",
                  tmp_path / "tb")
+
+
+def test_photos_get_readable_figures_in_tensorboard(tmp_path):
+    """A small version of photo-sized RGB images (150..230 px, several aspects, stored as
+    files) trained at 144x144: TensorBoard's worst-mistakes image has 144 px tiles under
+    their captions, and the confusion matrix 64 px cells."""
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tests.conftest import class_image
+
+    for c in range(3):
+        (tmp_path / "src" / f"class{c}").mkdir(parents=True)
+        for i in range(6):
+            w, h = 150 + 16 * i, 150 + 16 * ((i + c) % 5)
+            Image.fromarray(class_image(c, i, 16, channels=3)).resize((w, h)).save(
+                tmp_path / "src" / f"class{c}" / f"{i}.jpg", quality=90)
+    ds = ingest(tmp_path / "src", tmp_path / "canonical", IngestParams(workers=1))
+    write_version(ds, assign_splits(ds, SplitParams(ratios={"train": 0.5, "test": 0.5})), AugmentParams(copies=0),
+                  tmp_path / "v")
+    train(tmp_path / "v", TrainParams(model="seed_cnn", epochs=1, batch_size=8, lr=1e-4, threads=1,
+                                      image_size=(144, 144)),
+          tmp_path / "m.pt", tmp_path / "tb", tmp_path / "t.json", tmp_path / "c.csv")
+    result = evaluate(tmp_path / "v", tmp_path / "m.pt", EvaluateParams(worst=8), tmp_path / "e.json",
+                      tmp_path / "cf.csv", tmp_path / "etb")
+    wrong = round((1 - result["accuracy"]) * result["test_samples"])
+    assert wrong >= 1  # an untrained model: mistakes to show
+    (run_dir,) = (tmp_path / "etb").iterdir()
+    acc = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    acc.Reload()
+    (grid,) = acc.Images("test/worst_misclassified")
+    cols = min(8, wrong)
+    rows = -(-min(8, wrong) // cols)
+    assert (grid.width, grid.height) == (cols * (144 + 8), rows * (144 + board.CAPTION_PX + 8))
+    (confusion,) = acc.Images("test/confusion_matrix")
+    assert confusion.width >= 3 * board.CELL_MAX and confusion.height >= 3 * board.CELL_MAX
