@@ -134,6 +134,14 @@ def test_one_hparams_trial_per_run_with_train_and_test_metrics_and_changed_param
     tta = {g.name: g.hparams["evaluate.tta_hflip"].bool_value for g in groups}
     assert tta == {name: False, "exp-b": True}
     assert len(list((runs / "hparams" / name).iterdir())) == len(list((runs / "evaluate" / name).iterdir())) == 1
+    # Evaluated into train's own log directory (twice): train's events stay.
+    monkeypatch.delenv("DVC_EXP_NAME")
+    train_events = sorted((runs / "train" / name).iterdir())
+    for _ in range(2):
+        evaluate(trained / "v", trained / "m.pt", EvaluateParams(), tmp_path / "e.json", tmp_path / "c.csv",
+                 runs / "train", None, runs / "hparams")
+    assert set(train_events) < set((runs / "train" / name).iterdir())
+    assert len(list((runs / "train" / name).iterdir())) == len(train_events) + 1
 
 
 def captions(fig) -> list[str]:

@@ -25,6 +25,10 @@ from pipeline.train.data import InputSize, SplitRows, checkpoint_input, load_spl
 from pipeline.train.loop import evaluate_split, split_batches
 
 
+# Evaluate's event files end so: a re-evaluation replaces them and nothing else.
+EVENTS_SUFFIX = ".evaluate"
+
+
 def load_checkpoint(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model, checkpoint dict)."""
     model, ckpt = load_model(path, device)
@@ -121,9 +125,9 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     name = board.evaluation_run(ckpt)
     trial = (hparams.run_hparams(ckpt.get("params", {}), params), hparams.run_metrics(ckpt.get("history", []), headline))
     run_dir = logdir / name
-    hparams.clear_events(run_dir)
+    hparams.clear_events(run_dir, EVENTS_SUFFIX)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with SummaryWriter(str(run_dir)) as writer:
+    with SummaryWriter(str(run_dir), filename_suffix=EVENTS_SUFFIX) as writer:
         writer.add_figure("test/confusion_matrix", board.confusion_figure(cm, classes), 0)
         board.log_pr_curves(writer, probs, test.labels, classes, "test/pr")
         fig = board.worst_grid(RowImages(test, size), test.labels, probs, classes, params.worst)
@@ -134,8 +138,8 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     if hparams_logdir is not None:
         from torch.utils.tensorboard.writer import FileWriter
 
-        hparams.clear_events(hparams_logdir / name)
-        trial_writer = FileWriter(str(hparams_logdir / name))
+        hparams.clear_events(hparams_logdir / name, EVENTS_SUFFIX)
+        trial_writer = FileWriter(str(hparams_logdir / name), filename_suffix=EVENTS_SUFFIX)
         hparams.write_trial(trial_writer, name, *trial)
         trial_writer.close()
     return result

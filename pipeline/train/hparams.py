@@ -110,11 +110,12 @@ def trial_summaries(name: str, hparams: list[HParam], metrics: dict[str, float])
     ]
 
 
-def clear_events(run_dir: Path) -> None:
-    """Remove a run directory's earlier event files: a re-evaluation replaces the run's
-    logs (TensorBoard keeps the first session start it reads in a directory)."""
+def clear_events(run_dir: Path, suffix: str) -> None:
+    """Remove the event files ending in ``suffix`` that an earlier evaluation wrote in
+    ``run_dir``: a re-evaluation replaces them (TensorBoard keeps the first session start
+    it reads in a directory). Other event files (train's, in a shared directory) stay."""
     if run_dir.is_dir():
-        for old in run_dir.glob("events.out.tfevents.*"):
+        for old in run_dir.glob(f"events.out.tfevents.*{suffix}"):
             old.unlink()
 
 
