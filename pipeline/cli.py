@@ -346,6 +346,9 @@ def evaluate(
     confusion: Path = typer.Option(..., help="confusion CSV"),
     logdir: Path = typer.Option(..., help="TensorBoard log directory"),
     report: Optional[Path] = typer.Option(None, help="also write per-class scores and the confusion matrix here"),
+    hparams: Optional[Path] = typer.Option(
+        None, help="TensorBoard HParams directory for the run's one trial (train and evaluate params against "
+                   "train, val and test metrics); without it the trial goes into the --logdir run"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -357,7 +360,7 @@ def evaluate(
     configure_process(torch_threads=0)
 
     with _reporting(as_json):
-        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
+        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report, hparams)
     _report(result, summary.evaluate_line, as_json)
 
 
@@ -429,7 +432,8 @@ def predict(
     checkpoint: Path = typer.Argument(..., help="checkpoint written by train"),
     images: list[Path] = typer.Argument(
         ..., help="image files (any size, mode, EXIF orientation) or folders: a folder gives every image file "
-                  "under it (by extension), sorted, hidden files and folders skipped"),
+                  "under it, in subfolders too (by extension), sorted; hidden files and folders skipped, "
+                  "other files skipped with a note"),
     top: int = typer.Option(1, "--top", min=1, help="show the N most likely classes"),
     min_confidence: float = typer.Option(
         MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
@@ -450,7 +454,11 @@ def predict(
 
     configure_process(torch_threads=0)
 
-    files = image_files(images)
+    found = image_files(images)
+    files = list(found.images)
+    if found.skipped:
+        shown = ", ".join(str(p) for p in found.skipped[:3]) + (", ..." if len(found.skipped) > 3 else "")
+        typer.echo(f"note: {len(found.skipped)} file(s) without an image extension skipped ({shown})", err=True)
     predictions, errors = [], []
     for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):

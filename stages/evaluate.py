@@ -9,13 +9,13 @@ from stages.runner import stage_main
 
 
 def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion: Path, logdir: Path,
-        report: Path) -> None:
+        report: Path, hparams: Path) -> None:
     from pipeline.config import load_section
     from pipeline.summary import evaluate_line
     from pipeline.train.evaluate import evaluate
 
     print(evaluate_line(evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion,
-                                 logdir, report)))
+                                 logdir, report, hparams)))
 
 
 if __name__ == "__main__":
@@ -23,4 +23,5 @@ if __name__ == "__main__":
         "version": "dataset version", "checkpoint": "checkpoint file",
         "metrics": "metrics JSON", "confusion": "confusion CSV (actual, predicted)",
         "logdir": "TensorBoard log directory", "report": "per-class scores and confusion matrix (JSON)",
+        "hparams": "TensorBoard HParams directory: the run's one trial (train and evaluate params and metrics)",
     }, run, torch_threads=0))

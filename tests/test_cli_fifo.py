@@ -53,6 +53,7 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("evaluate", "confusion"): ("written", "confusion CSV"),
     ("evaluate", "logdir"): ("written", "a TensorBoard directory"),
     ("evaluate", "report"): ("written", "per-class report JSON"),
+    ("evaluate", "hparams"): ("written", "the HParams TensorBoard directory"),
     ("stats", "dataset"): ("read", "a dataset or version directory"),
     ("stats", "splits"): ("read", "a split directory"),
     ("stats", "png"): ("written", "the objects picture"),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from pipeline.config import TrainParams
@@ -129,6 +130,7 @@ def test_cli_folder_json_and_min_confidence(model, tmp_path):
     (folder / "notes.txt").write_text("not an image\n")
     r = _predict_cli(model, folder, "--json")
     assert r.returncode == 0, r.stderr
+    assert f"note: 1 file(s) without an image extension skipped ({folder / 'notes.txt'})" in r.stderr
     got = json.loads(r.stdout)
     assert [p["path"] for p in got["predictions"]] == [str(folder / "b.png"), str(folder / "sub" / "a.jpg")]
     assert [p["label"] for p in got["predictions"]] == ["class1", "class2"] and got["errors"] == []
@@ -145,7 +147,43 @@ def test_cli_folder_json_and_min_confidence(model, tmp_path):
     assert [line.endswith(f"low confidence (< {t:g})") for line in lines] == [False, True]
     flagged = json.loads(_predict_cli(model, *pair, "--min-confidence", t, "--json").stdout)["predictions"]
     assert [p["low_confidence"] for p in flagged] == [False, True]
+    # An unreadable image deeper down is reported by name; the others are still predicted.
+    (folder / "sub" / "deeper").mkdir()
+    (folder / "sub" / "deeper" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")
+    r = _predict_cli(model, folder, "--json")
+    got = json.loads(r.stdout)
+    assert r.returncode == 2 and [p["label"] for p in got["predictions"]] == ["class1", "class2"]
+    assert [e["path"] for e in got["errors"]] == [str(folder / "sub" / "deeper" / "broken.jpg")]
+    assert "broken.jpg: cannot be read as an image" in r.stderr and "Traceback" not in r.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
     r = _predict_cli(model, empty)
     assert r.returncode == 2 and "empty: no image files in this folder" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("resize", ["letterbox", "center_crop"])
+def test_an_image_of_any_size_meets_the_model_as_its_training_rows_did(tmp_path_factory, monkeypatch, resize):
+    """Images of many sizes and aspects, stored as files, trained at train.image_size
+    (40, 56) with a resize and pad value other than the version's: the tensor predict
+    feeds the model is, byte for byte, the one the training batches hold for that file."""
+    from pipeline.train import data
+    from pipeline.train.data import InputSize, load_split
+    from tests.test_train_any_version import make_mixed_version
+
+    root = tmp_path_factory.mktemp(f"fit-{resize}")
+    version = make_mixed_version(root, per_class=4)
+    train(version, TrainParams(model="seed_cnn", epochs=1, batch_size=8, threads=1, image_size=(40, 56),
+                               resize=resize, pad_value=7), root / "m.pt", root / "tb", root / "t.json",
+          root / "c.csv")
+    rows = load_split(version, "train")
+    assert len({w / h for h, w in rows.sizes}) > 1 and all(hw != (40, 56) for hw in rows.sizes)
+    seen = []
+    real = data.normalize
+    monkeypatch.setattr(data, "normalize", lambda x, mean, std: seen.append(x.clone()) or real(x, mean, std))
+    got = predict(root / "m.pt", list(rows.files))
+    assert all(isinstance(r, Prediction) for r in got) and len(seen) == len(rows)
+    trained = rows.read(range(len(rows)), InputSize(40, 56, 3, (resize, 7)))
+    for i, x in enumerate(seen):
+        assert x.shape == (1, 3, 40, 56) and torch.equal(x[0], trained[i]), rows.files[i]
+    if resize == "letterbox":  # the padding grey is the checkpoint's, not the version's 114
+        assert any((x[0] == 7).all(0).any() for x in seen)

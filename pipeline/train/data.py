@@ -61,6 +61,20 @@ class InputSize:
     chosen: str = "the version's size"  # said in the train line: where the size came from
 
 
+def checkpoint_input(ckpt: dict) -> InputSize:
+    """The InputSize a checkpoint was trained at: its shape and resize (evaluate, predict)."""
+    h, w, c = ckpt["shape"]
+    return InputSize(int(h), int(w), int(c), tuple(ckpt.get("resize", ("stretch", 114))))
+
+
+def fit_image(img, size: InputSize) -> torch.Tensor:
+    """A PIL image as the model takes it: uint8 (C, H, W) at ``size`` by the one resize.
+    Training rows and ``predict``'s images both come through here."""
+    from pipeline.version.resize import to_chw
+
+    return to_chw(img, size.height, size.width, size.channels, *size.resize)[0]
+
+
 @dataclass(frozen=True)
 class SplitRows:
     """One split of a version: labels in memory, images read per batch (``read``).
@@ -96,8 +110,6 @@ class SplitRows:
             return torch.from_numpy(self.packed.take(idx)).permute(0, 3, 1, 2)
         from PIL import Image
 
-        from pipeline.version.resize import to_chw
-
         out = torch.empty((len(idx), size.channels, size.height, size.width), dtype=torch.uint8)
         for j, i in enumerate(idx):
             if self.packed is not None:
@@ -106,7 +118,7 @@ class SplitRows:
             else:
                 img = _open_image(self.files[i])
             with img:
-                out[j] = to_chw(img, size.height, size.width, size.channels, *size.resize)[0]
+                out[j] = fit_image(img, size)
         return out.contiguous(memory_format=torch.channels_last)
 
 

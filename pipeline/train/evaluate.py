@@ -19,10 +19,14 @@ from pipeline.config import EvaluateParams
 from pipeline.device import resolve_device
 from pipeline.errors import InputError
 from pipeline.outputs import check_apart, check_dir_target, claim_file
-from pipeline.train import board
+from pipeline.train import board, hparams
 from pipeline.train.checkpoint import load_model
-from pipeline.train.data import InputSize, SplitRows, load_split, read_card
+from pipeline.train.data import InputSize, SplitRows, checkpoint_input, load_split, read_card
 from pipeline.train.loop import evaluate_split, split_batches
+
+
+# Evaluate's event files end so: a re-evaluation replaces them and nothing else.
+EVENTS_SUFFIX = ".evaluate"
 
 
 def load_checkpoint(path: Path, device="cpu"):
@@ -60,31 +64,8 @@ def per_class_scores(cm: torch.Tensor, classes: list[str]) -> tuple[dict, float]
     return scores, float(f1.mean())
 
 
-def confusion_figure(cm: torch.Tensor, classes: list[str]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(max(4, 0.5 * k + 2), max(4, 0.5 * k + 2)))
-    ax.imshow(cm.numpy(), cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=90)
-    ax.set_yticks(range(k), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    if k <= 30:
-        vmax = float(cm.max()) or 1.0
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if cm[i, j] > vmax / 2 else "black")
-    fig.tight_layout()
-    return fig
-
-
 def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
-             confusion_csv: Path, logdir: Path, report: Path | None = None) -> dict:
+             confusion_csv: Path, logdir: Path, report: Path | None = None, hparams_logdir: Path | None = None) -> dict:
     """Test-split metrics for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run,
     and the per-class report. Returns all of it as one dict.
 
@@ -92,9 +73,12 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     lead ``dvc exp show``'s columns; per-class scores and the confusion matrix go to
     ``report`` (a DVC output, not a metrics file: dozens of columns otherwise).
 
-    The TensorBoard run is ``logdir/<run name of the checkpoint>``: params against
-    test metrics (HParams tab), confusion matrix, per-class PR curves and the worst
-    misclassified test images.
+    The TensorBoard run is ``logdir/<run>`` (``<run>``: ``DVC_EXP_NAME``, else the
+    checkpoint's run name): confusion matrix, per-class PR curves and the worst
+    misclassified test images. The run's one HParams trial (train and evaluate params
+    against train, val and test metrics: ``pipeline.train.hparams``) goes to
+    ``hparams_logdir/<run>``, or into the evaluate run itself without one. A
+    re-evaluation replaces both.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -102,16 +86,18 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
         if path is None:
             continue
         claim_file(path, [version, checkpoint], what)  # never inside (or onto) what it reads
-    check_apart(logdir, [version, checkpoint], "the log directory", cwd=False)
-    check_dir_target(logdir, "the log directory")
+    for d, what in ((logdir, "the log directory"), (hparams_logdir, "the HParams log directory")):
+        if d is not None:
+            check_apart(d, [version, checkpoint], what, cwd=False)
+            check_dir_target(d, what)
     device = resolve_device(params.device)
     model, ckpt = load_checkpoint(checkpoint, device)
     classes = ckpt["classes"]
     test = load_split(version, "test")
     if len(test) == 0:
         raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
-    h, w, c = ckpt["shape"]
-    size = InputSize(h, w, c, tuple(ckpt.get("resize", ("stretch", 114))))
+    size = checkpoint_input(ckpt)
+    c = size.channels
     stored = read_card(version).shape
     # A checkpoint trained without resizing saw one size: a version of another is another
     # data set. One trained through the resize (mixed sizes, train.image_size) takes any.
@@ -136,14 +122,24 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     out.writerow(["actual", "predicted"])
     out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
     atomic_write_text(confusion_csv, f.getvalue())
-    run_dir = logdir / ckpt.get("run", "run")
+    name = board.evaluation_run(ckpt)
+    trial = (hparams.run_hparams(ckpt.get("params", {}), params), hparams.run_metrics(ckpt.get("history", []), headline))
+    run_dir = logdir / name
+    hparams.clear_events(run_dir, EVENTS_SUFFIX)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with SummaryWriter(str(run_dir)) as writer:
-        writer.add_figure("test/confusion_matrix", confusion_figure(cm, classes), 0)
+    with SummaryWriter(str(run_dir), filename_suffix=EVENTS_SUFFIX) as writer:
+        writer.add_figure("test/confusion_matrix", board.confusion_figure(cm, classes), 0)
         board.log_pr_curves(writer, probs, test.labels, classes, "test/pr")
         fig = board.worst_grid(RowImages(test, size), test.labels, probs, classes, params.worst)
         if fig is not None:
             writer.add_figure("test/worst_misclassified", fig, 0)
-        hp = dict(ckpt.get("params", {}), tta_hflip=params.tta_hflip)
-        board.log_hparams(writer, hp, {"test_accuracy": acc, "test_loss": loss, "test_macro_f1": macro_f1})
+        if hparams_logdir is None:
+            hparams.write_trial(writer._get_file_writer(), name, *trial)
+    if hparams_logdir is not None:
+        from torch.utils.tensorboard.writer import FileWriter
+
+        hparams.clear_events(hparams_logdir / name, EVENTS_SUFFIX)
+        trial_writer = FileWriter(str(hparams_logdir / name), filename_suffix=EVENTS_SUFFIX)
+        hparams.write_trial(trial_writer, name, *trial)
+        trial_writer.close()
     return result

@@ -274,8 +274,6 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         final = {"val_accuracy": round(last.val_acc, 6), "val_loss": round(last.val_loss, 6),
                  "train_accuracy": round(last.train_acc, 6), "train_loss": round(last.train_loss, 6),
                  "epochs": len(history)}
-        board.log_hparams(writer, params.model_dump(mode="json"),
-                          {k_: final[k_] for k_ in ("val_accuracy", "val_loss", "train_accuracy")})
         writer.close()
         ckpt_io.save_atomic({
             "model": start_arch(params), "width": params.width, "state_dict": model.state_dict(),

@@ -4,9 +4,10 @@ Images are read by the guarded reader (``pipeline.inputfile.read_bytes``: a FIFO
 device or dangling link is a clear error, never a hang) and go through the ingest
 image policy (``pipeline.ingest.images.load_checked``: format sniffed from bytes,
 first frame of a multi-page file, EXIF orientation applied, any mode to L or RGB), then
-are converted to the checkpoint's channels and resized to its input size by the
-augment stage's own helper (``pipeline.version.decode.to_chw``), and normalised with the
-training split's statistics stored in the checkpoint.
+are brought to the checkpoint's channels and input size by the resize its training rows
+went through (``pipeline.train.data.fit_image``: ``train.image_size``, ``resize`` and
+``pad_value`` as the checkpoint records them), and normalised with the training
+split's statistics stored in the checkpoint.
 """
 
 from __future__ import annotations
@@ -41,32 +42,43 @@ def load_image(path: Path):
     return img, info
 
 
-def image_files(paths: list[Path]) -> list[Path]:
-    """The files to predict: each file as given; for a folder every image file under it
-    (by extension, as ingest finds them), sorted, hidden files and folders skipped.
-    A folder without any image is an InputError."""
+@dataclass(frozen=True)
+class Inputs:
+    """What ``image_files`` found: the files to predict, and the other files it passed over."""
+
+    images: tuple[Path, ...]
+    skipped: tuple[Path, ...] = ()  # in folders: files without an image extension
+
+
+def image_files(paths: list[Path]) -> Inputs:
+    """The files to predict: each file as given; for a folder every image file under it,
+    recursively (by extension, as ingest finds them), sorted, hidden files and folders
+    skipped; its other files are listed as skipped. A folder without any image is an
+    InputError."""
     from pipeline.ingest.tree import IMAGE_EXTS, walk
 
     out: list[Path] = []
+    skipped: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             out.append(path)  # a file, or whatever it is: the guarded reader names the problem
             continue
-        found = sorted(f for f in walk(path).files if f.suffix.lower() in IMAGE_EXTS)
+        files = walk(path).files
+        found = sorted(f for f in files if f.suffix.lower() in IMAGE_EXTS)
         if not found:
             raise InputError(f"{path}: no image files in this folder ({', '.join(sorted(IMAGE_EXTS))})")
         out += found
-    return out
+        skipped += sorted(f for f in files if f.suffix.lower() not in IMAGE_EXTS)
+    return Inputs(tuple(out), tuple(skipped))
 
 
 def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cpu") -> list[Prediction | InputError]:
     """One Prediction per readable image, the InputError for each that is not (in input order)."""
+    from pipeline.train import data
     from pipeline.train.checkpoint import load_model
-    from pipeline.train.data import normalize
-    from pipeline.version.decode import to_chw
 
     model, ckpt = load_model(checkpoint, device)
-    h, w, c = ckpt["shape"]
+    size = data.checkpoint_input(ckpt)
     classes = ckpt["classes"]
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
     out: list[Prediction | InputError] = []
@@ -76,9 +88,10 @@ def predict(checkpoint: Path, paths: list[Path], top: int = 3, device: str = "cp
         except InputError as err:
             out.append(err)
             continue
-        x = to_chw(img, h, w, c, *ckpt.get("resize", ("stretch", 114)))[0]
+        with img:
+            x = data.fit_image(img, size)
         with torch.no_grad():
-            probs = model(normalize(x[None], mean, std).to(device)).float().softmax(1)[0].cpu()
+            probs = model(data.normalize(x[None], mean, std).to(device)).float().softmax(1)[0].cpu()
         p, i = probs.topk(min(top, len(classes)))
         best = tuple((classes[j], round(float(q), 6)) for q, j in zip(p.tolist(), i.tolist()))
         out.append(Prediction(Path(path), best[0][0], best[0][1], best, info.notes))
