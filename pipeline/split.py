@@ -1,8 +1,10 @@
 """The split stage: deterministic, stratified, leak-free train/val/test assignment.
 
 Units, not samples, are assigned: a unit is a duplicate group (exact or near
-duplicates, from the dataset's ``duplicates.json``, else equal ``pixel_hash``) or
-a single sample, so no duplicate group ever spans two splits. A unit with a given
+duplicates, from the dataset's ``duplicates.json``, else equal ``pixel_hash``), the
+tiles cut from one image at ingest (``Sample.tile``: overlapping tiles share pixels),
+any chain of the two, or a single sample, so no duplicate group and no source
+image's content ever spans two splits. A unit with a given
 split (an ImageFolder ``train/``/``val/``/``test/`` tree) keeps it; when the
 members of one group were given different splits, the group follows its most
 common given split and the moved ids are reported (``moved`` in splits.json).
@@ -49,7 +51,8 @@ ORDER = ("train", "val", "test")
 
 
 def units(dataset: Dataset) -> list[list[Sample]]:
-    """Samples grouped so that duplicates stay together; each unit sorted by id."""
+    """Samples grouped so that duplicates, and the tiles of one image, stay together; each
+    unit sorted by id."""
     by_id = {s.id: s for s in dataset.samples}
     parent = {i: i for i in by_id}
 
@@ -73,6 +76,10 @@ def units(dataset: Dataset) -> list[list[Sample]]:
         ids = [i for i in g if i in by_id]
         for i in ids[1:]:
             join(ids[0], i)
+    by_source: dict[str, str] = {}
+    for s in dataset.samples:
+        if s.tile is not None:
+            join(by_source.setdefault(s.tile.source_id, s.id), s.id)
     out: dict[str, list[Sample]] = defaultdict(list)
     for i in sorted(by_id):
         out[find(i)].append(by_id[i])
@@ -243,17 +250,22 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
         by_class[assignment[s.id]][s.label or ""] += 1
         objects[assignment[s.id]].update(o.label for o in s.objects)
     groups = [u for u in units(dataset) if len(u) > 1]
+    duplicates = [u for u in groups if len({s.tile.source_id if s.tile else s.id for s in u}) > 1]
     summary = {
         "seed": params.seed,
         "ratios": params.ratios,
         "counts": dict(sorted(counts.items())),
         "per_class": {k: dict(sorted(v.items())) for k, v in sorted(by_class.items())},
         "objects_per_class": {k: dict(sorted(v.items())) for k, v in sorted(objects.items()) if v},
-        "duplicate_groups": len(groups),
+        "duplicate_groups": len(duplicates),
         "carved": {k: carved.get(k, 0) for k in missing},
         "moved": sorted(s.id for u in groups for s in u if s.split and assignment[s.id] != s.split),
         "assignment": dict(sorted(assignment.items())),
     }
+    tiled = {s.tile.source_id for s in dataset.samples if s.tile is not None}
+    if tiled:  # only a tiled dataset has the key: other assignments keep their bytes
+        summary["tiled_images"] = {k: len({s.tile.source_id for s in dataset.samples if s.tile is not None
+                                          and assignment[s.id] == k}) for k in sorted(counts)}
     with atomic_dir(out, "splits", [dataset.root]) as tmp:
         atomic_write_text(tmp / SPLITS_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
