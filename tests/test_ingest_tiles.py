@@ -194,3 +194,15 @@ def test_trace_leads_from_a_version_row_of_a_tile_to_the_source_and_its_offset(t
     text = format_trace(got)
     assert "tile            at (68, 38) of big.png (100x70)" in text and "big.png" in text.split("\n")[1]
     assert trace_facts(got)["canonical"]["tile"]["source_id"] == "big.png"
+
+
+def test_export_names_a_tile_by_its_source_and_offset_and_voc_reads_it_back(tmp_path, tiled_tree):
+    from pipeline.export import export
+
+    src, _ = tiled_tree
+    ds = ingest(src, tmp_path / "ds", IngestParams(workers=1, tile=TileParams(size=32, overlap=8)), fmt="voc")
+    export(ds, tmp_path / "voc", "voc")
+    names = sorted(p.name for p in (tmp_path / "voc").rglob("*.png"))
+    assert "big_68_38.png" in names and "big_0_0.png" in names and len(names) == 12
+    back = ingest(tmp_path / "voc", tmp_path / "back", IngestParams(workers=1), fmt="voc")
+    assert sum(len(s.objects) for s in back.samples) == sum(len(s.objects) for s in ds.samples)
