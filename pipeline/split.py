@@ -23,8 +23,9 @@ alone), and counted in ``carved``.
   2011): the rarest class is placed first, each of its units going to the split
   that most lacks that class, so every split gets its share of every class.
   Images without objects are cut by the ratios (largest remainder over their
-  units). A split the greedy left empty takes the last unit placed in the split
-  most over its share, when there are enough units.
+  units). A split the greedy left empty, or with images without objects only, takes
+  the last unit with objects placed in the split most over its share, when enough
+  units have objects; then a split still empty takes any unit.
 
 Units are counted, never samples: a duplicate group is one unit. A split the
 ratios ask for stays empty only when there are fewer units than splits with a
@@ -126,14 +127,20 @@ def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: 
             left.discard(i)
     rest = sorted((todo[i] for i in left), key=lambda u: key64("split", seed, u[0].id))
     placed += _deal(rest, largest_remainder(len(rest), ratios))
-    # The greedy can leave a split with a small ratio empty (3 images at 0.98/0.01/0.01):
-    # the last unit placed in the donor split (of the commonest classes) moves there.
-    have = dict.fromkeys(ratios, 0)
-    for _, k in placed:
-        have[k] += 1
-    for donor, taker in moves_to_fill(have, ratios):
-        i = max(i for i, (_, k) in enumerate(placed) if k == donor)
-        placed[i] = (placed[i][0], taker)
+    # The greedy can leave a split with a small ratio empty (3 images at 0.98/0.01/0.01),
+    # or holding images without objects only: the last unit with objects placed in the
+    # donor split (of the commonest classes) moves there, so every split has boxes to
+    # score when enough units have them; then a split still empty takes a unit without
+    # objects where the donor has one (its boxes stay), else its last unit.
+    boxed = [any(s.objects for s in u) for u, _ in placed]
+    for only_boxed in (True, False):
+        have = dict.fromkeys(ratios, 0)
+        for (_, k), b in zip(placed, boxed):
+            have[k] += int(b or not only_boxed)
+        for donor, taker in moves_to_fill(have, ratios):
+            i = max((i for i, (_, k) in enumerate(placed) if k == donor and (boxed[i] or not only_boxed)),
+                    key=lambda i: (only_boxed or not boxed[i], i))
+            placed[i] = (placed[i][0], taker)
     return placed
 
 

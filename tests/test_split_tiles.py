@@ -91,3 +91,20 @@ def test_rare_classes_spread_over_the_splits_by_source_image():
     a = assign_splits(ds, SplitParams(seed=0, ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
     rare = Counter(a[s.id] for s in ds.samples for o in s.objects if o.label == "c1")
     assert set(rare) == {"train", "val", "test"} and rare["train"] >= max(rare["val"], rare["test"])
+
+
+@SETTINGS
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=12), ratios_st, st.integers(0, 5))
+def test_every_split_gets_boxes_when_enough_images_have_them(objects, ratios, seed):
+    """Images with 0..4 objects (0: a background image): every split with a positive ratio
+    holds objects whenever as many images have objects as there are such splits."""
+    samples = tuple(Sample(id=f"i{n}", image="", width=8, height=8, channels=3, pixel_hash=f"h{n}",
+                           objects=tuple(Object("c0", (0, 0, 1, 1)) for _ in range(k))) for n, k in enumerate(objects))
+    ds = Dataset(None, samples, ("c0",))  # type: ignore[arg-type]
+    a = assign_splits(ds, SplitParams(seed=seed, ratios=ratios))
+    live = [k for k, r in ratios.items() if r > 0]
+    with_boxes = {a[s.id] for s in samples if s.objects}
+    if sum(1 for k in objects if k) >= len(live):
+        assert with_boxes == set(live), (objects, ratios, a)
+    if len(samples) >= len(live):
+        assert set(a.values()) == set(live)
