@@ -206,3 +206,22 @@ def test_export_names_a_tile_by_its_source_and_offset_and_voc_reads_it_back(tmp_
     assert "big_68_38.png" in names and "big_0_0.png" in names and len(names) == 12
     back = ingest(tmp_path / "voc", tmp_path / "back", IngestParams(workers=1), fmt="voc")
     assert sum(len(s.objects) for s in back.samples) == sum(len(s.objects) for s in ds.samples)
+
+
+def test_an_image_whose_every_object_is_in_no_tile_is_quarantined_not_kept_as_backgrounds(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.zeros((40, 64, 3), np.uint8)).save(src / "a.png")
+    (src / "a.xml").write_text(_voc("a.png", 64, 40, [("tree", (22, 5, 42, 15))]))
+    Image.fromarray(np.full((40, 64, 3), 9, np.uint8)).save(src / "b.png")
+    (src / "b.xml").write_text(_voc("b.png", 64, 40, [("tree", (2, 2, 12, 12))]))
+    params = IngestParams(workers=1, tile=TileParams(size=32, min_visibility=0.6), on_loss="warn")
+    ds = ingest(src, tmp_path / "ds", params, fmt="voc")
+    assert sorted((r.path, r.reason) for r in ds.quarantine) == [("a.png", "annotation-unusable"),
+                                                                  ("a.xml", TILE_DROPPED)]
+    assert {s.tile.source_id for s in ds.samples} == {"b.png"}  # a.png's tiles were never stored
+    import tarfile
+    with tarfile.open(ds.root / "images" / "00000.tar") as tf:  # no orphan tile bytes in the pack
+        assert len(tf.getnames()) == len(ds.samples) == 2
+    report = json.loads((ds.root / "report.json").read_text())
+    assert report["fates"]["files"]["quarantined"] == 1 and report["tiling"]["images_tiled"] == 1

@@ -160,6 +160,11 @@ def _outcome(c: Candidate, name: str, payload: bytes, info: ImageInfo | None, re
                             _object_index(c, refused), tile.min_visibility, tile.min_area)
         lost = sum(weight.get(r.index, 1) for r in tiled.rows)
         refused, gone, kept = [*refused, *tiled.rows], gone + lost, kept - lost
+        if not tiled.samples:  # every object in no tile: as refused after decode, never backgrounds
+            row = Rejected(path=c.source.path, reason="annotation-unusable", source=where,
+                           detail=f"every object of its annotation {c.source.annotation} lies in no tile "
+                                  f"({len(tiled.rows)} {tiled.rows[0].reason})")
+            return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where))
     return Outcome(c, sample, tuple(refused), Tally(objects=kept, labels=int(c.label_entry), refused=gone,
                                                     source=where), tiled)
 

@@ -141,6 +141,13 @@ def tile_sample(whole: Sample, tiles: tuple[TileImage, ...], store, index_of, mi
     ``index_of(j)`` is object j's index in its annotation file (for a refused row)."""
     wins = [t.window for t in tiles]
     got = tile_objects(whole.objects, wins, min_visibility, min_area)
+    rows = _in_no_tile(whole, got, index_of, min_visibility, min_area)
+    counts = Counter(images_tiled=1, objects=len(whole.objects),
+                     objects_whole_in_a_tile=sum(1 for n in got.whole if n),
+                     objects_only_in_pieces=sum(1 for n, k in zip(got.whole, got.pieces) if not n and k),
+                     objects_in_no_tile=len(rows))
+    if whole.objects and len(rows) == len(whole.objects) and whole.label is None:
+        return Tiled((), rows, counts)  # nothing stored: the caller quarantines the image
     pixel_notes = tuple(n for n in whole.notes if not n.startswith(ANNOTATION_NOTES))
     file_notes = tuple(n for n in whole.notes if n.startswith(ANNOTATION_NOTES))
     samples = []
@@ -154,20 +161,21 @@ def tile_sample(whole: Sample, tiles: tuple[TileImage, ...], store, index_of, mi
             channels=whole.channels, label=whole.label, objects=objects, split=whole.split, source=whole.source,
             pixel_hash=tile.pixel_hash, notes=notes, dhash=tile.dhash,
             tile=Tile(whole.id, x, y, whole.width, whole.height)))
+    counts.update(tiles=len(samples), tile_objects=sum(len(p) for p in got.per_tile),
+                  tile_objects_clipped=sum(got.clipped))
+    return Tiled(tuple(samples), rows, counts)
+
+
+def _in_no_tile(whole: Sample, got: TiledObjects, index_of, min_visibility: float,
+                min_area: float) -> tuple[Rejected, ...]:
+    """A refused row (``tile-dropped``, with its index) for each object no tile kept."""
     rows = []
     for j, o in enumerate(whole.objects):
         if got.whole[j] or got.pieces[j]:
             continue
-        rule = got.dropped[j] or "outside"
         rows.append(Rejected(path=whole.source.annotation or whole.source.path, reason=TILE_DROPPED,
                              source=whole.source.root, index=index_of(j),
                              detail=f"{o.label!r} box {[round(v, 3) for v in o.box]}: in no tile of "
-                                    f"{whole.width}x{whole.height}: {rule} in every tile it crosses "
-                                    f"(ingest.tile.min_visibility {min_visibility}, min_area {min_area})"))
-    counts = Counter(images_tiled=1, tiles=len(samples), objects=len(whole.objects),
-                     objects_whole_in_a_tile=sum(1 for j in range(len(whole.objects)) if got.whole[j]),
-                     objects_only_in_pieces=sum(1 for j in range(len(whole.objects))
-                                                if not got.whole[j] and got.pieces[j]),
-                     objects_in_no_tile=len(rows), tile_objects=sum(len(p) for p in got.per_tile),
-                     tile_objects_clipped=sum(got.clipped))
-    return Tiled(tuple(samples), tuple(rows), counts)
+                                    f"{whole.width}x{whole.height}: {got.dropped[j] or 'outside'} in every tile "
+                                    f"it crosses (ingest.tile.min_visibility {min_visibility}, min_area {min_area})"))
+    return tuple(rows)
