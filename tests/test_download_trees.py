@@ -121,3 +121,10 @@ def test_pip_is_asked_by_package_name_without_dependencies_and_the_wheel_cached(
     download("trees", tmp_path / "raw2", **opts)  # the cached, verified wheel: pip not asked again
     assert len(calls) == 1 and sorted(p.name for p in (tmp_path / "raw2").iterdir() if p.suffix == ".xml") == \
         sorted(f"{s}.xml" for s in trees.ANNOTATED)
+
+
+def test_list_shows_trees_with_its_licence(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pipeline", "download", "--list"], cwd=tmp_path, capture_output=True,
+                       text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
+    assert r.returncode == 0 and "\ntrees " in "\n" + r.stdout
+    assert "deepforest 2.1.0 wheel, via pip download" in r.stdout and "MIT; Weinstein" in r.stdout
