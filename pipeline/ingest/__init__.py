@@ -214,7 +214,8 @@ def tiling_report(outcomes: list[Outcome], params: IngestParams) -> dict:
             counts.update(o.tiled.counts)
     keys = ("images_tiled", "tiles", "objects", "objects_whole_in_a_tile", "objects_only_in_pieces",
             "objects_in_no_tile", "tile_objects", "tile_objects_clipped")
-    return {**params.tile.model_dump(), "images_whole": sum(1 for o in outcomes if o.sample and o.tiled is None),  # type: ignore[union-attr]
+    whole = sum(1 for o in outcomes if o.sample and o.tiled is None)
+    return {**params.tile.model_dump(), "images_whole": whole,  # type: ignore[union-attr]
             **{k: counts.get(k, 0) for k in keys}}
 
 

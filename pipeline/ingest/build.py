@@ -164,7 +164,7 @@ def _outcome(c: Candidate, name: str, payload: bytes, info: ImageInfo | None, re
             row = Rejected(path=c.source.path, reason="annotation-unusable", source=where,
                            detail=f"every object of its annotation {c.source.annotation} lies in no tile "
                                   f"({len(tiled.rows)} {tiled.rows[0].reason})")
-            return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where))
+            return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where), tiled)
     return Outcome(c, sample, tuple(refused), Tally(objects=kept, labels=int(c.label_entry), refused=gone,
                                                     source=where), tiled)
 

@@ -107,7 +107,8 @@ def tile_objects(objects: tuple[Object, ...], wins: list[Window], min_visibility
         for o in moved.sample_objects(i):
             j = o["label"]  # the labels carry the source object's index
             label = objects[j].label
-            kept.append(Object(label, tuple(o["box"]), tuple(tuple(p) for p in o["polygons"])))  # type: ignore[arg-type]
+            parts = tuple(tuple(p) for p in o["polygons"])
+            kept.append(Object(label, tuple(o["box"]), parts))  # type: ignore[arg-type]
             if _inside(objects[j].box, win):
                 whole[j] += 1
             else:
