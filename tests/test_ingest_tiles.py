@@ -227,3 +227,22 @@ def test_an_image_whose_every_object_is_in_no_tile_is_quarantined_not_kept_as_ba
     assert report["fates"]["files"]["quarantined"] == 1
     t = report["tiling"]
     assert (t["images_tiled"], t["tiles"], t["objects"], t["objects_in_no_tile"]) == (2, 4, 2, 1)
+
+
+def test_tiles_are_the_same_bytes_whatever_the_worker_count(tmp_path):
+    """64 images go through the worker pool (tiles pickled back to the writer): the dataset's
+    bytes equal a one-process run's."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(64):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(src / f"im{i:02d}.png")
+        (src / f"im{i:02d}.xml").write_text(_voc(f"im{i:02d}.png", 50, 40, [("tree", (i % 30, 5, i % 30 + 12, 30))]))
+    runs = {}
+    for workers in (1, 2):
+        ds = ingest(src, tmp_path / f"w{workers}", IngestParams(workers=workers, near_duplicate_bits=3,
+                                                                tile=TileParams(size=32, overlap=4)), fmt="voc")
+        assert len(ds.samples) == 64 * 4
+        runs[workers] = {p.relative_to(ds.root).as_posix(): p.read_bytes()
+                         for p in sorted(ds.root.rglob("*")) if p.is_file()}
+    assert runs[1] == runs[2]
