@@ -112,6 +112,25 @@ class LabelmeParams(Section):
     flags_as_label: bool = Field(False, description="image-level flags give the class label")
 
 
+class TileParams(Section):
+    """``ingest.tile``: cut images larger than ``size`` into overlapping ``size`` x ``size`` tiles
+    (SAHI's slicing, DeepForest's ``split_raster``: the last row and column shifted inwards
+    so every tile is full size). An object cut by a tile's edge is clipped to it and kept
+    by the augment engine's rules, with these thresholds (as ``augment.min_visibility`` and
+    ``augment.min_area`` for its ops)."""
+
+    size: int = Field(..., ge=32, le=MAX_SIDE, description="tile side in pixels")
+    overlap: int = Field(0, ge=0, description="pixels shared by neighbouring tiles, below size")
+    min_visibility: float = Field(0.0, ge=0.0, le=1.0, description="drop a clipped object showing less of its box")
+    min_area: float = Field(1.0, ge=0.0, description="drop a clipped object smaller than this (pixels^2)")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> "TileParams":
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap {self.overlap} must be below size {self.size} (0 <= overlap < size)")
+        return self
+
+
 class IngestParams(Section):
     format: str = "imagefolder"
     min_size: int = Field(8, ge=1, description="smallest accepted width/height in pixels")
@@ -141,6 +160,7 @@ class IngestParams(Section):
                                                           "entries refused, that is not a loss")
     on_loss: Literal["error", "warn"] = Field("error", description="a run that loses data: error (exit 3, the "
                                                                    "previous output kept) or warn (say it, go on)")
+    tile: TileParams | None = Field(None, description="cut large images into tiles {size, overlap}; null = off")
 
     @field_validator("classes")
     @classmethod

@@ -118,6 +118,30 @@ class Lineage:
 
 
 @dataclass(frozen=True)
+class Tile:
+    """Where a tile of a large image lies in it (``ingest.tile``): the canonical id its
+    source image would have had, the pixel offset of the tile's top-left corner in that
+    upright image, and the image's size. Objects of the tile are in tile pixels: add
+    ``(x, y)`` to map them back."""
+
+    source_id: str
+    x: int
+    y: int
+    source_width: int
+    source_height: int
+
+    def to_json(self) -> dict:
+        return {"source_id": self.source_id, "x": self.x, "y": self.y, "source_width": self.source_width,
+                "source_height": self.source_height}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Tile":
+        if not isinstance(d.get("source_id"), str):
+            raise TypeError("tile: 'source_id' must be a string")
+        return cls(d["source_id"], int(d["x"]), int(d["y"]), int(d["source_width"]), int(d["source_height"]))
+
+
+@dataclass(frozen=True)
 class Sample:
     """One image of the canonical dataset.
 
@@ -139,6 +163,7 @@ class Sample:
     notes: tuple[str, ...] = ()  # what ingest changed, e.g. "exif-transposed:6"
     dhash: str = ""  # perceptual (difference) hash: near-duplicate detection
     lineage: Lineage | None = None  # set for the rows of a dataset version
+    tile: Tile | None = None  # set for a tile cut from a larger image at ingest
 
     def to_json(self) -> dict:
         out: dict = {
@@ -159,6 +184,8 @@ class Sample:
             out["dhash"] = self.dhash
         if self.lineage is not None:
             out["lineage"] = self.lineage.to_json()
+        if self.tile is not None:
+            out["tile"] = self.tile.to_json()
         return out
 
     @classmethod
@@ -180,6 +207,7 @@ class Sample:
             notes=tuple(d.get("notes", ())),
             dhash=d.get("dhash", ""),
             lineage=Lineage.from_json(d["lineage"]) if d.get("lineage") else None,
+            tile=Tile.from_json(d["tile"]) if d.get("tile") else None,
         )
 
 

@@ -1,8 +1,10 @@
 """The split stage: deterministic, stratified, leak-free train/val/test assignment.
 
 Units, not samples, are assigned: a unit is a duplicate group (exact or near
-duplicates, from the dataset's ``duplicates.json``, else equal ``pixel_hash``) or
-a single sample, so no duplicate group ever spans two splits. A unit with a given
+duplicates, from the dataset's ``duplicates.json``, else equal ``pixel_hash``), the
+tiles cut from one image at ingest (``Sample.tile``: overlapping tiles share pixels),
+any chain of the two, or a single sample, so no duplicate group and no source
+image's content ever spans two splits. A unit with a given
 split (an ImageFolder ``train/``/``val/``/``test/`` tree) keeps it; when the
 members of one group were given different splits, the group follows its most
 common given split and the moved ids are reported (``moved`` in splits.json).
@@ -21,8 +23,9 @@ alone), and counted in ``carved``.
   2011): the rarest class is placed first, each of its units going to the split
   that most lacks that class, so every split gets its share of every class.
   Images without objects are cut by the ratios (largest remainder over their
-  units). A split the greedy left empty takes the last unit placed in the split
-  most over its share, when there are enough units.
+  units). A split the greedy left empty, or with images without objects only, takes
+  the last unit with objects placed in the split most over its share, when enough
+  units have objects; then a split still empty takes any unit.
 
 Units are counted, never samples: a duplicate group is one unit. A split the
 ratios ask for stays empty only when there are fewer units than splits with a
@@ -49,7 +52,8 @@ ORDER = ("train", "val", "test")
 
 
 def units(dataset: Dataset) -> list[list[Sample]]:
-    """Samples grouped so that duplicates stay together; each unit sorted by id."""
+    """Samples grouped so that duplicates, and the tiles of one image, stay together; each
+    unit sorted by id."""
     by_id = {s.id: s for s in dataset.samples}
     parent = {i: i for i in by_id}
 
@@ -73,6 +77,10 @@ def units(dataset: Dataset) -> list[list[Sample]]:
         ids = [i for i in g if i in by_id]
         for i in ids[1:]:
             join(ids[0], i)
+    by_source: dict[str, str] = {}
+    for s in dataset.samples:
+        if s.tile is not None:
+            join(by_source.setdefault(s.tile.source_id, s.id), s.id)
     out: dict[str, list[Sample]] = defaultdict(list)
     for i in sorted(by_id):
         out[find(i)].append(by_id[i])
@@ -119,14 +127,20 @@ def _stratify_objects(todo: list[list[Sample]], ratios: dict[str, float], seed: 
             left.discard(i)
     rest = sorted((todo[i] for i in left), key=lambda u: key64("split", seed, u[0].id))
     placed += _deal(rest, largest_remainder(len(rest), ratios))
-    # The greedy can leave a split with a small ratio empty (3 images at 0.98/0.01/0.01):
-    # the last unit placed in the donor split (of the commonest classes) moves there.
-    have = dict.fromkeys(ratios, 0)
-    for _, k in placed:
-        have[k] += 1
-    for donor, taker in moves_to_fill(have, ratios):
-        i = max(i for i, (_, k) in enumerate(placed) if k == donor)
-        placed[i] = (placed[i][0], taker)
+    # The greedy can leave a split with a small ratio empty (3 images at 0.98/0.01/0.01),
+    # or holding images without objects only: the last unit with objects placed in the
+    # donor split (of the commonest classes) moves there, so every split has boxes to
+    # score when enough units have them; then a split still empty takes a unit without
+    # objects where the donor has one (its boxes stay), else its last unit.
+    boxed = [any(s.objects for s in u) for u, _ in placed]
+    for only_boxed in (True, False):
+        have = dict.fromkeys(ratios, 0)
+        for (_, k), b in zip(placed, boxed):
+            have[k] += int(b or not only_boxed)
+        for donor, taker in moves_to_fill(have, ratios):
+            i = max((i for i, (_, k) in enumerate(placed) if k == donor and (boxed[i] or not only_boxed)),
+                    key=lambda i: (only_boxed or not boxed[i], i))
+            placed[i] = (placed[i][0], taker)
     return placed
 
 
@@ -243,17 +257,22 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
         by_class[assignment[s.id]][s.label or ""] += 1
         objects[assignment[s.id]].update(o.label for o in s.objects)
     groups = [u for u in units(dataset) if len(u) > 1]
+    duplicates = [u for u in groups if len({s.tile.source_id if s.tile else s.id for s in u}) > 1]
     summary = {
         "seed": params.seed,
         "ratios": params.ratios,
         "counts": dict(sorted(counts.items())),
         "per_class": {k: dict(sorted(v.items())) for k, v in sorted(by_class.items())},
         "objects_per_class": {k: dict(sorted(v.items())) for k, v in sorted(objects.items()) if v},
-        "duplicate_groups": len(groups),
+        "duplicate_groups": len(duplicates),
         "carved": {k: carved.get(k, 0) for k in missing},
         "moved": sorted(s.id for u in groups for s in u if s.split and assignment[s.id] != s.split),
         "assignment": dict(sorted(assignment.items())),
     }
+    tiled = {s.tile.source_id for s in dataset.samples if s.tile is not None}
+    if tiled:  # only a tiled dataset has the key: other assignments keep their bytes
+        summary["tiled_images"] = {k: len({s.tile.source_id for s in dataset.samples if s.tile is not None
+                                          and assignment[s.id] == k}) for k in sorted(counts)}
     with atomic_dir(out, "splits", [dataset.root]) as tmp:
         atomic_write_text(tmp / SPLITS_FILE, json.dumps(summary, indent=1) + "\n")
     return summary

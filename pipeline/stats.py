@@ -59,7 +59,7 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
     files_q = [r for r in ds.quarantine if r.index is None]
     splits = Counter(split_of(s) for s in ds.samples)
     boxes = [(o.box[2] - o.box[0], o.box[3] - o.box[1]) for s in ds.samples for o in s.objects]
-    return {
+    out = {
         "samples": len(ds.samples),
         "kind": ds.kind,
         "classes": {c: per_class.get(c, 0) for c in ds.classes},
@@ -95,6 +95,20 @@ def compute(ds: Dataset, assignment: dict[str, str] | None = None) -> dict:
         "notes": dict(sorted(notes.items())),
         "class_map": {k: report.get("class_map", {}).get(k) for k in ("unknown", "unused", "case_collisions")},
     }
+    tiling = _tiling(report, ds)
+    if tiling is not None:  # only a tiled dataset has the key: other reports keep their bytes
+        out["tiling"] = tiling
+    return out
+
+
+def _tiling(report: dict, ds: Dataset) -> dict | None:
+    """Ingest's tiling counts (``report.json`` ``tiling``), or None when it did not tile; the
+    clipped pieces counted from the tiles' notes (``tile-clipped:N``)."""
+    t = report.get("tiling")
+    if not isinstance(t, dict):
+        return None
+    pieces = sum(int(n.split(":")[1]) for s in ds.samples for n in s.notes if n.startswith("tile-clipped:"))
+    return {**t, "tile_objects_clipped": pieces}
 
 
 def render(stats: dict) -> str:
@@ -121,6 +135,13 @@ def render(stats: dict) -> str:
     lines.append(f"rejected objects: {stats['rejected_objects']} "
                  + ", ".join(f"{k} {v}" for k, v in stats["rejected_objects_by_reason"].items()))
     lines.append(f"clipped objects: {stats['clipped_objects']}")
+    t = stats.get("tiling")
+    if t:
+        lines.append(f"tiles: {t['tiles']} of {t['size']}x{t['size']} (overlap {t['overlap']}) from "
+                     f"{t['images_tiled']} images, {t['images_whole']} kept whole; objects clipped by tile edges: "
+                     f"{t['tile_objects_clipped']} of {t['tile_objects']} in tiles; of the {t['objects']} objects of "
+                     f"the cut images {t['objects_whole_in_a_tile']} whole in a tile, {t['objects_only_in_pieces']} "
+                     f"only in clipped pieces, {t['objects_in_no_tile']} in none")
     cm = stats["class_map"]
     if any(cm.values()):
         lines.append(f"class map: unknown {_names(cm['unknown'])}, unused {_names(cm['unused'])}, "

@@ -101,6 +101,7 @@ def ingest_facts(dataset, out: Path) -> dict:
                                        "named_splits") if k in s}
                     | {"fates": {k: s["fates"][k] for k in ("files", "entries", "embedded_images")}}
                     for s in report["sources"]],
+        **({"tiling": report["tiling"]} if "tiling" in report else {}),
     }
 
 
@@ -157,6 +158,12 @@ def ingest_lines(f: Mapping[str, Any]) -> str:
     d = f["duplicates"]
     lines.append(f"ingest: {what} in {plural(f['classes'], 'class', 'classes')} {ARROW} {f['out']} "
                  f"({given}; {bad}; {_duplicates(d)})")
+    if f.get("tiling"):
+        t = f["tiling"]
+        lines.append(f"  tiles: {plural(t['images_tiled'], 'image')} cut into {number(t['tiles'])} tiles of "
+                     f"{t['size']}x{t['size']} (overlap {t['overlap']}), {plural(t['images_whole'], 'image')} kept "
+                     f"whole; {number(t['tile_objects_clipped'])} objects clipped by tile edges, "
+                     f"{number(t['objects_in_no_tile'])} in no tile")
     if d["label_conflicts"]:
         shown = "; ".join(f"{', '.join(g['ids'])} ({', '.join(g['labels'])})" for g in d["label_conflict_examples"])
         more = d["label_conflicts"] - len(d["label_conflict_examples"])

@@ -208,6 +208,8 @@ def format_trace(t: Trace) -> str:
         lines.append(f"annotation      {src.annotation}")
     lines += [
         f"canonical       {t.sample.id}  ->  {stored_copy(t)}",
+        *([f"tile            at ({tile.x}, {tile.y}) of {tile.source_id} ({tile.source_width}x{tile.source_height}): "
+           "add the offset to its canonical boxes for the source image's pixels"] if (tile := t.sample.tile) else []),
         f"copy            {r.copy}" + ("  (original, no ops)" if not r.ops else ""),
         f"label           {r.label}" + _mix_text(r),
     ]
@@ -246,7 +248,8 @@ def trace_facts(t: Trace) -> dict:
         "id": r.id, "split": r.split, "index": r.index, "copy": r.copy,
         "source": {"file": str(found) if found is not None else None, "recorded": recorded_source(t),
                    "format": src.format, "annotation": src.annotation or None},
-        "canonical": {"id": t.sample.id, "image": stored_copy(t)},
+        "canonical": {"id": t.sample.id, "image": stored_copy(t),
+                      **({"tile": t.sample.tile.to_json()} if t.sample.tile is not None else {})},
         "label": r.label, "mix_label": r.mix_label, "mix_weight": r.mix_weight, "partners": list(r.partners),
         "objects": list(r.objects), "dropped": list(r.dropped),
         "ops": [{"op": op["op"], **({"applied": op["applied"]} if "applied" in op else {}), **shown_params(op)}

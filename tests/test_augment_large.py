@@ -13,7 +13,7 @@ from pipeline.seeding import sample_key
 H, W = 3000, 4000
 # Sizes stay null: each op works at the image's own size.
 LARGE = {
-    "hflip": {}, "vflip": {}, "grayscale": {}, "rotate": {"degrees": 30},
+    "hflip": {}, "vflip": {}, "rot90": {}, "grayscale": {}, "rotate": {"degrees": 30},
     "crop": {"padding": 200}, "random_resized_crop": {"scale": [0.3, 1.0]},
     "affine": {"scale": [0.8, 1.2], "translate": [0.1, 0.1], "shear": [-10, 10], "rotate": [-20, 20]},
     "color_jitter": {}, "gaussian_blur": {"sigma": [1.0, 2.0]}, "gaussian_noise": {"std": [0.02, 0.05]},

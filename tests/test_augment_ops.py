@@ -20,6 +20,7 @@ from pipeline.seeding import sample_key
 OP_TABLE = {
     "hflip": {"name": "hflip", "p": 0.5},
     "vflip": {"name": "vflip", "p": 0.5},
+    "rot90": {"name": "rot90", "p": 0.75},
     "rotate": {"name": "rotate", "p": 0.7, "degrees": 30},
     "crop": {"name": "crop", "p": 0.7, "padding": 3},
     "random_resized_crop": {"name": "random_resized_crop", "p": 0.7, "size": [8, 9], "scale": [0.2, 1.0]},
@@ -119,6 +120,29 @@ def test_hflip_twice_is_identity_and_matches_torch_flip():
     once = pipe.apply(x, pipe.sample(k, 12, 10))
     assert torch.equal(once, x.flip(-1))
     assert torch.equal(pipe.apply(once, pipe.sample(k, 12, 10)), x)
+
+
+def test_rot90_turns_square_images_exactly_and_boxes_follow_the_pixels():
+    """Each drawn quarter turn equals torch.rot90 on the pixels (counter-clockwise on screen),
+    a bright pixel's box goes where the pixel went, and every turn count is drawn."""
+    from pipeline.augment.targets import Targets
+
+    b, n = 24, 9
+    x = torch.zeros(b, 1, n, n, dtype=torch.uint8)
+    x[:, 0, 1, 6] = 255  # the pixel at row 1, column 6: box (6, 1, 7, 2)
+    t = Targets.from_lists([[[6.0, 1.0, 7.0, 2.0]]] * b, [[0]] * b)
+    pipe = build_pipeline([{"name": "rot90", "p": 1.0}])
+    drawn = pipe.sample(keys(b), n, n)
+    out, moved = pipe.transform(x, t, drawn)
+    turns = drawn[0]["turns"].long().tolist()
+    assert set(turns) == {1, 2, 3}
+    for i, k in enumerate(turns):
+        ref = torch.rot90(x[i].float(), k, dims=(1, 2))
+        assert torch.equal(out[i].float().round(), ref), k
+        row, col = divmod(int(ref.flatten().argmax()), n)
+        assert moved.boxes[i].tolist() == [col, row, col + 1, row + 1], k
+    back = matrices.quarter_turns_about(torch.tensor([1.0, 2.0, 3.0]), 4.5, 4.5)
+    assert torch.equal(back @ back @ back @ back, torch.eye(3).expand(3, 3, 3))
 
 
 def test_crop_is_an_exact_integer_shift():

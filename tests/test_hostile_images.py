@@ -353,8 +353,8 @@ def test_any_decoder_failure_is_one_quarantined_image(tmp_path, monkeypatch, exc
     (tmp_path / "a.png").write_bytes(_encode(Image.fromarray(_rgb()), "PNG"))
     c = Candidate(id="c/a.png", path=str(tmp_path / "a.png"),
                   source=Source(format="imagefolder", path="c/a.png", root=str(tmp_path)), label="c")
-    name, payload, info, reason, got = _process(_Job(c, 1, 10**9))
-    assert (name, payload, info, reason) == ("", b"", None, "decode-failed")
+    name, payload, info, reason, got, tiles = _process(_Job(c, 1, 10**9))
+    assert (name, payload, info, reason, tiles) == ("", b"", None, "decode-failed", ())
     assert got.startswith(detail) and "0x" not in got
 
 

@@ -84,3 +84,28 @@ def test_lineage_changes_with_rendering_code_only(tmp_path, monkeypatch):
     assert card.code_sha256() == base
     (copy / "pipeline" / "seeding.py").write_text((copy / "pipeline" / "seeding.py").read_text() + "\n# x\n")
     assert card.code_sha256() != base
+
+
+def test_the_trees_example_runs_the_root_stages_with_the_same_code_deps():
+    """examples/trees: its own DVC project whose stages are the root's, on PYTHONPATH from the
+    repository, reading the same code (so a code change re-runs both pipelines alike)."""
+    example = REPO / "examples" / "trees"
+    d = yaml.load((example / "dvc.yaml").read_text(), Loader=_UniqueKeyLoader)
+    root = dvc_yaml()["stages"]
+    assert (example / ".dvc" / "config").is_file()  # a project of its own: the root's `dvc status` skips it
+    assert list(d["stages"]) == list(root)
+    repo = d["vars"][0]["repo"]
+    assert (example / repo / "dvc.yaml").resolve() == (REPO / "dvc.yaml").resolve()
+    params = yaml.load((example / "params.yaml").read_text(), Loader=_UniqueKeyLoader)
+    assert set(params) <= set(SECTIONS)
+    for name, stage in d["stages"].items():
+        assert stage["params"] == [name]
+        assert stage["cmd"].startswith(f"PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=${{repo}} python -m stages.{name} ")
+        code = {p.removeprefix("${repo}/") for p in stage["deps"] if p.startswith("${repo}/")}
+        assert code == {p for p in root[name]["deps"] if not p.startswith("${")}, name
+        literal = re.findall(r"--\w+ ([^\s$][^\s]*)", stage["cmd"])
+        assert literal == [], (name, literal)
+    for name in ("download", "ingest", "split", "augment"):  # the data sections validate as they are
+        from pipeline.config import parse_section
+
+        parse_section(name, params.get(name), source="examples/trees/params.yaml")

@@ -41,6 +41,7 @@ def _range(lo: float, hi: float):
 OP_PARAMS = {
     "hflip": {},
     "vflip": {},
+    "rot90": {},
     "grayscale": {},
     "rotate": {"degrees": st.floats(1.0, 180.0)},
     "crop": {"padding": st.integers(1, 9)},

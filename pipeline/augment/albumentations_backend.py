@@ -26,7 +26,9 @@ from pipeline.augment.targets import Targets, concat
 from pipeline.errors import ConfigError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check on import
-UNSUPPORTED = {"mixup", "cutmix", "mosaic"}  # not in albumentations 2.0.8
+# mixup, cutmix, mosaic: not in albumentations 2.0.8; rot90: its RandomRotate90 swaps a
+# non-square image's height and width, where ours keeps the canvas.
+UNSUPPORTED = {"mixup", "cutmix", "mosaic", "rot90"}
 
 
 def check_supported(ops) -> None:

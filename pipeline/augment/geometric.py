@@ -71,6 +71,27 @@ class Rotate(Op):
         return matrices.rotation_about(drawn["angle"], w / 2.0, h / 2.0)
 
 
+class Rot90(Op):
+    """Rotate by 90, 180 or 270 degrees (uniform) about the image centre: with ``p: 0.75``
+    the four orientations are equally likely, and with ``hflip`` the eight views of an
+    aerial or microscope image. A square image's pixels only move; a non-square one keeps
+    its canvas (corners cut, the sides filled), as ``rotate`` does."""
+
+    name = "rot90"
+    kind = "geometric"
+
+    class Params(OpParams):
+        name: Literal["rot90"] = "rot90"
+
+    def sample(self, keys, h, w):
+        applied = self._applied(keys)
+        turns = torch.floor(self._uniform(keys, 1, 1, 1.0, 4.0)[:, 0]).clamp(1.0, 3.0)
+        return {"applied": applied, "turns": torch.where(applied, turns, 0.0)}
+
+    def matrix(self, drawn, h, w):
+        return matrices.quarter_turns_about(drawn["turns"], w / 2.0, h / 2.0)
+
+
 class Crop(Op):
     """Pad by ``padding`` pixels (zeros) and crop back to size at a random offset:
     an integer shift in [-padding, padding] on each axis."""

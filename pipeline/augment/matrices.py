@@ -46,6 +46,21 @@ def rotation_about(angle_deg: torch.Tensor, cx: float, cy: float) -> torch.Tenso
     return m
 
 
+def quarter_turns_about(turns: torch.Tensor, cx: float, cy: float) -> torch.Tensor:
+    """Rotate by ``turns`` x 90 degrees (0..3, counter-clockwise as ``rotation_about``) about
+    (cx, cy), with exact 0 / +-1 entries: no cos(pi / 2) residue, so a square image's pixel
+    centres land on pixel centres and 180 degrees is a pure flip (``integer_exact``)."""
+    k = turns.long() % 4
+    cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=turns.device)[k]
+    sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=turns.device)[k]
+    m = identity(turns.shape[0], turns.device)
+    m[:, 0, 0], m[:, 0, 1] = cos, sin
+    m[:, 1, 0], m[:, 1, 1] = -sin, cos
+    m[:, 0, 2] = cx - cos * cx - sin * cy
+    m[:, 1, 2] = cy + sin * cx - cos * cy
+    return m
+
+
 def hflip_matrix(applied: torch.Tensor, width: float) -> torch.Tensor:
     sx = torch.where(applied, -1.0, 1.0)
     return smallmat.matmul(translation(torch.where(applied, width, 0.0), torch.zeros_like(sx)),

@@ -28,6 +28,7 @@ import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from pipeline.download.remote import BadDownload
 from pipeline.errors import DownloadError
@@ -150,9 +151,11 @@ def _check_is_archive(archive: Path, label: str) -> None:
                       "dataset's file: fetch it again from the upstream URL or a trusted --mirror.", archive)
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
+def safe_extract(archive: Path, dest: Path, keep: Callable[[PurePosixPath], bool] | None = None) -> Path:
     """Extract a tar (any compression) or zip ``archive`` into ``dest``; return ``dest``.
 
+    ``keep`` chooses the members written by their checked path (default: all); every
+    member is checked all the same, so an unsafe archive is refused whatever is kept.
     Every refusal caused by the archive's bytes is a ``BadDownload`` naming ``archive``.
     """
     archive, dest = Path(archive), Path(dest)
@@ -160,23 +163,23 @@ def safe_extract(archive: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         _check_is_archive(archive, label)
-        return _extract(archive, dest, label)
+        return _extract(archive, dest, label, keep or (lambda rel: True))
     except BadDownload as err:
         err.path = archive
         raise
 
 
-def _extract(archive: Path, dest: Path, label: str) -> Path:
+def _extract(archive: Path, dest: Path, label: str, keep: Callable[[PurePosixPath], bool]) -> Path:
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as zf:
-                plan = _zip_plan(zf, label)
+                plan = [(info, rel) for info, rel in _zip_plan(zf, label) if keep(rel)]
                 _check_space(dest, sum(info.file_size for info, _ in plan), label)
                 for info, rel in plan:
                     _write(dest, rel, info.is_dir(), lambda info=info: zf.open(info))
         else:
             with tarfile.open(archive, "r:*") as tf:
-                tplan = _tar_plan(tf, label, archive.stat().st_size)
+                tplan = [(m, rel) for m, rel in _tar_plan(tf, label, archive.stat().st_size) if keep(rel)]
                 _check_space(dest, sum(m.size for m, _ in tplan), label)
                 for m, rel in tplan:
                     _write(dest, rel, m.isdir(), lambda m=m: tf.extractfile(m))

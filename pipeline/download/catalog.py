@@ -59,6 +59,7 @@ def _cifar(dataset: str) -> Callable[[Path, FetchOptions], Path]:
 
 
 _hymenoptera = _forgetting("hymenoptera", "hymenoptera", named=False)
+_trees = _forgetting("trees", "trees", named=False)
 
 
 _SPLIT_TREE = "ImageFolder train/<class>/<n>.png + test/<class>/<n>.png (official split)"
@@ -121,6 +122,17 @@ CATALOG: dict[str, DatasetInfo] = {
             needs_network=True,
             layout="ImageFolder train/<class>/<file>.jpg + val/<class>/<file>.jpg (as published)",
             fetch=_hymenoptera,
+        ),
+        DatasetInfo(
+            name="trees",
+            size="20 MB (the deepforest 2.1.0 wheel, via pip download); 5 aerial RGB images, 951 tree boxes",
+            classes=1,
+            licence="MIT; Weinstein et al., DeepForest (2020), sample data of the deepforest package "
+                    "(NEON plots OSBS, SOAP, YELL)",
+            needs_network=True,
+            layout="labelImg flat VOC: <name>.png beside <name>.xml, boxes Tree (SOAP_061: Alive, Dead; "
+                   "ingest.aliases makes them Tree), SOAP_031.png unlabelled; ingest as voc, with ingest.tile",
+            fetch=_trees,
         ),
     ]
 }

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pipeline.download.checksums import file_digest, load_checksums, verify
 from pipeline.download.http import fetch_url
@@ -122,8 +122,13 @@ def _download(remote: Remote, urls: list[str], dest: Path, opts: FetchOptions) -
                         f"every URL for {remote.name} failed:\n  " + "\n  ".join(errors))
 
 
-def obtain(dataset: str, remotes: list[Remote], opts: FetchOptions) -> dict[str, Path]:
-    """Verified local paths of ``remotes``, keyed by upstream file name."""
+def obtain(dataset: str, remotes: list[Remote], opts: FetchOptions,
+           fetch_file: Callable[[Remote, Path, FetchOptions], str] | None = None) -> dict[str, Path]:
+    """Verified local paths of ``remotes``, keyed by upstream file name.
+
+    ``fetch_file(remote, dest, opts)`` writes a file missing from the cache to ``dest`` and
+    returns where it came from (default: HTTP from the mirror or the upstream URLs).
+    """
     expected = _expected(remotes, opts)
     if opts.source is not None:
         paths = _from_disk(dataset, remotes, Path(opts.source))
@@ -141,8 +146,11 @@ def obtain(dataset: str, remotes: list[Remote], opts: FetchOptions) -> dict[str,
                 continue
             except DownloadError:  # a stale or foreign copy: fetch again
                 dest.unlink()
-        urls = [opts.mirror.rstrip("/") + "/" + remote.name] if opts.mirror else list(remote.urls)
-        origin = _download(remote, urls, dest, opts)
+        if fetch_file is not None:
+            origin = fetch_file(remote, dest, opts)
+        else:
+            urls = [opts.mirror.rstrip("/") + "/" + remote.name] if opts.mirror else list(remote.urls)
+            origin = _download(remote, urls, dest, opts)
         try:
             _check(dest, digest, remote.name, origin)
         except DownloadError:

@@ -66,6 +66,9 @@ def source_name(s: Sample) -> PurePosixPath:
     extension is the stored image's."""
     source_id, copy = (s.lineage.source_id, s.lineage.copy) if s.lineage is not None else (s.id, None)
     p = PurePosixPath(PurePosixPath(source_id).name or "image")
+    if s.tile is not None:  # a tile cut at ingest: its source's name and offset, as SAHI names slices
+        src = PurePosixPath(PurePosixPath(s.tile.source_id).name or "image")
+        p = src.with_name(f"{src.stem}_{s.tile.x}_{s.tile.y}{src.suffix}")
     if copy is not None:  # a version's row: one file per copy of the source image
         p = p.with_name(f"{p.stem}_copy{copy}{p.suffix}")
     return p.with_suffix(PurePosixPath(s.image).suffix.lower())

@@ -199,8 +199,24 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         return load_dataset(Path(out))
     with atomic_dir(Path(out), "canonical", source_paths) as tmp:
         write(tmp, decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
-                              params.max_decode_bytes, params.near_duplicate_bits >= 0))
+                              params.max_decode_bytes, params.near_duplicate_bits >= 0, params.tile))
     return load_dataset(Path(out))
+
+
+def tiling_report(outcomes: list[Outcome], params: IngestParams) -> dict:
+    """``report.json`` ``tiling``: the grid, the images cut and kept whole, the tiles, and what
+    became of the objects of the cut images (whole in a tile, only in clipped pieces, in none)."""
+    from collections import Counter
+
+    counts: Counter = Counter()
+    for o in outcomes:
+        if o.tiled is not None:
+            counts.update(o.tiled.counts)
+    keys = ("images_tiled", "tiles", "objects", "objects_whole_in_a_tile", "objects_only_in_pieces",
+            "objects_in_no_tile", "tile_objects", "tile_objects_clipped")
+    whole = sum(1 for o in outcomes if o.sample and o.tiled is None)
+    return {**params.tile.model_dump(), "images_whole": whole,  # type: ignore[union-attr]
+            **{k: counts.get(k, 0) for k in keys}}
 
 
 def _write(tmp: Path, outcomes: list[Outcome], rejected: list[Rejected], tallies: list[Tally], classes,
@@ -233,9 +249,16 @@ def _write(tmp: Path, outcomes: list[Outcome], rejected: list[Rejected], tallies
         "fates": total([r["fates"] for r in roots]),
         "class_map": class_report,
     }
+    if params.tile is not None:
+        report["tiling"] = tiling_report(outcomes, params)
     report["loss"] = enforce(report, params)  # DataLossError here leaves the previous output as it was
-    groups = duplicate_groups(samples, params.near_duplicate_bits)
-    save_dataset(tmp, samples, classes, rows)
+    stored = [s for o in outcomes for s in o.stored]
+    if len({s.id for s in stored}) != len(stored):
+        twice = sorted(i for i, n in Counter(s.id for s in stored).items() if n > 1)
+        raise InputError(f"the sample id {twice[0]!r} is given twice (a tile's id is <image id>@<x>,<y>); "
+                         "rename the file whose name looks like a tile's")
+    groups = duplicate_groups(stored, params.near_duplicate_bits)
+    save_dataset(tmp, stored, classes, rows)
     (tmp / REPORT).write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     (tmp / DUPLICATES).write_text(json.dumps(
         {"near_duplicate_bits": params.near_duplicate_bits, "groups": groups}, indent=1) + "\n",

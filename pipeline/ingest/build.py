@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Iterator
 
 from pipeline.allocator import retain_freed_memory
+from pipeline.config import TileParams
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate, Tally
 from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
+from pipeline.ingest.tiling import TileImage, Tiled, cut_pixels, tile_sample
 from pipeline.inputfile import describe_exception
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
@@ -34,6 +36,7 @@ class _Job:
     max_pixels: int
     budget: DecodeBudget | None = None  # None: one worker's default
     near_duplicates: bool = False  # compute the dHash: ingest.near_duplicate_bits >= 0
+    tile: TileParams | None = None  # ingest.tile: cut an image larger than a tile into tiles
 
 
 def image_stem(sample_id: str) -> str:
@@ -41,8 +44,9 @@ def image_stem(sample_id: str) -> str:
     return hashlib.blake2b(sample_id.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
 
 
-def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
-    """Worker: (member name, bytes to store, info, reject reason, detail).
+def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str, tuple[TileImage, ...]]:
+    """Worker: (member name, bytes to store, info, reject reason, detail, tiles). An image
+    cut into tiles (``ingest.tile``) stores its tiles instead of its own bytes.
 
     The fault boundary of one image: whatever goes wrong with it becomes its
     reason and a deterministic detail, and the run goes on.
@@ -54,15 +58,16 @@ def _process(job: _Job) -> tuple[str, bytes, ImageInfo | None, str, str]:
         data, img, fmt, info = read_checked(Path(c.path), job.min_size, job.max_pixels, c.data,
                                             embedded=c.data is not None, budget=job.budget,
                                             near_duplicates=job.near_duplicates)
-        ext, payload = stored_bytes(img, fmt, info, data)
+        tiles = cut_pixels(img, job.tile.size, job.tile.overlap, job.near_duplicates) if job.tile else ()
+        ext, payload = stored_bytes(img, fmt, info, data) if not tiles else ("", b"")
     except ImageRejected as err:
-        return "", b"", None, err.reason, err.detail
+        return "", b"", None, err.reason, err.detail, ()
     except Exception as err:  # the PNG re-encode failing: this image only, never the run
-        return "", b"", None, "decode-failed", describe_exception(err)
-    return image_stem(c.id) + ext, payload, info, "", ""
+        return "", b"", None, "decode-failed", describe_exception(err), ()
+    return image_stem(c.id) + ext, payload, info, "", "", tiles
 
 
-def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None, str, str]]:
+def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None, str, str, tuple]]:
     return [_process(job) for job in jobs]
 
 
@@ -92,12 +97,13 @@ def chunk_bounds(n: int, workers: int, largest: int = 256, smallest: int = 8) ->
 
 
 def decode_jobs(candidates: list[Candidate], min_size: int, max_pixels: int, workers: int = 0,
-                max_decode_bytes: int | None = None, near_duplicates: bool = False) -> list[_Job]:
+                max_decode_bytes: int | None = None, near_duplicates: bool = False,
+                tile: TileParams | None = None) -> list[_Job]:
     """One job per candidate; the decode budget is the whole run's (so every share of the
     candidates, on any rank, refuses exactly what one process would). ``near_duplicates``:
     the workers compute each image's dHash (only near-duplicate grouping reads it)."""
     budget = DecodeBudget.resolve(max_decode_bytes, min(workers or os.cpu_count() or 1, max(len(candidates), 1)))
-    return [_Job(c, min_size, max_pixels, budget, near_duplicates) for c in candidates]
+    return [_Job(c, min_size, max_pixels, budget, near_duplicates, tile) for c in candidates]
 
 
 @dataclass(frozen=True)
@@ -107,13 +113,21 @@ class Outcome:
     annotation entries by fate."""
 
     candidate: Candidate
-    sample: Sample | None
+    sample: Sample | None  # the image's sample; when tiled, as it would be whole (not stored)
     rows: tuple[Rejected, ...]
     entries: Tally
+    tiled: Tiled | None = None  # the tile samples stored in its place (ingest.tile)
+
+    @property
+    def stored(self) -> tuple[Sample, ...]:
+        """The samples written to the dataset: the tiles, or the image itself."""
+        if self.tiled is not None:
+            return self.tiled.samples
+        return () if self.sample is None else (self.sample,)
 
 
 def _outcome(c: Candidate, name: str, payload: bytes, info: ImageInfo | None, reason: str, detail: str,
-             packs: PackWriter) -> Outcome:
+             tiles: tuple[TileImage, ...], packs: PackWriter, tile: TileParams | None = None) -> Outcome:
     """The sample of a decoded candidate, its image appended to ``packs``; or its quarantine.
 
     An image whose annotation had objects and lost every one to the checks after decode
@@ -135,36 +149,56 @@ def _outcome(c: Candidate, name: str, payload: bytes, info: ImageInfo | None, re
                               f"({reasons})")
         return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where))
     sample = Sample(
-        id=c.id, image=packs.add(name, payload), width=info.width, height=info.height, channels=info.channels,
-        label=c.label, objects=objects, split=c.split, source=c.source,
+        id=c.id, image=packs.add(name, payload) if not tiles else "", width=info.width, height=info.height,
+        channels=info.channels, label=c.label, objects=objects, split=c.split, source=c.source,
         pixel_hash=info.pixel_hash, notes=info.notes + c.notes + notes, dhash=info.dhash,
     )
     kept = sum(o.entries for o in c.raw) - gone
+    tiled = None
+    if tiles and tile is not None:
+        tiled = tile_sample(sample, tiles, lambda sid, data: packs.add(image_stem(sid) + ".png", data),
+                            _object_index(c, refused), tile.min_visibility, tile.min_area)
+        lost = sum(weight.get(r.index, 1) for r in tiled.rows)
+        refused, gone, kept = [*refused, *tiled.rows], gone + lost, kept - lost
+        if not tiled.samples:  # every object in no tile: as refused after decode, never backgrounds
+            row = Rejected(path=c.source.path, reason="annotation-unusable", source=where,
+                           detail=f"every object of its annotation {c.source.annotation} lies in no tile "
+                                  f"({len(tiled.rows)} {tiled.rows[0].reason})")
+            return Outcome(c, None, (*refused, row), Tally(refused=gone, source=where), tiled)
     return Outcome(c, sample, tuple(refused), Tally(objects=kept, labels=int(c.label_entry), refused=gone,
-                                                    source=where))
+                                                    source=where), tiled)
+
+
+def _object_index(c: Candidate, refused: list[Rejected]):
+    """``j -> index in the annotation file`` of a finalized object ``j``: the objects a reader
+    gave ready come first, then the raw objects that were not refused, in order."""
+    out = {i: i for i in range(len(c.objects))}
+    kept = [o.index for o in c.raw if o.index not in {r.index for r in refused}]
+    out.update({len(c.objects) + k: index for k, index in enumerate(kept)})
+    return lambda j: out[j] if out.get(j) is not None else j
 
 
 def store(results: Iterator, candidates: list[Candidate], packs: PackWriter, outcomes: list,
-          show: bool = True) -> None:
+          show: bool = True, tile: TileParams | None = None) -> None:
     """Append the ``Outcome`` of each of ``results`` (in candidate order) to ``outcomes``, the
-    images of the samples to ``packs``."""
+    images of the samples (or their tiles) to ``packs``."""
     pairs = zip(results, candidates)
-    for (name, payload, info, reason, detail), c in (
+    for (name, payload, info, reason, detail, tiles), c in (
         progress(pairs, desc="ingest", total=len(candidates), unit="img") if show else pairs
     ):
-        outcomes.append(_outcome(c, name, payload, info, reason, detail, packs))
+        outcomes.append(_outcome(c, name, payload, info, reason, detail, tiles, packs, tile))
 
 
 def decode_all(candidates: list[Candidate], out_dir: Path, min_size: int, max_pixels: int,
                workers: int = 0, max_decode_bytes: int | None = None, near_duplicates: bool = False,
-               ) -> list[Outcome]:
+               tile: TileParams | None = None) -> list[Outcome]:
     """Decode, check and store every candidate under ``out_dir``; return their outcomes in order."""
-    jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes, near_duplicates)
+    jobs = decode_jobs(candidates, min_size, max_pixels, workers, max_decode_bytes, near_duplicates, tile)
     results = _results(jobs, workers or os.cpu_count() or 1)
     outcomes: list = []
     try:
         with PackWriter(out_dir, IMAGES) as packs:
-            store(results, candidates, packs, outcomes)
+            store(results, candidates, packs, outcomes, tile=tile)
     finally:
         results.close()  # stops the workers now if the loop ended early
     return outcomes

@@ -63,7 +63,7 @@ def ingest_sharded(candidates: list[Candidate], out: Path, source_paths: list[Pa
 
 def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, write) -> None:
     jobs = decode_jobs(candidates, params.min_size, params.max_pixels, params.workers, params.max_decode_bytes,
-                       params.near_duplicate_bits >= 0)
+                       params.near_duplicate_bits >= 0, params.tile)
     lo, hi = ranks.share(len(jobs))
     # The node's cores are split between its ranks (no byte depends on it).
     workers = params.workers or max(1, (os.cpu_count() or 1) // ranks.local_size)
@@ -85,7 +85,7 @@ def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, writ
             results = _results(jobs[lo:hi], workers)
             try:
                 if ranks.main:
-                    store(results, candidates[lo:hi], packs[0], outcomes)
+                    store(results, candidates[lo:hi], packs[0], outcomes, tile=params.tile)
                 else:
                     _write_part(tmp / PARTS / str(ranks.rank), results)
             finally:
@@ -96,7 +96,8 @@ def _run(ranks: Ranks, candidates, out, source_paths, params: IngestParams, writ
         def assemble() -> None:
             for r in range(1, ranks.size):
                 a, b = ranks.share(len(jobs), r)
-                store(_read_part(tmp / PARTS / str(r)), candidates[a:b], packs[0], outcomes, show=False)
+                store(_read_part(tmp / PARTS / str(r)), candidates[a:b], packs[0], outcomes, show=False,
+                      tile=params.tile)
             packs[0].close()
             shutil.rmtree(tmp / PARTS)
             write(tmp, outcomes)
