@@ -33,3 +33,11 @@ def windows(width: int, height: int, size: int, overlap: int) -> list[Window]:
 def is_tiled(width: int, height: int, size: int) -> bool:
     """Whether an image is cut at all: one side larger than a tile."""
     return width > size or height > size
+
+
+def tile_origins(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """``(y, x)`` of every tile's top-left corner, row by row: the same grid as
+    ``windows``, in the order tiled prediction walks it."""
+    if height < 1 or width < 1:
+        raise ValueError(f"an image of {height}x{width} pixels has no tiles")
+    return [(y, x) for x, y, _, _ in windows(width, height, tile, overlap)]
