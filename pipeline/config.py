@@ -211,6 +211,7 @@ class AugmentParams(Section):
     @model_validator(mode="after")
     def _ops(self) -> "AugmentParams":
         # Validate each op by its own model now, so errors surface before any work.
+        import pipeline.backends  # noqa: F401 - registers the backends and ops the params may name
         from pipeline.augment.registry import build_pipeline
 
         build_pipeline(self.pipeline, min_visibility=self.min_visibility, min_area=self.min_area,
@@ -267,6 +268,7 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
+        import pipeline.backends  # noqa: F401 - registers the ops the params may name
         from pipeline.augment.registry import build_pipeline
 
         try:

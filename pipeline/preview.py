@@ -108,7 +108,9 @@ def _ops_text(ops) -> list[str]:
             return round(v, 4)
         return [show(e) for e in v] if isinstance(v, list) else v
 
-    return [op["op"] + ": " + ", ".join(f"{k}={show(v)}" for k, v in op.items() if k not in ("op", "_keys"))
+    from pipeline.augment.base import SEED_KEYS
+
+    return [op["op"] + ": " + ", ".join(f"{k}={show(v)}" for k, v in op.items() if k not in ("op", SEED_KEYS))
             for op in ops]
 
 

@@ -167,9 +167,10 @@ def source_file(t: Trace) -> Path | None:
 
 def shown_params(op: dict) -> dict:
     """An op's drawn parameters as a user reads them: no ``op`` name, no ``applied`` flag,
-    nothing internal (a key starting with ``_``, such as the per-sample ``_keys`` the
-    albumentations backend seeds from)."""
-    return {k: v for k, v in op.items() if k not in ("op", "applied") and not k.startswith("_")}
+    no keys (``SEED_KEYS``: the sample's key, or the keys a noise field comes from)."""
+    from pipeline.augment.base import SEED_KEYS
+
+    return {k: v for k, v in op.items() if k not in ("op", "applied", SEED_KEYS)}
 
 
 def _op_text(op: dict) -> str:

@@ -2,8 +2,8 @@
 
 The graph is built from the source (every ``import``, lazy ones inside functions too),
 and modules that reach each other are a circle. The circles listed in KNOWN are the
-ones still to be taken apart (the albumentations backend ring, record and the version
-dataset, the single and the sharded writer); any other circle fails, and so does a
+ones still to be taken apart (record and the version dataset, the single and the
+sharded writer); any other circle fails, and so does a
 known one that has gone (so the list only shrinks).
 """
 
@@ -14,8 +14,6 @@ import ast
 from tests.conftest import REPO
 
 KNOWN = {
-    frozenset({"pipeline.augment.albumentations_backend", "pipeline.augment.albumentations_pool",
-               "pipeline.augment.backend", "pipeline.augment.pipeline", "pipeline.augment.registry"}),
     frozenset({"pipeline.record", "pipeline.version.dataset"}),
     frozenset({"pipeline.version.sharded", "pipeline.version.writer"}),
 }

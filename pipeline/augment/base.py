@@ -2,9 +2,11 @@
 *applying* them.
 
 ``sample(keys, h, w)`` returns a dict of ``(B, ...)`` tensors drawn from the batch's
-per-sample keys (always including ``applied``, a bool per sample). Keys starting
-with ``_`` are working data (not logged). Parameters are plain tensors: logged per
-sample into the dataset version, replayable, testable.
+per-sample keys (always including ``applied``, a bool per sample). Parameters are
+plain tensors: logged per sample into the dataset version, replayable, testable. An
+op whose output is a random field (noise, an albumentations transform) draws no
+parameter for it but keeps the keys the field comes from, under ``SEED_KEYS``: logged
+with the rest, so a replay needs nothing else, and never shown as a parameter.
 
 Kinds, which decide how the pipeline runs an op:
 
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from pipeline.augment.target_transform import Rules
     from pipeline.augment.targets import Targets
 
+SEED_KEYS = "_keys"  # the (B, 2) keys an op's random field is drawn from (see above)
 ALL_TARGETS = frozenset({"boxes", "polygons", "keypoints", "masks", "classes"})
 Kind = Literal["geometric", "colour", "pixel", "mixing", "external"]
 

@@ -23,7 +23,7 @@ from pipeline import __version__
 FORMAT = "pipeline.dataset_version/1"
 # The code that renders a version's bytes, relative to the package's parent; the
 # augment stage lists the same paths as deps in dvc.yaml (a test keeps them equal).
-RENDER_CODE = ("pipeline/augment", "pipeline/version", "pipeline/config.py", "pipeline/imagestore.py",
+RENDER_CODE = ("pipeline/augment", "pipeline/backends", "pipeline/version", "pipeline/config.py", "pipeline/imagestore.py",
                "pipeline/packindex.py", "pipeline/record.py", "pipeline/seeding.py")
 
 

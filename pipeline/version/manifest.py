@@ -11,7 +11,8 @@ A manifest row (``VersionRow``; optional keys are left out when empty)::
 
     {"id": "<source id>#<copy>", "source_id": ..., "copy": 0..n, "split": ...,
      "index": position in the split's arrays, "label": class name,
-     "ops": [{"op": name, <param>: value, ...}, ...],   # [] for originals
+     "ops": [{"op": name, <param>: value, ...}, ...],   # [] for originals; the first holds "_keys":
+                                                       # the sample's key (seed, source id, copy)
      "objects": [{"label", "box", "polygons"?, "visible", "weight"?, "partner"?}],  # output pixels
      "dropped": [{"label", "source_box", "reason"}],     # only when an object was removed
      "mix_label": class name, "mix_weight": weight of label (1.0: not mixed),
@@ -84,14 +85,20 @@ class VersionRow:
         return cls.from_dict(json.loads(line))
 
 
-def exact_params(ops, drawn, index: int) -> list[dict[str, Any]]:
-    """The parameters sample ``index`` of a batch received, in op order, unrounded."""
+def exact_params(ops, drawn, index: int, key: "torch.Tensor | None" = None) -> list[dict[str, Any]]:
+    """The parameters sample ``index`` of a batch received, in op order, unrounded; the
+    first op's entry also holds ``key``, the sample's key every draw came from (under
+    ``SEED_KEYS``, unless that op keeps its own there)."""
     out = []
     for op, params in zip(ops, drawn):
         d: dict[str, Any] = {"op": op.name}
         for k, v in params.items():
             d[k] = v[index].cpu().tolist()  # float32 -> the same value as a Python float
         out.append(d)
+    if out and key is not None:
+        from pipeline.augment.base import SEED_KEYS
+
+        out[0].setdefault(SEED_KEYS, key.tolist())
     return out
 
 
