@@ -124,7 +124,7 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     from pipeline.outputs import check_dir_target
     from pipeline.version.plan import Plan, output_geometry, reference_size
     from pipeline.version.render import Renderer, pin_backend
-    from pipeline.version.writer import version_pipeline
+    from pipeline.version.job import version_pipeline
 
     check_dir_target(logdir, "the preview (--logdir)")  # before the rendering, not after
     h, w, c = output_geometry(dataset, params)

@@ -35,7 +35,7 @@ from pipeline.version import card as cards
 from pipeline.version.manifest import VersionRow
 from pipeline.version.plan import SPLITS
 from pipeline.version.shards import NpyWriter
-from pipeline.version.writer import VersionJob, close_split, finish, prepare, render_rows
+from pipeline.version.job import VersionJob, close_split, finish, prepare, render_rows
 
 PARTS = ".parts"  # inside the temporary directory: one folder per rank, removed before the rename
 ARRAYS = ("images", "labels", "mix_labels", "mix_weights")
