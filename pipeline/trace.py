@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.record import Dataset, Sample, load_dataset, read_jsonl, source_paths
+from pipeline.datasets import load_dataset
+from pipeline.record import Dataset, Sample, read_jsonl, source_paths
 from pipeline.version.manifest import VersionRow
 
 

@@ -24,7 +24,7 @@ from tests.conftest import make_version
 def built(tmp_path_factory) -> Path:
     """``canonical/``, ``splits/`` and a version ``v/`` of a small 3-class dataset."""
     from pipeline.config import SplitParams
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
 
     root = tmp_path_factory.mktemp("built")

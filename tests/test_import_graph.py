@@ -2,7 +2,7 @@
 
 The graph is built from the source (every ``import``, lazy ones inside functions too),
 and modules that reach each other are a circle. The circles listed in KNOWN are the
-ones still to be taken apart (record and the version dataset); any other circle fails, and so does a
+ones still to be taken apart (none now); any other circle fails, and so does a
 known one that has gone (so the list only shrinks).
 """
 
@@ -12,9 +12,7 @@ import ast
 
 from tests.conftest import REPO
 
-KNOWN = {
-    frozenset({"pipeline.record", "pipeline.version.dataset"}),
-}
+KNOWN: set[frozenset[str]] = set()
 
 
 def _graph() -> dict[str, set[str]]:

@@ -66,7 +66,7 @@ def test_version_objects_sit_on_their_shapes_after_the_resize(tmp_path, mode):
     import json
 
     from pipeline.config import AugmentParams, SplitParams
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import assign_splits
     from pipeline.version import write_version
     from tests.version_data import COLOURS, make_annotated

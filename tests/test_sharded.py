@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.config import IngestParams, SplitParams, load_section
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import read_splits, write_splits
 from pipeline.stats import write_stats
 from pipeline.version import write_version

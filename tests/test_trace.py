@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import AugmentParams, SplitParams
 from pipeline.errors import InputError
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.trace import trace
 from pipeline.version import write_version

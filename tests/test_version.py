@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.version import write_version
 from pipeline.atomic import OWNER, STALE_UNOWNED_S, clean_stale
@@ -210,7 +210,7 @@ def test_card_bytes_do_not_depend_on_how_paths_are_typed(tmp_path, monkeypatch):
     a = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
     write_version(ds, a, AugmentParams(), tmp_path / "data" / "v1")
     monkeypatch.chdir(tmp_path / "data")
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
 
     write_version(load_dataset("c"), a, AugmentParams(), "v2")
     assert (tmp_path / "data" / "v1" / "card.json").read_bytes() == (tmp_path / "data" / "v2" / "card.json").read_bytes()

@@ -39,7 +39,8 @@ def array_ref(split: str, index: int) -> str:
 
 
 class VersionImages:
-    """Images of a version: rows of the packed arrays (as PNG bytes) or its PNG files."""
+    """Images of a version (a ``record.ImageSource``): rows of the packed arrays (as PNG
+    bytes) or its PNG files."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -52,8 +53,9 @@ class VersionImages:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["root"])  # type: ignore[misc]
 
-    def pixels(self, ref: str) -> np.ndarray:
-        """uint8 (H, W, C) of an image reference, without encoding."""
+    def pixels(self, ref: str, channels: int | None = None) -> np.ndarray:
+        """uint8 (H, W, C) of an image reference, without encoding: as written, with the
+        version's channels (``channels`` is the sample's, the same)."""
         parts = PurePosixPath(ref).parts
         if len(parts) == 2 and parts[0].endswith(ARRAY_SUFFIX):
             with self._lock:
