@@ -73,7 +73,7 @@ class DownloadParams(Section):
     @field_validator("checksums")
     @classmethod
     def _digests(cls, v: dict[str, str]) -> dict[str, str]:
-        from pipeline.download.checksums import parse_digest
+        from pipeline.digests import parse_digest
 
         try:
             return {name: parse_digest(digest, name) for name, digest in v.items()}

@@ -20,7 +20,8 @@ from typing import Iterator
 from pipeline.allocator import retain_freed_memory
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate, Tally
-from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
+from pipeline.imageread import DecodeBudget, ImageInfo, ImageRejected, read_checked
+from pipeline.ingest.images import stored_bytes
 from pipeline.inputfile import describe_exception
 from pipeline.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
