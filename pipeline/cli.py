@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 
 import typer
 
-from pipeline.formats import INGEST_FORMATS
+from pipeline.formats import EXPORT_FORMATS, INGEST_FORMATS
 
 app = typer.Typer(
     name="pipeline",
@@ -402,7 +402,7 @@ def export(
     dataset: Path = typer.Argument(..., help="canonical dataset or dataset version directory"),
     out: Path = typer.Option(
         ..., "--out", help="directory to write: new, empty or an earlier export (replaced atomically)"),
-    format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
+    format: str = typer.Option(..., "--format", help=", ".join(EXPORT_FORMATS)),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
     task: str = typer.Option("detect", "--task",
                              help="yolo, coco: detect (YOLO: boxes) or segment (polygons; a box-only "

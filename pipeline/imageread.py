@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.device import available_memory
+from pipeline.errors import Refusal
 from pipeline.imagehash import dhash, pixel_hash
 
 GiB = 1 << 30
@@ -42,13 +43,8 @@ EXT_BY_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "GIF": ".gif", "T
 EXT_ALIASES = {".jpeg": ".jpg", ".jpe": ".jpg", ".tiff": ".tif"}
 
 
-class ImageRejected(Exception):
-    """The file cannot become a sample; ``reason`` is a short stable code."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class ImageRejected(Refusal):
+    """The file cannot become a sample."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.config import AugmentParams
 from pipeline.errors import InputError
 from pipeline.record import Dataset, Sample
+from pipeline.version.manifest import RowObject
 
 PANEL = 256  # the longer side of each half of a panel, in screen pixels
 SUFFIX = ".preview"  # event files this command owns (and replaces on the next run)
@@ -56,7 +57,7 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw(pixels: np.ndarray, objects: list[dict], scale: int, classes: tuple[str, ...]):
+def draw(pixels: np.ndarray, objects: list[RowObject], scale: int, classes: tuple[str, ...]):
     """uint8 (H, W, C) -> enlarged RGB PIL image with boxes, polygons and class names."""
     from PIL import Image, ImageDraw
 
@@ -65,14 +66,14 @@ def draw(pixels: np.ndarray, objects: list[dict], scale: int, classes: tuple[str
     pen = ImageDraw.Draw(img)
     font = _font(13)
     for o in objects:
-        colour = PALETTE[classes.index(o["label"]) % len(PALETTE)] if o["label"] in classes else PALETTE[0]
-        for poly in o.get("polygons", []):
+        colour = PALETTE[classes.index(o.label) % len(PALETTE)] if o.label in classes else PALETTE[0]
+        for poly in o.polygons:
             pts = [(x * scale, y * scale) for x, y in zip(poly[0::2], poly[1::2])]
             pen.polygon(pts, outline=colour, width=2)
-        x1, y1, x2, y2 = (v * scale for v in o["box"])
-        if o.get("visible", True):
+        x1, y1, x2, y2 = (v * scale for v in o.box)
+        if o.visible:
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=1)
-            pen.text((x1 + 2, max(y1 - 15, 0)), o["label"], fill=colour, font=font, stroke_width=2,
+            pen.text((x1 + 2, max(y1 - 15, 0)), o.label, fill=colour, font=font, stroke_width=2,
                      stroke_fill=(0, 0, 0))
     return img
 

@@ -102,7 +102,7 @@ def test_augment_two_ranks_write_the_bytes_of_one(tmp_path, case):
     a, b = digests(one), digests(two)
     assert a == b
     mixing = "mosaic" if case == "boxes" else "mixup"
-    assert card["splits"]["train"]["mixed_by_op"][mixing] > 0
+    assert card.splits["train"].mixed_by_op[mixing] > 0
     assert any(k.startswith("images/train/") for k in a) if case == "boxes" else "train_images.npy" in a
     assert _leftovers(tmp_path) == []
 

@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 
 from pipeline.config import AugmentParams
 from pipeline.outputs import claim_dir
+from pipeline.progress import bar as progress_bar
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.decode import Decoded
@@ -34,13 +34,6 @@ MIX_ARRAYS = ("<split>_mix_labels.npy: int64, the mixup/cutmix partner's class (
               "not mixed; -1 without image labels); <split>_mix_weights.npy: float32, the weight of "
               "<split>_labels.npy's class (1.0 when not mixed). Soft label = w * onehot(label) + "
               "(1 - w) * onehot(mix_label)")
-
-
-def _bar(desc: str, total: int, show: bool = True):
-    from tqdm import tqdm
-
-    return tqdm(desc=desc, total=total, unit="img", mininterval=0.1 if sys.stderr.isatty() else 2.0,
-                disable=not show or os.environ.get("PIPELINE_NO_PROGRESS") == "1", dynamic_ncols=True)
 
 
 class _SplitWriter:
@@ -112,20 +105,25 @@ class VersionJob:
     plan: Plan
     renderer: Renderer
     workers: int
-    card: dict
+    params_dump: dict  # the params the card records
+    pipeline_dump: dict  # the pipeline as it runs
+    mix_ops: tuple[str, ...]
+    splits: dict[str, cards.SplitSummary] = field(default_factory=dict)  # filled by close_split
+    files: dict[str, str] = field(default_factory=dict)
     source_lines: list[str] = field(default_factory=list)  # "<split>\t<sha of its source images>\n"
+    card: cards.VersionCard | None = None  # built by finish
 
     def split_writer(self, tmp: Path, split: str, manifest, n: int | None = None, start: int = 0,
                      source=None, png_sha=None) -> _SplitWriter:
         return _SplitWriter(tmp, split, self.plan.count(split) if n is None else n, self.hwc, self.packed,
-                            manifest, cards.SplitCounts(self.card["mix"]["ops"]), start, source, png_sha)
+                            manifest, cards.SplitCounts(list(self.mix_ops)), start, source, png_sha)
 
 
 def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
             inputs: Iterable[Path] = (), device=None) -> VersionJob:
     """Claim ``out`` (read-only checks), check the version fits, build the pipeline and the card's head."""
     from pipeline.augment.registry import dump_pipeline
-    from pipeline.device import resolve_device
+    from pipeline.device import cpu_cores, resolve_device
     from pipeline.version.preflight import check_fits
 
     out = Path(out)
@@ -140,18 +138,12 @@ def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     packed = h is not None and w is not None and h * w <= params.pack_max_pixels
     plan = Plan(dataset, assignment, params)
     renderer = Renderer(dataset, pipe, h, w, c, params.seed, packed, str(device), params.resize, params.pad_value)
-    workers = params.workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                 else os.cpu_count() or 1)
-    card: dict = {
-        "format": cards.FORMAT, "kind": dataset.kind, "storage": "packed" if packed else "files",
-        "image_shape": [h, w, c], "classes": list(dataset.classes), "seed": params.seed,
-        # Knobs that cannot change a byte stay out of the card, so it is identical too.
-        "params": params.model_dump(mode="json", exclude={"batch_size", "batch_pixels", "workers", "device"}),
-        # The pipeline as it ran: defaults filled in, backend resolved (trace never re-decides).
-        "pipeline": dump_pipeline(pipe), "lineage": cards.lineage(), "splits": {}, "files": {},
-        "mix": {"ops": [op.name for op in pipe.ops if op.kind == "mixing"], "arrays": MIX_ARRAYS},
-    }
-    return VersionJob(dataset, assignment, params, out, inputs, (h, w, c), packed, plan, renderer, workers, card)
+    workers = params.workers or cpu_cores()
+    return VersionJob(dataset, assignment, params, out, inputs, (h, w, c), packed, plan, renderer, workers,
+                      # Knobs that cannot change a byte stay out of the card, so it is identical too.
+                      params.model_dump(mode="json", exclude={"batch_size", "batch_pixels", "workers", "device"}),
+                      # The pipeline as it ran: defaults filled in, backend resolved (trace never re-decides).
+                      dump_pipeline(pipe), tuple(op.name for op in pipe.ops if op.kind == "mixing"))
 
 
 def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWriter, total: int,
@@ -166,7 +158,7 @@ def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWrit
 
         pending: deque[tuple[list[Row], dict[str, Future]]] = deque()
         last_write: Future | None = None
-        bar = _bar(f"augment {split}", total, show)
+        bar = progress_bar(f"augment {split}", total, "img", show)
 
         def submit(batch: list[Row]) -> None:
             uniq = {r.sample.id: r.sample for r in batch}
@@ -187,32 +179,36 @@ def render_rows(job: VersionJob, split: str, rows: Iterable[Row], sw: _SplitWrit
 
 def close_split(job: VersionJob, split: str, files: dict[str, str], total, total_sq, pixels: int,
                 source_sha: str, counts: cards.SplitCounts) -> None:
-    """Record a finished split in the card: its files' hashes, pixel statistics and counts."""
-    n = job.plan.count(split)
-    card = job.card
-    card["files"].update(files)
+    """Record a finished split for the card: its files' hashes, pixel statistics and counts."""
+    job.files.update(files)
     mean, std = cards.pixel_stats(list(map(int, total)), list(map(int, total_sq)), pixels)
-    card["splits"][split] = {"samples": n, "pixel_mean": mean, "pixel_std": std,
-                             **counts.to_json(job.dataset.kind == "detection")}
+    job.splits[split] = counts.summary(job.plan.count(split), mean, std, job.dataset.kind == "detection")
     job.source_lines.append(f"{split}\t{source_sha}\n")
 
 
-def finish(job: VersionJob, tmp: Path) -> None:
+def finish(job: VersionJob, tmp: Path) -> cards.VersionCard:
     """The version's last files: classes.json, card.json and CARD.md (manifest.jsonl written)."""
-    card, dataset = job.card, job.dataset
+    dataset = job.dataset
+    h, w, c = job.hwc
     source_images = hashlib.sha256("".join(job.source_lines).encode())
-    card["files"]["manifest.jsonl"] = cards.file_sha256(tmp / "manifest.jsonl")
+    files = {**job.files, "manifest.jsonl": cards.file_sha256(tmp / "manifest.jsonl")}
     (tmp / "classes.json").write_text(json.dumps(list(dataset.classes), indent=1) + "\n")
-    card["source"] = {
+    source = cards.CardSource(
         # Relative to the version, resolved: the same bytes however the paths were typed.
-        "dataset": os.path.relpath(Path(dataset.root).resolve(), job.out.resolve()),
-        "manifest_sha256": cards.file_sha256(dataset.root / "manifest.jsonl"),
-        "classes_sha256": cards.file_sha256(dataset.root / "classes.json"),
-        "splits_sha256": cards.assignment_sha256(job.assignment),
-        "images_sha256": source_images.hexdigest(),
-    }
-    (tmp / "card.json").write_text(json.dumps(card, indent=1, sort_keys=True) + "\n")
-    (tmp / "CARD.md").write_text(cards.render_markdown(card), encoding="utf-8")
+        dataset=os.path.relpath(Path(dataset.root).resolve(), job.out.resolve()),
+        manifest_sha256=cards.file_sha256(dataset.root / "manifest.jsonl"),
+        classes_sha256=cards.file_sha256(dataset.root / "classes.json"),
+        splits_sha256=cards.assignment_sha256(job.assignment),
+        images_sha256=source_images.hexdigest(),
+    )
+    job.card = cards.VersionCard(
+        kind=dataset.kind, storage="packed" if job.packed else "files", image_shape=(h, w, c),
+        classes=tuple(dataset.classes), seed=job.params.seed, params=job.params_dump, pipeline=job.pipeline_dump,
+        mix_ops=job.mix_ops, mix_arrays=MIX_ARRAYS, lineage=cards.lineage(), splits=dict(job.splits),
+        files=files, source=source)
+    (tmp / "card.json").write_text(job.card.to_json())
+    (tmp / "CARD.md").write_text(cards.render_markdown(job.card), encoding="utf-8")
+    return job.card
 
 
 def _step(pending, renderer: Renderer, decode_many, sw: _SplitWriter, writer, last_write, bar, pool) -> Future:

@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.augment.pipeline import Pipeline
 from pipeline.backends import backend_of, resolve
 from pipeline.record import Dataset, Sample
+from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
 from pipeline.version.decode import Decoded, decode
 from pipeline.version.manifest import VersionRow, exact_params
 from pipeline.version.plan import Row
@@ -48,8 +49,8 @@ class Renderer:
     seed: int
     packed: bool = True  # False: rows name their PNG file
     device: str = "cpu"
-    resize: str = "stretch"  # see pipeline.version.resize
-    pad: int = 114
+    resize: str = DEFAULT_RESIZE  # see pipeline.version.resize
+    pad: int = PAD_GREY
 
     def size_of(self, sample: Sample) -> tuple[int, int]:
         """(height, width) of the sample's rows: the output size, or its own."""

@@ -22,12 +22,13 @@ from typing import Iterable
 from pipeline.atomic import atomic_dir
 from pipeline.config import AugmentParams
 from pipeline.record import Dataset
+from pipeline.version.card import VersionCard
 from pipeline.version.job import close_split, finish, prepare, render_rows
 from pipeline.version.plan import SPLITS
 
 
 def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
-                  inputs: Iterable[Path] = ()) -> dict:
+                  inputs: Iterable[Path] = ()) -> VersionCard:
     """Write the dataset version into ``out`` atomically and return its card.
 
     ``out`` is claimed first (``pipeline.outputs``): apart from the dataset and from
@@ -48,5 +49,5 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
             close_split(job, split, sw.close(), sw.total, sw.total_sq, sw.pixels, sw.source.hexdigest(),
                         sw.counts)
         manifest.close()
-        finish(job, tmp)
-    return job.card
+        card = finish(job, tmp)
+    return card
