@@ -89,11 +89,11 @@ def _init_worker(size: int, batch: int):
     import cv2
 
     cv2.setNumThreads(1)  # one core per worker process
-    from pipeline.augment.albumentations_backend import _compose, to_albumentations
     from pipeline.augment.registry import build_pipeline
+    from pipeline.backends.albumentations_backend import compose, to_albumentations
 
     pipe = build_pipeline(spec(size))
-    _worker["compose"] = _compose([to_albumentations(op, size, size, 3) for op in pipe.ops], False)
+    _worker["compose"] = compose([to_albumentations(op, size, size, 3) for op in pipe.ops], False)
     _worker["images"] = images(batch, size).permute(0, 2, 3, 1).contiguous().numpy()
 
 
@@ -114,16 +114,20 @@ def albumentations_step(pool, batch: int, cores: int):
 # ---- ours ---------------------------------------------------------------------
 def ours(size: int, batch: int, backend: str = "torch", device: str = "cpu"):
     """A step that samples and applies our pipeline to one batch (keys to pixels)."""
+    from dataclasses import replace
+
     from pipeline.augment.registry import build_pipeline
     from pipeline.augment.rng import keys_tensor
+    from pipeline.backends import backend_of, resolve
     from pipeline.seeding import sample_key
 
     pipe = build_pipeline(spec(size), backend=backend)
     x = images(batch, size).to(device)
     keys = keys_tensor([sample_key(0, f"img{i}") for i in range(batch)], device)
+    run = backend_of(replace(pipe, backend=resolve(pipe, device, size, size))).run
 
     def step():
-        pipe.apply(x, pipe.sample(keys, size, size))
+        run(pipe, x, None, keys, pipe.sample(keys, size, size))
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -144,7 +148,7 @@ def bench_ours_albu(size, batch, cores, repeat):
     torch.set_num_threads(cores)
     _, step = ours(size, batch, backend="albumentations")
     t = timed(step, repeat)
-    from pipeline.augment.albumentations_pool import _shutdown
+    from pipeline.backends.albumentations_pool import _shutdown
 
     _shutdown()
     return t
@@ -204,8 +208,10 @@ def main() -> None:
             contenders["albumentations (per sample, processes)"] = (cores, albumentations_step(pool, batch, cores))
             if not args.cuda_only:
                 contenders["ours torch (batched, all cores)"] = (1, ours(size, batch)[1])
+                from pipeline.backends import resolve
+
                 pipe, step = ours(size, batch, backend="auto")
-                names["auto"] = f"ours auto (-> {pipe.resolved_backend(torch.device('cpu'), size, size)})"
+                names["auto"] = f"ours auto (-> {resolve(pipe, 'cpu', size, size)})"
                 contenders[names["auto"]] = (1, step)
                 contenders["torchvision v2 (batched, one draw)"] = (cores, torchvision_step(size, batch))
             try:

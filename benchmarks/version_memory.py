@@ -39,7 +39,8 @@ def make_dataset(root: Path, n: int) -> None:
     from PIL import Image
 
     from pipeline.config import SplitParams
-    from pipeline.record import Sample, Source, load_dataset, save_dataset
+    from pipeline.datasets import load_dataset
+    from pipeline.record import Sample, Source, save_dataset
     from pipeline.split import write_splits
 
     (root / "canonical" / "images").mkdir(parents=True)

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 
 import typer
 
-from pipeline.formats import INGEST_FORMATS
+from pipeline.formats import EXPORT_FORMATS, INGEST_FORMATS
 
 app = typer.Typer(
     name="pipeline",
@@ -206,7 +206,7 @@ def split(
 ) -> None:
     """Assign every sample to train/val/test: stratified and deterministic."""
     from pipeline import summary
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
 
     p = _section("split", params)  # validated before any data is read
@@ -239,7 +239,7 @@ def augment(
     """
     from pipeline import summary
     from pipeline.device import configure_process
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
 
     p = _section("augment", params)  # validated before any data is read
     configure_process(torch_threads=1)  # the engine splits batches over the cores itself
@@ -379,7 +379,7 @@ def stats(
     or for classification data the images per class and split and their sizes."""
     import json
 
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
     from pipeline.stats import compute, render
 
@@ -405,7 +405,7 @@ def export(
     dataset: Path = typer.Argument(..., help="canonical dataset or dataset version directory"),
     out: Path = typer.Option(
         ..., "--out", help="directory to write: new, empty or an earlier export (replaced atomically)"),
-    format: str = typer.Option(..., "--format", help="imagefolder, voc, yolo, labelme or coco"),
+    format: str = typer.Option(..., "--format", help=", ".join(EXPORT_FORMATS)),
     splits: Optional[Path] = typer.Option(None, "--splits", help="directory holding splits.json"),
     task: str = typer.Option("detect", "--task",
                              help="yolo, coco: detect (YOLO: boxes) or segment (polygons; a box-only "
@@ -415,7 +415,7 @@ def export(
     """Write a canonical dataset or a version out in a layout its trainers read, splits kept."""
     from pipeline import summary
     from pipeline.export import export as run
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
 
     ds = load_dataset(dataset)

@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.formats import INGEST_CHOICES, INGEST_FORMATS  # noqa: F401 - re-exported: the one list
+from pipeline.formats import INGEST_CHOICES
 from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
-from pipeline.version.resize import RESIZE_MODES
+from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
 
-ResizeMode = Literal[RESIZE_MODES]  # the one list of the one resize (pipeline.version.resize)
+ResizeMode = Literal[RESIZE_MODES]  # the one list (pipeline.resize_modes)
 
 
 MAX_SIDE = 8192  # largest augment.image_size side: a 8192x8192x3 image is 192 MiB
@@ -73,7 +73,7 @@ class DownloadParams(Section):
     @field_validator("checksums")
     @classmethod
     def _digests(cls, v: dict[str, str]) -> dict[str, str]:
-        from pipeline.download.checksums import parse_digest
+        from pipeline.digests import parse_digest
 
         try:
             return {name: parse_digest(digest, name) for name, digest in v.items()}
@@ -212,8 +212,8 @@ class AugmentParams(Section):
         None, description=f"(height, width), each 1..{MAX_SIDE}; null = keep")
     # How a source image meets image_size (pipeline.version.resize): stretch, or keep the
     # aspect and pad (letterbox), crop (center_crop) or scale the short side (shortest_side).
-    resize: ResizeMode = "stretch"
-    pad_value: int = Field(114, ge=0, le=255, description="grey level of letterbox / shortest_side padding")
+    resize: ResizeMode = DEFAULT_RESIZE
+    pad_value: int = Field(PAD_GREY, ge=0, le=255, description="grey level of letterbox / shortest_side padding")
     channels: Literal[1, 3] | None = None  # null = from the data
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(256, ge=1, le=65536)
@@ -231,6 +231,7 @@ class AugmentParams(Section):
     @model_validator(mode="after")
     def _ops(self) -> "AugmentParams":
         # Validate each op by its own model now, so errors surface before any work.
+        import pipeline.backends  # noqa: F401 - registers the backends and ops the params may name
         from pipeline.augment.registry import build_pipeline
 
         build_pipeline(self.pipeline, min_visibility=self.min_visibility, min_area=self.min_area,
@@ -287,6 +288,7 @@ class TrainParams(Section):
 
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
+        import pipeline.backends  # noqa: F401 - registers the ops the params may name
         from pipeline.augment.registry import build_pipeline
 
         try:

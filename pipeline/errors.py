@@ -8,6 +8,17 @@ configuration, 3 when ingest lost data the user has not accepted
 """
 
 
+class Refusal(Exception):
+    """One input refused: ``reason`` a short stable code, ``detail`` the specifics (the
+    fields of a quarantine row). Not a ``PipelineError``: the caller decides whether the
+    input is quarantined or the command stops."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
 class PipelineError(Exception):
     """An error caused by input or configuration, with an actionable message."""
 

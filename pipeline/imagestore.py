@@ -30,10 +30,14 @@ import os
 import tarfile
 import threading
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
 from pipeline.inputfile import InputRefused, open_regular
 from pipeline.packindex import INDEX_SUFFIX, PackIndex, index_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PACK_BYTES = 1 << 30  # start a new pack once one holds this many bytes
 PACK_SUFFIX = ".tar"
@@ -190,6 +194,17 @@ class ImageReader:
                 pack.close()
             except (OSError, BufferError):
                 pass
+
+    def pixels(self, ref: str, channels: int) -> np.ndarray:
+        """uint8 (H, W, channels) of ``ref``, decoded from its stored bytes."""
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.read(ref))) as img:
+            a = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        return a[:, :, None] if a.ndim == 2 else a
 
     def read(self, ref: str) -> bytes:
         """The stored bytes of ``ref`` (a pack member or a plain file under the root)."""

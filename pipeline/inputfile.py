@@ -40,6 +40,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import Refusal
+
 MiB = 1 << 20
 
 # Default caps per kind of file, in bytes. Real files sit far below these: a COCO
@@ -56,15 +58,13 @@ MAX_YAML_NODES = 1_000_000
 MAX_DETAIL = 300  # characters of a message kept in a refusal's detail
 
 
-class InputRefused(Exception):
-    """A user's file cannot be read as asked; ``reason`` is a stable short code."""
+class InputRefused(Refusal):
+    """A user's file cannot be read as asked."""
 
     def __init__(self, reason: str, detail: str):
         if len(detail) > MAX_DETAIL:  # a message never echoes a whole hostile document
             detail = detail[:MAX_DETAIL] + "..."
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+        super().__init__(reason, detail)
 
 
 def _kind_of(mode: int) -> str:

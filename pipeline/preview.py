@@ -20,6 +20,7 @@ import numpy as np
 from pipeline.config import AugmentParams
 from pipeline.errors import InputError
 from pipeline.record import Dataset, Sample
+from pipeline.version.manifest import RowObject
 
 PANEL = 256  # the longer side of each half of a panel, in screen pixels
 SUFFIX = ".preview"  # event files this command owns (and replaces on the next run)
@@ -56,7 +57,7 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def draw(pixels: np.ndarray, objects: list[dict], scale: int, classes: tuple[str, ...]):
+def draw(pixels: np.ndarray, objects: list[RowObject], scale: int, classes: tuple[str, ...]):
     """uint8 (H, W, C) -> enlarged RGB PIL image with boxes, polygons and class names."""
     from PIL import Image, ImageDraw
 
@@ -65,14 +66,14 @@ def draw(pixels: np.ndarray, objects: list[dict], scale: int, classes: tuple[str
     pen = ImageDraw.Draw(img)
     font = _font(13)
     for o in objects:
-        colour = PALETTE[classes.index(o["label"]) % len(PALETTE)] if o["label"] in classes else PALETTE[0]
-        for poly in o.get("polygons", []):
+        colour = PALETTE[classes.index(o.label) % len(PALETTE)] if o.label in classes else PALETTE[0]
+        for poly in o.polygons:
             pts = [(x * scale, y * scale) for x, y in zip(poly[0::2], poly[1::2])]
             pen.polygon(pts, outline=colour, width=2)
-        x1, y1, x2, y2 = (v * scale for v in o["box"])
-        if o.get("visible", True):
+        x1, y1, x2, y2 = (v * scale for v in o.box)
+        if o.visible:
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=1)
-            pen.text((x1 + 2, max(y1 - 15, 0)), o["label"], fill=colour, font=font, stroke_width=2,
+            pen.text((x1 + 2, max(y1 - 15, 0)), o.label, fill=colour, font=font, stroke_width=2,
                      stroke_fill=(0, 0, 0))
     return img
 
@@ -108,7 +109,9 @@ def _ops_text(ops) -> list[str]:
             return round(v, 4)
         return [show(e) for e in v] if isinstance(v, list) else v
 
-    return [op["op"] + ": " + ", ".join(f"{k}={show(v)}" for k, v in op.items() if k not in ("op", "_keys"))
+    from pipeline.augment.base import SEED_KEYS
+
+    return [op["op"] + ": " + ", ".join(f"{k}={show(v)}" for k, v in op.items() if k not in ("op", SEED_KEYS))
             for op in ops]
 
 
@@ -122,7 +125,7 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     from pipeline.outputs import check_dir_target
     from pipeline.version.plan import Plan, output_geometry, reference_size
     from pipeline.version.render import Renderer, pin_backend
-    from pipeline.version.writer import version_pipeline
+    from pipeline.version.job import version_pipeline
 
     check_dir_target(logdir, "the preview (--logdir)")  # before the rendering, not after
     h, w, c = output_geometry(dataset, params)

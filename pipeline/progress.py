@@ -9,22 +9,20 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+def bar(desc: str, total: int | None = None, unit: str = "it", show: bool = True, **kw):
+    """A progress bar: call ``.update(n)``, then ``.close()``. The one policy: under DVC
+    the stage output is not a TTY, so progress still shows but updates rarely (logs stay
+    readable); ``PIPELINE_NO_PROGRESS=1`` (or ``show=False``) hides it."""
     from tqdm import tqdm
 
-    # Under DVC the stage output is not a TTY; still show progress, but update
-    # rarely so logs stay readable.
-    interval = 0.1 if sys.stderr.isatty() else 2.0
-    disable = os.environ.get("PIPELINE_NO_PROGRESS") == "1"
-    yield from tqdm(items, desc=desc, total=total, unit=unit, mininterval=interval,
-                    disable=disable, dynamic_ncols=True)
+    return tqdm(desc=desc, total=total, unit=unit, mininterval=0.1 if sys.stderr.isatty() else 2.0,
+                disable=not show or os.environ.get("PIPELINE_NO_PROGRESS") == "1", dynamic_ncols=True, **kw)
+
+
+def progress(items: Iterable[T], desc: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    yield from bar(desc, total, unit, iterable=items)
 
 
 def byte_progress(desc: str, total: int | None, initial: int = 0):
     """A progress bar counted in bytes (for downloads): call ``.update(n)``, then ``.close()``."""
-    from tqdm import tqdm
-
-    interval = 0.1 if sys.stderr.isatty() else 2.0
-    disable = os.environ.get("PIPELINE_NO_PROGRESS") == "1"
-    return tqdm(desc=desc, total=total, initial=initial, unit="B", unit_scale=True,
-                unit_divisor=1024, mininterval=interval, disable=disable, dynamic_ncols=True)
+    return bar(desc, total, "B", initial=initial, unit_scale=True, unit_divisor=1024)

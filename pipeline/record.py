@@ -28,10 +28,10 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from pipeline.imagestore import ImageReader
+    import numpy as np
 
 MANIFEST = "manifest.jsonl"
 CLASSES = "classes.json"
@@ -326,6 +326,18 @@ def read_json(path: Path, remedy: str = "re-run the command that wrote it") -> A
         raise _damaged(path, f"{what}: {err.detail}", remedy) from None
 
 
+class ImageSource(Protocol):
+    """Where a dataset's images are read, by a sample's ``image`` reference: a canonical
+    dataset's packs and plain files (``imagestore.ImageReader``), or a version's packed
+    arrays and PNG files (``version.dataset.VersionImages``)."""
+
+    def read(self, ref: str) -> bytes:
+        """The image's bytes as stored (encoded)."""
+
+    def pixels(self, ref: str, channels: int) -> "np.ndarray":
+        """uint8 (H, W, C) as stored, with ``channels`` (1: L, 3: RGB) when it is decoded."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A canonical dataset (or a dataset version's rows) loaded from its directory."""
@@ -334,7 +346,7 @@ class Dataset:
     samples: tuple[Sample, ...]
     classes: tuple[str, ...]
     quarantine: tuple[Rejected, ...] = ()
-    images: "ImageReader" = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    images: ImageSource = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.images is None:
@@ -345,6 +357,10 @@ class Dataset:
     def read_image(self, sample: Sample) -> bytes:
         """The stored (upright, canonical) image bytes of ``sample``."""
         return self.images.read(sample.image)
+
+    def pixels(self, sample: Sample) -> "np.ndarray":
+        """uint8 (H, W, C) of ``sample``'s stored image."""
+        return self.images.pixels(sample.image, sample.channels)
 
     @property
     def kind(self) -> str:
@@ -361,18 +377,16 @@ def save_dataset(root: Path, samples: Iterable[Sample], classes: Iterable[str],
     write_jsonl(root / QUARANTINE, (r.to_json() for r in rejected))
 
 
-def load_dataset(root: Path) -> Dataset:
-    """Load a canonical dataset or a dataset version; a file missing, damaged or not a
-    regular file stops with an error naming it (and the line, in a JSON-lines file)."""
+def load_canonical(root: Path) -> Dataset:
+    """Load a canonical dataset (``pipeline.datasets.load_dataset`` opens a version too);
+    a file missing, damaged or not a regular file stops with an error naming it (and
+    the line, in a JSON-lines file)."""
     from pipeline.errors import InputError
-    from pipeline.version.dataset import is_version, load_version
 
     root = Path(root)
     if os.path.lexists(root) and not root.is_dir():
         raise InputError(f"{root}: not a directory; a dataset is the directory `pipeline ingest` "
                          "(or a version, `pipeline augment`) writes")
-    if is_version(root):
-        return load_version(root)
     for name in (MANIFEST, CLASSES):
         if not os.path.lexists(root / name):
             raise InputError(

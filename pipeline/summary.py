@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from pipeline.version.card import VersionCard
 
 SEP = " · "  # between the items of a list of counts
 ARROW = "→"  # what was read → where it was written
@@ -233,12 +236,12 @@ def split_line(f: Mapping[str, Any]) -> str:
 
 # -- augment ----------------------------------------------------------------------------------
 
-def augment_facts(card: Mapping[str, Any], out: Path) -> dict:
-    """From the version's ``card.json``."""
-    splits = {k: v["samples"] for k, v in card["splits"].items()}
-    return {"out": str(out), "samples": sum(splits.values()), "splits": splits, "classes": len(card["classes"]),
-            "kind": card["kind"], "image_shape": card["image_shape"], "storage": card["storage"],
-            "copies": card["params"]["copies"], "mixed": sum(v.get("mixed", 0) for v in card["splits"].values())}
+def augment_facts(card: "VersionCard", out: Path) -> dict:
+    """From the version's card."""
+    splits = {k: v.samples for k, v in card.splits.items()}
+    return {"out": str(out), "samples": sum(splits.values()), "splits": splits, "classes": len(card.classes),
+            "kind": card.kind, "image_shape": list(card.image_shape), "storage": card.storage,
+            "copies": card.params["copies"], "mixed": sum(v.mixed for v in card.splits.values())}
 
 
 def augment_line(f: Mapping[str, Any]) -> str:

@@ -30,20 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset as TorchDataset
 
-from pipeline.record import Dataset, Sample, load_dataset
-
-
-def _pixels(ds: Dataset, s: Sample) -> np.ndarray:
-    """uint8 (H, W, C) of a sample, as stored."""
-    if hasattr(ds.images, "pixels"):  # a version: rows of its arrays
-        return ds.images.pixels(s.image)
-    import io
-
-    from PIL import Image
-
-    with Image.open(io.BytesIO(ds.read_image(s))) as img:
-        a = np.asarray(img.convert("L" if s.channels == 1 else "RGB"))
-    return a[:, :, None] if a.ndim == 2 else a
+from pipeline.datasets import load_dataset
+from pipeline.record import Dataset, Sample
 
 
 def _mask(obj, h: int, w: int) -> np.ndarray:
@@ -76,7 +64,7 @@ class SplitDataset(TorchDataset):
         from torchvision import tv_tensors
 
         s = self.samples[i]
-        a = _pixels(self.ds, s)
+        a = self.ds.pixels(s)
         image = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))))
         h, w = a.shape[:2]
         if not self.detection:

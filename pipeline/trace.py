@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.datasets import load_dataset
 from pipeline.errors import InputError
-from pipeline.record import Dataset, Sample, load_dataset, read_jsonl, source_paths
+from pipeline.record import Dataset, Sample, read_jsonl, source_paths
+from pipeline.version.card import VersionCard
 from pipeline.version.manifest import VersionRow
 
 
@@ -45,15 +47,14 @@ class Trace:
         return self.stored.shape == self.rendered.shape and bool((self.stored == self.rendered).all())
 
 
-def read_card(version: Path) -> dict:
+def read_card(version: Path) -> VersionCard:
     from pipeline.version.dataset import AUGMENT_AGAIN, CARD, read_card as read_version_card
 
     path = Path(version) / CARD
     if not os.path.lexists(path):
         raise InputError(f"{path}: not a dataset version (run `pipeline augment` first)")
     card = read_version_card(version)
-    source = card.get("source")
-    if not isinstance(source, dict) or not all(isinstance(source.get(k), str) for k in ("dataset", "manifest_sha256")):
+    if not all(isinstance(v, str) for v in (card.source.dataset, card.source.manifest_sha256)):
         raise InputError(f"{path}: no source dataset and manifest hash recorded; {AUGMENT_AGAIN}")
     return card
 
@@ -90,22 +91,22 @@ def stored_pixels(version: Path, row: VersionRow) -> np.ndarray:
     return np.array(images[row.index])
 
 
-def render(dataset: Dataset, sample: Sample, row: VersionRow, card: dict,
+def render(dataset: Dataset, sample: Sample, row: VersionRow, card: VersionCard,
            pool_ids: list[str]) -> tuple[np.ndarray, VersionRow]:
     """Re-render one output row through the writer's render path: (pixels, row)."""
     from pipeline.augment.registry import build_pipeline
     from pipeline.version.plan import Row
     from pipeline.version.render import Renderer
 
-    h, w, c = card["image_shape"]
+    h, w, c = card.image_shape
     by_id = {s.id: s for s in dataset.samples}
     missing = [p for p in pool_ids if p not in by_id]
     if missing:
         raise InputError(f"{dataset.root}: sample(s) {', '.join(missing[:3])} of the version's "
                          f"{row.split} split are not in the canonical dataset; pass the --dataset it was built from")
-    renderer = Renderer(dataset, build_pipeline(card["pipeline"]), h, w, c, card["seed"],
-                        packed=row.file is None, resize=card["params"].get("resize", "stretch"),
-                        pad=card["params"].get("pad_value", 114))
+    resize, pad = card.resize
+    renderer = Renderer(dataset, build_pipeline(card.pipeline), h, w, c, card.seed,
+                        packed=row.file is None, resize=resize, pad=pad)
     got = renderer.render([Row(sample, row.copy, row.copy > 0, row.split, row.index)],
                           renderer.decode_serial([sample]), [by_id[p] for p in pool_ids])
     return got.pixels[0], got.rows[0]
@@ -116,7 +117,7 @@ def trace(version: Path, sample_id: str, dataset_dir: Path | None = None) -> Tra
 
     card = read_card(version)
     row, pool_ids = find_row(version, sample_id)
-    root = Path(dataset_dir) if dataset_dir else Path(version) / card["source"]["dataset"]
+    root = Path(dataset_dir) if dataset_dir else Path(version) / card.source.dataset
     if not (root / "manifest.jsonl").is_file():
         raise InputError(f"{root}: the canonical dataset this version was built from is not there; "
                          "pass --dataset DIR")
@@ -124,7 +125,7 @@ def trace(version: Path, sample_id: str, dataset_dir: Path | None = None) -> Tra
     sample = next((s for s in dataset.samples if s.id == row.source_id), None)
     if sample is None:
         raise InputError(f"{root}: sample {row.source_id!r} is not in the canonical dataset")
-    changed = file_sha256(root / "manifest.jsonl") != card["source"]["manifest_sha256"]
+    changed = file_sha256(root / "manifest.jsonl") != card.source.manifest_sha256
     pixels, rendered_row = render(dataset, sample, row, card, pool_ids)
     return Trace(row, rendered_row, sample, dataset, stored_pixels(version, row), pixels, changed)
 
@@ -167,9 +168,10 @@ def source_file(t: Trace) -> Path | None:
 
 def shown_params(op: dict) -> dict:
     """An op's drawn parameters as a user reads them: no ``op`` name, no ``applied`` flag,
-    nothing internal (a key starting with ``_``, such as the per-sample ``_keys`` the
-    albumentations backend seeds from)."""
-    return {k: v for k, v in op.items() if k not in ("op", "applied") and not k.startswith("_")}
+    no keys (``SEED_KEYS``: the sample's key, or the keys a noise field comes from)."""
+    from pipeline.augment.base import SEED_KEYS
+
+    return {k: v for k, v in op.items() if k not in ("op", "applied", SEED_KEYS)}
 
 
 def _op_text(op: dict) -> str:
@@ -216,11 +218,10 @@ def format_trace(t: Trace) -> str:
     if r.partners:
         lines.append(f"mixed with      {', '.join(r.partners)}")
     for o in r.objects:
-        lines.append(f"object          {o['label']} box {_box(o['box'])}"
-                     + ("" if o.get("visible", True) else " (outside)")
-                     + (f" (from {o['partner']})" if "partner" in o else ""))
+        lines.append(f"object          {o.label} box {_box(o.box)}" + ("" if o.visible else " (outside)")
+                     + (f" (from {o.partner})" if o.partner is not None else ""))
     for o in r.dropped:
-        lines.append(f"dropped         {o['label']} source box {_box(o['source_box'])}: {o['reason']}")
+        lines.append(f"dropped         {o.label} source box {_box(o.source_box)}: {o.reason}")
     for i, op in enumerate(r.ops):
         lines.append(f"op {i + 1:<13}{_op_text(op)}")
     if t.dataset_changed:
@@ -251,7 +252,7 @@ def trace_facts(t: Trace) -> dict:
         "canonical": {"id": t.sample.id, "image": stored_copy(t),
                       **({"tile": t.sample.tile.to_json()} if t.sample.tile is not None else {})},
         "label": r.label, "mix_label": r.mix_label, "mix_weight": r.mix_weight, "partners": list(r.partners),
-        "objects": list(r.objects), "dropped": list(r.dropped),
+        "objects": [o.to_dict() for o in r.objects], "dropped": [o.to_dict() for o in r.dropped],
         "ops": [{"op": op["op"], **({"applied": op["applied"]} if "applied" in op else {}), **shown_params(op)}
                 for op in r.ops],
         "dataset_changed": t.dataset_changed, "same_pixels": t.same_pixels, "identical": t.identical,

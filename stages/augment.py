@@ -12,7 +12,7 @@ def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.config import load_section
     from pipeline.ranks import main_rank
     from pipeline.version import write_version
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
     from pipeline.summary import augment_facts, augment_line
 

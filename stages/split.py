@@ -10,7 +10,7 @@ from stages.runner import stage_main
 
 def run(params: Path, dataset: Path, out: Path) -> None:
     from pipeline.config import load_section
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
     from pipeline.summary import split_facts, split_line
 

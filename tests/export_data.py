@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline.record import Object, load_dataset, save_dataset
+from pipeline.datasets import load_dataset
+from pipeline.record import Object, save_dataset
 from tests.version_data import make_annotated
 
 # The readers of the VOC devkit (Annotations/ + JPEGImages/ + ImageSets/Main) and of

@@ -6,9 +6,10 @@ picks the faster backend of the measured table."""
 import pytest
 import torch
 
-from pipeline.augment.backend import CPU_MEASURED, choose_backend, cpu_speed_ratio
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
+from pipeline.backends import ALBUMENTATIONS, resolve
+from pipeline.backends.choice import CPU_MEASURED, choose_backend, cpu_speed_ratio
 from pipeline.seeding import sample_key
 
 BENCH = [{"name": "hflip", "p": 0.5}, {"name": "random_resized_crop", "p": 1.0, "scale": [0.5, 1.0]},
@@ -63,11 +64,11 @@ def test_albumentations_backend_in_processes_equals_serial(two_threads):
     n = 6
     x = torch.randint(0, 256, (n, 3, 40, 48), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
     k = _keys(n)
-    pooled = pipe.apply(x, pipe.sample(k, 40, 48))  # 2 worker processes
+    pooled = ALBUMENTATIONS.run(pipe, x, None, k, pipe.sample(k, 40, 48))[0]  # 2 worker processes
     torch.set_num_threads(1)
-    serial = pipe.apply(x, pipe.sample(k, 40, 48))
+    serial = ALBUMENTATIONS.run(pipe, x, None, k, pipe.sample(k, 40, 48))[0]
     assert pooled.dtype == torch.uint8 and torch.equal(pooled, serial)
-    assert torch.equal(pipe.apply(x[3:4], pipe.sample(k[3:4], 40, 48))[0], serial[3])
+    assert torch.equal(ALBUMENTATIONS.run(pipe, x[3:4], None, k[3:4], pipe.sample(k[3:4], 40, 48))[0][0], serial[3])
 
 
 @pytest.mark.parametrize("side", [32, 224])
@@ -75,7 +76,7 @@ def test_auto_picks_the_faster_backend_of_the_table_on_cpu(side):
     pixels, torch_rate, albu_rate = next(row for row in CPU_MEASURED if row[0] == side * side)
     faster = "torch" if torch_rate >= albu_rate else "albumentations"
     pipe = build_pipeline(BENCH, backend="auto")
-    assert pipe.resolved_backend(torch.device("cpu"), side, side) == faster
+    assert resolve(pipe, torch.device("cpu"), side, side) == faster
     assert cpu_speed_ratio(pixels) == pytest.approx(torch_rate / albu_rate)
 
 

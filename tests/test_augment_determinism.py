@@ -8,6 +8,7 @@ import torch
 from pipeline.augment.registry import build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.augment.targets import Targets
+from pipeline.backends import backend_of, resolve
 from pipeline.seeding import sample_key
 
 FULL = [
@@ -36,8 +37,9 @@ def data(n, h=20, w=24):
 
 
 def run(pipe, x, t, ids, parts):
+    """Through the pipeline's own backend, as a version's render path runs it."""
     k = keys_tensor([sample_key(7, f"img{i}", 2) for i in ids])
-    return pipe.transform(x, t, pipe.sample(k, x.shape[2], x.shape[3]), parts)
+    return backend_of(pipe).run(pipe, x, t, k, pipe.sample(k, x.shape[2], x.shape[3]), parts)
 
 
 @pytest.mark.parametrize("order", ["sorted", "shuffled"])
@@ -134,10 +136,10 @@ def test_albumentations_names_and_kwargs_are_validated():
 
 def test_auto_backend_is_recorded_and_correct():
     pipe = build_pipeline([{"name": "hflip"}], backend="auto")
-    assert pipe.resolved_backend(torch.device("cpu"), 32, 32) == "torch"
-    assert pipe.resolved_backend(torch.device("cuda"), 224, 224) == "torch"
+    assert resolve(pipe, torch.device("cpu"), 32, 32) == "torch"
+    assert resolve(pipe, torch.device("cuda"), 224, 224) == "torch"
     mixing = build_pipeline([{"name": "mixup"}], backend="auto")
-    assert mixing.resolved_backend(torch.device("cpu"), 512, 512) == "torch"
+    assert resolve(mixing, torch.device("cpu"), 512, 512) == "torch"
 
 
 @pytest.mark.gpu

@@ -98,7 +98,7 @@ def world(tmp_path_factory) -> dict[str, str]:
     from PIL import Image
 
     from pipeline.config import SplitParams, TrainParams
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
     from pipeline.train.loop import train
     from tests.download_fixtures import hymenoptera_archive

@@ -24,7 +24,7 @@ from tests.conftest import make_version
 def built(tmp_path_factory) -> Path:
     """``canonical/``, ``splits/`` and a version ``v/`` of a small 3-class dataset."""
     from pipeline.config import SplitParams
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
 
     root = tmp_path_factory.mktemp("built")
@@ -128,7 +128,7 @@ VERSION = {
     "card empty": ("card.json", lambda p: p.write_bytes(b""), ["the file is empty", "re-run `pipeline augment`"]),
     "card not JSON": ("card.json", lambda p: p.write_bytes(p.read_bytes()[:200]), ["not valid JSON", "line "]),
     "card a list": ("card.json", lambda p: p.write_bytes(b"[]"), ["not a JSON object"]),
-    "card without image_shape": ("card.json", lambda p: p.write_bytes(b'{"kind": "x"}'), ["no readable image_shape"]),
+    "card without image_shape": ("card.json", lambda p: p.write_bytes(b'{"kind": "x"}'), ["not a complete card", "image_shape"]),
     "classes not JSON": ("classes.json", lambda p: p.write_bytes(b"[1"), ["not valid JSON"]),
     "manifest line not JSON": ("manifest.jsonl", lambda p: with_line(p, 2, b"{]"), ["line 2: not valid JSON"]),
     "manifest row without split": ("manifest.jsonl", lambda p: with_line(p, 3, b'{"id": "a#0", "source_id": "a"}'),

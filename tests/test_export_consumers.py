@@ -15,7 +15,7 @@ from pycocotools.cocoeval import COCOeval
 
 from pipeline.config import AugmentParams
 from pipeline.export import export
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.version import write_version
 from tests.export_data import KINDS, make_detection
 

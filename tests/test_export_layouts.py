@@ -12,7 +12,8 @@ import yaml
 from pipeline.errors import ConfigError
 from pipeline.export import export, flat_names
 from pipeline.export.yolo import bridged
-from pipeline.record import Object, Sample, Source, load_dataset, save_dataset
+from pipeline.datasets import load_dataset
+from pipeline.record import Object, Sample, Source, save_dataset
 from tests.export_data import make_detection
 
 

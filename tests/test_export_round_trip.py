@@ -17,7 +17,8 @@ import pytest
 from pipeline.config import AugmentParams, IngestParams
 from pipeline.export import export
 from pipeline.ingest import ingest
-from pipeline.record import Sample, load_dataset
+from pipeline.datasets import load_dataset
+from pipeline.record import Sample
 from pipeline.version import write_version
 from tests.conftest import make_imagefolder
 from tests.export_data import KINDS, SPLITS, make_detection

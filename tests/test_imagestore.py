@@ -11,7 +11,7 @@ from pipeline.config import IngestParams
 from pipeline.errors import InputError
 from pipeline.imagestore import ImageReader, PackWriter, split_ref
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from tests.conftest import make_imagefolder
 
 

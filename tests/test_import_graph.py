@@ -1,24 +1,18 @@
-"""No new import circles in ``pipeline/``.
+"""The import graph of ``pipeline/``: no circle, and no import that climbs a layer.
 
-The graph is built from the source (every ``import``, lazy ones inside functions too),
-and modules that reach each other are a circle. The circles listed in KNOWN are the
-ones still to be taken apart (the albumentations backend ring, record and the version
-dataset, the single and the sharded writer); any other circle fails, and so does a
-known one that has gone (so the list only shrinks).
+The graph is built from the source (every ``import``, lazy ones inside functions and
+``TYPE_CHECKING`` ones too). Modules that reach each other are a circle: none may
+exist. The layer order is the numbered list in docs/ARCHITECTURE.md ("Import
+layers"); each module belongs to the most specific entry naming it or a package
+above it, and may import only from its own layer or a lower one.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
 from tests.conftest import REPO
-
-KNOWN = {
-    frozenset({"pipeline.augment.albumentations_backend", "pipeline.augment.albumentations_pool",
-               "pipeline.augment.backend", "pipeline.augment.pipeline", "pipeline.augment.registry"}),
-    frozenset({"pipeline.record", "pipeline.version.dataset"}),
-    frozenset({"pipeline.version.sharded", "pipeline.version.writer"}),
-}
 
 
 def _graph() -> dict[str, set[str]]:
@@ -62,11 +56,52 @@ def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-def test_no_import_circle_but_the_known_ones():
+def test_no_import_circle():
     graph = _graph()
     reach = {m: _reach(graph, m) for m in graph}
     circles = {frozenset({m} | {o for o in reach[m] if m in reach[o]}) for m in graph if m in reach[m]}
     assert len(graph) > 100  # the walk found the package
-    new = [sorted(c) for c in circles - KNOWN]
-    assert not new, f"import circles: {new}"
-    assert circles == KNOWN, f"a known circle is gone: take it off KNOWN: {[sorted(c) for c in KNOWN - circles]}"
+    assert not circles, f"import circles: {[sorted(c) for c in circles]}"
+
+
+def _layers() -> list[tuple[str, list[str]]]:
+    """The documented layers, lowest first: (name, module prefixes)."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    block = text.split("<!-- layers: read by tests/test_import_graph.py -->")[1].split("<!-- /layers -->")[0]
+    layers = []
+    for line in block.strip().splitlines():
+        m = re.fullmatch(r"\d+\. ([\w ]+): (.+)", line.strip())
+        assert m, f"docs/ARCHITECTURE.md import layers: cannot read {line!r}"
+        names = [n.strip() for n in m.group(2).split(",")]
+        layers.append((m.group(1), ["pipeline" if n == "(package)" else f"pipeline.{n}" for n in names]))
+    return layers
+
+
+def _layer_of(module: str, layers) -> int | None:
+    """Index of the layer of the most specific entry naming ``module`` or a package above it."""
+    best: tuple[int, int] | None = None  # (length of the entry, layer)
+    for i, (_, prefixes) in enumerate(layers):
+        for p in prefixes:
+            # "(package)" is the package's own __init__, not everything in it
+            hit = module == p or (p != "pipeline" and module.startswith(p + "."))
+            if hit and (best is None or len(p) > best[0]):
+                best = (len(p), i)
+    return None if best is None else best[1]
+
+
+def test_every_module_has_a_layer_and_no_import_climbs():
+    graph, layers = _graph(), _layers()
+    unplaced = sorted(m for m in graph if _layer_of(m, layers) is None)
+    assert not unplaced, f"modules with no layer in docs/ARCHITECTURE.md (Import layers): {unplaced}"
+    climbs = [f"{m} ({layers[_layer_of(m, layers)][0]}) imports {d} ({layers[_layer_of(d, layers)][0]})"
+              for m, deps in sorted(graph.items()) for d in sorted(deps)
+              if _layer_of(d, layers) > _layer_of(m, layers)]
+    assert not climbs, "imports that climb a layer:\n" + "\n".join(climbs)
+
+
+def test_the_layer_check_fails_on_a_climb():
+    """The check can fail: a record module importing the version package is refused."""
+    layers = _layers()
+    assert _layer_of("pipeline.version.dataset", layers) > _layer_of("pipeline.record", layers)
+    assert _layer_of("pipeline.train.tvweights", layers) < _layer_of("pipeline.train.loop", layers)
+    assert _layer_of("pipeline.nowhere", layers) is None

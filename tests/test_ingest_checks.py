@@ -8,9 +8,9 @@ from PIL import Image
 from pipeline.ingest.annotations import finalize
 from pipeline.ingest.candidate import Candidate, RawObject
 from pipeline.ingest.clip import clip_box, clip_polygon, exif_point, polygon_area
-from pipeline.ingest import hashes
-from pipeline.ingest.hashes import pixel_hash
-from pipeline.ingest.images import ImageInfo, load_checked
+from pipeline import imagehash as hashes
+from pipeline.imagehash import pixel_hash
+from pipeline.imageread import ImageInfo, load_checked
 from pipeline.record import Source
 
 W, H = 100.0, 50.0

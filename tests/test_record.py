@@ -1,4 +1,5 @@
-from pipeline.record import Dataset, Object, Rejected, Sample, Source, load_dataset, save_dataset
+from pipeline.datasets import load_dataset
+from pipeline.record import Dataset, Object, Rejected, Sample, Source, save_dataset
 
 
 def test_sample_json_round_trip(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import AugmentParams, SplitParams
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.version import write_version
 from tests.version_data import digests, make_annotated

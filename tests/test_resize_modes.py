@@ -66,7 +66,7 @@ def test_version_objects_sit_on_their_shapes_after_the_resize(tmp_path, mode):
     import json
 
     from pipeline.config import AugmentParams, SplitParams
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
     from pipeline.split import assign_splits
     from pipeline.version import write_version
     from tests.version_data import COLOURS, make_annotated
@@ -74,7 +74,7 @@ def test_version_objects_sit_on_their_shapes_after_the_resize(tmp_path, mode):
     ds = load_dataset(make_annotated(tmp_path / "canonical", n=6, h=48, w=96))
     assignment = assign_splits(ds, SplitParams(ratios={"train": 0.6, "val": 0.2, "test": 0.2}))
     card = write_version(ds, assignment, AugmentParams(copies=0, image_size=(64, 64), resize=mode, pad_value=7),
-                         tmp_path / "v")
+                         tmp_path / "v").to_dict()
     assert card["params"]["resize"] == mode
     rows = [json.loads(x) for x in (tmp_path / "v" / "manifest.jsonl").read_text().splitlines()]
     checked = 0

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.config import IngestParams, SplitParams, load_section
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import read_splits, write_splits
 from pipeline.stats import write_stats
 from pipeline.version import write_version
@@ -102,7 +102,7 @@ def test_augment_two_ranks_write_the_bytes_of_one(tmp_path, case):
     a, b = digests(one), digests(two)
     assert a == b
     mixing = "mosaic" if case == "boxes" else "mixup"
-    assert card["splits"]["train"]["mixed_by_op"][mixing] > 0
+    assert card.splits["train"].mixed_by_op[mixing] > 0
     assert any(k.startswith("images/train/") for k in a) if case == "boxes" else "train_images.npy" in a
     assert _leftovers(tmp_path) == []
 

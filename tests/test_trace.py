@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import AugmentParams, SplitParams
 from pipeline.errors import InputError
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.trace import trace
 from pipeline.version import write_version
@@ -158,7 +158,7 @@ def test_pinned_backend_and_albumentations_rows_record_their_seed(tmp_path, back
     card = json.loads((tmp_path / "v" / "card.json").read_text())
     assert card["pipeline"]["backend"] in ("torch", "albumentations")
     if backend == "auto":  # make the tracing machine resolve differently: it must not matter
-        import pipeline.augment.backend as b
+        import pipeline.backends as b
 
         other = "albumentations" if card["pipeline"]["backend"] == "torch" else "torch"
         monkeypatch.setattr(b, "choose_backend", lambda *a, **k: other)

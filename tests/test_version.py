@@ -12,9 +12,10 @@ import pytest
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.version import write_version
+from pipeline.version.card import VersionCard
 from pipeline.atomic import OWNER, STALE_UNOWNED_S, clean_stale
 from tests.conftest import make_imagefolder
 from tests.version_data import digests, make_annotated
@@ -61,8 +62,11 @@ def test_bytes_do_not_depend_on_batch_size_or_workers_only_on_seed(canonical, tm
 
 def test_manifest_card_and_packed_arrays_agree(canonical, tmp_path):
     ds, assignment = canonical
-    card = write_version(ds, assignment, AugmentParams(copies=2, pipeline=AUG), tmp_path / "v")
+    typed = write_version(ds, assignment, AugmentParams(copies=2, pipeline=AUG), tmp_path / "v")
     v = tmp_path / "v"
+    # The card is a record built once: card.json is its JSON, and reads back to it.
+    assert (v / "card.json").read_text() == typed.to_json() and VersionCard.from_json(typed.to_json()) == typed
+    card = typed.to_dict()
     rows = [json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines()]
     n_train = sum(1 for s in assignment.values() if s == "train")
     assert n_train == 22  # 0.6 of 36 is 21.6: the whole set is rounded first, val and test 7 each
@@ -123,7 +127,7 @@ def test_large_images_are_written_as_png_files(annotated, tmp_path):
 
     ds, assignment = annotated
     card = write_version(ds, assignment, AugmentParams(copies=1, pipeline=GEO, pack_max_pixels=100,
-                                                       workers=2), tmp_path / "v")
+                                                       workers=2), tmp_path / "v").to_dict()
     v = tmp_path / "v"
     assert card["storage"] == "files" and not (v / "train_images.npy").exists()
     rows = [json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines()]
@@ -161,6 +165,8 @@ def test_stale_temp_dirs_of_dead_runs_are_removed(tmp_path):
 def test_mixed_rows_agree_between_manifest_and_mix_arrays(canonical, tmp_path):
     ds, assignment = canonical
     card = write_version(ds, assignment, AugmentParams(copies=3, pipeline=MIX), tmp_path / "v")
+    assert card.mix_ops == ("mixup",)
+    card = card.to_dict()
     v = tmp_path / "v"
     train = [r for r in (json.loads(x) for x in (v / "manifest.jsonl").read_text().splitlines())
              if r["split"] == "train"]
@@ -210,7 +216,7 @@ def test_card_bytes_do_not_depend_on_how_paths_are_typed(tmp_path, monkeypatch):
     a = assign_splits(ds, SplitParams(ratios={"train": 0.5, "val": 0.25, "test": 0.25}))
     write_version(ds, a, AugmentParams(), tmp_path / "data" / "v1")
     monkeypatch.chdir(tmp_path / "data")
-    from pipeline.record import load_dataset
+    from pipeline.datasets import load_dataset
 
     write_version(load_dataset("c"), a, AugmentParams(), "v2")
     assert (tmp_path / "data" / "v1" / "card.json").read_bytes() == (tmp_path / "data" / "v2" / "card.json").read_bytes()

@@ -38,7 +38,7 @@ def test_version_is_identical_for_any_batch_size(canonical, tmp_path):
     write_version(ds, assignment, AugmentParams(copies=2, batch_size=7, pipeline=AUG, seed=1), tmp_path / "c")
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     assert digest(tmp_path / "a")["train_images.npy"] != digest(tmp_path / "c")["train_images.npy"]
-    assert a["splits"]["train"]["samples"] == 36 * 3 and a["splits"]["test"]["samples"] == 12
+    assert a.splits["train"].samples == 36 * 3 and a.splits["test"].samples == 12
     imgs = np.load(tmp_path / "a/train_images.npy", mmap_mode="r")
     assert imgs.shape == (108, 16, 16, 1) and imgs.dtype == np.uint8
     rows = [json.loads(l) for l in (tmp_path / "a/manifest.jsonl").read_text().splitlines()]

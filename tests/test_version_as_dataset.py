@@ -10,7 +10,7 @@ import pytest
 from pipeline.config import AugmentParams, IngestParams, SplitParams
 from pipeline.export import FORMATS, export
 from pipeline.ingest import ingest
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.stats import compute
 from pipeline.version import write_version

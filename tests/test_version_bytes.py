@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from pipeline.augment.registry import REGISTRY
 from pipeline.config import AugmentParams
-from pipeline.record import Sample, Source, load_dataset, save_dataset
+from pipeline.datasets import load_dataset
+from pipeline.record import Sample, Source, save_dataset
 from pipeline.version import write_version
 from tests.version_data import digests, make_annotated
 

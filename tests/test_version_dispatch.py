@@ -47,7 +47,7 @@ JOB = """
 import json, sys
 from pathlib import Path
 from pipeline.config import AugmentParams
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.version import write_version
 from tests.version_data import digests
 root, pipeline, mixing = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])

@@ -52,12 +52,12 @@ def test_moved_box_bounds_the_moved_polygon_and_identity_keeps_it(seed, x, y, bw
     obj = Object("a", (x, y, x + bw, y + bh), (poly,))
     (same,), () = _through(build_pipeline([]), obj, (h, w), h, w)
     # float32 maths rounded to 3 decimals: allow one unit in the last place.
-    assert same["box"] == pytest.approx([x, y, min(x + bw, w), min(y + bh, h)], abs=1.5e-3)
+    assert list(same.box) == pytest.approx([x, y, min(x + bw, w), min(y + bh, h)], abs=1.5e-3)
     kept, dropped = _through(PIPE, obj, (h, w), h, w, seed)
     assert len(kept) + len(dropped) == 1  # kept or listed as dropped, never lost
     for moved in kept:
-        x1, y1, x2, y2 = moved["box"]
-        xs, ys = moved["polygons"][0][0::2], moved["polygons"][0][1::2]
+        x1, y1, x2, y2 = moved.box
+        xs, ys = moved.polygons[0][0::2], moved.polygons[0][1::2]
         assert x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h
         # polygons are clipped to the canvas, and the box is their tight bound
         assert min(xs) == pytest.approx(x1, abs=2e-3) and max(xs) == pytest.approx(x2, abs=2e-3)
@@ -66,19 +66,19 @@ def test_moved_box_bounds_the_moved_polygon_and_identity_keeps_it(seed, x, y, bw
 
 def test_resize_scales_to_output_pixels_and_zero_area_is_listed():
     (o,), () = _through(build_pipeline([]), Object("a", (0.0, 0.0, 10.0, 5.0)), (10, 20), 20, 40)
-    assert o["box"] == [0, 0, 20, 10]
+    assert o.box == (0, 0, 20, 10)
     (), (d,) = _through(build_pipeline([]), Object("a", (3.0, 3.0, 3.0, 5.0)), (10, 20), 20, 40)
-    assert d["label"] == "a" and d["reason"] == DROP_RESIZE
+    assert d.label == "a" and d.reason == DROP_RESIZE
 
 
 def test_an_object_cutout_hides_is_listed_as_occluded_with_its_covered_fraction():
     """The row's ``dropped`` carries the engine's reason, not a vague one."""
     cut = build_pipeline([{"name": "cutout", "p": 1.0, "holes": [1, 1], "size": [1.0, 1.0]}])
     (), (d,) = _through(cut, Object("a", (2.0, 2.0, 12.0, 8.0)), (20, 30), 20, 30)
-    assert d == {"label": "a", "source_box": [2.0, 2.0, 12.0, 8.0],
-                 "reason": "occluded: 1.00 of its box covered by cutout"}
+    assert d.to_dict() == {"label": "a", "source_box": [2.0, 2.0, 12.0, 8.0],
+                           "reason": "occluded: 1.00 of its box covered by cutout"}
     rot = build_pipeline([{"name": "affine", "p": 1.0, "translate": [0.9, 0.9], "scale": [1.0, 1.0]}],
                          min_visibility=0.9)
     gone = [_through(rot, Object("a", (20.0, 10.0, 29.0, 19.0)), (20, 30), 20, 30, seed)[1] for seed in range(8)]
-    reasons = {d["reason"].split(":")[0] for ds in gone for d in ds}
+    reasons = {d.reason.split(":")[0] for ds in gone for d in ds}
     assert reasons and reasons <= {"outside", "min_visibility", "min_area"}

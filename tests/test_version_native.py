@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import AugmentParams
-from pipeline.record import load_dataset
+from pipeline.datasets import load_dataset
 from pipeline.version import write_version
 from pipeline.version.dataset import load_version
 from tests.test_version_bytes import make_photos

@@ -1,46 +1,68 @@
-"""``augment.backend: auto``: the fastest correct backend for a device and image size.
+"""What runs a pipeline's ops on a batch: a ``Backend``.
 
-On CUDA the batched torch backend wins by far. On the CPU the choice follows a
-small table of throughputs measured on the 2-core development machine with the
-benchmark pipeline (``benchmarks/augment.py``'s ops; torch: batch split over the
-torch threads; albumentations: per sample over as many worker processes). Between
-and beyond the measured sizes the log of the speed ratio is interpolated linearly
-in the log of the pixel count (it falls steadily with image size: torch's fixed
-per-pixel float passes against OpenCV's uint8 kernels), so ``auto`` picks torch up
-to the extrapolated crossover (~590x590 px) and albumentations above it. Pipelines using ops
-albumentations lacks (mixup, cutmix, mosaic) always run on torch.
+The engine (``Pipeline.transform``) is one backend, ``torch``: it applies the
+parameters the ops drew, batched, on any device. Another backend may run the same
+op list its own way (``pipeline.backends``: albumentations, per sample on the CPU)
+and registers itself here; the caller that renders a batch picks the backend by the
+pipeline's ``backend`` name and passes it the batch with its per-sample keys. The
+engine never imports a backend.
 """
 
 from __future__ import annotations
 
-import math
+from typing import TYPE_CHECKING, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-# (pixels per image, torch img/s, albumentations img/s), 2 cores, batch 512 at 32x32
-# and 64 at 224x224, measured 2026-11-22 01:30 UTC (docs/benchmarks.md, "Augmentation engine").
-CPU_MEASURED = (
-    (32 * 32, 15414.0, 2651.0),
-    (224 * 224, 994.0, 556.0),
-)
+    from pipeline.augment.base import Op
+    from pipeline.augment.pipeline import Drawn, Partner, Pipeline
+    from pipeline.augment.targets import Targets
 
 
-def cpu_speed_ratio(pixels: int, table=CPU_MEASURED) -> float:
-    """Estimated torch / albumentations throughput on the CPU at ``pixels`` per image."""
-    pts = sorted((math.log(p), math.log(t / a)) for p, t, a in table)
-    x = math.log(max(pixels, 1))
-    if len(pts) == 1:
-        return math.exp(pts[0][1])
-    # the segment containing x, or the nearest end segment (linear extrapolation)
-    i = next((k for k in range(len(pts) - 1) if x <= pts[k + 1][0]), len(pts) - 2)
-    (x0, y0), (x1, y1) = pts[i], pts[i + 1]
-    return math.exp(y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+class Backend(Protocol):
+    name: str
+
+    def check(self, ops: Sequence["Op"]) -> None:
+        """Refuse (``ConfigError``, naming the op's index) a pipeline this backend cannot run."""
+
+    def run(self, pipe: "Pipeline", images: "torch.Tensor", targets: "Targets | None", keys: "torch.Tensor",
+            drawn: "Drawn", partners: "Sequence[Partner] | None" = None) -> tuple["torch.Tensor", "Targets | None"]:
+        """The batch's images and targets after the pipeline: ``keys`` are the per-sample
+        keys ``drawn`` came from (``pipe.sample(keys, h, w)``)."""
+
+    def seeds(self, keys: "torch.Tensor") -> list[int] | None:
+        """Per-sample seeds a backend draws its own parameters from, which a version's
+        manifest records in place of the engine's draws; None: the draws are the record."""
 
 
-def choose_backend(ops, device: torch.device, h: int, w: int, table=CPU_MEASURED) -> str:
-    """"torch" or "albumentations": the faster correct one per ``table`` (CPU)."""
-    from pipeline.augment.albumentations_backend import UNSUPPORTED
+class TorchBackend:
+    """The engine itself: the ops' own draws, applied batched (``Pipeline.transform``)."""
 
-    if device.type != "cpu" or any(op.name in UNSUPPORTED for op in ops):
-        return "torch"
-    return "torch" if cpu_speed_ratio(h * w, table) >= 1.0 else "albumentations"
+    name = "torch"
+
+    def check(self, ops) -> None:
+        return None
+
+    def run(self, pipe, images, targets, keys, drawn, partners=None):
+        return pipe.transform(images, targets, drawn, partners)
+
+    def seeds(self, keys) -> None:
+        return None
+
+
+TORCH = TorchBackend()
+BACKENDS: dict[str, Backend] = {TORCH.name: TORCH}  # by name; others add themselves (register_backend)
+AUTO = "auto"  # not a backend: the caller resolves it per device and image size
+
+
+def register_backend(backend: Backend) -> None:
+    BACKENDS[backend.name] = backend
+
+
+def get_backend(name: str) -> Backend:
+    """The registered backend of that name (``auto`` must be resolved first)."""
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise KeyError(f"augment backend {name!r} is not registered (known: {', '.join(sorted(BACKENDS))})") from None

@@ -2,9 +2,11 @@
 *applying* them.
 
 ``sample(keys, h, w)`` returns a dict of ``(B, ...)`` tensors drawn from the batch's
-per-sample keys (always including ``applied``, a bool per sample). Keys starting
-with ``_`` are working data (not logged). Parameters are plain tensors: logged per
-sample into the dataset version, replayable, testable.
+per-sample keys (always including ``applied``, a bool per sample). Parameters are
+plain tensors: logged per sample into the dataset version, replayable, testable. An
+op whose output is a random field (noise, an albumentations transform) draws no
+parameter for it but keeps the keys the field comes from, under ``SEED_KEYS``: logged
+with the rest, so a replay needs nothing else, and never shown as a parameter.
 
 Kinds, which decide how the pipeline runs an op:
 
@@ -16,7 +18,8 @@ Kinds, which decide how the pipeline runs an op:
   unless the op overrides ``apply_targets``.
 * ``mixing``: ``mix(x, t, drawn, partners, rules, scale)`` combines a sample with partner
   samples passed in as data (``scale``: 255 when the input was uint8, else 1).
-* ``external``: an albumentations transform run per sample on the CPU.
+* ``external``: ``apply_external(x, t, drawn, scale)``, a transform another library
+  runs per sample on the CPU (``pipeline.backends``: albumentations).
 
 What else an op may do is declared here, on ``Op``, with its default; the pipeline
 reads these declarations and never probes an op for methods:
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from pipeline.augment.target_transform import Rules
     from pipeline.augment.targets import Targets
 
+SEED_KEYS = "_keys"  # the (B, 2) keys an op's random field is drawn from (see above)
 ALL_TARGETS = frozenset({"boxes", "polygons", "keypoints", "masks", "classes"})
 Kind = Literal["geometric", "colour", "pixel", "mixing", "external"]
 
@@ -81,6 +85,29 @@ class Op:
         return h, w
 
     def sample(self, keys: torch.Tensor, h: int, w: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def matrix(self, drawn: dict[str, torch.Tensor], h: int, w: int) -> torch.Tensor:
+        """``geometric`` ops: (B, 3, 3) from input pixel coordinates (an h x w image) to
+        output ones; the pipeline composes consecutive ones and warps once."""
+        raise NotImplementedError
+
+    def affine(self, drawn: dict[str, torch.Tensor], mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``colour`` ops: per-sample (B, C, C) matrix and (B, C) offset on pixel values,
+        given the (B, C) channel means of the image the op sees."""
+        raise NotImplementedError
+
+    def mix(self, x: torch.Tensor, t: "Targets | None", drawn: dict[str, torch.Tensor],
+            partners: list[tuple[torch.Tensor, "Targets | None"]], rules: "Rules",
+            scale: float = 1.0) -> tuple[torch.Tensor, "Targets | None"]:
+        """``mixing`` ops: the batch combined with its ``partners`` (one (images, targets)
+        pair per partner slot, passed in as data); ``scale`` is 255 for uint8 input, else 1."""
+        raise NotImplementedError
+
+    def apply_external(self, x: torch.Tensor, t: "Targets | None", drawn: dict[str, torch.Tensor],
+                       scale: float) -> tuple[torch.Tensor, "Targets | None"]:
+        """``external`` ops: images and targets after a transform another library runs
+        per sample (``pipeline.backends``)."""
         raise NotImplementedError
 
     def apply_image(self, x: torch.Tensor, drawn: dict[str, torch.Tensor], scale: float) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import merge
+from pipeline.resize_modes import PAD_GREY
 
 # Which corner of each tile (own, then partners 1..3) touches the centre: the tile's
 # left edge is at cx - tile_w * LEFT[k], its top edge at cy - tile_h * UP[k].
@@ -46,7 +47,7 @@ class Mosaic(Op):
         name: Literal["mosaic"] = "mosaic"
         size: tuple[int, int] | None = Field(None, description="(height, width) of the canvas; null = keep")
         centre: Range = Field((0.25, 0.75), description="split point as a fraction of each side")
-        fill: float = Field(114 / 255, ge=0.0, le=1.0,
+        fill: float = Field(PAD_GREY / 255, ge=0.0, le=1.0,
                             description="fraction of the value range where no tile lies (Ultralytics' 114)")
 
         @model_validator(mode="after")

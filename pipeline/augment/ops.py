@@ -1,4 +1,4 @@
-"""Every op, by family (kept as the historical import path): geometric.py,
+"""Every op, in one list for the registry (``ALL_OPS``), by family: geometric.py,
 photometric.py, cutout.py, mixing.py, mosaic.py; the contract is in base.py."""
 
 from pipeline.augment.base import Op, OpParams

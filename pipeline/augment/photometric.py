@@ -13,7 +13,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.augment import rng, smallmat
-from pipeline.augment.base import Op, OpParams
+from pipeline.augment.base import SEED_KEYS, Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL, OpenCV and torchvision
@@ -237,7 +237,7 @@ class GaussianNoise(Op):
         lo, hi = self.params.std
         applied = self._applied(keys)
         return {"applied": applied, "std": torch.where(applied, self._uniform(keys, 1, 1, lo, hi)[:, 0], 0.0),
-                "_keys": self.keys(keys)}
+                SEED_KEYS: self.keys(keys)}
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
@@ -245,7 +245,7 @@ class GaussianNoise(Op):
         # the noise, no scatter (one fused pass per window).
         n = x[0].numel()
         _, length = rng.noise_windows(n)
-        offset, sign = rng.noise_offsets(drawn["_keys"], self.stream + 2, n)
+        offset, sign = rng.noise_offsets(drawn[SEED_KEYS], self.stream + 2, n)
         bank = rng.noise_bank(x.device)
         alpha = (drawn["std"][:, None] * scale * sign).tolist()
         rows = range(len(alpha)) if idx is None else idx.tolist()
@@ -258,5 +258,5 @@ class GaussianNoise(Op):
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]
-        noise = rng.noise_field(drawn["_keys"], self.stream + 2, x[0].numel())
+        noise = rng.noise_field(drawn[SEED_KEYS], self.stream + 2, x[0].numel())
         return torch.addcmul(x, noise.view(x.shape), (drawn["std"] * scale).view(b, 1, 1, 1))

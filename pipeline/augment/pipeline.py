@@ -29,7 +29,7 @@ Partner = tuple[torch.Tensor, "Targets | None"]
 class Pipeline:
     ops: tuple[Op, ...]
     rules: Rules = field(default_factory=Rules)
-    backend: str = "torch"  # "torch" | "albumentations" | "auto" (see backend.py)
+    backend: str = "torch"  # the backend's name, or "auto": the caller picks and runs it (see backend.py)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Pipeline) and [o.params for o in self.ops] == [o.params for o in other.ops]
@@ -38,22 +38,10 @@ class Pipeline:
     def sample(self, keys: torch.Tensor, h: int, w: int) -> Drawn:
         """Draw every op's (B, ...) parameters from the per-sample keys."""
         out = []
-        for i, op in enumerate(self.ops):
-            d = op.sample(keys, h, w)
-            if i == 0:  # working data: the per-sample (albumentations) backend seeds from it
-                d.setdefault("_keys", keys)
-            out.append(d)
+        for op in self.ops:
+            out.append(op.sample(keys, h, w))
             h, w = op.out_hw(h, w)
         return out
-
-    def resolved_backend(self, device: torch.device, h: int, w: int) -> str:
-        """The backend this pipeline runs on for a batch (``auto`` decided per
-        device and image size, see backend.py); record it with the output."""
-        if self.backend != "auto":
-            return self.backend
-        from pipeline.augment.backend import choose_backend
-
-        return choose_backend(self.ops, torch.device(device), h, w)
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
         """The output size for inputs of (h, w)."""
@@ -104,7 +92,8 @@ class Pipeline:
 
     def transform(self, images: torch.Tensor, targets: Targets | None, drawn: Drawn,
                   partners: Sequence[Partner] | None = None) -> tuple[torch.Tensor, Targets | None]:
-        """Apply drawn parameters to images and their targets together.
+        """Apply drawn parameters to images and their targets together: the
+        ``torch`` backend (another backend runs through ``pipeline.backends``).
 
         On the CPU, when torch runs one thread (as the entry points of the batch
         commands set it, ``pipeline.device.configure_process``), the batch is split
@@ -117,10 +106,6 @@ class Pipeline:
         """
         if targets is not None:
             check_targets(self.ops, targets.kinds())
-        if self.resolved_backend(images.device, *images.shape[-2:]) == "albumentations":
-            from pipeline.augment.albumentations_backend import run_albumentations
-
-            return run_albumentations(self, images, targets, drawn)
         from pipeline.device import cpu_cores
 
         cores = cpu_cores()

@@ -2,16 +2,18 @@
 
 ``build_pipeline(spec)`` validates every entry against its op's parameter model
 (errors name the entry index, the op and the key); ``dump_pipeline`` writes it back
-with a schema version, and ``build_pipeline(dump_pipeline(p)) == p``. Names
-``albumentations.<Transform>`` run that albumentations transform per sample.
+with a schema version, and ``build_pipeline(dump_pipeline(p)) == p``. A backend
+package may add ops under a name prefix (``register_external``): ``pipeline.backends``
+makes ``albumentations.<Transform>`` run that albumentations transform per sample.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import ValidationError
 
+from pipeline.augment.backend import AUTO, BACKENDS
 from pipeline.augment.ops import ALL_OPS, Op
 from pipeline.augment.pipeline import Pipeline, check_targets
 from pipeline.augment.target_transform import Rules
@@ -21,18 +23,23 @@ from pipeline.seeding import key64
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # 1: ops only (rules and backend at their defaults)
 REGISTRY: dict[str, type[Op]] = {op.name: op for op in ALL_OPS}
-EXTERNAL_PREFIX = "albumentations."
+# name prefix -> (name, where) -> op class: ops a backend package provides by name
+EXTERNAL: dict[str, Callable[[str, str], type[Op]]] = {}
+
+
+def register_external(prefix: str, op_class: Callable[[str, str], type[Op]]) -> None:
+    """Let ``build_pipeline`` build ops named ``<prefix><anything>`` through ``op_class``."""
+    EXTERNAL[prefix] = op_class
 
 
 def _op_class(name: str, where: str) -> type[Op]:
     if name in REGISTRY:
         return REGISTRY[name]
-    if isinstance(name, str) and name.startswith(EXTERNAL_PREFIX):
-        from pipeline.augment.albumentations_backend import external_op
-
-        return external_op(name, where)
-    raise ConfigError(f"{where}: unknown op {name!r}; known ops: {', '.join(sorted(REGISTRY))}, "
-                      f"or {EXTERNAL_PREFIX}<Transform>")
+    for prefix, op_class in EXTERNAL.items():
+        if isinstance(name, str) and name.startswith(prefix):
+            return op_class(name, where)
+    raise ConfigError(f"{where}: unknown op {name!r}; known ops: {', '.join(sorted(REGISTRY))}"
+                      + "".join(f", or {prefix}<Transform>" for prefix in EXTERNAL))
 
 
 def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any], *, min_visibility: float = 0.0,
@@ -47,8 +54,8 @@ def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any], *, min_visib
         min_area = spec.get("min_area", min_area)
         backend = spec.get("backend", backend)
         spec = spec["ops"]
-    if backend not in ("torch", "albumentations", "auto"):
-        raise ConfigError(f"augment.backend: {backend!r} is not one of auto, torch, albumentations")
+    if backend != AUTO and backend not in BACKENDS:
+        raise ConfigError(f"augment.backend: {backend!r} is not one of {', '.join([AUTO, *BACKENDS])}")
     ops = []
     for i, entry in enumerate(spec):
         where = f"augment.pipeline[{i}]"
@@ -69,10 +76,8 @@ def build_pipeline(spec: Iterable[dict[str, Any]] | dict[str, Any], *, min_visib
         # Each op's stream depends on its position and name only.
         ops.append(op_cls(params, stream=key64("op", i, name) & 0xFFFFFFF))
     check_targets(ops, set(targets))
-    if backend == "albumentations":
-        from pipeline.augment.albumentations_backend import check_supported
-
-        check_supported(ops)
+    if backend != AUTO:
+        BACKENDS[backend].check(ops)
     return Pipeline(tuple(ops), Rules(min_visibility, min_area), backend)
 
 

@@ -8,25 +8,13 @@ replaces them for the files it names (a private mirror's own bytes).
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
+from pipeline.digests import parse_digest
 from pipeline.errors import ConfigError, DownloadError
 
-ALGORITHMS = {"md5": 32, "sha256": 64}  # hex length of each digest
-_DIGEST = re.compile(r"^(md5|sha256):([0-9a-f]+)$")
 REMEDY = ("If you trust this copy, pass --checksums FILE with its digest; otherwise use another "
           "--mirror URL, or fetch the file yourself and pass --from PATH.")
-
-
-def parse_digest(text: str, where: str) -> str:
-    """Normalise ``"md5:<hex>"``/``"sha256:<hex>"`` (case-insensitive); ConfigError names ``where``."""
-    value = text.strip().lower() if isinstance(text, str) else ""
-    m = _DIGEST.match(value)
-    if not m or len(m.group(2)) != ALGORITHMS[m.group(1)]:
-        raise ConfigError(f"{where}: {text!r} is not a digest; write \"md5:<32 hex digits>\" "
-                          "or \"sha256:<64 hex digits>\"")
-    return value
 
 
 def parse_checksums(data: bytes | str, source: str) -> dict[str, str]:

@@ -35,12 +35,13 @@ from typing import Iterable
 
 from pipeline.atomic import atomic_dir
 from pipeline.errors import ConfigError, InputError
+from pipeline.formats import EXPORT_FORMATS
 from pipeline.outputs import claim_dir
 from pipeline.record import Dataset, Sample
 from pipeline.safepaths import UnsafePath, join_inside, safe_names
 from pipeline.seeding import key64
 
-FORMATS = ("imagefolder", "voc", "yolo", "labelme", "coco")
+FORMATS = EXPORT_FORMATS
 TASKS = ("detect", "segment")  # yolo and coco: what an object is written as
 UNSPLIT = "train"
 

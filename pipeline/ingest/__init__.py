@@ -44,7 +44,7 @@ from pipeline.ingest.loss import enforce
 from pipeline.ingest.placeholders import quarantine_placeholders
 from pipeline.outputs import MARKER, claim_dir
 from pipeline.ranks import world_size
-from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_dataset, save_dataset
+from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_canonical, save_dataset
 
 
 def read_source(fmt: str, root: Path, params: IngestParams, prefix: str = "", name: str = "") -> list:
@@ -196,11 +196,11 @@ def ingest(src: Path | None, out: Path, params: IngestParams, fmt: str | None = 
         from pipeline.ingest.sharded import ingest_sharded
 
         ingest_sharded(candidates, Path(out), source_paths, params, write)
-        return load_dataset(Path(out))
+        return load_canonical(Path(out))
     with atomic_dir(Path(out), "canonical", source_paths) as tmp:
         write(tmp, decode_all(candidates, tmp, params.min_size, params.max_pixels, params.workers,
                               params.max_decode_bytes, params.near_duplicate_bits >= 0, params.tile))
-    return load_dataset(Path(out))
+    return load_canonical(Path(out))
 
 
 def tiling_report(outcomes: list[Outcome], params: IngestParams) -> dict:

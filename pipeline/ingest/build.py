@@ -21,7 +21,8 @@ from pipeline.allocator import retain_freed_memory
 from pipeline.config import TileParams
 from pipeline.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate, Tally
-from pipeline.ingest.images import DecodeBudget, ImageInfo, ImageRejected, read_checked, stored_bytes
+from pipeline.imageread import DecodeBudget, ImageInfo, ImageRejected, read_checked
+from pipeline.ingest.images import stored_bytes
 from pipeline.ingest.tiling import TileImage, Tiled, cut_pixels, tile_sample
 from pipeline.inputfile import describe_exception
 from pipeline.progress import progress

@@ -19,18 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
+from pipeline.errors import Refusal
 from pipeline.record import Box, Object, Rejected, Source
 
 T = TypeVar("T")
 
 
-class AnnotationError(Exception):
-    """A whole annotation file is unusable; ``reason`` is a short stable code."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class AnnotationError(Refusal):
+    """A whole annotation file is unusable."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def tile_id(source_id: str, window: Window) -> str:
 
 def cut_pixels(img, size: int, overlap: int, near_duplicates: bool) -> tuple[TileImage, ...]:
     """The tiles of a decoded PIL image (none when it is not larger than a tile)."""
-    from pipeline.ingest.hashes import dhash, pixel_hash
+    from pipeline.imagehash import dhash, pixel_hash
 
     if not is_tiled(img.width, img.height, size):
         return ()

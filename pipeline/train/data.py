@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import InputError
+from pipeline.resize_modes import DEFAULT_FIT
 from pipeline.train.npyrows import NpyRows
 from pipeline.seeding import key64, sample_key
 
@@ -28,7 +29,7 @@ class VersionInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     digest: str = ""  # blake2b of card.json: identifies the version a run trained on
-    resize: tuple[str, int] = ("stretch", 114)  # augment.resize and pad_value: predict resizes alike
+    resize: tuple[str, int] = DEFAULT_FIT  # augment.resize and pad_value: predict resizes alike
 
 
 def read_card(version: Path) -> VersionInfo:
@@ -39,12 +40,12 @@ def read_card(version: Path) -> VersionInfo:
         raise InputError(f"{card_path}: not a dataset version (run the augment stage first)")
     card = read_version_card(version)
     try:
-        train = card["splits"]["train"]
+        train = card.splits["train"]
         return VersionInfo(
-            classes=tuple(card["classes"]), shape=tuple(card["image_shape"]),
-            mean=tuple(train["pixel_mean"]), std=tuple(max(s, 1e-6) for s in train["pixel_std"]),
+            classes=card.classes, shape=card.image_shape,
+            mean=train.pixel_mean, std=tuple(max(s, 1e-6) for s in train.pixel_std),
             digest=hashlib.blake2b(card_path.read_bytes(), digest_size=8).hexdigest(),
-            resize=(card["params"].get("resize", "stretch"), card["params"].get("pad_value", 114)),
+            resize=card.resize,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise InputError(f"{card_path}: not a complete card ({type(err).__name__}: {err}); {AUGMENT_AGAIN}") from None

@@ -13,11 +13,12 @@ Layout of a version directory::
 
 Modules: ``plan`` (which rows, in which order), ``decode`` (source images, in
 threads), ``shards`` (sequential .npy/PNG writers that hash as they write),
-``manifest`` (exact per-sample op parameters, and replaying them), ``targets``
+``manifest`` (exact per-sample op parameters, and replaying them), ``objects``
 (objects through the geometric ops), ``card`` (card.json and CARD.md),
 ``render`` (the one render path of the writer, the preview and trace), ``dataset``
-(a version read as a ``Dataset`` of its rows), ``writer`` (the streaming, atomic
-stage); ``trace`` lives in ``pipeline.trace``.
+(a version read as a ``Dataset`` of its rows), ``job`` (the streaming machinery
+both writers share), ``writer`` (the atomic stage in one process), ``sharded`` (the
+same bytes rendered by every ``torchrun`` rank); ``trace`` lives in ``pipeline.trace``.
 """
 
 __all__ = ["write_version"]

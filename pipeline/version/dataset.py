@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.errors import InputError
 from pipeline.record import (CLASSES, Dataset, Lineage, Object, Sample, Source, read_classes, read_json,
                              read_jsonl)
+from pipeline.version.card import VersionCard
 from pipeline.version.manifest import VersionRow
 
 CARD = "card.json"
@@ -39,7 +40,8 @@ def array_ref(split: str, index: int) -> str:
 
 
 class VersionImages:
-    """Images of a version: rows of the packed arrays (as PNG bytes) or its PNG files."""
+    """Images of a version (a ``record.ImageSource``): rows of the packed arrays (as PNG
+    bytes) or its PNG files."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -52,8 +54,9 @@ class VersionImages:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["root"])  # type: ignore[misc]
 
-    def pixels(self, ref: str) -> np.ndarray:
-        """uint8 (H, W, C) of an image reference, without encoding."""
+    def pixels(self, ref: str, channels: int | None = None) -> np.ndarray:
+        """uint8 (H, W, C) of an image reference, without encoding: as written, with the
+        version's channels (``channels`` is the sample's, the same)."""
         parts = PurePosixPath(ref).parts
         if len(parts) == 2 and parts[0].endswith(ARRAY_SUFFIX):
             with self._lock:
@@ -85,16 +88,17 @@ class VersionImages:
             raise InputError(f"{self.root / ref}: cannot read the version's image ({err.strerror})") from None
 
 
-def row_sample(row: VersionRow, shape: tuple[int, int, int], card: dict) -> Sample:
+def row_sample(row: VersionRow, shape: tuple[int | None, int | None, int], card: VersionCard) -> Sample:
     """The ``Sample`` of one manifest row (objects in output pixels, lineage typed)."""
     h, w = row.size if row.size is not None else shape[:2]
     c = shape[2]
-    objects = tuple(Object(o["label"], tuple(o["box"]), tuple(tuple(p) for p in o.get("polygons", ())))
-                    for o in row.objects if o.get("visible", True))
+    shown = [o for o in row.objects if o.visible]
+    objects = tuple(Object(o.label, o.box, o.polygons) for o in shown)
     lineage = Lineage(source_id=row.source_id, copy=row.copy, ops=row.ops, partners=row.partners,
-                      dropped=row.dropped, mix_label=row.mix_label, mix_weight=row.mix_weight,
-                      object_partners=tuple(o.get("partner", "") for o in row.objects if o.get("visible", True)),
-                      object_weights=tuple(o.get("weight", 1.0) for o in row.objects if o.get("visible", True)))
+                      dropped=tuple(d.to_dict() for d in row.dropped), mix_label=row.mix_label,
+                      mix_weight=row.mix_weight, object_partners=tuple("" if o.partner is None else o.partner
+                                                                       for o in shown),
+                      object_weights=tuple(o.weight for o in shown))
     return Sample(id=row.id, image=row.file or array_ref(row.split, row.index), width=w, height=h, channels=c,
                   label=row.label, objects=objects, split=row.split,
                   source=Source("version", row.source_id, "version"),
@@ -104,12 +108,17 @@ def row_sample(row: VersionRow, shape: tuple[int, int, int], card: dict) -> Samp
 AUGMENT_AGAIN = "re-run `pipeline augment` to write the version again"
 
 
-def read_card(root: Path) -> dict:
-    """A version's ``card.json``: a JSON object, read by the guarded reader."""
-    card = read_json(Path(root) / CARD, AUGMENT_AGAIN)
+def read_card(root: Path) -> VersionCard:
+    """A version's ``card.json``, read by the guarded reader; one ``InputError`` naming
+    the file for a card that is not a JSON object or lacks a field."""
+    path = Path(root) / CARD
+    card = read_json(path, AUGMENT_AGAIN)
     if not isinstance(card, dict):
-        raise InputError(f"{Path(root) / CARD}: not a JSON object; {AUGMENT_AGAIN}")
-    return card
+        raise InputError(f"{path}: not a JSON object; {AUGMENT_AGAIN}")
+    try:
+        return VersionCard.from_dict(card)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"{path}: not a complete card ({type(err).__name__}: {err}); {AUGMENT_AGAIN}") from None
 
 
 def load_version(root: Path) -> Dataset:
@@ -117,13 +126,7 @@ def load_version(root: Path) -> Dataset:
     root = Path(root)
     card = read_card(root)
     classes = read_classes(root / CLASSES, AUGMENT_AGAIN)
-    try:
-        shape = tuple(card["image_shape"])
-        if len(shape) != 3:
-            raise ValueError(f"{len(shape)} sides")
-    except (KeyError, TypeError, ValueError) as err:
-        raise InputError(f"{root / CARD}: no readable image_shape ({type(err).__name__}: {err}); "
-                         f"{AUGMENT_AGAIN}") from None
+    shape = card.image_shape
     samples = tuple(read_jsonl(root / "manifest.jsonl", lambda d: row_sample(VersionRow.from_dict(d), shape, card),
                                AUGMENT_AGAIN))
     return Dataset(root=root, samples=samples, classes=classes, images=VersionImages(root))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
 from pipeline.version.resize import Fit, to_chw  # noqa: F401  (to_chw: the one resize, re-exported)
 
 
@@ -27,7 +28,7 @@ class Decoded:
         return self.fit.src_hw
 
 
-def decode(data: bytes, h: int, w: int, c: int, mode: str = "stretch", pad: int = 114) -> Decoded:
+def decode(data: bytes, h: int, w: int, c: int, mode: str = DEFAULT_RESIZE, pad: int = PAD_GREY) -> Decoded:
     """Decode one stored image's bytes as uint8 (C, H, W), converted to ``c`` channels and resized
     (``mode``, see ``pipeline.version.resize``)."""
     from PIL import Image

@@ -20,6 +20,7 @@ import torch
 from pipeline.augment.target_transform import Rules, transform_targets
 from pipeline.augment.targets import Targets
 from pipeline.record import Sample
+from pipeline.version.manifest import DroppedObject, RowObject
 
 DROP_RESIZE = "outside the output or of zero area after the resize"
 DROP_PIPELINE = "removed by the pipeline"  # only when the engine recorded no reason (albumentations backend)
@@ -48,7 +49,7 @@ def sample_targets(samples: Sequence[Sample], fits: Sequence, h: int, w: int,
 
 def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
                 resized: Targets | None = None, resized_index: int = 0,
-                partner_ids: Sequence[str] = ()) -> tuple[list[dict], list[dict]]:
+                partner_ids: Sequence[str] = ()) -> tuple[list[RowObject], list[DroppedObject]]:
     """Sample ``i``'s objects as manifest data, and its own objects that are gone.
 
     ``resized`` (the batch's targets before the pipeline; the sample is its row
@@ -57,16 +58,13 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
     out, seen = [], set()
     for o in t.sample_objects(i):
         obj, origin = o["object_id"], o["origin"]
-        d: dict = {"label": classes[o["label"]], "box": [round(v, 3) for v in o["box"]], "visible": True}
-        if o["polygons"]:
-            d["polygons"] = [[round(v, 3) for v in p] for p in o["polygons"]]
-        if o["weight"] != 1.0:
-            d["weight"] = o["weight"]  # mixup: the share of the object's image
+        partner = None
         if origin:
-            d["partner"] = partner_ids[origin - 1] if origin - 1 < len(partner_ids) else origin - 1
+            partner = partner_ids[origin - 1] if origin - 1 < len(partner_ids) else origin - 1
         else:
             seen.add(obj)
-        out.append(d)
+        out.append(RowObject(classes[o["label"]], tuple(round(v, 3) for v in o["box"]),
+                             tuple(tuple(round(v, 3) for v in p) for p in o["polygons"]), True, o["weight"], partner))
     before = set(range(len(sample.objects)))
     if resized is not None:
         before = {o["object_id"] for o in resized.sample_objects(resized_index)}
@@ -74,8 +72,8 @@ def row_objects(t: Targets, i: int, sample: Sample, classes: Sequence[str],
     dropped = []
     for j, o in enumerate(sample.objects):
         if j not in seen:
-            dropped.append({"label": o.label, "source_box": list(o.box),
-                            "reason": why.get(j, DROP_PIPELINE) if j in before else DROP_RESIZE})
+            dropped.append(DroppedObject(o.label, tuple(o.box),
+                                         why.get(j, DROP_PIPELINE) if j in before else DROP_RESIZE))
     return out, dropped
 
 

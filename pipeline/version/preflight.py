@@ -4,7 +4,7 @@ The version writer streams rows in batches, so memory holds a few batches and th
 disk receives every row: ``images x H x W x C`` bytes of packed arrays (PNG files
 for large images are smaller, never larger than that bound by much). A size that
 cannot fit is refused here, with the numbers and the knob to turn, before any
-decoding starts (a 100000x100000 ``image_size`` used to fail deep inside numpy
+decoding starts (unchecked, a 100000x100000 ``image_size`` fails deep inside numpy
 after minutes, asking for 120 GB).
 """
 

@@ -15,7 +15,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline.augment.pipeline import Pipeline
+from pipeline.backends import backend_of, resolve
 from pipeline.record import Dataset, Sample
+from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
 from pipeline.version.decode import Decoded, decode
 from pipeline.version.manifest import VersionRow, exact_params
 from pipeline.version.plan import Row
@@ -26,18 +28,7 @@ DecodeMany = Callable[[list[Sample], tuple[int, int]], dict[str, Decoded]]  # (s
 def pin_backend(pipe: Pipeline, device, h: int, w: int) -> Pipeline:
     """``pipe`` with ``auto`` resolved for this device and size: what the card records,
     so a trace on another machine renders with the same backend."""
-    return replace(pipe, backend=pipe.resolved_backend(device, h, w))
-
-
-def _albumentations_seeds(pipe: Pipeline, keys) -> list[int] | None:
-    """Under the albumentations backend each sample's whole op list runs from one seed
-    (its parameters are albumentations' own draws, not the engine's): that seed is
-    what the manifest records. None under the torch backend."""
-    if pipe.backend != "albumentations":
-        return None
-    from pipeline.augment.albumentations_backend import seeds_of
-
-    return seeds_of(keys.cpu())
+    return replace(pipe, backend=resolve(pipe, device, h, w))
 
 
 @dataclass(frozen=True)
@@ -51,15 +42,15 @@ class Rendered:
 @dataclass(frozen=True)
 class Renderer:
     dataset: Dataset
-    pipe: Pipeline  # backend pinned (``pin_backend``)
+    pipe: Pipeline  # backend pinned (``pin_backend``): its backend runs it
     h: int | None  # None (with w): each row keeps its source's size (native resolution)
     w: int | None
     c: int
     seed: int
     packed: bool = True  # False: rows name their PNG file
     device: str = "cpu"
-    resize: str = "stretch"  # see pipeline.version.resize
-    pad: int = 114
+    resize: str = DEFAULT_RESIZE  # see pipeline.version.resize
+    pad: int = PAD_GREY
 
     def size_of(self, sample: Sample) -> tuple[int, int]:
         """(height, width) of the sample's rows: the output size, or its own."""
@@ -121,14 +112,18 @@ class Renderer:
             drawn = pipe.sample(keys, h, w)
             idx = torch.tensor(aug)
             parts, partner_ids = partner_batch(pipe, drawn, list(pool), decode_many, h, w, classes, device)
-            out, moved = pipe.transform(imgs[idx.to(device)], to_device(resized.select(idx), device), drawn, parts)
+            backend = backend_of(pipe)
+            out, moved = backend.run(pipe, imgs[idx.to(device)], to_device(resized.select(idx), device), keys,
+                                     drawn, parts)
             imgs[idx.to(device)] = out
             moved = to_device(moved, "cpu")
             drawn = [{k: v.cpu() for k, v in d.items()} for d in drawn]  # one copy, not one per value
-            seeds = _albumentations_seeds(pipe, keys)
+            keys = keys.cpu()
+            # A backend that draws its own parameters records each sample's seed instead.
+            seeds = backend.seeds(keys)
             for j, i in enumerate(aug):
-                params_of[i] = exact_params(pipe.ops, drawn, j) if seeds is None else [
-                    {"op": op.name, "backend": "albumentations", "seed": seeds[j]} for op in pipe.ops]
+                params_of[i] = exact_params(pipe.ops, drawn, j, keys[j]) if seeds is None else [
+                    {"op": op.name, "backend": backend.name, "seed": seeds[j]} for op in pipe.ops]
                 moved_at[i] = j
                 if partner_ids:
                     partners_of[i] = partner_ids[j]

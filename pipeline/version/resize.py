@@ -8,7 +8,7 @@ Modes (``augment.resize``):
 
 * ``stretch``: scale each axis to the output size (aspect not kept);
 * ``letterbox``: scale to fit inside, keeping aspect, and pad the rest with
-  ``augment.pad_value`` (114 by default, as Ultralytics pads), centred;
+  ``augment.pad_value`` (``PAD_GREY`` by default, as Ultralytics pads), centred;
 * ``center_crop``: scale to cover, keeping aspect, and crop the centre;
 * ``shortest_side``: scale the shorter side to the output's shorter side, keeping
   aspect, then centre (crop what is over, pad what is under), as torchvision's
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RESIZE_MODES = ("stretch", "letterbox", "center_crop", "shortest_side")
+from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Fit:
         return [[iw / sw, 0.0, float(ox)], [0.0, ih / sh, float(oy)], [0.0, 0.0, 1.0]]
 
 
-def fit(src_hw: tuple[int, int], h: int, w: int, mode: str = "stretch") -> Fit:
+def fit(src_hw: tuple[int, int], h: int, w: int, mode: str = DEFAULT_RESIZE) -> Fit:
     """Where a source image of ``src_hw`` goes in an ``h x w`` output under ``mode``."""
     sh, sw = src_hw
     if mode == "stretch":
@@ -58,7 +58,7 @@ def fit(src_hw: tuple[int, int], h: int, w: int, mode: str = "stretch") -> Fit:
     return Fit(src_hw, (h, w), (ih, iw), ((w - iw) // 2, (h - ih) // 2))
 
 
-def to_chw(img, h: int, w: int, c: int, mode: str = "stretch", pad: int = 114):
+def to_chw(img, h: int, w: int, c: int, mode: str = DEFAULT_RESIZE, pad: int = PAD_GREY):
     """A PIL image as a uint8 (C, H, W) tensor with ``c`` channels at ``h`` x ``w``, and its Fit."""
     import torch
     from PIL import Image

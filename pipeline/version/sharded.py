@@ -35,7 +35,7 @@ from pipeline.version import card as cards
 from pipeline.version.manifest import VersionRow
 from pipeline.version.plan import SPLITS
 from pipeline.version.shards import NpyWriter
-from pipeline.version.writer import VersionJob, close_split, finish, prepare, render_rows
+from pipeline.version.job import VersionJob, close_split, finish, prepare, render_rows
 
 PARTS = ".parts"  # inside the temporary directory: one folder per rank, removed before the rename
 ARRAYS = ("images", "labels", "mix_labels", "mix_weights")
@@ -60,7 +60,7 @@ class HashFeed:
 
 
 def write_sharded(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
-                  inputs: Iterable[Path] = ()) -> dict:
+                  inputs: Iterable[Path] = ()) -> cards.VersionCard:
     """``write_version`` on every rank of a torchrun world; returns rank 0's card on every rank."""
     from pipeline.device import resolve_device
 
@@ -134,7 +134,7 @@ def assemble(job: VersionJob, ranks: Ranks, tmp: Path) -> None:
                 for part in parts:
                     _copy_body(part / f"{split}_{name}.npy", writer)
                 files[f"{split}_{name}.npy"] = writer.close()
-            counts = cards.SplitCounts(job.card["mix"]["ops"])
+            counts = cards.SplitCounts(list(job.mix_ops))
             source, png_sha = hashlib.sha256(), hashlib.sha256()
             total = np.zeros(c, dtype=object)
             total_sq = np.zeros(c, dtype=object)

@@ -1,4 +1,6 @@
-"""albumentations 2.0.8 (MIT) as a per-sample CPU backend and as a source of ops.
+"""albumentations 2.0.8 (MIT) as a per-sample CPU backend and as a source of ops:
+the conversions, the per-sample runner and the ``albumentations.<Transform>`` ops
+(``pipeline.backends`` registers them; ``albumentations_pool`` runs big batches).
 
 * ``backend: albumentations`` maps our op list onto the equivalent albumentations
   transforms (same probabilities and ranges) and runs them one sample at a time on
@@ -11,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import replace
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from pydantic import ConfigDict
 
-from pipeline.augment.base import Op, OpParams
+from pipeline.augment.base import SEED_KEYS, Op, OpParams
 from pipeline.augment.targets import Targets, concat
 from pipeline.errors import ConfigError
 
@@ -29,6 +30,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check on im
 # mixup, cutmix, mosaic: not in albumentations 2.0.8; rot90: its RandomRotate90 swaps a
 # non-square image's height and width, where ours keeps the canvas.
 UNSUPPORTED = {"mixup", "cutmix", "mosaic", "rot90"}
+PREFIX = "albumentations."  # op names that run an albumentations transform by name
 
 
 def check_supported(ops) -> None:
@@ -81,7 +83,7 @@ def to_albumentations(op: Op, h: int, w: int, channels: int):
     raise ConfigError(f"op {op.name} has no albumentations equivalent")
 
 
-def _compose(transforms, targets: bool):
+def compose(transforms, targets: bool):
     import albumentations as A
 
     kw: dict[str, Any] = {}
@@ -100,7 +102,7 @@ def run_per_sample(compose, keys: torch.Tensor, images: torch.Tensor, t: Targets
     x = images.permute(0, 2, 3, 1).cpu()
     if x.dtype != torch.uint8 and scale == 255.0:
         x = x.round().clamp(0, 255).to(torch.uint8)
-    results = [_one_sample(compose, s, img, t, i) for i, (s, img) in enumerate(zip(seeds_of(keys), x.numpy()))]
+    results = [one_sample(compose, s, img, t, i) for i, (s, img) in enumerate(zip(seeds_of(keys), x.numpy()))]
     out = torch.stack([r[0] for r in results]).permute(0, 3, 1, 2)
     out = out.to(images.device, torch.uint8 if images.dtype == torch.uint8 else torch.float32)
     return out, (concat([r[1] for r in results]) if t is not None else None)
@@ -111,7 +113,7 @@ def seeds_of(keys: torch.Tensor) -> list[int]:
     return ((keys[:, 0] ^ (keys[:, 1] << 7)) & 0x7FFFFFFF).tolist()
 
 
-def _one_sample(compose, seed: int, img: np.ndarray, t: Targets | None, i: int):
+def one_sample(compose, seed: int, img: np.ndarray, t: Targets | None, i: int):
     """One sample through ``compose``: (HWC image tensor, its moved targets or None)."""
     compose.set_random_seed(seed)
     data: dict[str, Any] = {"image": img}
@@ -146,34 +148,6 @@ def _one_sample(compose, seed: int, img: np.ndarray, t: Targets | None, i: int):
     return out, moved.take_objects(kept)
 
 
-_cache: dict[tuple, Any] = {}  # composes by what they do: the ops' parameters, size, targets
-
-
-def run_albumentations(pipe, images: torch.Tensor, t: Targets | None, drawn):
-    """``backend: albumentations``: the whole op list per sample on the CPU."""
-    b, c, h, w = images.shape
-    key = (tuple(json.dumps(op.params.model_dump(mode="json"), sort_keys=True) for op in pipe.ops),
-           h, w, c, t is not None)
-    if key not in _cache:
-        _cache[key] = _compose([to_albumentations(op, h, w, c) for op in pipe.ops], t is not None)
-    compose = _cache[key]
-    if not drawn:
-        return images.clone(), t
-    keys = drawn[0]["_keys"]
-    workers = torch.get_num_threads()
-    if images.dtype == torch.uint8 and t is None and workers > 1 and b >= 2 * workers and images.device.type == "cpu":
-        # threads lose to the GIL here (albumentations is Python between OpenCV calls)
-        from pipeline.augment.albumentations_pool import run_in_processes
-
-        arr = run_in_processes(pipe.ops, seeds_of(keys), images.permute(0, 2, 3, 1).numpy(), workers)
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), None
-    if images.dtype == torch.uint8:
-        out, tt = run_per_sample(compose, keys, images, t, 255.0)
-        return out.contiguous(), tt
-    out, tt = run_per_sample(compose, keys, images * 255.0, t, 255.0)
-    return out / 255.0, tt
-
-
 class ExternalParams(OpParams):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -182,7 +156,7 @@ def external_op(name: str, where: str) -> type[Op]:
     """An op class wrapping ``albumentations.<Transform>``; kwargs validated by it."""
     import albumentations as A
 
-    tname = name.removeprefix("albumentations.")
+    tname = name.removeprefix(PREFIX)
     cls = getattr(A, tname, None)
     if cls is None or not isinstance(cls, type):
         raise ConfigError(f"{where}: albumentations has no transform {tname!r}")
@@ -198,15 +172,15 @@ def external_op(name: str, where: str) -> type[Op]:
                 self.transform = cls(**kwargs)
             except Exception as err:  # albumentations raises ValueError/TypeError/ValidationError
                 raise ConfigError(f"{where} ({name}): {err}") from None
-            self.compose = _compose([self.transform], targets=True)
-            self.plain = _compose([self.transform], targets=False)
+            self.compose = compose([self.transform], targets=True)
+            self.plain = compose([self.transform], targets=False)
 
         def sample(self, keys, h, w):
-            return {"applied": torch.ones(len(keys), dtype=torch.bool, device=keys.device), "_keys": self.keys(keys)}
+            return {"applied": torch.ones(len(keys), dtype=torch.bool, device=keys.device), SEED_KEYS: self.keys(keys)}
 
         def apply_external(self, x, t, drawn, scale):
             xs = x if scale == 255.0 else x * 255.0
-            out, tt = run_per_sample(self.compose if t is not None else self.plain, drawn["_keys"], xs, t, 255.0)
+            out, tt = run_per_sample(self.compose if t is not None else self.plain, drawn[SEED_KEYS], xs, t, 255.0)
             return (out if scale == 255.0 else out / 255.0), tt
 
     External.name = name

@@ -1,6 +1,6 @@
 """The two keys ingest computes from an image's decoded pixels: the exact-duplicate
 ``pixel_hash`` and the near-duplicate ``dhash``. Pure functions of a PIL image; the
-image policy (``images.py``) calls them once the image is upright and normalized.
+image policy (``imageread.py``) calls them once the image is upright and normalized.
 """
 
 from __future__ import annotations

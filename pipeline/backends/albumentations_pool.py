@@ -30,18 +30,18 @@ def _init(spec: list[dict], h: int, w: int, c: int) -> None:
 
     cv2.setNumThreads(1)  # one core per worker: the pool is the parallelism
     torch.set_num_threads(1)
-    from pipeline.augment.albumentations_backend import _compose, to_albumentations
     from pipeline.augment.registry import build_pipeline
+    from pipeline.backends.albumentations_backend import compose, to_albumentations
 
-    pipe = build_pipeline(spec)
-    _worker["compose"] = _compose([to_albumentations(op, h, w, c) for op in pipe.ops], False)
+    pipe = build_pipeline(spec)  # importing this package registered the albumentations.* ops
+    _worker["compose"] = compose([to_albumentations(op, h, w, c) for op in pipe.ops], False)
 
 
 def _run_chunk(chunk: tuple[list[int], np.ndarray]) -> np.ndarray:
-    from pipeline.augment.albumentations_backend import _one_sample
+    from pipeline.backends.albumentations_backend import one_sample
 
     seeds, images = chunk
-    outs = [_one_sample(_worker["compose"], s, img, None, i)[0].numpy() for i, (s, img) in
+    outs = [one_sample(_worker["compose"], s, img, None, i)[0].numpy() for i, (s, img) in
             enumerate(zip(seeds, images))]
     return np.stack(outs)
 
