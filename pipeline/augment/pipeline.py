@@ -285,14 +285,15 @@ class _Run:
     def _warp_split(self, m, a, oh_ow):
         """Resample the samples selected by ``a`` (every one when the size changes);
         the rest are left as they are: some may have been moved exactly already. The
-        warp reads uint8 as it is and gives float32."""
+        warp gives uint8 for uint8 (integer arithmetic), float32 for float."""
         idx = torch.nonzero(a)[:, 0]
         if oh_ow != tuple(self.x.shape[-2:]) or len(idx) == len(self.x):
             self.x, self.owned = resample.warp(self.x, m, oh_ow), True
         elif len(idx):
-            y = resample.warp(self.x.index_select(0, idx), m[idx], oh_ow)
-            self.need_float()
-            self.put(idx, y)
+            y = resample.warp(self.x.index_select(0, idx), m[idx], oh_ow)  # uint8 stays uint8
+            if y.dtype != self.x.dtype:
+                self.need_float()
+            self.put(idx, y.to(self.x.dtype))
 
     def add_colour(self, op, params):
         self.need_float()
