@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import matrices, resample, smallmat
+from pipeline.augment import luts, matrices, resample, smallmat
 from pipeline.augment.base import Op
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
@@ -296,12 +296,10 @@ class _Run:
             self.put(idx, y.to(self.x.dtype))
 
     def add_colour(self, op, params):
-        self.need_float()
         b, c = self.x.shape[:2]
         if self.colour is None:
             eye = torch.eye(c, device=self.x.device).expand(b, c, c)
-            self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"],
-                           self.x.mean((2, 3)))
+            self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"], luts.channel_means(self.x))
         m0, o0, a0, mean0 = self.colour
         mean = smallmat.matvec(m0, mean0) + o0
         m, o = op.affine(params, mean)
@@ -330,7 +328,10 @@ class _Run:
         # Each sample is its own (C, C) @ (C, H*W) product, whatever the batch: the same
         # bits in a batch of 1 (MKL SGEMM) or many (SGEMM_BATCH); tests/test_smallmat.py
         # checks it. (Written elementwise, this pass cost 3.5x as much.)
-        y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
+        if x.dtype == torch.uint8:
+            y = luts.apply_affine(x, m, o)  # exact: uint8 stays uint8
+        else:
+            y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True
         else:
