@@ -22,6 +22,17 @@ _LN2 = math.log(2.0)
 _MIN_EXP = -60  # exp below 2**-60 is 0 here: far under float32 weights that matter
 
 
+_POWERS: dict[str, torch.Tensor] = {}
+
+
+def _powers(device) -> torch.Tensor:
+    """2**e for e in [_MIN_EXP, 128], exact float64, one table per device."""
+    key = str(device)
+    if key not in _POWERS:
+        _POWERS[key] = torch.tensor([2.0 ** e for e in range(_MIN_EXP, 129)], dtype=torch.float64, device=device)
+    return _POWERS[key]
+
+
 def _horner(coeffs: list[float], t: torch.Tensor) -> torch.Tensor:
     acc = torch.full_like(t, coeffs[-1])
     for c in reversed(coeffs[:-1]):
@@ -43,6 +54,6 @@ def exp(x: torch.Tensor) -> torch.Tensor:
     xd = x.to(torch.float64).clamp(_MIN_EXP * _LN2, 88.0)
     k = torch.round(xd / _LN2)
     r = xd - k * _LN2
-    powers = torch.tensor([2.0 ** e for e in range(_MIN_EXP, 129)], dtype=torch.float64, device=x.device)
+    powers = _powers(x.device)
     scale = powers[(k.to(torch.int64) - _MIN_EXP).clamp(0, len(powers) - 1)]
     return (_horner(_EXP, r) * scale).to(torch.float32)

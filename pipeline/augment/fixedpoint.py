@@ -153,12 +153,8 @@ def _remap_cv2(images, t, fill, padding_mode):
             padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
         else:
             padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=fill)
-        ix, iy, fx, fy = taps(*(v[lo:hi] for v in t), (h, w))
-        xy = torch.empty((n, oh, ow, 2), dtype=torch.int16)
-        xy[..., 0] = ix + 2
-        xy[..., 1] = iy + (2 + ph * torch.arange(n, dtype=torch.int32)[:, None, None])
-        frac = (fy << INTER_BITS).add_(fx).to(torch.int16).numpy().view("uint16").reshape(n * oh, ow)
-        xyn = xy.numpy().reshape(n * oh, ow, 2)
+        xy = _stacked_maps(*(v[lo:hi] for v in t), (h, w), ph)
+        xyn, frac = cv2.convertMaps(xy.numpy().reshape(n * oh, ow, 2), None, cv2.CV_16SC2)
         planes = padded.reshape(c, n * ph, pw).numpy()
         dst = out[:, lo:hi].numpy().reshape(c, n * oh, ow)
         if c == 1:
@@ -169,3 +165,22 @@ def _remap_cv2(images, t, fill, padding_mode):
             for ch in range(c):
                 cv2.remap(planes[ch], xyn, frac, cv2.INTER_LINEAR, dst=dst[ch])
     return out.transpose(0, 1).contiguous()
+
+
+def _stacked_maps(colx, rowx, coly, rowy, hw, ph):
+    """(n, oh, ow, 2) float32 tap positions in pixels, multiples of 1/32, for ``n``
+    samples stacked ``ph`` rows apart after 2 rows and columns of padding: ``taps``
+    before it splits integer and fraction. ``cv2.convertMaps`` multiplies them by 32
+    (exact) and splits them as ``taps`` does, so the fixed-point maps hold its integers."""
+    h, w = hw
+    n = len(colx)
+    r = AB_BITS - INTER_BITS
+    half = 1 << (r - 1)
+    one = ONE
+    xy = torch.empty((n, rowx.shape[1], colx.shape[1], 2), dtype=torch.float32)
+    offset = (2 + ph * torch.arange(n, dtype=torch.int32))[:, None, None] * one
+    vx = (rowx[:, :, None] + (colx[:, None, :] + half)) >> r
+    xy[..., 0] = vx.clamp_(-2 * one, w * one + one - 1).add_(2 * one)
+    vy = (rowy[:, :, None] + (coly[:, None, :] + half)) >> r
+    xy[..., 1] = vy.clamp_(-2 * one, h * one + one - 1).add_(offset)
+    return xy.mul_(1.0 / one)

@@ -71,7 +71,8 @@ def channel_means(x: torch.Tensor) -> torch.Tensor:
     return (sums / (h * w)).to(torch.float32)
 
 
-def to_u8(y: torch.Tensor, scale: float = 1.0, use_cv2: bool | None = None) -> torch.Tensor:
+def to_u8(y: torch.Tensor, scale: float = 1.0, use_cv2: bool | None = None,
+          out: torch.Tensor | None = None) -> torch.Tensor:
     """``y * scale`` rounded half to even and clamped to uint8, for float32 ``y`` whose
     products with ``scale`` (a power of two) are exact. On the CPU OpenCV's
     ``convertScaleAbs`` on values clamped at 0 (2.4x faster than torch's round, clamp
@@ -80,9 +81,13 @@ def to_u8(y: torch.Tensor, scale: float = 1.0, use_cv2: bool | None = None) -> t
         import cv2
 
         z = y.clamp_min_(0).contiguous()
-        out = cv2.convertScaleAbs(z.numpy().reshape(-1, z.shape[-1]), alpha=scale)
-        return torch.from_numpy(out).view(y.shape)
-    return y.mul_(scale).round_().clamp_(0, 255).to(torch.uint8)  # exact products: the same bytes
+        if out is not None:  # a contiguous uint8 tensor of y's shape, written in place
+            cv2.convertScaleAbs(z.numpy().reshape(-1, z.shape[-1]), dst=out.numpy().reshape(-1, z.shape[-1]),
+                                alpha=scale)
+            return out
+        return torch.from_numpy(cv2.convertScaleAbs(z.numpy().reshape(-1, z.shape[-1]), alpha=scale)).view(y.shape)
+    r = y.mul_(scale).round_().clamp_(0, 255).to(torch.uint8)  # exact products: the same bytes
+    return r if out is None else out.copy_(r)
 
 
 def apply_affine(x: torch.Tensor, m: torch.Tensor, o: torch.Tensor, how: str | None = None) -> torch.Tensor:

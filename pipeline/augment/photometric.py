@@ -334,7 +334,7 @@ class GaussianNoise(Op):
                 m = min(length, n - lo)
                 if x.dtype == torch.uint8:  # as apply_image: a rounded product, an integer add
                     step = torch.mul(bank[off:off + m], a).round_().add_(flat[lo:lo + m])
-                    flat[lo:lo + m] = luts.to_u8(step)
+                    luts.to_u8(step, out=flat[lo:lo + m])
                 else:
                     flat[lo:lo + m].add_(bank[off:off + m], alpha=a)
 
