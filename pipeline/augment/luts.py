@@ -29,7 +29,11 @@ FRAC_BITS = 12
 
 def quantise(m: torch.Tensor, o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` (B, C, C) and ``o`` (B, C) rounded to multiples of ``2**-F`` per sample."""
-    bound = (m.abs().to(torch.float64).sum(2) * 255.0 + o.abs().to(torch.float64)).amax(1)  # (B,)
+    a = m.abs().to(torch.float64)
+    rows = a[..., 0]
+    for j in range(1, a.shape[-1]):  # left to right: a reduction's order differs by device
+        rows = rows + a[..., j]
+    bound = (rows * 255.0 + o.abs().to(torch.float64)).amax(1)  # (B,)
     e = torch.frexp(bound + 1.0).exponent  # bound + 1 < 2**e: exact, unlike log2
     # (a bound past 2**23, factors in the tens of thousands, keeps 0 bits and is no
     # longer exact: nothing a colour augmentation draws)

@@ -158,7 +158,10 @@ class GaussianBlur(Op):
         t = torch.arange(-r, r + 1, device=sigma.device, dtype=torch.float32)
         z = t[None, :] / sigma.clamp_min(1e-3)[:, None]
         wts = exactmath.exp(-0.5 * (z * z))
-        return wts / wts.sum(1, keepdim=True), r  # (B, 2r+1)
+        total = wts[:, 0]
+        for k in range(1, 2 * r + 1):  # left to right: a reduction's order differs by device
+            total = total + wts[:, k]
+        return wts / total[:, None], r  # (B, 2r+1)
 
     def int_weights(self, sigma: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, int]:
         """(B, 2r+1) integer taps summing to ``2**BLUR_BITS`` (as float32): each tap
