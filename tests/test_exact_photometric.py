@@ -66,9 +66,10 @@ def test_rounding_to_uint8_is_half_to_even_on_both_paths():
     assert torch.equal(luts.to_u8(y.clone() * 4, 0.25, use_cv2=True), b)
 
 
-def test_channel_means_are_exact():
-    x = images(3, 3, 33, 17, seed=4)
-    exact = x.double().sum((2, 3)) / (33 * 17)
+@pytest.mark.parametrize("hw", [(33, 17), (70, 90)])  # int64 sums, OpenCV's sums
+def test_channel_means_are_exact(hw):
+    x = images(3, 3, *hw, seed=4)
+    exact = x.double().sum((2, 3)) / (hw[0] * hw[1])
     assert torch.equal(luts.channel_means(x), exact.float())
 
 
