@@ -9,15 +9,18 @@ The scheme is OpenCV's ``warpAffine`` on uint8 (``INTER_BITS = 5``,
    spans ``[i, i + 1)``, its centre ``i + 0.5``, as ``matrices.transform_points``
    maps boxes and polygons) and each coefficient rounded to ``COORD_BITS``
    fractional bits as an int64.
-2. A source coordinate is then ``a * x + b * y + c`` in exact int64 arithmetic
-   (a row term plus a column term), rounded once to ``INTER_BITS`` fractional bits:
-   an integer tap position and a fraction ``f`` in 0..31 per axis.
+2. A source coordinate is then ``a * x + b * y + c``: the column term ``a * x`` and
+   the row term ``b * y + c``, each exact in int64 and rounded to ``AB_BITS``
+   fractional bits (int32), are added and the sum rounded to ``INTER_BITS``: an
+   integer tap position and a fraction ``f`` in 0..31 per axis (OpenCV's ``adelta``
+   and row offset, the same two roundings).
 3. The value is ``(sum v_k * W_k + 512) >> 10`` over the four taps, with the integer
    weights ``(32 - fx) * (32 - fy)``, ``fx * (32 - fy)``, ... (they sum to 1024): one
    rounding, integers all the way.
 
 On the CPU the last step is ``cv2.remap`` with fixed-point maps (``CV_16SC2`` tap
-positions, ``CV_16UC1`` fraction indices): its bilinear table holds exactly these
+positions, ``CV_16UC1`` fraction indices, made by ``cv2.convertMaps`` from tap
+positions that are exact multiples of 1/32): its bilinear table holds exactly these
 weights times 32 and its vector code is integer arithmetic, so it gives these
 integers (``tests/test_fixedpoint.py`` compares it with the torch formula, and the
 version writer runs under plain and vector kernels in ``test_version_dispatch``).
