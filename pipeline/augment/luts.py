@@ -12,9 +12,9 @@ then gives the output byte. Quantising ``M`` moves a value by at most
 ``3 * 255 * 2**-(F + 1)`` (0.09 of a grey level at ``F = 12``).
 
 Where ``M`` is diagonal for the whole batch (brightness and contrast alone, or one
-channel), the map is a 256-entry table per (sample, channel), built with the same
-formula, so both ways give the same bytes; the table is applied by ``cv2.LUT`` on
-the CPU, by a gather elsewhere.
+channel), the CPU applies the map as a 256-entry table per (sample, channel) with
+``cv2.LUT``, built with the same formula, so both ways give the same bytes (tables
+also work on CUDA by a gather; there the elementwise pass runs, with no host sync).
 
 On CUDA the product is elementwise: cuBLAS may run float32 products in TF32 (when a
 program allows it), which would drop bits.
@@ -96,11 +96,13 @@ def to_u8(y: torch.Tensor, scale: float = 1.0, use_cv2: bool | None = None,
 
 def apply_affine(x: torch.Tensor, m: torch.Tensor, o: torch.Tensor, how: str | None = None) -> torch.Tensor:
     """uint8 (B, C, H, W) through per-sample maps ``m`` (B, C, C), ``o`` (B, C): uint8.
-    ``how`` (tests): ``tables``, ``bmm`` or ``elementwise``; by default tables for
-    diagonal maps, else ``bmm`` on the CPU and ``elementwise`` elsewhere."""
+    ``how`` (tests): ``tables``, ``bmm`` or ``elementwise``; by default on the CPU
+    tables for diagonal maps, else ``bmm``; elsewhere ``elementwise`` (deciding on
+    tables would cost a host sync; all three give the same bytes)."""
     b, c, h, w = x.shape
     mq, oq = quantise(m, o)
-    how = how or ("tables" if is_diagonal(mq) else "bmm" if x.device.type == "cpu" else "elementwise")
+    cpu = x.device.type == "cpu"
+    how = how or ("tables" if cpu and is_diagonal(mq) else "bmm" if cpu else "elementwise")
     if how == "tables":
         return apply_tables(x, tables(mq, oq))
     if how == "bmm":
