@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU path in one command (under 8 minutes on one H200): CUDA-marked tests,
-# CPU-vs-CUDA parity of every op, the augment benchmark on CUDA (224x224 batch 256,
+# The GPU path in one command (under 8 minutes on one H200): CUDA-marked tests (among
+# them CPU == CUDA bytes for the exact uint8 ops), CPU-vs-CUDA parity of every op
+# (failing when an exact op differs), the augment benchmark on CUDA (224x224 batch 256,
 # 640x640 batch 32) against albumentations per CPU core and Kornia on the same GPU,
 # and mnist5k training on CUDA (bf16, channels_last).
 #

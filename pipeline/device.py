@@ -60,3 +60,9 @@ def configure_process(torch_threads: int | None = None) -> None:
     retain_freed_memory()
     if torch_threads is not None:
         set_threads(torch_threads)
+    if torch_threads == 1:
+        import cv2
+
+        # OpenCV's kernels (the warp's remap, blur, tables) run inside the engine's
+        # per-core chunk threads too: its own pool on top would oversubscribe the cores.
+        cv2.setNumThreads(1)

@@ -25,7 +25,8 @@ What else an op may do is declared here, on ``Op``, with its default; the pipeli
 reads these declarations and never probes an op for methods:
 
 * ``supports``: the target kinds the op handles (a pipeline refuses data with others);
-* ``exact``: it only moves or fills pixels, so it runs on uint8 without leaving it;
+* ``exact``: it runs on uint8 without leaving it, in exact arithmetic (moves, fills,
+  integer blur taps, rounded noise);
 * ``in_place``: a ``pixel`` op with ``apply_inplace``, which writes the selected
   samples into a CPU batch the pipeline owns, instead of copying them out and back;
 * ``apply_targets``: how a ``pixel`` op changes the targets (by default it does not).
@@ -64,7 +65,7 @@ class Op:
     kind: ClassVar[Kind]
     supports: ClassVar[frozenset[str]] = ALL_TARGETS
     partners: ClassVar[int] = 0  # other samples this op consumes (mixing ops)
-    exact: ClassVar[bool] = False  # moves or fills pixels only: stays in uint8
+    exact: ClassVar[bool] = False  # runs on uint8 exactly: stays in uint8
     in_place: ClassVar[bool] = False  # pixel op with apply_inplace (CPU)
 
     def __init__(self, params: OpParams, stream: int):

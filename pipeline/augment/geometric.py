@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 
-from pipeline.augment import matrices, rng, smallmat
+from pipeline.augment import exactmath, matrices, rng, smallmat
 from pipeline.augment.base import Op, OpParams
 
 Range = tuple[float, float]
@@ -144,8 +144,9 @@ class RandomResizedCrop(Op):
         u = self._uniform(keys, 1, 4, 0.0, 1.0)
         area = (s[0] + (s[1] - s[0]) * u[:, 0]) * h * w
         logr = math.log(r[0]) + (math.log(r[1]) - math.log(r[0])) * u[:, 1]
-        cw = torch.sqrt(area * torch.exp(logr)).clamp(1.0, float(w))
-        ch = torch.sqrt(area / torch.exp(logr)).clamp(1.0, float(h))
+        ratio = exactmath.exp(logr)
+        cw = torch.sqrt(area * ratio).clamp(1.0, float(w))
+        ch = torch.sqrt(area / ratio).clamp(1.0, float(h))
         x0, y0 = u[:, 2] * (w - cw), u[:, 3] * (h - ch)
         applied = self._applied(keys)
         return {"applied": applied, "x0": torch.where(applied, x0, 0.0), "y0": torch.where(applied, y0, 0.0),
@@ -198,8 +199,9 @@ class Affine(Op):
         cx, cy = w / 2.0, h / 2.0
         b = drawn["scale"].shape[0]
         sh = matrices.identity(b, drawn["scale"].device)
-        sh[:, 0, 1] = torch.tan(drawn["shear_x"] * (math.pi / 180))
-        sh[:, 1, 0] = torch.tan(drawn["shear_y"] * (math.pi / 180))
+        for (r, c), k in (((0, 1), "shear_x"), ((1, 0), "shear_y")):
+            sin, cos = exactmath.sin_cos(drawn[k] * (math.pi / 180))
+            sh[:, r, c] = sin / cos
         ones = torch.ones_like(drawn["tx"])
         centre = matrices.translation(-cx * ones, -cy * ones)
         back = matrices.translation(cx + drawn["tx"], cy + drawn["ty"])

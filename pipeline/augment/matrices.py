@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from pipeline.augment import smallmat
+from pipeline.augment import exactmath, smallmat
 
 
 def identity(b: int, device=None) -> torch.Tensor:
@@ -37,7 +37,7 @@ def scaling(sx: torch.Tensor, sy: torch.Tensor) -> torch.Tensor:
 def rotation_about(angle_deg: torch.Tensor, cx: float, cy: float) -> torch.Tensor:
     """Rotate counter-clockwise (as seen on screen, y down) about (cx, cy)."""
     a = angle_deg * (math.pi / 180.0)
-    cos, sin = torch.cos(a), torch.sin(a)
+    sin, cos = exactmath.sin_cos(a)  # the same bits on every device (fixed-point warps)
     m = identity(a.shape[0], a.device)
     m[:, 0, 0], m[:, 0, 1] = cos, sin
     m[:, 1, 0], m[:, 1, 1] = -sin, cos

@@ -2,6 +2,11 @@
 and cutout run on the selected samples only. Targets stay put (cutout may drop
 boxes it covers). Values are on the input's scale: 0..255 for uint8, 0..1 for float
 (``scale`` below), so ``std`` and ``fill`` are fractions of the full range.
+
+On uint8 every op stays in uint8 with exact arithmetic, the same bytes on any CPU
+kernel and on CUDA: the colour map by ``luts.py``; the blur with integer taps
+(float32 sums of integers below 2**24, exact); the noise as one product per value
+rounded to an integer, then an integer add. Float images keep the float paths.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from typing import Literal
 import torch
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.augment import rng, smallmat
+from pipeline.augment import exactmath, luts, rng, smallmat
 from pipeline.augment.base import SEED_KEYS, Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 
+BLUR_BITS = 8  # blur taps sum to 2**8 per axis: 255 * 2**16 < 2**24, exact in float32
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as PIL, OpenCV and torchvision
 
 
@@ -34,8 +40,9 @@ def _hue_matrix(turns: torch.Tensor) -> torch.Tensor:
     a = turns * (2 * math.pi)
     rot = torch.zeros(len(a), 3, 3, device=a.device)
     rot[:, 0, 0] = 1.0
-    rot[:, 1, 1], rot[:, 1, 2] = torch.cos(a), -torch.sin(a)
-    rot[:, 2, 1], rot[:, 2, 2] = torch.sin(a), torch.cos(a)
+    sin, cos = exactmath.sin_cos(a)
+    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
+    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
     return smallmat.matmul(smallmat.matmul(yiq_inv, rot), yiq)
 
 
@@ -122,6 +129,7 @@ class GaussianBlur(Op):
 
     name = "gaussian_blur"
     kind = "pixel"
+    exact = True  # uint8 in integer taps (see _blur_u8)
     in_place = True
 
     class Params(OpParams):
@@ -148,14 +156,32 @@ class GaussianBlur(Op):
     def _weights(self, sigma: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, int]:
         r = min(self.radius(), h - 1, w - 1)
         t = torch.arange(-r, r + 1, device=sigma.device, dtype=torch.float32)
-        wts = torch.exp(-0.5 * (t[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
-        return wts / wts.sum(1, keepdim=True), r  # (B, 2r+1)
+        z = t[None, :] / sigma.clamp_min(1e-3)[:, None]
+        wts = exactmath.exp(-0.5 * (z * z))
+        total = wts[:, 0]
+        for k in range(1, 2 * r + 1):  # left to right: a reduction's order differs by device
+            total = total + wts[:, k]
+        return wts / total[:, None], r  # (B, 2r+1)
+
+    def int_weights(self, sigma: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, int]:
+        """(B, 2r+1) integer taps summing to ``2**BLUR_BITS`` (as float32): each tap
+        rounded, the centre taking the remainder (or, should the rounded outer taps
+        exceed the total, every tap rounded down)."""
+        wts, r = self._weights(sigma, h, w)
+        one = float(1 << BLUR_BITS)
+        q = torch.floor(wts * one + 0.5)
+        q = torch.where((q.sum(1, keepdim=True) - q[:, r:r + 1]) > one, torch.floor(wts * one), q)
+        q[:, r] = one - (q.sum(1) - q[:, r])
+        return q, r
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU float images above 64 px: blur rows ``idx`` (None = all) of ``x`` in
         place with OpenCV (its separable filter supports src == dst), no gather or
         scatter; elsewhere the out-of-place path."""
         b, c, h, w = x.shape
+        if x.dtype == torch.uint8 and max(h, w) > 64 and x.is_contiguous():
+            _blur_u8_rows(x, range(b) if idx is None else idx.tolist(), *self.int_weights(drawn["sigma"], h, w))
+            return
         if max(h, w) <= 64 or x.dtype != torch.float32 or not x.is_contiguous():
             y = self.apply_image(x if idx is None else x.index_select(0, idx), drawn, scale)
             x.copy_(y) if idx is None else x.index_copy_(0, idx, y)
@@ -169,6 +195,8 @@ class GaussianBlur(Op):
                 cv2.sepFilter2D(xn[row, ch], -1, wts[j], wts[j], dst=xn[row, ch], borderType=cv2.BORDER_REFLECT_101)
 
     def apply_image(self, x, drawn, scale):
+        if x.dtype == torch.uint8:
+            return _blur_u8(x, *self.int_weights(drawn["sigma"], *x.shape[-2:]))
         b, c, h, w = x.shape
         wts, r = self._weights(drawn["sigma"], h, w)
         if max(h, w) <= 64:
@@ -186,6 +214,54 @@ class GaussianBlur(Op):
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 1, 2 * r + 1), groups=b * c)
         y = torch.nn.functional.conv2d(y, k.view(b * c, 1, 2 * r + 1, 1), groups=b * c)
         return y.view(b, c, h, w)
+
+def _blur_u8(x: torch.Tensor, q: torch.Tensor, r: int, how: str | None = None) -> torch.Tensor:
+    """uint8 blur with integer taps ``q`` (B, 2r+1) summing to ``2**BLUR_BITS``: both
+    passes sum integers below ``2**24`` in float32 (255 * 2**16 at most), exact in any
+    order and in any kernel, then one rounding (half to even) of ``sum / 2**16``.
+    ``how`` (tests): ``cv2`` (CPU, above 64 px), ``band`` (CPU, small), ``shifted``."""
+    b, c, h, w = x.shape
+    cpu = x.device.type == "cpu"
+    how = how or ("cv2" if cpu and max(h, w) > 64 else "band" if cpu else "shifted")
+    if how == "cv2":
+        import cv2
+
+        acc = torch.empty(x.shape, dtype=torch.float32)
+        src, dst, kn = x.contiguous().numpy(), acc.numpy(), q.numpy()
+        for i in range(b):
+            for ch in range(c):
+                cv2.sepFilter2D(src[i, ch], cv2.CV_32F, kn[i], kn[i], dst=dst[i, ch],
+                                borderType=cv2.BORDER_REFLECT_101)
+    elif how == "band":
+        acc = torch.matmul(x.to(torch.float32), _band(q, w, r).transpose(1, 2)[:, None])
+        acc = torch.matmul(_band(q, h, r)[:, None], acc)
+    else:  # shifted copies: no convolution algorithm or TF32 product that could round
+        acc = None
+        for axis, n in ((3, w), (2, h)):
+            src = x.to(torch.float32) if acc is None else acc
+            pad = (r, r, 0, 0) if axis == 3 else (0, 0, r, r)
+            p = torch.nn.functional.pad(src, pad, mode="reflect")
+            out = None
+            for k in range(2 * r + 1):
+                term = p.narrow(axis, k, n) * q[:, k, None, None, None]
+                out = term if out is None else out + term
+            acc = out
+    return luts.to_u8(acc, 1.0 / (1 << (2 * BLUR_BITS)))
+
+
+def _blur_u8_rows(x: torch.Tensor, rows, q: torch.Tensor, r: int) -> None:
+    """``_blur_u8``'s OpenCV path in place: rows ``rows`` of CPU uint8 ``x`` blurred
+    into a float32 plane and rounded back into their own bytes (no gather or scatter)."""
+    import cv2
+
+    xn, kn = x.numpy(), q.numpy()
+    acc = torch.empty(x.shape[-2:], dtype=torch.float32).numpy()
+    scale = 1.0 / (1 << (2 * BLUR_BITS))
+    for j, row in enumerate(rows):
+        for ch in range(x.shape[1]):
+            cv2.sepFilter2D(xn[row, ch], cv2.CV_32F, kn[j], kn[j], dst=acc, borderType=cv2.BORDER_REFLECT_101)
+            cv2.convertScaleAbs(acc, dst=xn[row, ch], alpha=scale)  # sums are >= 0: abs changes nothing
+
 
 def _blur_cv2(x: torch.Tensor, wts: torch.Tensor) -> torch.Tensor:
     """CPU, large images: OpenCV's separable filter per (sample, channel) plane,
@@ -220,6 +296,7 @@ class GaussianNoise(Op):
 
     name = "gaussian_noise"
     kind = "pixel"
+    exact = True  # uint8: rounded noise added in integers
     in_place = True
 
     class Params(OpParams):
@@ -241,6 +318,10 @@ class GaussianNoise(Op):
 
     def apply_inplace(self, x, idx, drawn, scale):
         """CPU: add the selected samples' noise into ``x`` rows ``idx`` (None = all)."""
+        if x.dtype == torch.uint8 and max(x.shape[-2:]) <= 64:  # small: one batched pass beats a row loop
+            y = self.apply_image(x if idx is None else x.index_select(0, idx), drawn, scale)
+            x.copy_(y) if idx is None else x.index_copy_(0, idx, y)
+            return
         # Add each sample's bank windows straight into its row: no gathered copy of
         # the noise, no scatter (one fused pass per window).
         n = x[0].numel()
@@ -254,9 +335,18 @@ class GaussianNoise(Op):
             for k, (off, a) in enumerate(zip(offs, alphas)):
                 lo = k * length
                 m = min(length, n - lo)
-                flat[lo:lo + m].add_(bank[off:off + m], alpha=a)
+                if x.dtype == torch.uint8:  # as apply_image: a rounded product, an integer add
+                    step = torch.mul(bank[off:off + m], a).round_().add_(flat[lo:lo + m])
+                    luts.to_u8(step, out=flat[lo:lo + m])
+                else:
+                    flat[lo:lo + m].add_(bank[off:off + m], alpha=a)
 
     def apply_image(self, x, drawn, scale):
         b = x.shape[0]
         noise = rng.noise_field(drawn[SEED_KEYS], self.stream + 2, x[0].numel())
+        if x.dtype == torch.uint8:
+            # One IEEE product per value, rounded to an integer and added in integers:
+            # no fused multiply-add, the same bytes on any kernel and device.
+            step = noise.view(x.shape).mul_((drawn["std"] * scale).view(b, 1, 1, 1)).round_()
+            return luts.to_u8(step.add_(x))
         return torch.addcmul(x, noise.view(x.shape), (drawn["std"] * scale).view(b, 1, 1, 1))

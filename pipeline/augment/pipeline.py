@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.augment import matrices, resample, smallmat
+from pipeline.augment import luts, matrices, resample, smallmat
 from pipeline.augment.base import Op
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import Targets
@@ -270,22 +270,21 @@ class _Run:
     def _warp_split(self, m, a, oh_ow):
         """Resample the samples selected by ``a`` (every one when the size changes);
         the rest are left as they are: some may have been moved exactly already. The
-        warp reads uint8 as it is and gives float32."""
+        warp gives uint8 for uint8 (integer arithmetic), float32 for float."""
         idx = torch.nonzero(a)[:, 0]
         if oh_ow != tuple(self.x.shape[-2:]) or len(idx) == len(self.x):
             self.x, self.owned = resample.warp(self.x, m, oh_ow), True
         elif len(idx):
-            y = resample.warp(self.x.index_select(0, idx), m[idx], oh_ow)
-            self.need_float()
-            self.put(idx, y)
+            y = resample.warp(self.x.index_select(0, idx), m[idx], oh_ow)  # uint8 stays uint8
+            if y.dtype != self.x.dtype:
+                self.need_float()
+            self.put(idx, y.to(self.x.dtype))
 
     def add_colour(self, op, params):
-        self.need_float()
         b, c = self.x.shape[:2]
         if self.colour is None:
             eye = torch.eye(c, device=self.x.device).expand(b, c, c)
-            self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"],
-                           self.x.mean((2, 3)))
+            self.colour = (eye, torch.zeros(b, c, device=self.x.device), params["applied"], luts.channel_means(self.x))
         m0, o0, a0, mean0 = self.colour
         mean = smallmat.matvec(m0, mean0) + o0
         m, o = op.affine(params, mean)
@@ -314,7 +313,10 @@ class _Run:
         # Each sample is its own (C, C) @ (C, H*W) product, whatever the batch: the same
         # bits in a batch of 1 (MKL SGEMM) or many (SGEMM_BATCH); tests/test_smallmat.py
         # checks it. (Written elementwise, this pass cost 3.5x as much.)
-        y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
+        if x.dtype == torch.uint8:
+            y = luts.apply_affine(x, m, o)  # exact: uint8 stays uint8
+        else:
+            y = torch.bmm(m, x.reshape(b, c, h * w)).add_(o[:, :, None]).view(b, c, h, w)
         if idx is None:
             self.x, self.owned = y, True
         else:

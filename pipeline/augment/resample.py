@@ -17,13 +17,18 @@ whole batches at 224x224 and faster than ``grid_sample``. uint8 images are read 
 uint8 (a quarter of the memory traffic) and converted after the gather, which is
 exact. Results do not depend on the chunking: every value is computed from its own
 sample alone.
+
+uint8 images under affine matrices (every op's) take the integer path instead
+(``fixedpoint.warp_u8``: uint8 out, the same integers on CPU and CUDA); the float
+path here stays for float images, projective matrices, a fractional fill and
+``nearest`` (masks).
 """
 
 from __future__ import annotations
 
 import torch
 
-from pipeline.augment import smallmat
+from pipeline.augment import fixedpoint, smallmat
 
 CHUNK_PIXELS = 1 << 16  # output pixels per chunk: a dozen planes of 256 KB, in cache
 
@@ -32,13 +37,16 @@ def warp(images: torch.Tensor, m: torch.Tensor, out_hw: tuple[int, int] | None =
          mode: str = "bilinear", fill: float = 0.0, padding_mode: str = "zeros") -> torch.Tensor:
     """Warp images (B, C, H, W; float, or uint8 read as it is) by forward matrices
     (B, 3, 3) (input pixel coordinates to output ones, pixel ``i`` spanning
-    ``[i, i + 1)``) into float32 images.
+    ``[i, i + 1)``) into float32 images; uint8 under affine matrices (bilinear, an
+    integer fill) into uint8 images by ``fixedpoint.warp_u8``.
 
     ``mode``: ``bilinear`` or ``nearest`` (ties to even, as ``grid_sample``).
     ``padding_mode``: ``zeros`` (taps outside the input read ``fill``) or ``border``
     (they read the nearest edge pixel)."""
     if mode not in ("bilinear", "nearest") or padding_mode not in ("zeros", "border"):
         raise ValueError(f"warp: mode {mode!r}, padding_mode {padding_mode!r}")
+    if images.dtype == torch.uint8 and mode == "bilinear" and fill == round(fill) and fixedpoint.is_affine(m):
+        return fixedpoint.warp_u8(images, m, out_hw, int(fill), padding_mode)
     if not images.is_floating_point() and fill != round(fill):
         images = images.to(torch.float32)  # a fractional fill has no uint8 value
     b, c, h, w = images.shape
