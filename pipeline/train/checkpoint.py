@@ -28,7 +28,7 @@ NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every", "workers"}
 
 
 def fingerprint(params: TrainParams, version_digest: str) -> str:
-    data = {k: v for k, v in params.model_dump(mode="json").items() if k not in NOT_IN_FINGERPRINT}
+    data = {k: v for k, v in params.recorded().items() if k not in NOT_IN_FINGERPRINT}
     text = json.dumps({"params": data, "version": version_digest}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
