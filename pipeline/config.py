@@ -308,6 +308,11 @@ class TrainParams(Section):
             torchvision_weights(self.pretrained)  # a name torchvision does not know fails here, not mid-run
         if (msg := task_model_conflict(self.task, self.model)) is not None:
             raise ValueError(msg)
+        if model_task(self.model) == "detect":
+            extras = [k for k in ("online_augment", "mixup_alpha", "cutmix_alpha") if getattr(self, k)]
+            if extras:  # their ops move pixels only; boxes would no longer match the image
+                raise ValueError(f"train.{extras[0]} is for classification; train.model {self.model} learns boxes, "
+                                 "which the augment stage's pipeline moves with the image: augment there")
         if self.freeze_epochs > self.epochs:
             raise ValueError(f"train.freeze_epochs: {self.freeze_epochs} is more than train.epochs ({self.epochs})")
         return self

@@ -77,6 +77,13 @@ def load_model(path: Path, device="cpu"):
             ckpt = torch.load(f, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
         raise InputError(f"{path}: not a pipeline checkpoint ({type(err).__name__})") from None
+    if isinstance(ckpt, dict) and ckpt.get("task") in ("detect", "segment"):
+        from pipeline.config import TASK_MODELS
+        from pipeline.train.detect import load_detector
+
+        if ckpt.get("model") not in TASK_MODELS["detect"]:
+            raise InputError(f"{path}: not a pipeline checkpoint (unknown detection model)")
+        return load_detector(ckpt, device), ckpt
     if not isinstance(ckpt, dict) or not known_model(ckpt.get("model")):
         raise InputError(f"{path}: not a pipeline checkpoint (unknown model)")
     h, w, c = ckpt["shape"]

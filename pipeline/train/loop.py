@@ -31,7 +31,19 @@ from pipeline.train.batches import EpochBatches
 # The classification task's pieces, imported from here by evaluate, predict and tests.
 from pipeline.train.classify import EpochStats, evaluate_split, predict_split, split_batches, write_metrics  # noqa: F401
 from pipeline.train.optim import make_optimizer, make_schedule
-from pipeline.train.task import autocast, make_task  # noqa: F401
+from pipeline.train.task import Task, autocast, resolve_task  # noqa: F401
+
+
+def make_task(params: TrainParams, version: Path, device: torch.device, world: Ranks) -> Task:
+    """The task ``train.task`` and the version ask for, its model built."""
+    task = resolve_task(params, version)
+    if task == "classify":
+        from pipeline.train.classify import ClassifyTask
+
+        return ClassifyTask(version, params, device, world)
+    from pipeline.train.detect import DetectTask
+
+    return DetectTask(version, params, device, world, masks=task == "segment")
 
 
 def train(version: Path, params: TrainParams, checkpoint: Path, logdir: Path,

@@ -6,7 +6,7 @@ resume from the epoch checkpoint, TensorBoard and the final checkpoint. A task o
 what differs (the split as torchvision reference scripts and Lightning modules split
 it): its model, the loss of one batch, validation, and what its epoch records and
 checkpoint hold. ``classify`` (``pipeline.train.classify``) and ``detect`` /
-``segment`` (``pipeline.train.detect``) are the two implementations.
+``segment`` (``pipeline.train.detect``) are the two implementations; the loop picks one.
 
 Which task a run is comes from ``train.task``; ``auto`` follows the version: samples
 with objects are detection data, image labels classification data.
@@ -53,7 +53,7 @@ class Task(Protocol):
     n_train: int
     n_sums: int  # length of ``StepOut.sums``
 
-    def describe(self, device, threads: int, world_size: int, run: str) -> str: ...
+    def describe(self, device, threads: int, world_size: int, run: str) -> tuple[str, str, str]: ...
     def log_graph(self, writer) -> None: ...
     def train_batches(self, sampler): ...
     def set_frozen(self, frozen: bool) -> None: ...
@@ -107,14 +107,3 @@ def resolve_task(params: TrainParams, version: Path) -> str:
                           + (f"; set train.model: {DEFAULT_MODEL[task]}" if task in DEFAULT_MODEL else
                              "; set a classification model (resnet_small, efficientnet_lite0, ...)"))
     return task
-
-
-def make_task(params: TrainParams, version: Path, device: torch.device, world) -> Task:
-    task = resolve_task(params, version)
-    if task == "classify":
-        from pipeline.train.classify import ClassifyTask
-
-        return ClassifyTask(version, params, device, world)
-    from pipeline.train.detect import DetectTask
-
-    return DetectTask(version, params, device, world, masks=task == "segment")
