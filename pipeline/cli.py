@@ -435,8 +435,16 @@ def predict(
         MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
         help="flag predictions less probable than this as 'low confidence'"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: a prediction per image, and errors"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="detectors: write results.json (COCO results format), images.json and drawn overlays here"),
+    tile: Optional[int] = typer.Option(
+        None, "--tile", min=0, help="detectors: predict images larger than this by tiles stitched with NMS "
+                                    "(default: the training input's long side; 0: never)"),
+    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="detectors: share of a tile its neighbour covers"),
+    min_score: float = typer.Option(0.25, "--min-score", min=0.0, max=1.0,
+                                    help="detectors: objects counted and drawn from this score"),
 ) -> None:
-    """Predict the class of images with a trained checkpoint.
+    """Predict the class of images (or, with a detector, their objects) with a trained checkpoint.
 
     Each image goes through the checkpoint's own resize (the one its training data
     had) and normalisation. Prints a table with a header: image, class,
@@ -446,11 +454,15 @@ def predict(
     """
     from pipeline import summary
     from pipeline.device import configure_process
+    from pipeline.train.checkpoint import checkpoint_task
     from pipeline.train.predict import image_files, predict as run
 
     configure_process(torch_threads=0)
 
     files = image_files(images)
+    if checkpoint_task(checkpoint) != "classify":
+        _predict_detections(checkpoint, files, out, tile, overlap, min_score, as_json)
+        return
     predictions, errors = [], []
     for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):
@@ -463,6 +475,28 @@ def predict(
     if predictions or as_json:
         _report(summary.predict_facts(checkpoint, predictions, errors, min_confidence), summary.predict_table,
                 as_json)
+    if errors:
+        raise typer.Exit(2)
+
+
+def _predict_detections(checkpoint: Path, files: list[Path], out: Optional[Path], tile: Optional[int],
+                        overlap: float, min_score: float, as_json: bool) -> None:
+    from pipeline import summary
+    from pipeline.train.detpredict import detection_facts, predict_detections, write_outputs
+
+    results, ckpt = predict_detections(checkpoint, files, tile, overlap)
+    done, errors = [], []
+    for path, r in zip(files, results):
+        if isinstance(r, Exception):
+            typer.echo(f"error: {r}", err=True)
+            errors.append({"path": str(path), "error": str(r)})
+        else:
+            done.append(r)
+    written = str(write_outputs(done, list(ckpt["classes"]), out, min_score)) if out is not None and done else None
+    facts = {"checkpoint": str(checkpoint), "min_score": min_score, "results": written,
+             "predictions": [detection_facts(r, list(ckpt["classes"]), min_score) for r in done], "errors": errors}
+    if done or as_json:
+        _report(facts, summary.detections_table, as_json)
     if errors:
         raise typer.Exit(2)
 

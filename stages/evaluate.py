@@ -1,4 +1,8 @@
-"""DVC stage `evaluate`: checkpoint + dataset version -> test metrics and plots (params `evaluate.*`)."""
+"""DVC stage `evaluate`: checkpoint + dataset version -> test metrics and plots (params `evaluate.*`).
+
+The checkpoint says what it is: a classifier is scored by accuracy and F1
+(``pipeline.train.evaluate``), a detector or segmenter by COCO mAP
+(``pipeline.train.detevaluate``, which also writes ``--pr`` when given)."""
 
 from __future__ import annotations
 
@@ -9,13 +13,22 @@ from stages.runner import stage_main
 
 
 def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion: Path, logdir: Path,
-        report: Path) -> None:
+        report: Path, pr: Path | None = None) -> None:
     from pipeline.config import load_section
-    from pipeline.summary import evaluate_line
-    from pipeline.train.evaluate import evaluate
+    from pipeline.train.checkpoint import checkpoint_task
 
-    print(evaluate_line(evaluate(version, checkpoint, load_section("evaluate", params), metrics, confusion,
-                                 logdir, report)))
+    evaluate_params = load_section("evaluate", params)
+    if checkpoint_task(checkpoint) == "classify":
+        from pipeline.summary import evaluate_line
+        from pipeline.train.evaluate import evaluate
+
+        print(evaluate_line(evaluate(version, checkpoint, evaluate_params, metrics, confusion, logdir, report)))
+        return
+    from pipeline.summary import detection_evaluate_line
+    from pipeline.train.detevaluate import evaluate_detection
+
+    print(detection_evaluate_line(evaluate_detection(version, checkpoint, evaluate_params, metrics, confusion,
+                                                     logdir, report, pr)))
 
 
 if __name__ == "__main__":
@@ -23,4 +36,5 @@ if __name__ == "__main__":
         "version": "dataset version", "checkpoint": "checkpoint file",
         "metrics": "metrics JSON", "confusion": "confusion CSV (actual, predicted)",
         "logdir": "TensorBoard log directory", "report": "per-class scores and confusion matrix (JSON)",
-    }, run, torch_threads=0))
+        "pr": "detection only: per-class precision-recall CSV (class, recall, precision)",
+    }, run, torch_threads=0, optional=("pr",)))

@@ -60,6 +60,17 @@ def load_state(path: Path, expected_fingerprint: str) -> dict | None:
     return state
 
 
+def checkpoint_task(path: Path) -> str:
+    """``classify``, ``detect`` or ``segment``: what a checkpoint's model does. A file that is
+    no checkpoint says ``classify``: loading it then gives the clear error."""
+    try:
+        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - load_model names the problem
+        return "classify"
+    task = ckpt.get("task", "classify") if isinstance(ckpt, dict) else "classify"
+    return task if task in ("detect", "segment") else "classify"
+
+
 def load_model(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
     from pipeline.train.models import build_model, known_model

@@ -132,6 +132,9 @@ class ClassifyTask:
     def train_batches(self, sampler):
         return loader(self.tr, self.size, sampler, self.params.workers, pin=self.device.type == "cuda")
 
+    def head_parameters(self) -> set[str] | None:
+        return None  # the last nn.Linear's (optim's default)
+
     def set_frozen(self, frozen: bool) -> None:
         freeze_backbone(self.model, frozen)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -173,6 +174,10 @@ class DetectTask:
     def train_batches(self, sampler):
         return DataLoader(_Batches(self.tr), batch_size=None, sampler=sampler, num_workers=0)
 
+    def head_parameters(self) -> set[str]:
+        """All but the ImageNet backbone's: the pyramid and the heads start new (train.lr)."""
+        return {n for n, _ in self.model.named_parameters() if not n.startswith("backbone.body.")}
+
     def set_frozen(self, frozen: bool) -> None:
         freeze_body(self.model, frozen)
 
@@ -221,12 +226,11 @@ class DetectTask:
 
     def final(self, history: list[DetectEpoch]) -> tuple[dict, dict]:
         last = history[-1]
-        final = {"val_map": round(last.val_map, 6), "val_map50": round(last.val_map50, 6),
-                 "val_map75": round(last.val_map75, 6), "val_ar100": round(last.val_ar100, 6),
-                 "train_loss": round(last.train_loss, 6), "epochs": len(history)}
-        if last.val_mask_map is not None:
-            final["val_mask_map"] = round(last.val_mask_map, 6)
-        return final, {k: v for k, v in final.items() if k != "epochs"}
+        keys = ("val_map", "val_map50", "val_map75", "val_ar100", "train_loss")
+        keys += ("val_mask_map",) if last.val_mask_map is not None else ()
+        # COCOeval leaves a figure undefined (nan) without ground truth: JSON null, not NaN.
+        final = {k: None if math.isnan(getattr(last, k)) else round(getattr(last, k), 6) for k in keys}
+        return {**final, "epochs": len(history)}, {k: v for k, v in final.items() if v is not None}
 
     def checkpoint(self, run: str, history: list[DetectEpoch]) -> dict:
         s = self.spec

@@ -75,7 +75,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
 
     task = make_task(params, version, device, world)
     model = task.model
-    opt = make_optimizer(params, model, params.backbone_lr if task.pretrained else None)
+    opt = make_optimizer(params, model, params.backbone_lr if task.pretrained else None, task.head_parameters())
     steps_per_epoch = -(-task.n_train // params.batch_size)
     sched = make_schedule(params, opt, steps_per_epoch)
 
