@@ -183,6 +183,9 @@ class ClassifyTask:
                 ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
                 ("lr", stats.lr), ("time/epoch_seconds", stats.seconds)]
 
+    def log_images(self, writer, step: int) -> None:
+        pass  # the first batch (StepOut.picture) is the classifier's picture
+
     def epoch_line(self, stats: EpochStats) -> str:
         return (f"epoch {stats.epoch}: train loss {stats.train_loss:.4f} acc {stats.train_acc:.4f} | "
                 f"val loss {stats.val_loss:.4f} acc {stats.val_acc:.4f} | "

@@ -119,8 +119,12 @@ def score_split(model, split, device, classes, masks: bool, bf16: bool = True, b
     return preds, targets, box, mask
 
 
+SHOWN = 8  # val images drawn in TensorBoard each epoch
+
+
 class DetectTask:
     n_sums = 2  # loss sum (times images), images
+    shown: tuple = ((), ())
 
     def __init__(self, version: Path, params: TrainParams, device: torch.device, world: Ranks, masks: bool):
         from pipeline.torchdata import open_splits
@@ -205,7 +209,9 @@ class DetectTask:
                                             **{f"step/{k}": float(v.detach()) for k, v in parts.items()}})
 
     def epoch(self, epoch: int, sums: torch.Tensor, lr: float, seconds: float) -> DetectEpoch:
-        _, _, box, mask = score_split(self.model, self.va, self.device, self.classes, self.masks, self.params.bf16)
+        preds, targets, box, mask = score_split(self.model, self.va, self.device, self.classes, self.masks,
+                                                self.params.bf16)
+        self.shown = (preds[:SHOWN], targets[:SHOWN])
         return DetectEpoch(epoch, float(sums[0] / sums[1].clamp(min=1)), box.map, box.map50, box.map75, box.ar100,
                            lr, seconds, None if mask is None else mask.map)
 
@@ -214,6 +220,15 @@ class DetectTask:
                ("mAP75/val", stats.val_map75), ("AR100/val", stats.val_ar100), ("lr", stats.lr),
                ("time/epoch_seconds", stats.seconds)]
         return out + ([("mask_mAP/val", stats.val_mask_map)] if stats.val_mask_map is not None else [])
+
+    def log_images(self, writer, step: int) -> None:
+        """The first val images, ground truth and predictions drawn (``detscore.draw``)."""
+        from pipeline.train import detscore
+
+        for i, (pred, target) in enumerate(zip(*self.shown)):
+            image = self.va[i][0].as_subclass(torch.Tensor).permute(1, 2, 0).numpy()
+            drawn = detscore.draw(np.ascontiguousarray(image), target, pred, self.classes)
+            writer.add_image(f"val/predictions/{i:02d}", drawn, step, dataformats="HWC")
 
     def epoch_line(self, stats: DetectEpoch) -> str:
         return (f"epoch {stats.epoch}: train loss {stats.train_loss:.4f} | val mAP {stats.val_map:.4f} "

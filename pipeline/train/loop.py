@@ -154,6 +154,7 @@ def _train(version, params: TrainParams, checkpoint: Path, logdir: Path, metrics
         if world.main:
             for tag, value in task.epoch_scalars(stats):
                 writer.add_scalar(tag, value, step)
+            task.log_images(writer, step)
             writer.flush()
             print(task.epoch_line(stats))
             ckpt_io.save_state(state_path, {
