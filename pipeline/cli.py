@@ -334,7 +334,10 @@ def train(
     with _reporting(as_json):
         history = run(version, _section("train", params), checkpoint, logdir, metrics, curve)
     if _main_rank():
-        _report(summary.train_facts(history, checkpoint), summary.train_line, as_json)
+        if hasattr(history[-1], "val_map"):  # a detector's epochs
+            _report(summary.detection_train_facts(history, checkpoint), summary.detection_train_line, as_json)
+        else:
+            _report(summary.train_facts(history, checkpoint), summary.train_line, as_json)
 
 
 @app.command()
@@ -346,19 +349,36 @@ def evaluate(
     confusion: Path = typer.Option(..., help="confusion CSV"),
     logdir: Path = typer.Option(..., help="TensorBoard log directory"),
     report: Optional[Path] = typer.Option(None, help="also write per-class scores and the confusion matrix here"),
+    pr: Optional[Path] = typer.Option(None, help="detectors: also write the precision-recall CSV here"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion."""
+    """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion (COCO mAP for a detector)."""
     from pipeline import summary
     from pipeline.device import configure_process
-    from pipeline.train.evaluate import evaluate as run
+    from pipeline.train.checkpoint import checkpoint_task
 
     configure_process(torch_threads=0)
 
     with _reporting(as_json):
-        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
-    _report(result, summary.evaluate_line, as_json)
+        if checkpoint_task(checkpoint) == "classify":
+            from pipeline.train.evaluate import evaluate as run
+
+            if pr is not None:
+                from pipeline.errors import InputError
+
+                raise InputError(f"{pr}: --pr is a detector's precision-recall CSV; {checkpoint} is a classifier "
+                                 "(its PR curves are in TensorBoard)")
+
+            result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report)
+            line = summary.evaluate_line
+        else:
+            from pipeline.train.detevaluate import evaluate_detection
+
+            result = evaluate_detection(version, checkpoint, _section("evaluate", params), metrics, confusion,
+                                        logdir, report, pr)
+            line = summary.detection_evaluate_line
+    _report(result, line, as_json)
 
 
 @app.command()
@@ -463,6 +483,11 @@ def predict(
     if checkpoint_task(checkpoint) != "classify":
         _predict_detections(checkpoint, files, out, tile, overlap, min_score, as_json)
         return
+    if out is not None:  # an output never written would look like an empty result
+        from pipeline.errors import InputError
+
+        raise InputError(f"{out}: --out takes a detector's results; {checkpoint} is a classifier (its "
+                         "predictions print, with --json as JSON)")
     predictions, errors = [], []
     for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):

@@ -19,8 +19,12 @@ def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion:
 
     evaluate_params = load_section("evaluate", params)
     if checkpoint_task(checkpoint) == "classify":
+        from pipeline.errors import InputError
         from pipeline.summary import evaluate_line
         from pipeline.train.evaluate import evaluate
+
+        if pr is not None:
+            raise InputError(f"{pr}: --pr is a detector's precision-recall CSV; {checkpoint} is a classifier")
 
         print(evaluate_line(evaluate(version, checkpoint, evaluate_params, metrics, confusion, logdir, report)))
         return

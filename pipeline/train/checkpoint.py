@@ -63,8 +63,15 @@ def load_state(path: Path, expected_fingerprint: str) -> dict | None:
 def checkpoint_task(path: Path) -> str:
     """``classify``, ``detect`` or ``segment``: what a checkpoint's model does. A file that is
     no checkpoint says ``classify``: loading it then gives the clear error."""
+    from pipeline.inputfile import InputRefused, open_regular
+
     try:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=True, mmap=True)
+        fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on
+    except InputRefused:
+        return "classify"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - load_model names the problem
         return "classify"
     task = ckpt.get("task", "classify") if isinstance(ckpt, dict) else "classify"
