@@ -334,7 +334,10 @@ def train(
     with _reporting(as_json):
         history = run(version, _section("train", params), checkpoint, logdir, metrics, curve)
     if _main_rank():
-        _report(summary.train_facts(history, checkpoint), summary.train_line, as_json)
+        if hasattr(history[-1], "val_map"):  # a detector's epochs
+            _report(summary.detection_train_facts(history, checkpoint), summary.detection_train_line, as_json)
+        else:
+            _report(summary.train_facts(history, checkpoint), summary.train_line, as_json)
 
 
 @app.command()
@@ -349,19 +352,37 @@ def evaluate(
     hparams: Optional[Path] = typer.Option(
         None, help="TensorBoard HParams directory for the run's one trial (train and evaluate params against "
                    "train, val and test metrics); without it the trial goes into the --logdir run"),
+    pr: Optional[Path] = typer.Option(None, help="detectors: also write the precision-recall CSV here"),
     params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion."""
+    """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion (COCO mAP for a detector)."""
     from pipeline import summary
     from pipeline.device import configure_process
-    from pipeline.train.evaluate import evaluate as run
+    from pipeline.train.checkpoint import checkpoint_task
 
     configure_process(torch_threads=0)
 
     with _reporting(as_json):
-        result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report, hparams)
-    _report(result, summary.evaluate_line, as_json)
+        if checkpoint_task(checkpoint) == "classify":
+            from pipeline.train.evaluate import evaluate as run
+
+            if pr is not None:
+                from pipeline.errors import InputError
+
+                raise InputError(f"{pr}: --pr is a detector's precision-recall CSV; {checkpoint} is a classifier "
+                                 "(its PR curves are in TensorBoard)")
+
+            result = run(version, checkpoint, _section("evaluate", params), metrics, confusion, logdir, report,
+                         hparams)
+            line = summary.evaluate_line
+        else:
+            from pipeline.train.detevaluate import evaluate_detection
+
+            result = evaluate_detection(version, checkpoint, _section("evaluate", params), metrics, confusion,
+                                        logdir, report, pr, hparams)
+            line = summary.detection_evaluate_line
+    _report(result, line, as_json)
 
 
 @app.command()
@@ -439,8 +460,16 @@ def predict(
         MIN_CONFIDENCE, "--min-confidence", min=0.0, max=1.0,
         help="flag predictions less probable than this as 'low confidence'"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: a prediction per image, and errors"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="detectors: write results.json (COCO results format), images.json and drawn overlays here"),
+    tile: Optional[int] = typer.Option(
+        None, "--tile", min=0, help="detectors: predict images larger than this by tiles stitched with NMS "
+                                    "(default: the training input's long side; 0: never)"),
+    overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="detectors: share of a tile its neighbour covers"),
+    min_score: float = typer.Option(0.25, "--min-score", min=0.0, max=1.0,
+                                    help="detectors: objects counted and drawn from this score"),
 ) -> None:
-    """Predict the class of images with a trained checkpoint.
+    """Predict the class of images (or, with a detector, their objects) with a trained checkpoint.
 
     Each image goes through the checkpoint's own resize (the one its training data
     had) and normalisation. Prints a table with a header: image, class,
@@ -450,6 +479,7 @@ def predict(
     """
     from pipeline import summary
     from pipeline.device import configure_process
+    from pipeline.train.checkpoint import checkpoint_task
     from pipeline.train.predict import image_files, predict as run
 
     configure_process(torch_threads=0)
@@ -459,6 +489,14 @@ def predict(
     if found.skipped:
         shown = ", ".join(str(p) for p in found.skipped[:3]) + (", ..." if len(found.skipped) > 3 else "")
         typer.echo(f"note: {len(found.skipped)} file(s) without an image extension skipped ({shown})", err=True)
+    if checkpoint_task(checkpoint) != "classify":
+        _predict_detections(checkpoint, files, out, tile, overlap, min_score, as_json)
+        return
+    if out is not None:  # an output never written would look like an empty result
+        from pipeline.errors import InputError
+
+        raise InputError(f"{out}: --out takes a detector's results; {checkpoint} is a classifier (its "
+                         "predictions print, with --json as JSON)")
     predictions, errors = [], []
     for path, r in zip(files, run(checkpoint, files, top=top)):
         if isinstance(r, Exception):
@@ -471,6 +509,28 @@ def predict(
     if predictions or as_json:
         _report(summary.predict_facts(checkpoint, predictions, errors, min_confidence), summary.predict_table,
                 as_json)
+    if errors:
+        raise typer.Exit(2)
+
+
+def _predict_detections(checkpoint: Path, files: list[Path], out: Optional[Path], tile: Optional[int],
+                        overlap: float, min_score: float, as_json: bool) -> None:
+    from pipeline import summary
+    from pipeline.train.detpredict import detection_facts, predict_detections, write_outputs
+
+    results, ckpt = predict_detections(checkpoint, files, tile, overlap)
+    done, errors = [], []
+    for path, r in zip(files, results):
+        if isinstance(r, Exception):
+            typer.echo(f"error: {r}", err=True)
+            errors.append({"path": str(path), "error": str(r)})
+        else:
+            done.append(r)
+    written = str(write_outputs(done, list(ckpt["classes"]), out, min_score)) if out is not None and done else None
+    facts = {"checkpoint": str(checkpoint), "min_score": min_score, "results": written,
+             "predictions": [detection_facts(r, list(ckpt["classes"]), min_score) for r in done], "errors": errors}
+    if done or as_json:
+        _report(facts, summary.detections_table, as_json)
     if errors:
         raise typer.Exit(2)
 

@@ -244,7 +244,14 @@ class TrainParams(Section):
     # seed_cnn and resnet_small train from scratch; efficientnet_lite0 starts from the ImageNet
     # weights an installed package ships (offline); torchvision starts from the weights
     # ``pretrained`` names (torchvision downloads them once into its cache).
-    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision"] = "resnet_small"
+    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision",
+                   "fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"] = "resnet_small"
+    # What the model learns: auto follows the version (objects: detect, image labels: classify);
+    # segment (instance masks from the objects' polygons) is asked for, never guessed.
+    task: Literal["auto", "classify", "detect", "segment"] = "auto"
+    backbone_weights: Literal["imagenet", "none"] = Field(
+        "imagenet", description="detection models: the EfficientNet-Lite0 backbone's ImageNet weights "
+                                "(installed with the package), or none (from scratch)")
     pretrained: str | None = Field(
         None, description="torchvision weights as <architecture>.<weights>, e.g. resnet18.IMAGENET1K_V1; "
                           "only with model: torchvision")
@@ -286,6 +293,15 @@ class TrainParams(Section):
     pad_value: int | None = Field(None, ge=0, le=255, description="padding grey; null = the version's (augment.pad_value)")
     workers: int = Field(0, ge=0, le=256, description="processes decoding images stored as files; 0 = one per core")
 
+    def recorded(self) -> dict[str, Any]:
+        """The params as checkpoints, fingerprints and TensorBoard record them. A classification
+        model leaves out the keys that only detection reads (task, backbone_weights): ``auto``
+        and ``classify`` train the same classifier, and its files stay byte for byte the same."""
+        data = self.model_dump(mode="json")
+        if model_task(self.model) == "classify":
+            del data["task"], data["backbone_weights"]
+        return data
+
     @model_validator(mode="after")
     def _ops(self) -> "TrainParams":
         import pipeline.backends  # noqa: F401 - registers the ops the params may name
@@ -312,9 +328,38 @@ class TrainParams(Section):
             from pipeline.train.tvweights import torchvision_weights
 
             torchvision_weights(self.pretrained)  # a name torchvision does not know fails here, not mid-run
+        if (msg := task_model_conflict(self.task, self.model)) is not None:
+            raise ValueError(msg)
+        if model_task(self.model) == "detect":
+            extras = [k for k in ("online_augment", "mixup_alpha", "cutmix_alpha") if getattr(self, k)]
+            if extras:  # their ops move pixels only; boxes would no longer match the image
+                raise ValueError(f"train.{extras[0]} is for classification; train.model {self.model} learns boxes, "
+                                 "which the augment stage's pipeline moves with the image: augment there")
         if self.freeze_epochs > self.epochs:
             raise ValueError(f"train.freeze_epochs: {self.freeze_epochs} is more than train.epochs ({self.epochs})")
         return self
+
+
+# The models of each task (``train.model``); auto accepts any, and the version decides.
+TASK_MODELS = {
+    "classify": ("seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision"),
+    "detect": ("fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"),
+    "segment": ("maskrcnn_lite0",),
+}
+DEFAULT_MODEL = {"detect": "fcos_lite0", "segment": "maskrcnn_lite0"}  # by measurement: docs/benchmarks.md
+
+
+def model_task(model: str) -> str:
+    """The task a model's outputs serve: classify, or detect (masks too: maskrcnn)."""
+    return "classify" if model in TASK_MODELS["classify"] else "detect"
+
+
+def task_model_conflict(task: str, model: str) -> str | None:
+    """Why ``train.task`` and ``train.model`` cannot go together, or None."""
+    if task == "auto" or model in TASK_MODELS[task]:
+        return None
+    return (f"train.model {model} cannot do train.task {task}; models for {task}: "
+            f"{', '.join(TASK_MODELS[task])}")
 
 
 class EvaluateParams(Section):
@@ -393,6 +438,18 @@ def check_together(data: dict[str, Any], source: str = "params.yaml") -> None:
     """Checks that need two sections, run whichever stage loads the file: a combination
     that cannot train stops the first stage, not the train stage after augment ran."""
     aug, tr = data.get("augment"), data.get("train")
+    ing = data.get("ingest")
+    if isinstance(tr, dict) and isinstance(ing, dict):
+        train_p = parse_section("train", tr, source)
+        ingest_p = parse_section("ingest", ing, source)
+        formats = {s.format for s in ingest_p.sources} or {ingest_p.format}
+        wants_objects = train_p.task in ("detect", "segment") or (
+            train_p.task == "auto" and model_task(train_p.model) == "detect")
+        if wants_objects and formats == {"imagefolder"}:
+            raise ConfigError(
+                f"{source}: train.task {train_p.task} with train.model {train_p.model} needs objects (boxes or "
+                "polygons), but ingest.format imagefolder gives image labels only; use an annotation format "
+                "(voc, yolo, coco, labelme, createml, cvat) or a classification model")
     aug_size = aug.get("image_size") if isinstance(aug, dict) else None
     tr_size = tr.get("image_size") if isinstance(tr, dict) else None
     if aug_size is not None and tr_size is None:

@@ -326,6 +326,29 @@ def evaluate_line(f: Mapping[str, Any]) -> str:
             f"on {plural(f['test_samples'], 'image')} (loss {f['loss']:.4f})")
 
 
+def detection_train_facts(history: list, checkpoint: Path) -> dict:
+    """A detector's last epoch (``pipeline.train.detect.DetectEpoch``)."""
+    last = history[-1]
+    return {"checkpoint": str(checkpoint), "epochs": len(history),
+            "seconds": round(sum(s.seconds for s in history), 1), "val_map": round(last.val_map, 6),
+            "val_map50": round(last.val_map50, 6), "train_loss": round(last.train_loss, 6)}
+
+
+def detection_train_line(f: Mapping[str, Any]) -> str:
+    return (f"train: {plural(f['epochs'], 'epoch')} in {f['seconds']:.1f} s {ARROW} {f['checkpoint']} "
+            f"(val mAP {f['val_map']:.4f}, mAP50 {f['val_map50']:.4f})")
+
+
+def detection_evaluate_line(f: Mapping[str, Any]) -> str:
+    """From ``evaluate_detection``'s result; a figure COCOeval cannot define shows as n/a."""
+    def num(key: str) -> str:
+        return "n/a" if f.get(key) is None else f"{f[key]:.4f}"
+
+    masks = f", mask mAP {num('mask_map')}" if "mask_map" in f else ""
+    return (f"evaluate: test mAP {num('map')}, mAP50 {num('map50')}, mAP75 {num('map75')}, AR100 {num('ar100')}"
+            f"{masks} on {plural(f['test_images'], 'image')}")
+
+
 # -- predict ----------------------------------------------------------------------------------
 
 LOW = "low confidence"  # the flag of a prediction under --min-confidence
@@ -340,6 +363,17 @@ def prediction_facts(p, min_confidence: float) -> dict:
 def predict_facts(checkpoint: Path, predictions: list[dict], errors: list[dict], min_confidence: float) -> dict:
     return {"checkpoint": str(checkpoint), "min_confidence": min_confidence, "predictions": predictions,
             "errors": errors}
+
+
+def detections_table(f: Mapping[str, Any]) -> str:
+    """A header and one row per image: path, objects at or above the score, per class, tiled."""
+    rows = [("image", f"objects (score >= {f['min_score']:g})", "per class", "")]
+    for p in f["predictions"]:
+        rows.append((p["path"], str(p["objects"]), ", ".join(f"{k} {v}" for k, v in p["per_class"].items()),
+                     "by tiles" if p["tiled"] else ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return table + (f"\n{ARROW} {f['results']} (COCO results) and drawn overlays beside it" if f["results"] else "")
 
 
 def predict_table(f: Mapping[str, Any]) -> str:

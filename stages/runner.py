@@ -11,7 +11,8 @@ from pipeline.errors import PipelineError
 
 
 def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
-               argv: list[str] | None = None, torch_threads: int | None = None) -> int:
+               argv: list[str] | None = None, torch_threads: int | None = None,
+               optional: tuple[str, ...] = ()) -> int:
     """Parse ``--params`` and the stage's path options, then call ``run``.
 
     A PipelineError is printed as ``<stage>: error: <message>`` and exits with its code
@@ -19,14 +20,15 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
     shows the user what to fix instead of a traceback; Ctrl-C (SIGTERM) prints
     ``<stage>: interrupted`` and exits 130 (143) once the cleanup has run.
     ``torch_threads``: torch's CPU pool for this stage (1 for batch transforms, 0 one
-    per core, None: torch unused, or sized by the trainer itself).
+    per core, None: torch unused, or sized by the trainer itself). ``optional``: path options
+    that may be left out (``run`` gets None), e.g. an output only some runs write.
     """
     from pipeline import interrupts
 
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     for opt, help_text in paths.items():
-        parser.add_argument(f"--{opt}", required=True, type=Path, help=help_text)
+        parser.add_argument(f"--{opt}", required=opt not in optional, type=Path, help=help_text)
     args = parser.parse_args(argv)
     from pipeline.device import configure_process
 

@@ -11,12 +11,15 @@ from stages.runner import stage_main
 def run(params: Path, version: Path, checkpoint: Path, logdir: Path, metrics: Path, curve: Path) -> None:
     from pipeline.config import load_section
     from pipeline.ranks import main_rank
-    from pipeline.summary import train_facts, train_line
+    from pipeline.summary import detection_train_facts, detection_train_line, train_facts, train_line
     from pipeline.train.loop import train
 
     history = train(version, load_section("train", params), checkpoint, logdir, metrics, curve)
     if main_rank():  # under torchrun, rank 0 reports for all
-        print(train_line(train_facts(history, checkpoint)))
+        if hasattr(history[-1], "val_map"):  # a detector's epochs
+            print(detection_train_line(detection_train_facts(history, checkpoint)))
+        else:
+            print(train_line(train_facts(history, checkpoint)))
 
 
 if __name__ == "__main__":

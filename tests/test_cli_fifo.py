@@ -54,6 +54,8 @@ KINDS: dict[tuple[str, str], tuple[str, str]] = {
     ("evaluate", "logdir"): ("written", "a TensorBoard directory"),
     ("evaluate", "report"): ("written", "per-class report JSON"),
     ("evaluate", "hparams"): ("written", "the HParams TensorBoard directory"),
+    ("evaluate", "pr"): ("written", "a detector's precision-recall CSV (refused for a classifier)"),
+    ("predict", "out"): ("written", "a detector's results directory (refused for a classifier)"),
     ("stats", "dataset"): ("read", "a dataset or version directory"),
     ("stats", "splits"): ("read", "a split directory"),
     ("stats", "png"): ("written", "the objects picture"),

@@ -28,7 +28,7 @@ NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every", "workers"}
 
 
 def fingerprint(params: TrainParams, version_digest: str) -> str:
-    data = {k: v for k, v in params.model_dump(mode="json").items() if k not in NOT_IN_FINGERPRINT}
+    data = {k: v for k, v in params.recorded().items() if k not in NOT_IN_FINGERPRINT}
     text = json.dumps({"params": data, "version": version_digest}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
@@ -60,6 +60,24 @@ def load_state(path: Path, expected_fingerprint: str) -> dict | None:
     return state
 
 
+def checkpoint_task(path: Path) -> str:
+    """``classify``, ``detect`` or ``segment``: what a checkpoint's model does. A file that is
+    no checkpoint says ``classify``: loading it then gives the clear error."""
+    from pipeline.inputfile import InputRefused, open_regular
+
+    try:
+        fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on
+    except InputRefused:
+        return "classify"
+    try:
+        with os.fdopen(fd, "rb") as f:
+            ckpt = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - load_model names the problem
+        return "classify"
+    task = ckpt.get("task", "classify") if isinstance(ckpt, dict) else "classify"
+    return task if task in ("detect", "segment") else "classify"
+
+
 def load_model(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
     from pipeline.train.models import build_model, known_model
@@ -77,6 +95,13 @@ def load_model(path: Path, device="cpu"):
             ckpt = torch.load(f, map_location=device, weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not a checkpoint
         raise InputError(f"{path}: not a pipeline checkpoint ({type(err).__name__})") from None
+    if isinstance(ckpt, dict) and ckpt.get("task") in ("detect", "segment"):
+        from pipeline.config import TASK_MODELS
+        from pipeline.train.detect import load_detector
+
+        if ckpt.get("model") not in TASK_MODELS["detect"]:
+            raise InputError(f"{path}: not a pipeline checkpoint (unknown detection model)")
+        return load_detector(ckpt, device), ckpt
     if not isinstance(ckpt, dict) or not known_model(ckpt.get("model")):
         raise InputError(f"{path}: not a pipeline checkpoint (unknown model)")
     h, w, c = ckpt["shape"]

@@ -20,13 +20,13 @@ from pipeline.device import resolve_device
 from pipeline.errors import InputError
 from pipeline.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board, hparams
+from pipeline.train.hparams import EVENTS_SUFFIX
 from pipeline.train.checkpoint import load_model
 from pipeline.train.data import InputSize, SplitRows, checkpoint_input, load_split, read_card
 from pipeline.train.loop import evaluate_split, split_batches
 
 
 # Evaluate's event files end so: a re-evaluation replaces them and nothing else.
-EVENTS_SUFFIX = ".evaluate"
 
 
 def load_checkpoint(path: Path, device="cpu"):
@@ -136,10 +136,5 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
         if hparams_logdir is None:
             hparams.write_trial(writer._get_file_writer(), name, *trial)
     if hparams_logdir is not None:
-        from torch.utils.tensorboard.writer import FileWriter
-
-        hparams.clear_events(hparams_logdir / name, EVENTS_SUFFIX)
-        trial_writer = FileWriter(str(hparams_logdir / name), filename_suffix=EVENTS_SUFFIX)
-        hparams.write_trial(trial_writer, name, *trial)
-        trial_writer.close()
+        hparams.write_apart(hparams_logdir, name, trial)
     return result

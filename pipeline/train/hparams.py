@@ -28,12 +28,23 @@ from pipeline.train.checkpoint import NOT_IN_FINGERPRINT
 # Evaluate params that do not change its scores (train's: NOT_IN_FINGERPRINT).
 EVALUATE_SETTINGS = {"batch_size", "device", "worst"}
 
-# (scalar tag, display name): test first, then the final epoch of training.
+# Event files evaluate writes: a re-evaluation replaces only these (``clear_events``).
+EVENTS_SUFFIX = ".evaluate"
+
+# (scalar tag, display name): test first, then the final epoch of training. A
+# classifier's run has the accuracy rows, a detector's the COCO ones.
 METRICS = (
     ("hparam/test_accuracy", "test accuracy"), ("hparam/test_macro_f1", "test macro-F1"),
-    ("hparam/test_loss", "test loss"), ("hparam/val_accuracy", "val accuracy"), ("hparam/val_loss", "val loss"),
+    ("hparam/test_loss", "test loss"),
+    ("hparam/test_map", "test mAP"), ("hparam/test_map50", "test mAP50"), ("hparam/test_map75", "test mAP75"),
+    ("hparam/test_ar100", "test AR100"), ("hparam/test_mask_map", "test mask mAP"),
+    ("hparam/val_accuracy", "val accuracy"), ("hparam/val_loss", "val loss"),
+    ("hparam/val_map", "val mAP"), ("hparam/val_map50", "val mAP50"), ("hparam/val_mask_map", "val mask mAP"),
     ("hparam/train_accuracy", "train accuracy"), ("hparam/train_loss", "train loss"),
 )
+# A detector's headline and epoch record, by the names the tags use.
+DETECTION_TEST = ("map", "map50", "map75", "ar100", "mask_map")
+DETECTION_EPOCH = ("val_map", "val_map50", "val_mask_map", "train_loss")
 
 
 @dataclass(frozen=True)
@@ -62,11 +73,17 @@ def run_hparams(train: dict, evaluate: EvaluateParams) -> list[HParam]:
 def run_metrics(history: list[dict], test: dict) -> dict[str, float]:
     """Scalar tag -> value: ``test`` (evaluate's headline) and the last epoch of ``history``
     (the checkpoint's records; a checkpoint without them gives the test scores alone)."""
-    values = {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_loss": test["loss"]}
-    if history:
-        last = history[-1]
-        values.update(val_accuracy=last["val_acc"], val_loss=last["val_loss"], train_accuracy=last["train_acc"],
-                      train_loss=last["train_loss"])
+    if "accuracy" in test:
+        values = {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_loss": test["loss"]}
+        if history:
+            last = history[-1]
+            values.update(val_accuracy=last["val_acc"], val_loss=last["val_loss"],
+                          train_accuracy=last["train_acc"], train_loss=last["train_loss"])
+    else:  # a detector: COCO figures (undefined ones, None, are left out)
+        values = {f"test_{k}": test.get(k) for k in DETECTION_TEST}
+        if history:
+            values.update({k: history[-1].get(k) for k in DETECTION_EPOCH})
+        values = {k: v for k, v in values.items() if v is not None}
     return {tag: float(values[tag.removeprefix("hparam/")]) for tag, _ in METRICS
             if tag.removeprefix("hparam/") in values}
 
@@ -124,3 +141,14 @@ def write_trial(file_writer, name: str, hparams: list[HParam], metrics: dict[str
     for summary in trial_summaries(name, hparams, metrics):
         file_writer.add_summary(summary, 0)
     file_writer.flush()
+
+
+def write_apart(hparams_logdir: Path, name: str, trial: tuple[list[HParam], dict[str, float]]) -> None:
+    """The run's trial into ``hparams_logdir/<name>``, replacing an earlier evaluation's.
+    Called after the evaluate run's own writer is closed: the two may be one directory."""
+    from torch.utils.tensorboard.writer import FileWriter
+
+    clear_events(hparams_logdir / name, EVENTS_SUFFIX)
+    trial_writer = FileWriter(str(hparams_logdir / name), filename_suffix=EVENTS_SUFFIX)
+    write_trial(trial_writer, name, *trial)
+    trial_writer.close()

@@ -15,18 +15,22 @@ from pipeline.config import TrainParams
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, lr: float,
-                     backbone_lr: float | None = None) -> list[dict]:
+                     backbone_lr: float | None = None, head: set[str] | None = None) -> list[dict]:
     """Weight decay on conv/linear weights only: decaying batch-norm scales and
     biases only hurts (the usual practice since Goyal et al. 2017).
 
     With ``backbone_lr`` (a factor; a model that starts from trained weights) the head
     keeps ``lr`` and the backbone trains at ``lr * backbone_lr``, so fine-tuning adapts the
     features without washing them out. The head's groups come first: ``param_groups[0]``
-    carries ``train.lr``'s schedule, the one logged.
+    carries ``train.lr``'s schedule, the one logged. ``head``: the names of the parameters
+    that are new (default: the last ``nn.Linear``'s, a classifier's head).
     """
     from pipeline.train.backbone import head_parameter_names
 
-    head = head_parameter_names(model) if backbone_lr is not None else set()
+    if backbone_lr is None:
+        head = set()
+    elif head is None:
+        head = head_parameter_names(model)
     parts: dict[tuple[bool, bool], list] = {(h, d): [] for h in (True, False) for d in (True, False)}
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -39,8 +43,9 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: float,
     return groups
 
 
-def make_optimizer(params: TrainParams, model: nn.Module, backbone_lr: float | None = None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, params.weight_decay, params.lr, backbone_lr)
+def make_optimizer(params: TrainParams, model: nn.Module, backbone_lr: float | None = None,
+                   head: set[str] | None = None) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, params.weight_decay, params.lr, backbone_lr, head)
     if params.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=params.lr, momentum=params.momentum,
                                nesterov=params.nesterov and params.momentum > 0)
