@@ -23,6 +23,11 @@ dir beside the real one's card, with the train statistics recomputed per fold. A
 version with offline mixing (mixup, cutmix in ``augment.pipeline``) blends
 partners from any fold into its rows, so held-out digits would leak into training:
 cross-validate refuses such a version.
+
+``--tta-hflip`` also scores every split and fold with the mirrored image's softmax
+averaged in (``evaluate.tta_hflip``), from the same models: plain and mirrored
+side by side. ``--cv-only`` skips the full-train model and its val score: a recipe
+is chosen on the CV figure, so val need not even be looked at until the choice.
 """
 
 from __future__ import annotations
@@ -33,14 +38,16 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def score(model, ckpt: dict, version: Path, split: str) -> tuple[float, list[str]]:
-    """Accuracy of ``model`` on ``split`` and the source ids it gets wrong, in array order."""
+def score(model, ckpt: dict, version: Path, split: str, tta_hflip: bool = False) -> tuple[float, list[str]]:
+    """Accuracy of ``model`` on ``split`` and the source ids it gets wrong, in array order
+    (``tta_hflip``: each image's softmax averaged with its mirror's)."""
     import torch
 
     from pipeline.train.data import InputSize, load_split, split_ids
@@ -50,7 +57,7 @@ def score(model, ckpt: dict, version: Path, split: str) -> tuple[float, list[str
     size = InputSize(*ckpt["shape"], tuple(ckpt["resize"]))
     device = torch.device("cpu")
     _, probs = predict_split(model, split_batches(data, size, device), torch.tensor(ckpt["mean"]),
-                             torch.tensor(ckpt["std"]), device)
+                             torch.tensor(ckpt["std"]), device, tta_hflip=tta_hflip)
     wrong = (probs.argmax(1) != data.labels).nonzero().flatten().tolist()
     ids = split_ids(version, split)
     return 1.0 - len(wrong) / max(len(data), 1), [ids[i].split("#")[0] for i in wrong]
@@ -96,8 +103,17 @@ def write_fold(version: Path, out: Path, fold: int, folds: list[int], ids: list[
         f.writelines(json.dumps({"id": r, "split": "val"}) + "\n" for r, h in zip(ids, held) if h)
 
 
-def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, list[str], float]:
-    """(accuracy over all train originals, the source ids wrong, training seconds) of K fold models."""
+@dataclass(frozen=True)
+class CVResult:
+    accuracy: float  # over all train originals, each scored by the fold model that never saw it
+    wrong: list[str]  # their source ids
+    seconds: float  # training wall time of the K fold models
+    tta_accuracy: float | None = None  # the same models, mirrored softmax averaged in (tta_hflip)
+    tta_wrong: list[str] | None = None
+
+
+def cross_validate(version: Path, params, k: int, work: Path, tta_hflip: bool = False) -> CVResult:
+    """K fold models trained and scored; with ``tta_hflip`` also scored with the mirror."""
     from pipeline.train.checkpoint import load_model
     from pipeline.train.data import load_split, split_ids
     from pipeline.train.loop import train
@@ -109,6 +125,7 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
                          "cross-validate on a version built without them")
     folds = cv_folds(ids, train_split.labels, k)
     wrong: list[str] = []
+    tta_wrong: list[str] = []
     seconds = 0.0
     for fold in range(k):
         fv = work / f"fold{fold}"
@@ -118,8 +135,12 @@ def cross_validate(version: Path, params, k: int, work: Path) -> tuple[float, li
         seconds += time.perf_counter() - t0
         model, ckpt = load_model(work / f"f{fold}.pt", "cpu")
         wrong += score(model, ckpt, fv, "val")[1]
+        if tta_hflip:
+            tta_wrong += score(model, ckpt, fv, "val", tta_hflip=True)[1]
     originals = sum(r.endswith("#0") for r in ids)  # each fold's val: its originals
-    return 1.0 - len(wrong) / originals, wrong, seconds
+    if not tta_hflip:
+        return CVResult(1.0 - len(wrong) / originals, wrong, seconds)
+    return CVResult(1.0 - len(wrong) / originals, wrong, seconds, 1.0 - len(tta_wrong) / originals, tta_wrong)
 
 
 def main() -> int:
@@ -132,6 +153,8 @@ def main() -> int:
     ap.add_argument("--test", action="store_true", help="also score the test split (the check, not the guide)")
     ap.add_argument("--jsonl", type=Path, help="append one JSON line per seed here")
     ap.add_argument("--cv", type=int, default=0, metavar="K", help="also K-fold cross-validate on train")
+    ap.add_argument("--cv-only", action="store_true", help="with --cv: no full-train model, no val score")
+    ap.add_argument("--tta-hflip", action="store_true", help="also score with hflip test-time augmentation")
     args = ap.parse_args()
 
     import yaml
@@ -145,9 +168,13 @@ def main() -> int:
     for o in args.overrides:
         k, _, v = o.partition("=")
         over[k] = yaml.safe_load(v)
-    splits = ("val", "test") if args.test else ("val",)
+    if args.cv_only and (not args.cv or args.test):
+        ap.error("--cv-only goes with --cv and without --test")
+    splits = () if args.cv_only else ("val", "test") if args.test else ("val",)
     if args.cv:
         splits = ("cv",) + splits
+    if args.tta_hflip:  # "cv+tta": the same models' scores with the mirror averaged in
+        splits += tuple(f"{s}+tta" for s in splits)
     acc: dict[str, list[float]] = {s: [] for s in splits}
     missed: dict[str, collections.Counter] = {s: collections.Counter() for s in splits}
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -155,18 +182,25 @@ def main() -> int:
         params = TrainParams(**{**base, **over, "seed": seed, "resume": False})
         with tempfile.TemporaryDirectory(prefix="sweep-") as tmp:
             work = Path(tmp)
-            t0 = time.perf_counter()
-            train(args.version, params, work / "m.pt", work / "tb", work / "m.json", work / "c.csv")
-            wall = time.perf_counter() - t0
-            model, ckpt = load_model(work / "m.pt", "cpu")
-            line = {"recipe": args.name, "overrides": over, "seed": seed, "train_wall_s": round(wall, 1)}
+            line = {"recipe": args.name, "overrides": over, "seed": seed}
+            results: dict[str, tuple[float, list[str]]] = {}
+            if not args.cv_only:
+                t0 = time.perf_counter()
+                train(args.version, params, work / "m.pt", work / "tb", work / "m.json", work / "c.csv")
+                line["train_wall_s"] = round(time.perf_counter() - t0, 1)
+                model, ckpt = load_model(work / "m.pt", "cpu")
+                for split in ("val", "test") if args.test else ("val",):
+                    results[split] = score(model, ckpt, args.version, split)
+                    if args.tta_hflip:
+                        results[f"{split}+tta"] = score(model, ckpt, args.version, split, tta_hflip=True)
             if args.cv:
-                a, wrong, cv_s = cross_validate(args.version, params, args.cv, work / "cv")
-                acc["cv"].append(a)
-                missed["cv"].update(wrong)
-                line.update(cv_accuracy=round(a, 6), cv_train_wall_s=round(cv_s, 1), cv_wrong=wrong)
-            for split in splits[1:] if args.cv else splits:
-                a, wrong = score(model, ckpt, args.version, split)
+                cv = cross_validate(args.version, params, args.cv, work / "cv", args.tta_hflip)
+                line["cv_train_wall_s"] = round(cv.seconds, 1)
+                results["cv"] = cv.accuracy, cv.wrong
+                if args.tta_hflip:
+                    results["cv+tta"] = cv.tta_accuracy, cv.tta_wrong
+            for split in splits:
+                a, wrong = results[split]
                 acc[split].append(a)
                 missed[split].update(wrong)
                 line[f"{split}_accuracy"], line[f"{split}_wrong"] = round(a, 6), wrong

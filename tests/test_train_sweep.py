@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from benchmarks.train_sweep import cross_validate, cv_folds, write_fold
+from benchmarks.train_sweep import cross_validate, cv_folds, score, write_fold
 from pipeline.config import TrainParams
 from pipeline.train.data import load_split, read_card, split_ids
 from tests.conftest import make_version
@@ -60,10 +61,37 @@ def test_fold_versions_partition_the_originals(version, tmp_path):
 
 def test_cross_validation_scores_each_original_once(version, tmp_path):
     params = TrainParams(model="resnet_small", width=4, epochs=1, batch_size=16, lr=0.05, resume=False)
-    acc, wrong, seconds = cross_validate(version, params, K, tmp_path)
+    cv = cross_validate(version, params, K, tmp_path, tta_hflip=True)
     originals = len([r for r in split_ids(version, "train") if r.endswith("#0")])
-    assert acc == pytest.approx(1 - len(wrong) / originals)
-    assert len(set(wrong)) == len(wrong) and seconds > 0
+    assert cv.accuracy == pytest.approx(1 - len(cv.wrong) / originals)
+    assert cv.tta_accuracy == pytest.approx(1 - len(cv.tta_wrong) / originals)
+    assert len(set(cv.wrong)) == len(cv.wrong) and len(set(cv.tta_wrong)) == len(cv.tta_wrong)
+    assert cv.seconds > 0
+    # The same fold models (training is deterministic): the plain scores do not move with TTA on.
+    plain = cross_validate(version, params, K, tmp_path / "plain")
+    assert (plain.wrong, plain.tta_accuracy, plain.tta_wrong) == (cv.wrong, None, None)
+
+
+class LeftRight(torch.nn.Module):
+    """Class 0's logit is 0.2 plus an odd function of (left half - right half): a mirror
+    flips its sign, so the mirrored average always favours class 0 (sigmoid(0.2 + t) +
+    sigmoid(0.2 - t) > 1), while the plain score follows each image's own asymmetry."""
+
+    def forward(self, x):
+        half = x.shape[3] // 2
+        t = 4 * torch.tanh(100 * (x[..., :half].mean((1, 2, 3)) - x[..., -half:].mean((1, 2, 3))))
+        return torch.stack([0.2 + t, torch.zeros_like(t)], 1)
+
+
+def test_score_with_tta_averages_the_mirror(version):
+    info = read_card(version)
+    ckpt = {"shape": list(info.shape), "resize": list(info.resize), "mean": list(info.mean), "std": list(info.std)}
+    labels = load_split(version, "val").labels.tolist()
+    ids = [r.split("#")[0] for r in split_ids(version, "val")]
+    plain = score(LeftRight(), ckpt, version, "val")[1]
+    mirrored = score(LeftRight(), ckpt, version, "val", tta_hflip=True)[1]
+    assert mirrored == [i for i, y in zip(ids, labels) if y != 0]
+    assert plain != mirrored  # the data's asymmetry tells the two apart
 
 
 def test_cross_validation_refuses_a_version_with_mixed_rows(tmp_path):
