@@ -3,8 +3,7 @@
     python benchmarks/detect_candidates.py VERSION OUT MODEL EPOCHS ['{"threads": 1, ...}']
 
 The recipe below plus the JSON overrides; prints one JSON line (seconds per epoch,
-val mAP50 per epoch, test mAP50 and mAP). Uses ``pipeline.train.detscore`` when present,
-else the tests' pycocotools stand-in. docs/benchmarks.md ("Detectors on the trees set")
+val mAP50 per epoch, test mAP50 and mAP), scored by ``pipeline.train.detscore``. docs/benchmarks.md ("Detectors on the trees set")
 ran it on crude 400x400 tiles of the deepforest wheel's images (VERSION built by a
 throwaway script: train on tiles of three images, val/test on tiles of the fourth).
 """
@@ -16,9 +15,6 @@ from pathlib import Path
 
 
 def main():
-    from tests import detscore_stub
-
-    detscore_stub.install()
     import torch
 
     from pipeline.config import TrainParams

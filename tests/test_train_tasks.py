@@ -10,10 +10,7 @@ from pipeline.config import TrainParams, load_section, parse_section
 from pipeline.errors import ConfigError
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
-from tests import detscore_stub
 from tests.conftest import make_version
-
-detscore_stub.install()
 
 # Small and from scratch: one epoch of a few 48x64 images takes seconds on a CPU.
 TINY = dict(backbone_weights="none", epochs=1, batch_size=4, lr=0.01, schedule="constant", optimizer="adamw",
