@@ -119,7 +119,7 @@ def ours(size: int, batch: int, backend: str = "torch", device: str = "cpu"):
     from pipeline.augment.registry import build_pipeline
     from pipeline.augment.rng import keys_tensor
     from pipeline.backends import backend_of, resolve
-    from pipeline.seeding import sample_key
+    from pipeline.core.seeding import sample_key
 
     pipe = build_pipeline(spec(size), backend=backend)
     x = images(batch, size).to(device)
@@ -137,7 +137,7 @@ def ours(size: int, batch: int, backend: str = "torch", device: str = "cpu"):
 def as_the_stage() -> None:
     """Process settings as the augment stage's entry point makes them (one torch thread:
     the engine runs a chunk of the batch per core in its own threads)."""
-    from pipeline.device import configure_process
+    from pipeline.core.device import configure_process
 
     configure_process(torch_threads=1)
 

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 def main() -> int:
     from pipeline.augment.registry import REGISTRY, build_pipeline
     from pipeline.augment.rng import keys_tensor
-    from pipeline.seeding import sample_key
+    from pipeline.core.seeding import sample_key
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=96)

@@ -1,6 +1,6 @@
 """The ``pipeline`` command line: every DVC stage as a subcommand, plus tools.
 
-Only typer, the standard library and ``pipeline.formats`` (a list, no imports) are
+Only typer, the standard library and ``pipeline.core.formats`` (a list, no imports) are
 imported at module level; each command imports what it needs, so ``pipeline --help`` answers fast.
 """
 
@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 
 import typer
 
-from pipeline.formats import EXPORT_FORMATS, INGEST_FORMATS
+from pipeline.core.formats import EXPORT_FORMATS, INGEST_FORMATS
 
 app = typer.Typer(
     name="pipeline",
@@ -37,8 +37,8 @@ def _friendly(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from pipeline import interrupts
-        from pipeline.errors import PipelineError
+        from pipeline.core import interrupts
+        from pipeline.core.errors import PipelineError
 
         interrupts.install()
         try:
@@ -66,7 +66,7 @@ def _reporting(as_json: bool) -> Iterator[None]:
 
 def _report(facts: dict, line: Callable[[dict], str], as_json: bool) -> None:
     """The command's result: its summary line, or with --json its facts as one JSON object."""
-    from pipeline.summary import as_json as to_json
+    from pipeline.reports.summary import as_json as to_json
 
     typer.echo(to_json(facts) if as_json else line(facts))
 
@@ -75,8 +75,8 @@ def _report(facts: dict, line: Callable[[dict], str], as_json: bool) -> None:
 def _replacing(out: Path) -> Iterator[None]:
     """Around a command writing the directory ``out`` and reporting it: when ``out`` is an
     output that the repository's dvc.lock tracks, say after the report (on stderr) that it
-    was replaced and how to restore it (``pipeline.dvclock``)."""
-    from pipeline.dvclock import replaced_notice, tracked_output
+    was replaced and how to restore it (``pipeline.core.dvclock``)."""
+    from pipeline.core.dvclock import replaced_notice, tracked_output
 
     tracked = tracked_output(out)
     yield
@@ -126,7 +126,7 @@ def download(
     cached, resumed after an interruption, and extracted safely; DIR appears only
     when everything succeeded.
     """
-    from pipeline import summary
+    from pipeline.reports import summary
     from pipeline.config import parse_section
     from pipeline.download import CATALOG, FetchOptions, download as run, get_info
 
@@ -151,7 +151,7 @@ def download(
 
 def _main_rank() -> bool:
     """Under torchrun (augment, ingest) rank 0 alone reports."""
-    from pipeline.ranks import main_rank
+    from pipeline.core.ranks import main_rank
 
     return main_rank()
 
@@ -178,8 +178,8 @@ def ingest(
     loses data exits 3 with one line saying what, and leaves the previous output as it
     was, unless --allow-loss (or ingest.on_loss: warn) accepts it.
     """
-    from pipeline import summary
-    from pipeline.device import configure_process
+    from pipeline.reports import summary
+    from pipeline.core.device import configure_process
     from pipeline.ingest import ingest as run
 
     configure_process()
@@ -205,7 +205,7 @@ def split(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Assign every sample to train/val/test: stratified and deterministic."""
-    from pipeline import summary
+    from pipeline.reports import summary
     from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
 
@@ -237,14 +237,14 @@ def augment(
     pipeline's panels are copy 1 of those samples exactly as the version holds it
     (the split from --splits, else as the split stage would assign it).
     """
-    from pipeline import summary
-    from pipeline.device import configure_process
+    from pipeline.reports import summary
+    from pipeline.core.device import configure_process
     from pipeline.datasets import load_dataset
 
     p = _section("augment", params)  # validated before any data is read
     configure_process(torch_threads=1)  # the engine splits batches over the cores itself
     if preview:
-        from pipeline.preview import preview as run_preview, tensorboard_command
+        from pipeline.reports.preview import preview as run_preview, tensorboard_command
 
         src = source or dataset
         if src is None:
@@ -294,9 +294,9 @@ def trace(
     whose probability did not fire reads 'not applied'. Exit 1 when the
     re-rendered pixels or record differ from the version.
     """
-    from pipeline.device import configure_process
-    from pipeline.summary import as_json as to_json
-    from pipeline.trace import format_trace, trace as run, trace_facts
+    from pipeline.core.device import configure_process
+    from pipeline.reports.summary import as_json as to_json
+    from pipeline.reports.trace import format_trace, trace as run, trace_facts
 
     configure_process(torch_threads=1)
 
@@ -307,7 +307,7 @@ def trace(
 
         from PIL import Image
 
-        from pipeline.atomic import atomic_write_bytes
+        from pipeline.core.atomic import atomic_write_bytes
 
         png = io.BytesIO()
         Image.fromarray(t.rendered[:, :, 0] if t.rendered.shape[2] == 1 else t.rendered).save(png, "PNG")
@@ -328,7 +328,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Train the CNN on a dataset version."""
-    from pipeline import summary
+    from pipeline.reports import summary
     from pipeline.train.loop import train as run
 
     with _reporting(as_json):
@@ -357,8 +357,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a checkpoint on the test split: accuracy, per-class scores, confusion (COCO mAP for a detector)."""
-    from pipeline import summary
-    from pipeline.device import configure_process
+    from pipeline.reports import summary
+    from pipeline.core.device import configure_process
     from pipeline.train.checkpoint import checkpoint_task
 
     configure_process(torch_threads=0)
@@ -368,7 +368,7 @@ def evaluate(
             from pipeline.train.evaluate import evaluate as run
 
             if pr is not None:
-                from pipeline.errors import InputError
+                from pipeline.core.errors import InputError
 
                 raise InputError(f"{pr}: --pr is a detector's precision-recall CSV; {checkpoint} is a classifier "
                                  "(its PR curves are in TensorBoard)")
@@ -402,15 +402,15 @@ def stats(
 
     from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
-    from pipeline.stats import compute, render
+    from pipeline.reports.stats import compute, render
 
     ds = load_dataset(dataset)
     assignment = read_splits(splits) if splits else None
     report = compute(ds, assignment)
     typer.echo(json.dumps(report, sort_keys=True) if as_json else render(report))
     if png is not None or csv is not None:
-        from pipeline.atomic import atomic_write_bytes
-        from pipeline.stats_plot import csv_bytes, describe, png_bytes, table
+        from pipeline.core.atomic import atomic_write_bytes
+        from pipeline.reports.stats_plot import csv_bytes, describe, png_bytes, table
 
         if png is not None:
             atomic_write_bytes(png, png_bytes(ds, assignment), inputs=(dataset,))
@@ -434,7 +434,7 @@ def export(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Write a canonical dataset or a version out in a layout its trainers read, splits kept."""
-    from pipeline import summary
+    from pipeline.reports import summary
     from pipeline.export import export as run
     from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
@@ -477,8 +477,8 @@ def predict(
     --min-confidence. An image that cannot be read is an error line on stderr; the
     others are still predicted, and the exit status is 2.
     """
-    from pipeline import summary
-    from pipeline.device import configure_process
+    from pipeline.reports import summary
+    from pipeline.core.device import configure_process
     from pipeline.train.checkpoint import checkpoint_task
     from pipeline.train.predict import image_files, predict as run
 
@@ -493,7 +493,7 @@ def predict(
         _predict_detections(checkpoint, files, out, tile, overlap, min_score, as_json)
         return
     if out is not None:  # an output never written would look like an empty result
-        from pipeline.errors import InputError
+        from pipeline.core.errors import InputError
 
         raise InputError(f"{out}: --out takes a detector's results; {checkpoint} is a classifier (its "
                          "predictions print, with --json as JSON)")
@@ -515,7 +515,7 @@ def predict(
 
 def _predict_detections(checkpoint: Path, files: list[Path], out: Optional[Path], tile: Optional[int],
                         overlap: float, min_score: float, as_json: bool) -> None:
-    from pipeline import summary
+    from pipeline.reports import summary
     from pipeline.train.detpredict import detection_facts, predict_detections, write_outputs
 
     results, ckpt = predict_detections(checkpoint, files, tile, overlap)

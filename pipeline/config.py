@@ -15,12 +15,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.errors import ConfigError
-from pipeline.formats import INGEST_CHOICES
-from pipeline.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
-from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
+from pipeline.core.errors import ConfigError
+from pipeline.core.formats import INGEST_CHOICES
+from pipeline.core.inputfile import LIMITS, InputRefused, parse_yaml, read_bytes, shown
+from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
 
-ResizeMode = Literal[RESIZE_MODES]  # the one list (pipeline.resize_modes)
+ResizeMode = Literal[RESIZE_MODES]  # the one list (pipeline.core.resize_modes)
 
 
 MAX_SIDE = 8192  # largest augment.image_size side: a 8192x8192x3 image is 192 MiB
@@ -73,7 +73,7 @@ class DownloadParams(Section):
     @field_validator("checksums")
     @classmethod
     def _digests(cls, v: dict[str, str]) -> dict[str, str]:
-        from pipeline.digests import parse_digest
+        from pipeline.core.digests import parse_digest
 
         try:
             return {name: parse_digest(digest, name) for name, digest in v.items()}
@@ -325,7 +325,7 @@ class TrainParams(Section):
                              f"train.model: torchvision and only with it (model is {self.model!r}, pretrained "
                              f"{self.pretrained!r})")
         if self.pretrained is not None:
-            from pipeline.train.tvweights import torchvision_weights
+            from pipeline.tvweights import torchvision_weights
 
             torchvision_weights(self.pretrained)  # a name torchvision does not know fails here, not mid-run
         if (msg := task_model_conflict(self.task, self.model)) is not None:
@@ -415,7 +415,7 @@ def parse_section(section: str, data: Any, source: str = "params.yaml") -> Secti
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    """The sections of a params file, read through the guarded reader (``pipeline.inputfile``):
+    """The sections of a params file, read through the guarded reader (``pipeline.core.inputfile``):
     a regular file of at most ``PARAMS_MAX_BYTES``, UTF-8, YAML with a small alias budget."""
     path = Path(path)
     try:

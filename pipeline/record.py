@@ -16,7 +16,7 @@ Conventions (the same everywhere in the code):
 The canonical dataset directory holds ``manifest.jsonl`` (one Sample per line,
 sorted by id), ``classes.json`` (ordered class names), ``quarantine.jsonl``
 (rejected inputs with reasons) and ``images/`` (the upright images, in tar packs:
-see ``pipeline.imagestore``; read them with ``Dataset.read_image``). Its files, a
+see ``pipeline.images.imagestore``; read them with ``Dataset.read_image``). Its files, a
 version's and ``splits.json`` are read by ``read_jsonl`` and ``read_json``: the
 guarded reader, and one error naming the file and the line for anything damaged.
 """
@@ -263,7 +263,7 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 
 def _damaged(path: Path, problem: str, remedy: str) -> Exception:
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     return InputError(f"{path}: {problem}; {remedy}")
 
@@ -277,7 +277,7 @@ def read_jsonl(path: Path, build: Callable[[dict], T] | None = None,
     stops with an ``InputError`` naming the file, the 1-based line number, the
     problem and ``remedy``; blank lines are skipped.
     """
-    from pipeline.inputfile import InputRefused, describe_exception, open_regular
+    from pipeline.core.inputfile import InputRefused, describe_exception, open_regular
 
     try:
         fd, _ = open_regular(path)
@@ -314,7 +314,7 @@ def read_json(path: Path, remedy: str = "re-run the command that wrote it") -> A
     """A JSON document of a dataset directory (``classes.json``, ``splits.json``,
     ``card.json``, ...), read by the guarded reader; an empty, damaged or unreadable
     file stops with an ``InputError`` naming it (and the line, for bad JSON) and ``remedy``."""
-    from pipeline.inputfile import InputRefused, parse_json, read_bytes
+    from pipeline.core.inputfile import InputRefused, parse_json, read_bytes
 
     try:
         data = read_bytes(path, "index")
@@ -350,7 +350,7 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.images is None:
-            from pipeline.imagestore import ImageReader
+            from pipeline.images.imagestore import ImageReader
 
             object.__setattr__(self, "images", ImageReader(self.root))
 
@@ -381,7 +381,7 @@ def load_canonical(root: Path) -> Dataset:
     """Load a canonical dataset (``pipeline.datasets.load_dataset`` opens a version too);
     a file missing, damaged or not a regular file stops with an error naming it (and
     the line, in a JSON-lines file)."""
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     root = Path(root)
     if os.path.lexists(root) and not root.is_dir():

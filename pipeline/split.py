@@ -17,7 +17,7 @@ alone), and counted in ``carved``.
   first (largest remainder over all units; a split with a positive ratio gets at
   least one unit whenever there are as many units as such splits), then shared out
   per class, each class getting the floor or ceil of its exact share of each split
-  (``pipeline.apportion``). Within a class the units are ordered by a key of (seed,
+  (``pipeline.core.apportion``). Within a class the units are ordered by a key of (seed,
   first id), independent of file order, and dealt to train, val, test in that order.
 * Box data: iterative stratification by object-class counts (Sechidis et al.,
   2011): the rarest class is placed first, each of its units going to the split
@@ -40,12 +40,12 @@ import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from pipeline.apportion import largest_remainder, moves_to_fill, per_class, split_sizes
-from pipeline.atomic import atomic_dir, atomic_write_text
+from pipeline.core.apportion import largest_remainder, moves_to_fill, per_class, split_sizes
+from pipeline.core.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
-from pipeline.outputs import claim_dir
+from pipeline.core.outputs import claim_dir
 from pipeline.record import Dataset, Sample, read_duplicate_groups, read_json
-from pipeline.seeding import key64
+from pipeline.core.seeding import key64
 
 SPLITS_FILE = "splits.json"
 ORDER = ("train", "val", "test")
@@ -148,7 +148,7 @@ def _assign(todo: list[list[Sample]], ratios: dict[str, float], seed: int, out: 
     """Split units without a given split by ``ratios``: per class, or by object classes.
 
     Classification: the split sizes are fixed over all units first, then shared out per
-    class (``pipeline.apportion``); within a class the units are ordered by a key of
+    class (``pipeline.core.apportion``); within a class the units are ordered by a key of
     (seed, first id) and dealt to train, val, test in that order.
     """
     if any(s.objects for u in todo for s in u):
@@ -219,7 +219,7 @@ def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> N
     Only the impossible is left empty (see the module's doc), so the message counts
     what was split: units, where a duplicate group is one.
     """
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     empty = [k for k, r in params.ratios.items() if r > 0 and not counts.get(k)]
     if not empty:
@@ -280,7 +280,7 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
 
 def read_splits(path: Path) -> dict[str, str]:
     """The ``{sample id: split}`` assignment of a split directory's ``splits.json``."""
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     f = Path(path) / SPLITS_FILE
     if os.path.lexists(path) and not Path(path).is_dir():

@@ -10,11 +10,11 @@ from stages.runner import stage_main
 
 def run(params: Path, dataset: Path, splits: Path, out: Path) -> None:
     from pipeline.config import load_section
-    from pipeline.ranks import main_rank
+    from pipeline.core.ranks import main_rank
     from pipeline.version import write_version
     from pipeline.datasets import load_dataset
     from pipeline.split import read_splits
-    from pipeline.summary import augment_facts, augment_line
+    from pipeline.reports.summary import augment_facts, augment_line
 
     p = load_section("augment", params)  # validated before any data is read
     card = write_version(load_dataset(dataset), read_splits(splits), p, out, inputs=[splits])

@@ -19,8 +19,8 @@ def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion:
 
     evaluate_params = load_section("evaluate", params)
     if checkpoint_task(checkpoint) == "classify":
-        from pipeline.errors import InputError
-        from pipeline.summary import evaluate_line
+        from pipeline.core.errors import InputError
+        from pipeline.reports.summary import evaluate_line
         from pipeline.train.evaluate import evaluate
 
         if pr is not None:
@@ -29,7 +29,7 @@ def run(params: Path, version: Path, checkpoint: Path, metrics: Path, confusion:
         print(evaluate_line(evaluate(version, checkpoint, evaluate_params, metrics, confusion, logdir, report,
                                      hparams)))
         return
-    from pipeline.summary import detection_evaluate_line
+    from pipeline.reports.summary import detection_evaluate_line
     from pipeline.train.detevaluate import evaluate_detection
 
     print(detection_evaluate_line(evaluate_detection(version, checkpoint, evaluate_params, metrics, confusion,

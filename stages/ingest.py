@@ -14,10 +14,10 @@ from stages.runner import stage_main
 def run(params: Path, src: Path, out: Path, stats: Path) -> None:
     from pipeline.config import load_section
     from pipeline.ingest import ingest
-    from pipeline.outputs import claim_file
-    from pipeline.ranks import main_rank
-    from pipeline.stats import write_stats
-    from pipeline.summary import ingest_facts, ingest_lines
+    from pipeline.core.outputs import claim_file
+    from pipeline.core.ranks import main_rank
+    from pipeline.reports.stats import write_stats
+    from pipeline.reports.summary import ingest_facts, ingest_lines
 
     p = load_section("ingest", params)
     claim_file(stats, [src, out, *(s.path for s in p.sources)], "health report")  # before the work

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
@@ -23,14 +23,14 @@ def stage_main(name: str, paths: dict[str, str], run: Callable[..., object],
     per core, None: torch unused, or sized by the trainer itself). ``optional``: path options
     that may be left out (``run`` gets None), e.g. an output only some runs write.
     """
-    from pipeline import interrupts
+    from pipeline.core import interrupts
 
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     parser.add_argument("--params", default="params.yaml", type=Path, help="params file")
     for opt, help_text in paths.items():
         parser.add_argument(f"--{opt}", required=opt not in optional, type=Path, help=help_text)
     args = parser.parse_args(argv)
-    from pipeline.device import configure_process
+    from pipeline.core.device import configure_process
 
     configure_process(torch_threads)  # process-wide settings: here, never in library calls
     interrupts.install()

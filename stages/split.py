@@ -12,7 +12,7 @@ def run(params: Path, dataset: Path, out: Path) -> None:
     from pipeline.config import load_section
     from pipeline.datasets import load_dataset
     from pipeline.split import write_splits
-    from pipeline.summary import split_facts, split_line
+    from pipeline.reports.summary import split_facts, split_line
 
     p = load_section("split", params)  # validated before any data is read
     print(split_line(split_facts(write_splits(load_dataset(dataset), p, out), out)))

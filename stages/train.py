@@ -10,8 +10,8 @@ from stages.runner import stage_main
 
 def run(params: Path, version: Path, checkpoint: Path, logdir: Path, metrics: Path, curve: Path) -> None:
     from pipeline.config import load_section
-    from pipeline.ranks import main_rank
-    from pipeline.summary import detection_train_facts, detection_train_line, train_facts, train_line
+    from pipeline.core.ranks import main_rank
+    from pipeline.reports.summary import detection_train_facts, detection_train_line, train_facts, train_line
     from pipeline.train.loop import train
 
     history = train(version, load_section("train", params), checkpoint, logdir, metrics, curve)

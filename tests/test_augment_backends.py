@@ -10,7 +10,7 @@ from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.backends import ALBUMENTATIONS, resolve
 from pipeline.backends.choice import CPU_MEASURED, choose_backend, cpu_speed_ratio
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 BENCH = [{"name": "hflip", "p": 0.5}, {"name": "random_resized_crop", "p": 1.0, "scale": [0.5, 1.0]},
          {"name": "rotate", "p": 0.5, "degrees": 15}, {"name": "color_jitter", "p": 0.8},
@@ -95,7 +95,7 @@ def test_cpu_path_sets_glibc_thresholds_once_unless_the_user_did():
     import platform
     import sys
 
-    from pipeline.allocator import retain_freed_memory
+    from pipeline.core.allocator import retain_freed_memory
 
     pipe = build_pipeline(BENCH)
     pipe.apply(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), pipe.sample(_keys(2), 8, 8))
@@ -123,7 +123,7 @@ def test_transform_changes_no_process_state_and_chunking_changes_no_byte(monkeyp
         whole = pipe.apply(x, drawn)
         assert torch.get_num_threads() == 2
         torch.set_num_threads(1)
-        monkeypatch.setattr("pipeline.device.cpu_cores", lambda: 4)
+        monkeypatch.setattr("pipeline.core.device.cpu_cores", lambda: 4)
         calls = []
         real = engine._chunked
         monkeypatch.setattr(engine, "_chunked", lambda *a: calls.append(1) or real(*a))

@@ -9,7 +9,7 @@ from pipeline.augment.registry import build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.augment.targets import Targets
 from pipeline.backends import backend_of, resolve
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 FULL = [
     {"name": "random_resized_crop", "p": 0.5, "scale": [0.5, 1.0]},
@@ -126,7 +126,7 @@ def test_albumentations_transform_by_name_with_boxes():
 
 
 def test_albumentations_names_and_kwargs_are_validated():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="NoSuchThing"):
         build_pipeline([{"name": "albumentations.NoSuchThing"}])
@@ -170,7 +170,7 @@ def test_albumentations_backend_moves_polygons_and_keypoints():
 
 
 def test_offline_dataset_versions_refuse_mosaic_for_classification_and_resizing():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     build_pipeline([{"name": "mixup"}]).check_offline(28, 28, classification=True)
     build_pipeline([{"name": "mixup"}, {"name": "cutmix"}]).check_offline(28, 28)  # boxes: fine

@@ -8,7 +8,7 @@ import torch
 from pipeline.augment.registry import REGISTRY, build_pipeline
 from pipeline.augment.rng import keys_tensor, noise_field, noise_offsets, noise_windows
 from pipeline.augment.targets import Targets
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 H, W = 3000, 4000
 # Sizes stay null: each op works at the image's own size.

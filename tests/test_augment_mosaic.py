@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.augment.targets import Targets
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 
 def ref_tile(src_hw, out_hw, cx, cy, k):

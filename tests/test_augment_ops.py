@@ -13,7 +13,7 @@ from pipeline.augment import matrices, resample
 from pipeline.augment.base import Op
 from pipeline.augment.registry import REGISTRY, build_pipeline, dump_pipeline
 from pipeline.augment.rng import keys_tensor, uniform
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 # Every registered op with a configuration that exercises it. The meta-test below
 # fails when an op is registered without a row here.
@@ -201,7 +201,7 @@ def test_rotate_moves_a_bright_pixel_where_the_matrix_says():
     ({"name": "no_such_op"}, "no_such_op"),
 ])
 def test_bad_entries_fail_up_front_naming_op_and_key(entry, needle):
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"augment.pipeline\[0\]") as err:
         build_pipeline([entry])
@@ -214,7 +214,7 @@ def test_old_schema_dumps_still_build():
 
 
 def test_color_jitter_accepts_torchvision_scalar_shorthand():
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     pipe = build_pipeline([{"name": "color_jitter", "brightness": 0.3, "saturation": 1.5, "hue": 0.1}])
     p = pipe.ops[0].params

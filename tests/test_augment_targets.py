@@ -13,8 +13,8 @@ from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.augment.target_transform import Rules, transform_targets
 from pipeline.augment.targets import Targets, soft_labels
-from pipeline.errors import ConfigError
-from pipeline.seeding import sample_key
+from pipeline.core.errors import ConfigError
+from pipeline.core.seeding import sample_key
 
 
 def keys(n, seed=0):

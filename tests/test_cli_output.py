@@ -102,7 +102,7 @@ def test_summaries_are_one_readable_line_and_json_is_one_object(workspace):
 
 
 def test_lines_from_facts_hold_no_repr():
-    from pipeline import summary
+    from pipeline.reports import summary
 
     line = summary.export_line({"out": "y", "classes": 2, "format": "yolo", "task": "segment", "images": 1300,
                                 "splits": {"val": 300, "train": 1000}, "boxes_as_rectangles": 3,
@@ -144,7 +144,7 @@ def test_replacing_a_dvc_tracked_output_says_so_and_how_to_restore_it(tmp_path):
 
 
 def test_tracked_output_is_found_from_the_lock_above_the_output(tmp_path, monkeypatch):
-    from pipeline.dvclock import tracked_output
+    from pipeline.core.dvclock import tracked_output
 
     monkeypatch.delenv("DVC_STAGE", raising=False)
     repo = tmp_path / "repo"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import SECTIONS, load_section, parse_section
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 

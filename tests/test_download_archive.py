@@ -18,7 +18,7 @@ from pipeline.download import download
 from pipeline.download.archive import safe_extract
 from pipeline.download.checksums import parse_checksums
 from pipeline.download.mnist import parse_idx
-from pipeline.errors import ConfigError, DownloadError
+from pipeline.core.errors import ConfigError, DownloadError
 from tests.download_fixtures import (cifar10_archive, hymenoptera_archive, idx_bytes, loopback, mnist_files,
                                      sha256_checksums)
 

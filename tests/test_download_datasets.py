@@ -15,7 +15,7 @@ import pytest
 from pipeline.config import IngestParams
 from pipeline.download import download
 from pipeline.download.upstream import torchvision_attr
-from pipeline.errors import ConfigError, DownloadError
+from pipeline.core.errors import ConfigError, DownloadError
 from pipeline.ingest import ingest
 from tests.conftest import REPO
 from tests.download_fixtures import (CIFAR10_NAMES, HYMENOPTERA_COUNTS, HYMENOPTERA_PLACEHOLDER, cifar10_archive,

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.outputs import MARKER
+from pipeline.core.outputs import MARKER
 from pipeline.download import download
 from pipeline.download.archive import MAX_MEMBERS, safe_extract
 from pipeline.download.http import fetch_url
-from pipeline.errors import DownloadError
+from pipeline.core.errors import DownloadError
 from tests.conftest import REPO
 from tests.download_fixtures import (hymenoptera_archive, loopback, sha256_checksums, tar_gz_of_many,
                                      tar_gz_of_zeros)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.download.http import fetch_url
-from pipeline.errors import DownloadError
+from pipeline.core.errors import DownloadError
 from tests.download_fixtures import loopback
 
 __all__ = ["loopback"]

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import AugmentParams, EvaluateParams, IngestParams, SplitParams, TrainParams
 from pipeline.version import write_version
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits
 from pipeline.train import board

@@ -9,7 +9,7 @@ from pipeline.augment import exactmath, luts
 from pipeline.augment.photometric import BLUR_BITS, GaussianBlur, _blur_u8
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 
 EXACT = [
     {"name": "random_resized_crop", "p": 0.7, "scale": [0.5, 1.0]},

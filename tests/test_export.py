@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import IngestParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.export import export
 from pipeline.ingest import ingest
 from tests.conftest import make_imagefolder

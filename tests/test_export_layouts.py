@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.export import export, flat_names
 from pipeline.export.yolo import bridged
 from pipeline.datasets import load_dataset

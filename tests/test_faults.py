@@ -226,7 +226,7 @@ def test_read_only_target(tmp_path):
 
 
 def test_atomic_file_keeps_the_old_file_when_writing_fails(tmp_path, tiny_disk):
-    from pipeline.atomic import OutputFault, atomic_write_bytes
+    from pipeline.core.atomic import OutputFault, atomic_write_bytes
 
     target = tiny_disk / "metrics.json"
     atomic_write_bytes(target, b'{"old": 1}\n')
@@ -237,7 +237,7 @@ def test_atomic_file_keeps_the_old_file_when_writing_fails(tmp_path, tiny_disk):
 
 WATCHDOG_SCRIPT = """
 import multiprocessing, os, sys, time
-import pipeline.workers as w
+import pipeline.core.workers as w
 
 def work(parent):
     w._set_pdeathsig = lambda: None  # as where prctl does not exist: only the watchdog is left

@@ -26,7 +26,7 @@ from PIL import Image
 
 from pipeline.ingest.build import _Job, _process
 from pipeline.ingest.candidate import Candidate
-from pipeline.imageread import DecodeBudget, ImageRejected, load_checked, parse_orientation, read_checked
+from pipeline.images.imageread import DecodeBudget, ImageRejected, load_checked, parse_orientation, read_checked
 from pipeline.record import Source
 from tests.conftest import REPO, tree_digest
 
@@ -300,7 +300,7 @@ def test_budget_counts_workers_and_names_the_numbers():
 
 
 def test_default_budget_is_at_most_half_the_available_memory(monkeypatch):
-    from pipeline import imageread as images
+    from pipeline.images import imageread as images
 
     monkeypatch.setattr(images, "available_memory", lambda: 3 << 30)
     b = DecodeBudget.resolve(None, 4)
@@ -344,7 +344,7 @@ class _Weird(Exception):
     (RecursionError("maximum recursion depth exceeded"), "RecursionError: maximum recursion depth exceeded"),
 ])
 def test_any_decoder_failure_is_one_quarantined_image(tmp_path, monkeypatch, exc, detail):
-    from pipeline import imageread as images
+    from pipeline.images import imageread as images
 
     def broken(*args, **kwargs):
         raise exc

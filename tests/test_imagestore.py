@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pipeline.config import IngestParams
-from pipeline.errors import InputError
-from pipeline.imagestore import ImageReader, PackWriter, split_ref
+from pipeline.core.errors import InputError
+from pipeline.images.imagestore import ImageReader, PackWriter, split_ref
 from pipeline.ingest import ingest
 from pipeline.datasets import load_dataset
 from tests.conftest import make_imagefolder
@@ -110,7 +110,7 @@ def test_reader_without_pread_seeks_under_the_lock(tmp_path, monkeypatch):
 def test_fast_index_matches_tarfile_and_falls_back_for_other_tars(tmp_path):
     import io
 
-    from pipeline.imagestore import _scan_ustar
+    from pipeline.images.imagestore import _scan_ustar
 
     with PackWriter(tmp_path) as w:
         for i in range(50):
@@ -167,7 +167,7 @@ def test_pack_bytes_are_golden(tmp_path):
     ("a.png", 8 ** 11, "over ustar's 8 GiB"),
 ])
 def test_ustar_limits_are_errors(name, size, message):
-    from pipeline.imagestore import ustar_header
+    from pipeline.images.imagestore import ustar_header
 
     with pytest.raises(ValueError, match=message):
         ustar_header(name, size)

@@ -103,5 +103,5 @@ def test_the_layer_check_fails_on_a_climb():
     """The check can fail: a record module importing the version package is refused."""
     layers = _layers()
     assert _layer_of("pipeline.version.dataset", layers) > _layer_of("pipeline.record", layers)
-    assert _layer_of("pipeline.train.tvweights", layers) < _layer_of("pipeline.train.loop", layers)
+    assert _layer_of("pipeline.tvweights", layers) < _layer_of("pipeline.train.loop", layers)
     assert _layer_of("pipeline.nowhere", layers) is None

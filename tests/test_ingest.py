@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipeline.config import IngestParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest import ingest
 from tests.conftest import make_imagefolder, tree_digest
 
@@ -121,7 +121,7 @@ def test_the_marker_of_a_tree_pipeline_wrote_is_not_counted_as_a_hidden_file(tmp
     """A downloaded or exported tree carries pipeline's output marker at its top: it is
     neither a sample nor noise the user left (the default mnist5k report said
     "skipped_hidden: 1"). A file of that name deeper down is the user's, and counted."""
-    from pipeline.outputs import MARKER, write_marker
+    from pipeline.core.outputs import MARKER, write_marker
 
     src = make_imagefolder(tmp_path / "src", classes=2, per_class=3)
     write_marker(src, "download")

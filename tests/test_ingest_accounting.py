@@ -120,7 +120,7 @@ def test_voc_trees_account_for_every_file_and_entry(images, orphans, noise):
 
 
 def test_every_fate_has_its_words_in_the_summary():
-    from pipeline.summary import ENTRY_WORDS, FILE_WORDS
+    from pipeline.reports.summary import ENTRY_WORDS, FILE_WORDS
 
     assert list(FILE_WORDS) == ["total", *FILE_FATES]
     assert list(ENTRY_WORDS) == ["total", *ENTRY_FATES]

@@ -8,9 +8,9 @@ from PIL import Image
 from pipeline.ingest.annotations import finalize
 from pipeline.ingest.candidate import Candidate, RawObject
 from pipeline.ingest.clip import clip_box, clip_polygon, exif_point, polygon_area
-from pipeline import imagehash as hashes
-from pipeline.imagehash import pixel_hash
-from pipeline.imageread import ImageInfo, load_checked
+from pipeline.images import imagehash as hashes
+from pipeline.images.imagehash import pixel_hash
+from pipeline.images.imageread import ImageInfo, load_checked
 from pipeline.record import Source
 
 W, H = 100.0, 50.0

@@ -46,7 +46,7 @@ def test_format_tree_ingests_exactly(tmp_path, fmt):
     assert bg.objects == () and (fmt == "coco" or "background" in bg.notes)  # COCO lists it, with no objects
     from collections import Counter
 
-    from pipeline.stats import compute
+    from pipeline.reports.stats import compute
     stats = compute(ds)  # what `pipeline stats --json` prints (the CLI is checked below for COCO)
     assert (stats["samples"], stats["objects"], stats["quarantined"]) == (len(SPEC), 7, 0)
     assert stats["classes"] == dict(Counter(o[0] for *_, objs in SPEC for o in objs))
@@ -131,7 +131,7 @@ def test_cli_ingest_and_stats_agree(tmp_path):
 
 def test_config_errors_name_the_key(tmp_path):
     from pipeline.config import parse_section
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ingest.format.*unknown format 'vocc'"):
         parse_section("ingest", {"format": "vocc"})

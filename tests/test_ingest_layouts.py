@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import IngestParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.ingest.detect import detect_format
 from tests.conftest import REPO
@@ -103,7 +103,7 @@ def test_layout_ingests_exactly(ingested, lay: Layout):
 def test_layout_passes_the_default_loss_policy_or_fails_loudly(tmp_path, lay: Layout):
     """Under ``ingest.on_loss: error`` a layout either ingests, or stops with the loss line and
     leaves the earlier output as it was."""
-    from pipeline.errors import DataLossError
+    from pipeline.core.errors import DataLossError
 
     src = tmp_path / "src"
     src.mkdir()
@@ -131,8 +131,8 @@ def test_auto_detects_the_layout_and_gives_the_same_dataset(ingested, lay: Layou
 
 
 def test_every_format_is_read_detected_documented_and_has_a_layout():
-    """The one list (pipeline/formats.py) is what the readers, detection, the docs and these layouts cover."""
-    from pipeline.formats import INGEST_FORMATS
+    """The one list (pipeline/core/formats.py) is what the readers, detection, the docs and these layouts cover."""
+    from pipeline.core.formats import INGEST_FORMATS
     from pipeline.ingest.detect import ORDER
 
     assert set(ORDER) | {"imagefolder"} == set(INGEST_FORMATS)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import IngestParams, parse_section
-from pipeline.errors import ConfigError, DataLossError
+from pipeline.core.errors import ConfigError, DataLossError
 from pipeline.ingest import ingest
 from tests.conftest import REPO, make_imagefolder
 from tests.layout_trees import CLASSES, coco_doc, image, labelimg_xml, write, yolo_lines

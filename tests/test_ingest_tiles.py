@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.config import AugmentParams, IngestParams, TileParams, parse_section
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.ingest import ingest
 from pipeline.ingest.tiling import TILE_DROPPED, tile_objects
 from pipeline.record import Object
-from pipeline.tiles import starts, windows
+from pipeline.core.tiles import starts, windows
 
 EXAMPLES = int(os.environ.get("PROPERTY_EXAMPLES", "150"))
 
@@ -151,7 +151,7 @@ def test_ingest_cuts_large_images_keeps_small_ones_and_records_the_lineage(tmp_p
     assert t["objects_whole_in_a_tile"] + t["objects_only_in_pieces"] == 4
     assert report["accepted"] == 2 and report["fates"]["files"]["samples"] == 2  # files, not tiles
     assert report["fates"]["entries"]["objects"] == 5 and not ds.quarantine
-    from pipeline.stats import compute, render
+    from pipeline.reports.stats import compute, render
     stats = compute(ds)
     assert stats["tiling"]["tile_objects_clipped"] == sum(
         int(n.split(":")[1]) for s in tiles for n in s.notes if n.startswith("tile-clipped:")) > 0
@@ -180,7 +180,7 @@ def test_an_object_in_no_tile_is_refused_with_its_index_not_lost(tmp_path):
 def test_trace_leads_from_a_version_row_of_a_tile_to_the_source_and_its_offset(tmp_path, tiled_tree):
     from pipeline.config import SplitParams
     from pipeline.split import assign_splits
-    from pipeline.trace import format_trace, trace, trace_facts
+    from pipeline.reports.trace import format_trace, trace, trace_facts
     from pipeline.version import write_version
 
     src, _ = tiled_tree

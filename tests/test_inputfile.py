@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from pipeline.inputfile import InputRefused, decode_text, parse_json, parse_yaml, read_bytes
+from pipeline.core.inputfile import InputRefused, decode_text, parse_json, parse_yaml, read_bytes
 
 
 def _refused(fn, *args, **kwargs) -> InputRefused:

@@ -22,7 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.outputs import MARKER
+from pipeline.core.outputs import MARKER
 from tests.conftest import REPO, make_imagefolder
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "PIPELINE_NO_PROGRESS": "1"}
@@ -259,7 +259,7 @@ def test_labelme_flags_named_like_paths_stay_inside_the_export(tmp_path, fmt):
 
 
 def test_safe_names_table():
-    from pipeline.safepaths import safe_names
+    from pipeline.core.safepaths import safe_names
 
     names = ["ok", "OK", "..", ".", "", "../../../x", "a/b", "a\\b", "nul", "Com1.txt", "tab\there", "é", " x "]
     m = safe_names(names)
@@ -274,7 +274,7 @@ def test_safe_names_table():
 
 @pytest.mark.parametrize("parts", [("..",), ("a", "..", ".."), ("/etc/passwd",), ("a/../../b",), ("x\0y",), (".",)])
 def test_join_inside_refuses_paths_leaving_the_root(tmp_path, parts):
-    from pipeline.safepaths import UnsafePath, join_inside
+    from pipeline.core.safepaths import UnsafePath, join_inside
 
     with pytest.raises(UnsafePath):
         join_inside(tmp_path, *parts)
@@ -283,7 +283,7 @@ def test_join_inside_refuses_paths_leaving_the_root(tmp_path, parts):
 
 def test_a_users_folder_named_like_our_old_output_is_kept(tmp_path):
     """``.<out>.old-<pid>`` of a dead pid is removed only when it carries our marker."""
-    from pipeline.atomic import clean_stale
+    from pipeline.core.atomic import clean_stale
 
     out = tmp_path / "ds"
     user = tmp_path / f".ds.old-{_dead_pid()}"

@@ -4,10 +4,10 @@ import struct
 
 import pytest
 
-from pipeline import imagestore, packindex
-from pipeline.errors import InputError
-from pipeline.imagestore import ImageReader, PackWriter
-from pipeline.packindex import PackIndex, index_bytes
+from pipeline.images import imagestore, packindex
+from pipeline.core.errors import InputError
+from pipeline.images.imagestore import ImageReader, PackWriter
+from pipeline.images.packindex import PackIndex, index_bytes
 
 BLOBS = {f"{i * 7919 % 1000:03d}{'x' * (i % 3)}.png": bytes([i]) * (i * 37) for i in range(60)}
 

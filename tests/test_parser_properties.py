@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from pipeline.ingest.annotations import finalize
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.candidate import AnnotationError, Candidate, Parsed, RawObject, Skipped
 from pipeline.ingest.coco import parse_coco, read_coco
 from pipeline.ingest.createml import parse_createml, read_createml
-from pipeline.imageread import ImageInfo
+from pipeline.images.imageread import ImageInfo
 from pipeline.ingest.labelme import parse_labelme, read_labelme
 from pipeline.ingest.voc import parse_voc, read_voc
 from pipeline.ingest.yolo import parse_classes_txt, parse_data_yaml, parse_yolo, read_yolo

@@ -326,7 +326,7 @@ def test_a_parser_failure_becomes_a_deterministic_refusal():
     import io as _io
 
     from pipeline.ingest.candidate import guarded
-    from pipeline.inputfile import InputRefused
+    from pipeline.core.inputfile import InputRefused
 
     def crash(x):
         raise TypeError(f"cannot use {x}")

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from pipeline.config import TrainParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.train.loop import train
 from pipeline.train.predict import Prediction, predict
 from tests.conftest import REPO, class_image, make_version

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import AugmentParams, IngestParams
 from pipeline.ingest import ingest
-from pipeline.preview import PALETTE, PANEL, pick, preview as run_preview
+from pipeline.reports.preview import PALETTE, PANEL, pick, preview as run_preview
 from pipeline.datasets import load_dataset
 from tests.conftest import make_imagefolder
 from tests.version_data import COLOURS, make_annotated

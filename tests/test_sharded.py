@@ -19,7 +19,7 @@ from pipeline.config import IngestParams, SplitParams, load_section
 from pipeline.ingest import ingest
 from pipeline.datasets import load_dataset
 from pipeline.split import read_splits, write_splits
-from pipeline.stats import write_stats
+from pipeline.reports.stats import write_stats
 from pipeline.version import write_version
 from tests.conftest import REPO, make_imagefolder
 from tests.version_data import digests, make_annotated

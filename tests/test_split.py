@@ -68,7 +68,7 @@ def _given_tree(tmp_path, splits=("train", "val"), per=(30, 6)):
 def test_a_split_the_source_lacks_is_carved_from_its_train_split(tmp_path):
     """ants/bees: train/ and val/ given, the ratios ask for test: carve it from train."""
     from pipeline.split import write_splits
-    from pipeline.summary import split_facts, split_line
+    from pipeline.reports.summary import split_facts, split_line
 
     ds = _given_tree(tmp_path)
     params = SplitParams(ratios={"train": 0.8, "val": 0.1, "test": 0.1})
@@ -88,7 +88,7 @@ def test_a_split_the_source_lacks_is_carved_from_its_train_split(tmp_path):
 
 
 def test_keep_leaves_given_splits_and_an_empty_split_stops_split(tmp_path):
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
     from pipeline.split import write_splits
 
     ds = _given_tree(tmp_path)

@@ -112,7 +112,7 @@ def test_boxes_balanced_by_object_class_and_deterministic():
 
 
 def test_same_picture_under_two_classes_is_reported_as_a_label_conflict(tmp_path):
-    from pipeline.stats import compute, render
+    from pipeline.reports.stats import compute, render
 
     src = make_imagefolder(tmp_path / "src", classes=2, per_class=4, channels=3)
     (src / "class1" / "again.png").write_bytes((src / "class0" / "002.png").read_bytes())

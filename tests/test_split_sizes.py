@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.apportion import largest_remainder, per_class, split_sizes
+from pipeline.core.apportion import largest_remainder, per_class, split_sizes
 from pipeline.config import SplitParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.record import Dataset, Object, Sample
 from pipeline.split import assign_splits, check_not_empty, units
 

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.apportion import split_sizes
+from pipeline.core.apportion import split_sizes
 from pipeline.config import SplitParams
 from pipeline.record import Dataset, Object, Sample, Tile
 from pipeline.split import assign_splits, units

@@ -10,8 +10,9 @@ import numpy as np
 from PIL import Image
 
 from pipeline.datasets import load_dataset
-from pipeline.stats import SMALL_AREA, compute, render
-from pipeline.stats_plot import IMAGE_COLUMNS, OBJECT_COLUMNS, csv_bytes, describe, object_rows, png_bytes, table
+from pipeline.reports.stats import SMALL_AREA, compute, render
+from pipeline.reports.stats_plot import (IMAGE_COLUMNS, OBJECT_COLUMNS, csv_bytes, describe, object_rows, png_bytes,
+                                         table)
 from tests.conftest import make_version
 from tests.version_data import make_annotated
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline.config import AugmentParams, SplitParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
-from pipeline.trace import trace
+from pipeline.reports.trace import trace
 from pipeline.version import write_version
 from tests.conftest import REPO
 from tests.version_data import make_annotated
@@ -49,7 +49,7 @@ def test_every_output_sample_re_renders_to_equal_bytes(version):
 def test_trace_detects_a_changed_record_and_changed_pixels(version, tmp_path):
     import shutil
 
-    from pipeline.trace import format_trace
+    from pipeline.reports.trace import format_trace
 
     v = tmp_path / "v"
     shutil.copytree(version, v)
@@ -105,7 +105,7 @@ def mixed_version(tmp_path_factory):
 
 
 def test_mixed_samples_re_render_from_their_recorded_partners(mixed_version):
-    from pipeline.trace import format_trace
+    from pipeline.reports.trace import format_trace
 
     mixed = [r for r in rows(mixed_version) if r["mix_weight"] < 1.0]
     assert mixed
@@ -134,7 +134,7 @@ def test_mixed_box_data_re_renders_and_keeps_both_images_objects(tmp_path, pipe)
 
 def test_classification_versions_refuse_mosaic_before_writing(tmp_path):
     from pipeline.config import IngestParams
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     from pipeline.ingest import ingest
     from tests.conftest import make_imagefolder
 

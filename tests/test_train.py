@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.config import TrainParams, parse_section
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
 from pipeline.train.data import load_split

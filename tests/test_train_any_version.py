@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from pipeline.config import AugmentParams, EvaluateParams, IngestParams, SplitParams, TrainParams, load_section
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.train.data import load_split, read_card
 from pipeline.train.inputsize import data_side
 from pipeline.train.loop import train

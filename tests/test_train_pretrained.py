@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline.config import TrainParams, parse_section
-from pipeline.errors import ConfigError, InputError
+from pipeline.core.errors import ConfigError, InputError
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train import pretrained as pt
 from pipeline.train.backbone import head_parameter_names

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.config import TrainParams, load_section, parse_section
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.train import checkpoint as ckpt_io
 from pipeline.train.loop import train
 from tests.conftest import make_version

@@ -16,7 +16,7 @@ from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
 from pipeline.version import write_version
 from pipeline.version.card import VersionCard
-from pipeline.atomic import OWNER, STALE_UNOWNED_S, clean_stale
+from pipeline.core.atomic import OWNER, STALE_UNOWNED_S, clean_stale
 from tests.conftest import make_imagefolder
 from tests.version_data import digests, make_annotated
 

@@ -12,7 +12,7 @@ from pipeline.export import FORMATS, export
 from pipeline.ingest import ingest
 from pipeline.datasets import load_dataset
 from pipeline.split import assign_splits
-from pipeline.stats import compute
+from pipeline.reports.stats import compute
 from pipeline.version import write_version
 from tests.conftest import make_imagefolder
 from tests.version_data import make_annotated

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.rng import keys_tensor
 from pipeline.record import Object, Sample
-from pipeline.seeding import sample_key
+from pipeline.core.seeding import sample_key
 from pipeline.version.manifest import drawn_from_rows, exact_params
 from pipeline.version.resize import fit
 from pipeline.version.objects import DROP_RESIZE, row_objects, sample_targets

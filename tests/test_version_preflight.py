@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import AugmentParams, IngestParams, SplitParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest import ingest
 from pipeline.split import assign_splits
 from pipeline.version import preflight

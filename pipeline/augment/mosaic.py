@@ -22,7 +22,7 @@ from pipeline.augment.base import Op, OpParams
 from pipeline.augment.geometric import Range, _ordered
 from pipeline.augment.target_transform import Rules, transform_masks, transform_targets
 from pipeline.augment.targets import merge
-from pipeline.resize_modes import PAD_GREY
+from pipeline.core.resize_modes import PAD_GREY
 
 # Which corner of each tile (own, then partners 1..3) touches the centre: the tile's
 # left edge is at cx - tile_w * LEFT[k], its top edge at cy - tile_h * UP[k].

@@ -54,7 +54,7 @@ class Pipeline:
         those store one image size (originals and copies side by side) and, for
         classification, a label pair per image (``label``, ``mix_label``,
         ``mix_weight``): mixup/cutmix fit, mosaic's four labels do not."""
-        from pipeline.errors import ConfigError
+        from pipeline.core.errors import ConfigError
 
         mixing = [i for i, op in enumerate(self.ops) if op.kind == "mixing"]
         if classification and len(mixing) > 1:
@@ -96,7 +96,7 @@ class Pipeline:
         ``torch`` backend (another backend runs through ``pipeline.backends``).
 
         On the CPU, when torch runs one thread (as the entry points of the batch
-        commands set it, ``pipeline.device.configure_process``), the batch is split
+        commands set it, ``pipeline.core.device.configure_process``), the batch is split
         into chunks run by one thread per core: per-sample results do not depend on
         the batch (tested), and independent chunks scale across cores without the
         per-op barriers of intra-op threading. With more torch threads (training's
@@ -106,7 +106,7 @@ class Pipeline:
         """
         if targets is not None:
             check_targets(self.ops, targets.kinds())
-        from pipeline.device import cpu_cores
+        from pipeline.core.device import cpu_cores
 
         cores = cpu_cores()
         mixing = any(op.kind == "mixing" for op in self.ops)
@@ -186,7 +186,7 @@ def _chunked(pipe: Pipeline, images, targets, drawn, partners, threads):
 
 def check_targets(ops: Sequence[Op], kinds: set[str]) -> None:
     """Fail loudly when an op cannot handle a target kind the data carries."""
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
 
     for i, op in enumerate(ops):
         missing = sorted(kinds - op.supports)

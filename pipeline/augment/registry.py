@@ -17,8 +17,8 @@ from pipeline.augment.backend import AUTO, BACKENDS
 from pipeline.augment.ops import ALL_OPS, Op
 from pipeline.augment.pipeline import Pipeline, check_targets
 from pipeline.augment.target_transform import Rules
-from pipeline.errors import ConfigError
-from pipeline.seeding import key64
+from pipeline.core.errors import ConfigError
+from pipeline.core.seeding import key64
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # 1: ops only (rules and backend at their defaults)

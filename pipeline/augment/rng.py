@@ -1,6 +1,6 @@
 """Per-sample, counter-based random numbers on any device.
 
-A batch carries one 64-bit key per sample (``pipeline.seeding.sample_key``), held
+A batch carries one 64-bit key per sample (``pipeline.core.seeding.sample_key``), held
 as two 32-bit words. A draw is a pure hash of (key, stream, counter): no generator
 state, so a sample gets the same numbers whether it sits in a batch of 1, 7 or 64,
 in any order, on CPU or CUDA (integer arithmetic is exact on both). Each op draws

@@ -24,7 +24,7 @@ from pydantic import ConfigDict
 
 from pipeline.augment.base import SEED_KEYS, Op, OpParams
 from pipeline.augment.targets import Targets, concat
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network check on import
 # mixup, cutmix, mosaic: not in albumentations 2.0.8; rot90: its RandomRotate90 swaps a

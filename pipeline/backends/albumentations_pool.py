@@ -9,7 +9,7 @@ result does not depend on the chunking or the number of workers (tested).
 
 Used for image-only uint8 batches (what offline versioning of classification data
 and the benchmark run); batches with targets run in-process. Workers never outlive
-the run: they ignore Ctrl-C, die with their parent (``pipeline.workers``) and are
+the run: they ignore Ctrl-C, die with their parent (``pipeline.core.workers``) and are
 killed at once when a batch fails or is interrupted.
 """
 
@@ -47,7 +47,7 @@ def _run_chunk(chunk: tuple[list[int], np.ndarray]) -> np.ndarray:
 
 
 def _pool(ops, h: int, w: int, c: int, workers: int):
-    from pipeline.workers import OrderedPool
+    from pipeline.core.workers import OrderedPool
 
     spec = [op.params.model_dump(mode="json") for op in ops]
     key = (json.dumps(spec, sort_keys=True), h, w, c, workers)

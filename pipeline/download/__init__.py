@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pipeline.download.catalog import CATALOG, DatasetInfo, get_info
 from pipeline.download.remote import FetchOptions, cache_root
-from pipeline.errors import DownloadError
-from pipeline.outputs import check_dir_target, claim_dir
+from pipeline.core.errors import DownloadError
+from pipeline.core.outputs import check_dir_target, claim_dir
 
 __all__ = ["CATALOG", "DatasetInfo", "FetchOptions", "download", "get_info", "inputs_of"]
 

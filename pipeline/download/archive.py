@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.download.remote import BadDownload
-from pipeline.errors import DownloadError
+from pipeline.core.errors import DownloadError
 
 _CORRUPT = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError)
 MAX_UNPACKED_BYTES = 8 << 30  # 40x the largest catalog dataset unpacked (CIFAR-100, ~180 MiB)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipeline.download.remote import FetchOptions
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from pipeline.digests import parse_digest
-from pipeline.errors import ConfigError, DownloadError
+from pipeline.core.digests import parse_digest
+from pipeline.core.errors import ConfigError, DownloadError
 
 REMEDY = ("If you trust this copy, pass --checksums FILE with its digest; otherwise use another "
           "--mirror URL, or fetch the file yourself and pass --from PATH.")
@@ -20,7 +20,7 @@ REMEDY = ("If you trust this copy, pass --checksums FILE with its digest; otherw
 def parse_checksums(data: bytes | str, source: str) -> dict[str, str]:
     """Parse a checksums JSON object ``{file name: digest}`` (the guarded reader's JSON:
     UTF-8, bounded nesting, no NaN)."""
-    from pipeline.inputfile import InputRefused, parse_json
+    from pipeline.core.inputfile import InputRefused, parse_json
 
     try:
         doc = parse_json(data.encode("utf-8") if isinstance(data, str) else data)
@@ -35,7 +35,7 @@ def parse_checksums(data: bytes | str, source: str) -> dict[str, str]:
 def load_checksums(path: Path) -> dict[str, str]:
     """``--checksums FILE``, read through the guarded reader: a regular file (a FIFO or a
     device would block or never end) of at most the config size cap."""
-    from pipeline.inputfile import InputRefused, read_bytes
+    from pipeline.core.inputfile import InputRefused, read_bytes
 
     path = Path(path)
     try:

@@ -15,7 +15,7 @@ import pickle
 import shutil
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.download import inputs_of
 from pipeline.download.archive import safe_extract
 from pipeline.download.imagetree import write_split

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import DownloadError
-from pipeline.progress import byte_progress
+from pipeline.core.errors import DownloadError
+from pipeline.core.progress import byte_progress
 
 CHUNK = 1 << 16
 USER_AGENT = "pipeline-download/0.1 (+urllib)"

@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.download import inputs_of
 from pipeline.download.archive import safe_extract
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain

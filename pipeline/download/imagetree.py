@@ -10,8 +10,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pipeline.errors import DownloadError
-from pipeline.progress import progress
+from pipeline.core.errors import DownloadError
+from pipeline.core.progress import progress
 
 
 def class_dir(name: str) -> str:

@@ -13,7 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.download import inputs_of
 from pipeline.download.imagetree import write_split
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
-from pipeline.progress import progress
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.progress import progress
 
 
 def write_mnist5k(out: Path) -> Path:

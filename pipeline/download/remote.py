@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 from pipeline.download.checksums import file_digest, load_checksums, verify
 from pipeline.download.http import fetch_url
-from pipeline.errors import ConfigError, DownloadError, InputError
+from pipeline.core.errors import ConfigError, DownloadError, InputError
 
 log = logging.getLogger("pipeline.download")
 
@@ -96,7 +96,7 @@ def _from_disk(dataset: str, remotes: list[Remote], source: Path) -> dict[str, P
                              f"holding {', '.join(r.name for r in remotes)}")
         return {remotes[0].name: source}
     if not source.is_dir():
-        from pipeline.inputfile import InputRefused, check_regular
+        from pipeline.core.inputfile import InputRefused, check_regular
 
         try:
             check_regular(source)  # a FIFO or device says what it is, rather than "no such file"

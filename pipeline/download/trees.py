@@ -25,11 +25,11 @@ import sys
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.download import inputs_of
 from pipeline.download.archive import safe_extract
 from pipeline.download.remote import BadDownload, FetchOptions, Remote, obtain
-from pipeline.errors import DownloadError
+from pipeline.core.errors import DownloadError
 
 PACKAGE = "deepforest==2.1.0"
 WHEEL = "deepforest-2.1.0-py3-none-any.whl"

@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import DownloadError
+from pipeline.core.errors import DownloadError
 
 
 @functools.lru_cache(maxsize=None)

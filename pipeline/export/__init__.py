@@ -18,9 +18,9 @@ sample that is unique across the whole export, also ignoring case and extension
 split in one ``JPEGImages``. Images are written out of the canonical dataset
 (upright pixels, no EXIF rotation left to apply) or out of the version's arrays.
 
-The output directory is claimed and replaced atomically (``pipeline.outputs``,
-``pipeline.atomic``). Every written path is joined with
-``pipeline.safepaths.join_inside``, and class, split and file names become
+The output directory is claimed and replaced atomically (``pipeline.core.outputs``,
+``pipeline.core.atomic``). Every written path is joined with
+``pipeline.core.safepaths.join_inside``, and class, split and file names become
 directory or file names only through ``safe_names``: a label is data, never a
 path (the real names stay in the annotations). ``ingest`` of an export gives back
 the same objects, classes and splits (VOC boxes within 0.5 px: it stores integer
@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from pipeline.atomic import atomic_dir
-from pipeline.errors import ConfigError, InputError
-from pipeline.formats import EXPORT_FORMATS
-from pipeline.outputs import claim_dir
+from pipeline.core.atomic import atomic_dir
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.formats import EXPORT_FORMATS
+from pipeline.core.outputs import claim_dir
 from pipeline.record import Dataset, Sample
-from pipeline.safepaths import UnsafePath, join_inside, safe_names
-from pipeline.seeding import key64
+from pipeline.core.safepaths import UnsafePath, join_inside, safe_names
+from pipeline.core.seeding import key64
 
 FORMATS = EXPORT_FORMATS
 TASKS = ("detect", "segment")  # yolo and coco: what an object is written as

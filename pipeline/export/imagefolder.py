@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.export import Plan, copy_image
 from pipeline.record import Dataset
-from pipeline.safepaths import safe_names
+from pipeline.core.safepaths import safe_names
 
 
 def write(ds: Dataset, out: Path, plan: Plan) -> dict:

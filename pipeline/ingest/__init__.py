@@ -30,11 +30,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.config import IngestParams, SourceParams
-from pipeline.errors import ConfigError, InputError
-from pipeline.formats import INGEST_CHOICES
-from pipeline.formats import INGEST_FORMATS as FORMATS
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.core.formats import INGEST_CHOICES
+from pipeline.core.formats import INGEST_FORMATS as FORMATS
 from pipeline.ingest.build import Outcome, decode_all
 from pipeline.ingest.candidate import Candidate, ClassOrder, Layout, Skipped, Tally
 from pipeline.ingest.classmap import apply_class_map
@@ -42,8 +42,8 @@ from pipeline.ingest.duplicates import duplicate_groups
 from pipeline.ingest.fates import EXAMPLES, account, total
 from pipeline.ingest.loss import enforce
 from pipeline.ingest.placeholders import quarantine_placeholders
-from pipeline.outputs import MARKER, claim_dir
-from pipeline.ranks import world_size
+from pipeline.core.outputs import MARKER, claim_dir
+from pipeline.core.ranks import world_size
 from pipeline.record import DUPLICATES, REPORT, Dataset, Rejected, load_canonical, save_dataset
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from pipeline.ingest.candidate import Candidate, RawObject
 from pipeline.ingest.clip import (bounds, clip_box, clip_polygon, dedupe_consecutive, exif_point,
                                   finite, flat, points, polygon_area)
-from pipeline.imageread import ImageInfo
+from pipeline.images.imageread import ImageInfo
 from pipeline.record import Object, Rejected
 
 

@@ -4,7 +4,7 @@ Decoding dominates ingest time, so it runs in worker processes (one per core by
 default); each worker reads the user's file, checks it and returns the bytes to
 store (the original file's, or a PNG after a conversion). The main process checks
 the annotation against the decoded size (``annotations.py``) and appends the
-images of the samples to the dataset's image packs (``pipeline.imagestore``) in
+images of the samples to the dataset's image packs (``pipeline.images.imagestore``) in
 candidate order, so the output bytes do not depend on the worker count, and no
 two processes ever create files side by side.
 """
@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.allocator import retain_freed_memory
+from pipeline.core.allocator import retain_freed_memory
 from pipeline.config import TileParams
-from pipeline.imagestore import PackWriter
+from pipeline.images.imagestore import PackWriter
 from pipeline.ingest.candidate import Candidate, Tally
-from pipeline.imageread import DecodeBudget, ImageInfo, ImageRejected, read_checked
+from pipeline.images.imageread import DecodeBudget, ImageInfo, ImageRejected, read_checked
 from pipeline.ingest.images import stored_bytes
 from pipeline.ingest.tiling import TileImage, Tiled, cut_pixels, tile_sample
-from pipeline.inputfile import describe_exception
-from pipeline.progress import progress
+from pipeline.core.inputfile import describe_exception
+from pipeline.core.progress import progress
 from pipeline.record import IMAGES, Rejected, Sample
-from pipeline.workers import OrderedPool
+from pipeline.core.workers import OrderedPool
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def _process_chunk(jobs: list[_Job]) -> list[tuple[str, bytes, ImageInfo | None,
 def _results(jobs: list[_Job], workers: int) -> Iterator:
     """``_process`` of every job, in job order: in this process, or in worker processes
     (chunks of jobs). However this generator is left (done, error, Ctrl-C), no worker
-    survives it (``pipeline.workers``)."""
+    survives it (``pipeline.core.workers``)."""
     if workers == 1 or len(jobs) < 64:  # this process's allocator is set by its entry point
         yield from map(_process, jobs)
         return

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
-from pipeline.errors import Refusal
+from pipeline.core.errors import Refusal
 from pipeline.record import Box, Object, Rejected, Source
 
 T = TypeVar("T")
@@ -153,7 +153,7 @@ def guarded(parse: Callable[..., T], *args, **kwargs) -> T | AnnotationError:
     ``annotation-error`` with the exception's type and message, without memory
     addresses, so the file is quarantined deterministically and the run goes on.
     """
-    from pipeline.inputfile import InputRefused, describe_exception
+    from pipeline.core.inputfile import InputRefused, describe_exception
 
     try:
         return parse(*args, **kwargs)

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.candidate import (CROWD_REGION, AnnotationError, Candidate, ClassOrder, Layout, Parsed,
                                        RawObject, Tally, guarded, located, problem)
 from pipeline.ingest.masks import MaskError

@@ -43,14 +43,14 @@ import math
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, Tally, guarded, problem
 from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.safexml import parse_xml
 from pipeline.ingest.tree import SPLIT_NAMES, ReadLimits, hidden_rows, normalize_ref, rel, walk
-from pipeline.inputfile import read_bytes
+from pipeline.core.inputfile import read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side an <image> may declare

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.ingest.candidate import AnnotationError
 from pipeline.ingest.datayaml import SPLIT_KEYS, Plan, longest_tail, plan_splits
 from pipeline.ingest.tree import ReadLimits
-from pipeline.inputfile import decode_text, read_bytes
+from pipeline.core.inputfile import decode_text, read_bytes
 
 DATA_FILE = "obj.data"
 NAMES_FILE = "obj.names"

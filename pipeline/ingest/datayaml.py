@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, normalize_ref
-from pipeline.inputfile import InputRefused, decode_text, read_bytes, shown
+from pipeline.core.inputfile import InputRefused, decode_text, read_bytes, shown
 from pipeline.record import Rejected
 
 SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}

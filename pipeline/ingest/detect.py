@@ -27,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import InputError
-from pipeline.formats import INGEST_FORMATS
+from pipeline.core.errors import InputError
+from pipeline.core.formats import INGEST_FORMATS
 from pipeline.ingest.sniff import (SNIFF_FILES, TFRECORD, head, refusal, refuse_unsupported, tfrecord_file,
                                    xml_kinds)
 from pipeline.ingest.tree import IMAGE_EXTS, rel, walk

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.candidate import Candidate, Layout, Skipped
 from pipeline.ingest.tree import SPLIT_NAMES, hidden_rows, inside, is_hidden, not_an_image, rel, walk
 from pipeline.record import Rejected, Source
@@ -29,7 +29,7 @@ LAYOUT_NAMES = {"images", "labels", "annotations", "jpegimages", "imagesets", "l
 
 def _refuse_layout_folders(root: Path, classes: set[str]) -> None:
     """``InputError`` when a would-be class is a layout folder, saying which format the tree looks like."""
-    from pipeline.formats import INGEST_FORMATS
+    from pipeline.core.formats import INGEST_FORMATS
     from pipeline.ingest.detect import evidence
     from pipeline.ingest.sniff import unsupported
 

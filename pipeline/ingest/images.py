@@ -1,13 +1,13 @@
-"""What ingest stores of an image that passed the image policy (``pipeline.imageread``):
+"""What ingest stores of an image that passed the image policy (``pipeline.images.imageread``):
 the user's own bytes when nothing needed changing, else the normalized image as PNG
-(in the dataset's image packs, see ``pipeline.imagestore``).
+(in the dataset's image packs, see ``pipeline.images.imagestore``).
 """
 
 from __future__ import annotations
 
 import io
 
-from pipeline.imageread import EXT_BY_FORMAT, ImageInfo
+from pipeline.images.imageread import EXT_BY_FORMAT, ImageInfo
 
 KEEP_AS_IS = {"JPEG", "PNG"}  # formats whose bytes we copy when no conversion is needed
 

@@ -36,7 +36,7 @@ from pipeline.ingest.masks import MaskError
 from pipeline.ingest.numbers import json_number, json_size, shown
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.tree import ReadLimits, json_documents, hidden_rows, walk
-from pipeline.inputfile import describe_exception
+from pipeline.core.inputfile import describe_exception
 from pipeline.record import Rejected
 
 CIRCLE_VERTICES = 32

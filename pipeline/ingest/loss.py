@@ -25,7 +25,7 @@ checked above zero: ``max_loss: 1`` accepts any share, never an empty split.
 from __future__ import annotations
 
 from pipeline.config import IngestParams
-from pipeline.errors import DataLossError
+from pipeline.core.errors import DataLossError
 
 
 def findings(report: dict, params: IngestParams) -> list[dict]:
@@ -58,7 +58,7 @@ def findings(report: dict, params: IngestParams) -> list[dict]:
 
 def enforce(report: dict, params: IngestParams) -> list[dict]:
     """The findings, after ``DataLossError`` when there are some and ``ingest.on_loss`` is ``error``."""
-    from pipeline.summary import loss_line
+    from pipeline.reports.summary import loss_line
 
     found = findings(report, params)
     if found and params.on_loss == "error":

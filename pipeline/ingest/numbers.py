@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from pipeline.inputfile import shown
+from pipeline.core.inputfile import shown
 
 __all__ = ["ASCII_SPACE", "json_number", "json_size", "parse_int", "parse_number", "shown", "split_ascii"]
 

@@ -21,12 +21,12 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.config import IngestParams
-from pipeline.imagestore import PackWriter
+from pipeline.images.imagestore import PackWriter
 from pipeline.ingest.build import _results, decode_jobs, store
 from pipeline.ingest.candidate import Candidate
-from pipeline.ranks import Ranks, join
+from pipeline.core.ranks import Ranks, join
 from pipeline.record import IMAGES
 
 PARTS = ".parts"

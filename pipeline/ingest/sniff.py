@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.numbers import parse_number, split_ascii
 from pipeline.ingest.safexml import sniff
-from pipeline.inputfile import InputRefused, read_head
+from pipeline.core.inputfile import InputRefused, read_head
 
 SNIFF_BYTES = 64 * 1024  # COCO files put `images` after `info`, `licenses`, `categories`: a few KiB
 SNIFF_FILES = 20  # files of one kind looked into

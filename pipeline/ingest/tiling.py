@@ -1,6 +1,6 @@
 """Tiling at ingest (``ingest.tile``): a large image becomes one sample per tile.
 
-The grid is ``pipeline.tiles`` (SAHI / DeepForest semantics). A decode worker cuts
+The grid is ``pipeline.core.tiles`` (SAHI / DeepForest semantics). A decode worker cuts
 the upright, normalized pixels into tiles and stores each as PNG (exact pixels,
 whatever the source's format) with its own pixel hash and dHash, so duplicate
 grouping and the split see tiles. The main process then moves the image's checked
@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from pipeline.record import Object, Rejected, Sample, Tile
-from pipeline.tiles import Window, is_tiled, windows
+from pipeline.core.tiles import Window, is_tiled, windows
 
 TILE_DROPPED = "tile-dropped"
 ANNOTATION_NOTES = ("clipped:", "size-mismatch:", "annotation-exif-mapped:")  # about the file: one tile holds them
@@ -48,7 +48,7 @@ def tile_id(source_id: str, window: Window) -> str:
 
 def cut_pixels(img, size: int, overlap: int, near_duplicates: bool) -> tuple[TileImage, ...]:
     """The tiles of a decoded PIL image (none when it is not larger than a tile)."""
-    from pipeline.imagehash import dhash, pixel_hash
+    from pipeline.images.imagehash import dhash, pixel_hash
 
     if not is_tiled(img.width, img.height, size):
         return ()

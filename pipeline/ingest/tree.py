@@ -16,7 +16,7 @@ format's index does not name) or ``hidden``.
   come from ``os.walk`` as surrogate escapes; their root-relative path, which
   ids, manifests and quarantine rows use, writes each such byte as ``%XX``
   (``caf%E9.png``, ``printable``): stable, and valid text in every output.
-* **Annotation files are read through** ``pipeline.inputfile`` (regular files
+* **Annotation files are read through** ``pipeline.core.inputfile`` (regular files
   only, a size cap per kind, UTF-8, JSON depth and finite numbers); a refusal
   carries its own reason (``not-a-regular-file``, ``dangling-link``,
   ``file-too-large``, ``not-utf8``, ``json-too-deep``, ...).
@@ -34,8 +34,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterator
 
 from pipeline.config import IngestParams
-from pipeline.errors import InputError
-from pipeline.inputfile import LIMITS, InputRefused, parse_json, read_bytes
+from pipeline.core.errors import InputError
+from pipeline.core.inputfile import LIMITS, InputRefused, parse_json, read_bytes
 from pipeline.record import Rejected, printable
 
 # Folder names that give a split, in every format that reads splits from folders.

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.ingest.candidate import AnnotationError, Candidate, Layout, Parsed, RawObject, guarded, problem
 from pipeline.ingest.numbers import ASCII_SPACE, parse_number, shown
 from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.safexml import parse_xml
 from pipeline.ingest.sniff import refuse_unsupported, xml_kinds
 from pipeline.ingest.tree import ImageIndex, ReadLimits, hidden_rows, normalize_ref, rel, walk
-from pipeline.inputfile import InputRefused, decode_text, read_bytes
+from pipeline.core.inputfile import InputRefused, decode_text, read_bytes
 from pipeline.record import Rejected
 
 MAX_SIDE = 1 << 20  # largest image side a <size> may declare; larger is ignored like 0

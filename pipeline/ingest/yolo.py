@@ -38,7 +38,7 @@ from pipeline.ingest.paired import Entry, assemble
 from pipeline.ingest.sniff import refuse_unsupported
 from pipeline.ingest.tree import IMAGE_EXTS, ReadLimits, hidden_rows, rel, walk
 from pipeline.ingest.voc import pick_split
-from pipeline.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
+from pipeline.core.inputfile import InputRefused, decode_text, parse_yaml, read_bytes
 from pipeline.record import Rejected
 
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml")

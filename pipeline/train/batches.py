@@ -19,7 +19,7 @@ import os
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from pipeline.ranks import Ranks
+from pipeline.core.ranks import Ranks
 from pipeline.train.data import InputSize, SplitRows, epoch_order, shard
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.atomic import atomic_file
+from pipeline.core.atomic import atomic_file
 from pipeline.config import TrainParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 # Params that do not change the result: a run may resume with them changed.
 NOT_IN_FINGERPRINT = {"resume", "device", "threads", "log_every", "workers"}
@@ -63,7 +63,7 @@ def load_state(path: Path, expected_fingerprint: str) -> dict | None:
 def checkpoint_task(path: Path) -> str:
     """``classify``, ``detect`` or ``segment``: what a checkpoint's model does. A file that is
     no checkpoint says ``classify``: loading it then gives the clear error."""
-    from pipeline.inputfile import InputRefused, open_regular
+    from pipeline.core.inputfile import InputRefused, open_regular
 
     try:
         fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on
@@ -82,7 +82,7 @@ def load_model(path: Path, device="cpu"):
     """Rebuild the model stored in a checkpoint; returns (model in eval mode, checkpoint dict)."""
     from pipeline.train.models import build_model, known_model
 
-    from pipeline.inputfile import InputRefused, open_regular
+    from pipeline.core.inputfile import InputRefused, open_regular
 
     try:
         fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on

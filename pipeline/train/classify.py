@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.atomic import atomic_write_text
+from pipeline.core.atomic import atomic_write_text
 from pipeline.augment.registry import build_pipeline
 from pipeline.config import TrainParams
-from pipeline.ranks import Ranks
+from pipeline.core.ranks import Ranks
 from pipeline.train import board
 from pipeline.train.backbone import backbone_norms_eval, freeze_backbone
 from pipeline.train.batches import StridedBatches, loader

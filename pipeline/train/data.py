@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import InputError
-from pipeline.resize_modes import DEFAULT_FIT
+from pipeline.core.errors import InputError
+from pipeline.core.resize_modes import DEFAULT_FIT
 from pipeline.train.npyrows import NpyRows
-from pipeline.seeding import key64, sample_key
+from pipeline.core.seeding import key64, sample_key
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pipeline.atomic import atomic_write_text
+from pipeline.core.atomic import atomic_write_text
 from pipeline.config import TrainParams
-from pipeline.ranks import Ranks
-from pipeline.seeding import key64
+from pipeline.core.ranks import Ranks
+from pipeline.core.seeding import key64
 from pipeline.train.detmodels import DetectorSpec, build_detector, freeze_body, load_backbone_weights
 from pipeline.train.task import StepOut, autocast
 
@@ -137,7 +137,7 @@ class DetectTask:
         splits = open_splits(version, masks=masks)
         self.tr, self.va = splits.get("train"), splits.get("val")
         if self.tr is None or self.va is None:
-            from pipeline.errors import InputError
+            from pipeline.core.errors import InputError
 
             raise InputError(f"{version}: a train and a val split are needed (found {', '.join(sorted(splits))})")
         self.n_train = len(self.tr)

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.atomic import atomic_write_text
+from pipeline.core.atomic import atomic_write_text
 from pipeline.config import EvaluateParams
-from pipeline.device import resolve_device
-from pipeline.errors import InputError
-from pipeline.outputs import check_apart, check_dir_target, claim_file
+from pipeline.core.device import resolve_device
+from pipeline.core.errors import InputError
+from pipeline.core.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board, hparams
 
 

@@ -129,7 +129,7 @@ def build_detector(spec: DetectorSpec, seed: int) -> nn.Module:
 def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """ImageNet weights (timm's names, classifier included) into the backbone's body: every
     body weight must be there with its shape; the classifier and last conv are not used."""
-    from pipeline.errors import InputError
+    from pipeline.core.errors import InputError
 
     body = model.backbone.body
     own = body.state_dict()

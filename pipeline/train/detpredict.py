@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def write_outputs(results: list[ImageDetections], classes: list[str], out: Path,
 
     from PIL import Image
 
-    from pipeline.atomic import atomic_write_text
+    from pipeline.core.atomic import atomic_write_text
     from pipeline.train import detscore
     from pipeline.train.predict import load_image
 

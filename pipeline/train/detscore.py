@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.tiles import tile_origins
+from pipeline.core.tiles import tile_origins
 from pipeline.train.detarrays import dets
 from pipeline.train.detdraw import draw
 from pipeline.train.detstitch import tiled_predict

@@ -1,6 +1,6 @@
 """Prediction on an image larger than the model's input: overlapping tiles, stitched with NMS.
 
-The tiles are ``pipeline.tiles``' (the grid ingest cuts training tiles on). Each
+The tiles are ``pipeline.core.tiles``' (the grid ingest cuts training tiles on). Each
 tile's detections are shifted back into image coordinates and merged by class-wise
 NMS across tiles (``torchvision.ops.batched_nms``). NMS alone keeps an object twice
 when one tile sees it whole and its neighbour only a sliver at the tile edge (their
@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.tiles import tile_origins
+from pipeline.core.tiles import tile_origins
 from pipeline.train.detarrays import Dets, as_numpy, dets
 
 CUT_MARGIN = 2.0  # pixels from an inner tile edge within which a box counts as cut by it

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.atomic import atomic_write_text
+from pipeline.core.atomic import atomic_write_text
 from pipeline.config import EvaluateParams
-from pipeline.device import resolve_device
-from pipeline.errors import InputError
-from pipeline.outputs import check_apart, check_dir_target, claim_file
+from pipeline.core.device import resolve_device
+from pipeline.core.errors import InputError
+from pipeline.core.outputs import check_apart, check_dir_target, claim_file
 from pipeline.train import board, hparams
 from pipeline.train.hparams import EVENTS_SUFFIX
 from pipeline.train.checkpoint import load_model

@@ -11,7 +11,7 @@ for little on a small data set). It is printed and recorded in the checkpoint, s
 from __future__ import annotations
 
 from pipeline.config import TrainParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.train.data import InputSize, SplitRows, VersionInfo
 
 STEP, SMALLEST, LARGEST = 32, 32, 224

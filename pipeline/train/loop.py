@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from pipeline.config import TrainParams
-from pipeline.errors import ConfigError
-from pipeline.outputs import check_apart, check_dir_target, claim_file
-from pipeline.device import resolve_device, set_threads
-from pipeline.progress import progress
-from pipeline.ranks import Ranks, join
+from pipeline.core.errors import ConfigError
+from pipeline.core.outputs import check_apart, check_dir_target, claim_file
+from pipeline.core.device import resolve_device, set_threads
+from pipeline.core.progress import progress
+from pipeline.core.ranks import Ranks, join
 from pipeline.train import board, checkpoint as ckpt_io
 from pipeline.train.batches import EpochBatches
 # The classification task's pieces, imported from here by evaluate, predict and tests.

@@ -1,8 +1,8 @@
 """``pipeline predict``: class and probability for user images.
 
-Images are read by the guarded reader (``pipeline.inputfile.read_bytes``: a FIFO,
+Images are read by the guarded reader (``pipeline.core.inputfile.read_bytes``: a FIFO,
 device or dangling link is a clear error, never a hang) and go through the ingest
-image policy (``pipeline.imageread.load_checked``: format sniffed from bytes,
+image policy (``pipeline.images.imageread.load_checked``: format sniffed from bytes,
 first frame of a multi-page file, EXIF orientation applied, any mode to L or RGB), then
 are brought to the checkpoint's channels and input size by the resize its training rows
 went through (``pipeline.train.data.fit_image``: ``train.image_size``, ``resize`` and
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def load_image(path: Path):
     """``(PIL image in L or RGB, ImageInfo)`` for one file; InputError for anything that is
     not an image, with the reason ingest would quarantine it for."""
     from pipeline.config import IngestParams
-    from pipeline.imageread import ImageRejected, read_checked
+    from pipeline.images.imageread import ImageRejected, read_checked
 
     try:
         _, img, _, info = read_checked(Path(path), min_size=1, max_pixels=IngestParams().max_pixels)

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from pipeline.config import TrainParams
-from pipeline.errors import ConfigError, InputError
-from pipeline.train.tvweights import torchvision_weights
+from pipeline.core.errors import ConfigError, InputError
+from pipeline.tvweights import torchvision_weights
 
 OFFLINE_ALTERNATIVE = "efficientnet_lite0"  # the model whose weights need no network
 
@@ -164,7 +164,7 @@ def torchvision_preprocessing(name: str) -> tuple[tuple[float, ...], tuple[float
 
 def read_weights_file(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     """(state dict, the pipeline checkpoint it came from or None) of a local weights file."""
-    from pipeline.inputfile import InputRefused, open_regular
+    from pipeline.core.inputfile import InputRefused, open_regular
 
     try:
         fd, _ = open_regular(Path(path))  # a FIFO or device is refused, never waited on

@@ -25,7 +25,7 @@ from pipeline.augment import rng
 from pipeline.augment.pipeline import Pipeline
 from pipeline.augment.registry import build_pipeline
 from pipeline.augment.targets import Targets
-from pipeline.seeding import key64
+from pipeline.core.seeding import key64
 
 _WHICH = key64("train-mix", "which") & 0xFFFFFFF  # the mixup-or-cutmix draw
 

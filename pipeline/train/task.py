@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from pipeline.config import DEFAULT_MODEL, TrainParams, model_task
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def autocast(device: torch.device, bf16: bool):

@@ -18,7 +18,7 @@ threads), ``shards`` (sequential .npy/PNG writers that hash as they write),
 ``render`` (the one render path of the writer, the preview and trace), ``dataset``
 (a version read as a ``Dataset`` of its rows), ``job`` (the streaming machinery
 both writers share), ``writer`` (the atomic stage in one process), ``sharded`` (the
-same bytes rendered by every ``torchrun`` rank); ``trace`` lives in ``pipeline.trace``.
+same bytes rendered by every ``torchrun`` rank); ``trace`` lives in ``pipeline.reports.trace``.
 """
 
 __all__ = ["write_version"]

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
-from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
+from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY
 
 FORMAT = "pipeline.dataset_version/1"
 # The code that renders a version's bytes, relative to the package's parent; the
 # augment stage lists the same paths as deps in dvc.yaml (a test keeps them equal).
-RENDER_CODE = ("pipeline/augment", "pipeline/backends", "pipeline/version", "pipeline/config.py", "pipeline/imagestore.py",
-               "pipeline/packindex.py", "pipeline/record.py", "pipeline/seeding.py")
+RENDER_CODE = ("pipeline/augment", "pipeline/backends", "pipeline/version", "pipeline/config.py",
+               "pipeline/images/imagestore.py", "pipeline/images/packindex.py", "pipeline/record.py",
+               "pipeline/core/seeding.py")
 
 
 def file_sha256(path: Path) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.record import (CLASSES, Dataset, Lineage, Object, Sample, Source, read_classes, read_json,
                              read_jsonl)
 from pipeline.version.card import VersionCard

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
+from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY
 from pipeline.version.resize import Fit, to_chw  # noqa: F401  (to_chw: the one resize, re-exported)
 
 

@@ -20,8 +20,8 @@ from typing import Iterable
 import numpy as np
 
 from pipeline.config import AugmentParams
-from pipeline.outputs import claim_dir
-from pipeline.progress import bar as progress_bar
+from pipeline.core.outputs import claim_dir
+from pipeline.core.progress import bar as progress_bar
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.decode import Decoded
@@ -123,7 +123,7 @@ def prepare(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
             inputs: Iterable[Path] = (), device=None) -> VersionJob:
     """Claim ``out`` (read-only checks), check the version fits, build the pipeline and the card's head."""
     from pipeline.augment.registry import dump_pipeline
-    from pipeline.device import cpu_cores, resolve_device
+    from pipeline.core.device import cpu_cores, resolve_device
     from pipeline.version.preflight import check_fits
 
     out = Path(out)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from pipeline.config import AugmentParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.record import Dataset, Sample
 
 SPLITS = ("train", "val", "test")

@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import AugmentParams
-from pipeline.device import available_memory
-from pipeline.errors import InputError
+from pipeline.core.device import available_memory
+from pipeline.core.errors import InputError
 from pipeline.record import Dataset
 
 # Bytes held per image of a batch while it is transformed: the uint8 decode of the

@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.augment.pipeline import Pipeline
 from pipeline.backends import backend_of, resolve
 from pipeline.record import Dataset, Sample
-from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY
+from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY
 from pipeline.version.decode import Decoded, decode
 from pipeline.version.manifest import VersionRow, exact_params
 from pipeline.version.plan import Row
@@ -94,7 +94,7 @@ class Renderer:
         import torch
 
         from pipeline.augment.rng import keys_tensor
-        from pipeline.seeding import sample_key
+        from pipeline.core.seeding import sample_key
         from pipeline.version.objects import mix_of, partner_batch, row_objects, sample_targets, to_device
 
         h, w = hw

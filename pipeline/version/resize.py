@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
+from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY, RESIZE_MODES
 
 
 @dataclass(frozen=True)

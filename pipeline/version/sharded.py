@@ -27,9 +27,9 @@ from typing import Iterable
 
 import numpy as np
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.config import AugmentParams
-from pipeline.ranks import Ranks, join
+from pipeline.core.ranks import Ranks, join
 from pipeline.record import Dataset
 from pipeline.version import card as cards
 from pipeline.version.manifest import VersionRow
@@ -62,7 +62,7 @@ class HashFeed:
 def write_sharded(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
                   inputs: Iterable[Path] = ()) -> cards.VersionCard:
     """``write_version`` on every rank of a torchrun world; returns rank 0's card on every rank."""
-    from pipeline.device import resolve_device
+    from pipeline.core.device import resolve_device
 
     device = resolve_device(params.device)
     ranks = join(device.type)

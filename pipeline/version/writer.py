@@ -9,9 +9,9 @@ copy), and every file is written in row order, so the bytes do not depend on the
 batch size, the number of workers or the device.
 
 Atomicity: everything is written into a temporary directory beside ``out`` and
-renamed into place at the end (``pipeline.atomic``). A run killed with SIGKILL
+renamed into place at the end (``pipeline.core.atomic``). A run killed with SIGKILL
 leaves only that hidden temporary directory, which DVC does not track (it is not
-the declared out) and which the next run deletes (``pipeline.atomic.clean_stale``).
+the declared out) and which the next run deletes (``pipeline.core.atomic.clean_stale``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.atomic import atomic_dir
+from pipeline.core.atomic import atomic_dir
 from pipeline.config import AugmentParams
 from pipeline.record import Dataset
 from pipeline.version.card import VersionCard
@@ -31,10 +31,10 @@ def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentP
                   inputs: Iterable[Path] = ()) -> VersionCard:
     """Write the dataset version into ``out`` atomically and return its card.
 
-    ``out`` is claimed first (``pipeline.outputs``): apart from the dataset and from
+    ``out`` is claimed first (``pipeline.core.outputs``): apart from the dataset and from
     ``inputs`` (the split directory), and empty or a version written before. Under
     ``torchrun`` the rows are rendered by every rank (``pipeline.version.sharded``)."""
-    from pipeline.ranks import world_size
+    from pipeline.core.ranks import world_size
 
     if world_size() > 1:
         from pipeline.version.sharded import write_sharded

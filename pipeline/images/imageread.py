@@ -33,9 +33,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.device import available_memory
-from pipeline.errors import Refusal
-from pipeline.imagehash import dhash, pixel_hash
+from pipeline.core.device import available_memory
+from pipeline.core.errors import Refusal
+from pipeline.images.imagehash import dhash, pixel_hash
 
 GiB = 1 << 30
 
@@ -314,7 +314,7 @@ def read_checked(path: Path, min_size: int, max_pixels: int, data: bytes | None 
     ...), and any other exception, a decoder's own bug included, is
     ``decode-failed`` with its type and message (no memory addresses).
     """
-    from pipeline.inputfile import InputRefused, describe_exception, read_bytes
+    from pipeline.core.inputfile import InputRefused, describe_exception, read_bytes
 
     path = Path(path)
     try:

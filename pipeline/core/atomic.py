@@ -2,7 +2,7 @@
 
 * **Directories** (``atomic_dir``): the command writes into a temporary directory
   ``.<name>.tmp-*`` beside the destination (same filesystem) holding our marker
-  (``pipeline.outputs``) and an ``.owner`` file (pid and process start time);
+  (``pipeline.core.outputs``) and an ``.owner`` file (pid and process start time);
   only when everything succeeded is the destination checked again, the owner file
   removed and the directory renamed into place. On any error or interrupt the
   temporary directory is removed (with SIGINT/SIGTERM held back meanwhile). After
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pipeline.errors import PipelineError
-from pipeline.interrupts import held_signals
-from pipeline.outputs import MARKER, claim_dir, claim_file, write_marker
+from pipeline.core.errors import PipelineError
+from pipeline.core.interrupts import held_signals
+from pipeline.core.outputs import MARKER, claim_dir, claim_file, write_marker
 
 OWNER = ".owner"  # "<pid> <start time>" of the run writing a temporary directory
 STALE_UNOWNED_S = 60.0  # a temp dir without an owner file this old was killed before writing it
@@ -176,7 +176,7 @@ def _chmod_umask(path: Path, base: int) -> None:
 def atomic_dir(dest: Path, kind: str, inputs: Iterable[Path | str | None] = ()) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``dest``.
 
-    ``dest`` must pass ``pipeline.outputs.claim_dir`` (absent, empty, or our output
+    ``dest`` must pass ``pipeline.core.outputs.claim_dir`` (absent, empty, or our output
     of ``kind``; apart from every input) both now and at the final rename. On any
     exception the temporary directory is removed and ``dest`` is left as it was.
     """

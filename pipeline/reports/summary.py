@@ -79,11 +79,11 @@ def catalog_lines(f: Mapping[str, Any]) -> str:
 # -- ingest -----------------------------------------------------------------------------------
 
 def ingest_facts(dataset, out: Path) -> dict:
-    """From the ingested ``Dataset``, its ``report.json`` and its duplicate groups (``pipeline.stats``)."""
+    """From the ingested ``Dataset``, its ``report.json`` and its duplicate groups (``pipeline.reports.stats``)."""
     from collections import Counter
 
     from pipeline.record import QUARANTINE, REPORT
-    from pipeline.stats import duplicate_groups, duplicate_summary
+    from pipeline.reports.stats import duplicate_groups, duplicate_summary
 
     report = json.loads((Path(out) / REPORT).read_text(encoding="utf-8"))
     files = sum(1 for r in dataset.quarantine if r.index is None)

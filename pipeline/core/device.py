@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def available_memory() -> int | None:
@@ -50,12 +50,12 @@ def configure_process(torch_threads: int | None = None) -> None:
     """Process-wide settings, made once at an entry point (the stage runner, a CLI
     command, the trainer), never inside library calls.
 
-    glibc keeps freed buffers (``pipeline.allocator``); for commands that use torch its
+    glibc keeps freed buffers (``pipeline.core.allocator``); for commands that use torch its
     CPU thread pool gets ``torch_threads`` (0 = one per core). Commands that transform
     batches (augment, preview, trace) pass 1: the engine then splits each batch over
     the cores itself (``Pipeline.transform``), one single-threaded chunk per core.
     """
-    from pipeline.allocator import retain_freed_memory
+    from pipeline.core.allocator import retain_freed_memory
 
     retain_freed_memory()
     if torch_threads is not None:

@@ -159,7 +159,7 @@ def _names(value) -> str:
 
 def write_stats(ds: Dataset, path: Path) -> dict:
     """Write the report as a JSON metrics file (atomically; never inside the dataset) and return it."""
-    from pipeline.atomic import atomic_write_text
+    from pipeline.core.atomic import atomic_write_text
 
     stats = compute(ds)
     atomic_write_text(Path(path), json.dumps(stats, indent=1, sort_keys=True) + "\n", inputs=[ds.root])

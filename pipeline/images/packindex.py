@@ -57,7 +57,7 @@ class PackIndex:
     def open(cls, path: Path, pack_size: int) -> "PackIndex | None":
         """The index at ``path`` if it is well formed and describes a pack of ``pack_size``
         bytes; None when it is missing, damaged or stale (the caller scans the pack)."""
-        from pipeline.inputfile import InputRefused, open_regular
+        from pipeline.core.inputfile import InputRefused, open_regular
 
         try:
             with open(open_regular(path)[0], "rb") as f:  # a FIFO or device here is no index

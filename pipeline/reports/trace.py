@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.datasets import load_dataset
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.record import Dataset, Sample, read_jsonl, source_paths
 from pipeline.version.card import VersionCard
 from pipeline.version.manifest import VersionRow
@@ -184,7 +184,7 @@ def _op_text(op: dict) -> str:
 def stored_copy(t: Trace) -> str:
     """Where the canonical dataset stores the image: ``<dataset>/images/00000.tar:<member>``
     (the pack, then the member ``tar -xf`` extracts from it), or the plain file's path."""
-    from pipeline.imagestore import split_ref
+    from pipeline.images.imagestore import split_ref
 
     packed = split_ref(t.sample.image)
     return f"{t.dataset.root}/{packed[0]}:{packed[1]}" if packed else f"{t.dataset.root}/{t.sample.image}"

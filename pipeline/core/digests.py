@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 ALGORITHMS = {"md5": 32, "sha256": 64}  # hex length of each digest
 _DIGEST = re.compile(r"^(md5|sha256):([0-9a-f]+)$")

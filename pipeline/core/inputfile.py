@@ -40,7 +40,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import Refusal
+from pipeline.core.errors import Refusal
 
 MiB = 1 << 20
 

@@ -17,7 +17,7 @@ command does any work it checks each output path against three rules:
   before any work, not stumbled on when the first file goes in.
 
 The checks raise ``OutputRefused`` (a ``PipelineError``: exit 2, one line). They
-run again just before the final rename (``pipeline.atomic``), so a folder that
+run again just before the final rename (``pipeline.core.atomic``), so a folder that
 appears meanwhile is not swept away either.
 """
 
@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 MARKER = ".pipeline-output.json"
 TOOL = "pipeline"

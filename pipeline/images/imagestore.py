@@ -14,7 +14,7 @@ tens of thousands of small files.
 The packs are plain uncompressed POSIX tar with fixed metadata (mtime 0, uid and
 gid 0, mode 0644), so equal inputs give equal bytes and any tool can list or
 extract them (``tar tf images/00000.tar``). Beside each pack ``PackWriter`` writes
-its index, ``images/00000.tar.idx`` (``pipeline.packindex``): a reader looks a
+its index, ``images/00000.tar.idx`` (``pipeline.images.packindex``): a reader looks a
 member up there and reads the image with its tar header in one ``pread``, so
 reading a few images costs the same in a dataset of any size. A pack without a
 valid index (older datasets, another tool's tar) is indexed by reading its headers
@@ -32,9 +32,9 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pipeline.errors import InputError
-from pipeline.inputfile import InputRefused, open_regular
-from pipeline.packindex import INDEX_SUFFIX, PackIndex, index_bytes
+from pipeline.core.errors import InputError
+from pipeline.core.inputfile import InputRefused, open_regular
+from pipeline.images.packindex import INDEX_SUFFIX, PackIndex, index_bytes
 
 if TYPE_CHECKING:
     import numpy as np

@@ -3,7 +3,7 @@
 Ctrl-C (SIGINT) raises ``KeyboardInterrupt`` as Python always does; SIGTERM (sent
 by ``kill``, ``timeout``, a scheduler) is made to raise ``Terminated``, a
 ``KeyboardInterrupt``, so the same cleanup runs for both: worker pools are stopped
-(``pipeline.workers``) and temporary outputs removed (``pipeline.atomic``). The
+(``pipeline.core.workers``) and temporary outputs removed (``pipeline.core.atomic``). The
 entry point then prints ``interrupted`` and exits 130 (SIGINT) or 143 (SIGTERM),
 without a traceback.
 

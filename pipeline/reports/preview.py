@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import AugmentParams
-from pipeline.errors import InputError
+from pipeline.core.errors import InputError
 from pipeline.record import Dataset, Sample
 from pipeline.version.manifest import RowObject
 
@@ -96,7 +96,7 @@ def panel(before, after, caption: list[str]) -> np.ndarray:
 
 def _label_text(row) -> str:
     """The caption's label: hard, soft (``0.63·cat + 0.37·dog``) when mixed, or an object count."""
-    from pipeline.trace import soft_label_text
+    from pipeline.reports.trace import soft_label_text
 
     if row.label is None:
         return f"{len(row.objects)} object(s)"
@@ -121,8 +121,8 @@ def preview(dataset: Dataset, assignment: dict[str, str], params: AugmentParams,
     from torch.utils.tensorboard import SummaryWriter
 
     from pipeline.augment.registry import build_pipeline
-    from pipeline.device import resolve_device
-    from pipeline.outputs import check_dir_target
+    from pipeline.core.device import resolve_device
+    from pipeline.core.outputs import check_dir_target
     from pipeline.version.plan import Plan, output_geometry, reference_size
     from pipeline.version.render import Renderer, pin_backend
     from pipeline.version.job import version_pipeline

@@ -2,7 +2,7 @@
 
 A command may write onto a directory that ``dvc repro`` produced (``pipeline ingest
 myimages --out`` the ingest stage's output): the tool wrote it, so replacing it is allowed
-(``pipeline.outputs``), but the workspace then holds something other than what
+(``pipeline.core.outputs``), but the workspace then holds something other than what
 ``dvc.lock`` records, and a plain ``dvc checkout`` keeps it (only ``--force``
 brings the tracked output back). The command says so in one line.
 
@@ -67,7 +67,7 @@ def _locks(out: Path) -> list[Path]:
 
 def stage_outs(lock: Path) -> list[tuple[str, str]]:
     """``(stage, out path)`` of every output ``lock`` records; [] when it cannot be read."""
-    from pipeline.inputfile import InputRefused, parse_yaml, read_bytes
+    from pipeline.core.inputfile import InputRefused, parse_yaml, read_bytes
 
     try:
         doc = parse_yaml(read_bytes(lock, "config", LOCK_MAX_BYTES))

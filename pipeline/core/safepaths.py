@@ -25,7 +25,7 @@ import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 _BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}

@@ -33,8 +33,8 @@ import traceback
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterable, Iterator
 
-from pipeline.errors import PipelineError
-from pipeline.interrupts import held_signals
+from pipeline.core.errors import PipelineError
+from pipeline.core.interrupts import held_signals
 
 PR_SET_PDEATHSIG = 1
 WATCHDOG_S = 0.5

@@ -25,7 +25,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 T = TypeVar("T")
 TIMEOUT_ENV = "PIPELINE_RANK_TIMEOUT_S"
