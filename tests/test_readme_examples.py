@@ -22,6 +22,9 @@ NOT_RUN = {
     "torchrun ": "several processes re-training or rewriting the pipeline's outputs for minutes on 2 cores; "
                  "tests/test_train_distributed.py and tests/test_sharded.py run torchrun on small data",
     "path/to/": "a tree of the user's own",
+    "examples/trees": "the trees example: a pip download of its wheel and minutes of detector training; its stages "
+                      "run on small data in tests/test_download_trees.py, test_ingest_tiles.py, test_train_tasks.py "
+                      "and test_detect_evaluate_predict.py",
     "data/mine": "what the user's own tree becomes",
     "pipeline download cifar10": "downloads from the network",
     "data/cifar10": "needs the cifar10 download",
