@@ -53,14 +53,17 @@ def draw(image: np.ndarray, target: dict | None, pred: dict | None, classes, min
     rgb = _tint(rgb, p.masks if p is not None else None, PREDICTED)
     canvas = Image.fromarray(np.ascontiguousarray(rgb))
     pen = ImageDraw.Draw(canvas)
-    width = max(1, round(min(h, w) / 200))
-    font = ImageFont.load_default(size=max(10, min(h, w) // 40))
+    # Line and label sizes bounded in pixels, not grown with the image: a 2,000-pixel aerial
+    # image holds hundreds of 30-pixel trees, and labels sized to the image covered them all.
+    width = int(np.clip(round(min(h, w) / 400), 1, 3))
+    font = ImageFont.load_default(size=int(np.clip(min(h, w) // 40, 9, 14)))
     for box in (t.boxes if t is not None else ()):
         pen.rectangle([float(v) for v in box], outline=TRUTH, width=width)
     for box, label, s in (zip(p.boxes, p.labels, p.scores) if p is not None else ()):
         x1, y1, x2, y2 = (float(v) for v in box)
         pen.rectangle([x1, y1, x2, y2], outline=PREDICTED, width=width)
-        text = f"{classes[int(label)]} {s:.2f}"
+        # one class: the score alone (the name on every box says nothing and hides the image)
+        text = f"{s:.2f}" if len(classes) == 1 else f"{classes[int(label)]} {s:.2f}"
         left, top, right, bottom = pen.textbbox((x1, y1), text, font=font, anchor="lb")
         if top < 0:  # no room above the box: write inside it
             left, top, right, bottom = pen.textbbox((x1, y1), text, font=font, anchor="lt")
