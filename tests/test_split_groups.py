@@ -73,12 +73,14 @@ def test_near_duplicates_found_by_worker_processes(tmp_path):
 
 
 def test_no_dhash_is_computed_when_near_duplicates_are_off(tmp_path, monkeypatch):
-    from pipeline.ingest import images
+    from pipeline.images import imagehash, imageread
 
     def refuse(img):
         raise AssertionError("dHash computed with near duplicates off")
 
-    monkeypatch.setattr(images, "dhash", refuse)
+    # where the decode path reads it, and the module tiling imports it from
+    monkeypatch.setattr(imageread, "dhash", refuse)
+    monkeypatch.setattr(imagehash, "dhash", refuse)
     src = near_tree(tmp_path / "src")
     (src / "class1" / "exact.png").write_bytes((src / "class1" / "004.png").read_bytes())
     ds = ingest(src, tmp_path / "off", IngestParams(workers=1, near_duplicate_bits=-1))
