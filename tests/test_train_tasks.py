@@ -116,3 +116,20 @@ def test_the_version_decides_and_a_mismatch_names_the_keys(shapes, tmp_path):
     with pytest.raises(ConfigError, match=r"train.task detect: .* has image labels only"):
         fit(labels, tmp_path / "b", model="fcos_lite0", task="detect")
     assert not (tmp_path / "a" / "m.pt").exists() and not (tmp_path / "b" / "m.pt").exists()
+
+
+def test_the_background_slot_is_never_a_prediction():
+    """FCOS and RetinaNet can score label 0 (no class: the background of the R-CNNs) above
+    their threshold early in training; validation and predict drop it, keeping the rest."""
+    from pipeline.train.detect import prediction_arrays
+
+    masks = torch.zeros(3, 1, 8, 8)
+    masks[0, 0, :2], masks[2, 0, 4:] = 0.9, 0.8
+    pred = {"boxes": torch.tensor([[0.0, 0, 4, 2], [1, 1, 5, 5], [0, 4, 8, 8]]), "scores": torch.tensor([0.9, 0.5, 0.3]),
+            "labels": torch.tensor([1, 0, 2]), "masks": masks}
+    out = prediction_arrays(pred)
+    assert out["labels"].tolist() == [0, 1] and out["scores"].tolist() == pytest.approx([0.9, 0.3])
+    assert out["boxes"].tolist() == [[0, 0, 4, 2], [0, 4, 8, 8]]
+    assert out["masks"].shape == (2, 8, 8) and out["masks"][0, :2].all() and out["masks"][1, 4:].all()
+    empty = prediction_arrays({k: v[1:2] for k, v in pred.items()})
+    assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 8, 8)

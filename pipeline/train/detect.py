@@ -30,7 +30,7 @@ from pipeline.core.atomic import atomic_write_text
 from pipeline.config import TrainParams
 from pipeline.core.ranks import Ranks
 from pipeline.core.seeding import key64
-from pipeline.train.detmodels import DetectorSpec, build_detector, freeze_body, load_backbone_weights
+from pipeline.train.detmodels import DetectorSpec, build_detector, freeze_body, load_backbone_weights, loss_divisor
 from pipeline.train.task import StepOut, autocast
 
 
@@ -60,11 +60,16 @@ def target_arrays(target: dict) -> dict:
 
 
 def prediction_arrays(pred: dict) -> dict:
-    """A torchvision detector's output for one image as detscore's prediction (0-based labels)."""
-    out = {"boxes": pred["boxes"].float().cpu().numpy().astype(np.float64),
-           "scores": pred["scores"].float().cpu().numpy(), "labels": pred["labels"].cpu().numpy() - 1}
+    """A torchvision detector's output for one image as detscore's prediction (0-based labels).
+
+    Label 0 is the background slot: the R-CNNs never predict it, but FCOS and RetinaNet
+    score it like any class (a sigmoid each), and early in training it can pass their
+    score threshold although no target has it. Such boxes are no class, so they are dropped."""
+    keep = (pred["labels"] > 0).cpu()
+    out = {"boxes": pred["boxes"].float().cpu()[keep].numpy().astype(np.float64),
+           "scores": pred["scores"].float().cpu()[keep].numpy(), "labels": pred["labels"].cpu()[keep].numpy() - 1}
     if "masks" in pred:  # (N, 1, H, W) probabilities
-        out["masks"] = (pred["masks"][:, 0] > 0.5).cpu().numpy().astype(np.uint8)
+        out["masks"] = (pred["masks"][:, 0] > 0.5).cpu()[keep].numpy().astype(np.uint8)
     return out
 
 
@@ -190,9 +195,13 @@ class DetectTask:
 
     def step(self, net: nn.Module, batch, epoch: int, step: int) -> StepOut:
         idx, global_len, images, targets = batch
-        device = self.device
-        x = [im.as_subclass(torch.Tensor).to(device, non_blocking=True).float().div_(255) for im in images]
-        y = [{k: v.as_subclass(torch.Tensor).to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        device, n = self.device, len(idx)
+        if n:
+            x = [im.as_subclass(torch.Tensor).to(device, non_blocking=True).float().div_(255) for im in images]
+            y = [{k: v.as_subclass(torch.Tensor).to(device, non_blocking=True) for k, v in t.items()}
+                 for t in targets]
+        else:  # a global batch smaller than the world: a blank image weighted 0 joins DDP's all-reduce
+            x, y = self.blank()
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(key64("detect-step", self.params.seed, epoch, step) & 0x7FFFFFFFFFFFFFFF)
@@ -200,13 +209,27 @@ class DetectTask:
                 losses = net(x, y)
         parts = {k: v.float() for k, v in losses.items()}
         mean = sum(parts.values())
-        # The detector's losses are means over this shard; weighted by its share of the
-        # global batch, times the world size DDP divides by: the global batch mean.
-        loss = mean * (self.world.size * len(idx) / global_len)
-        sums = torch.stack([mean.detach().double() * len(idx),
-                            torch.tensor(float(len(idx)), dtype=torch.float64, device=device)])
+        # The detector's losses are this shard's sums over its own divisor (images, or FCOS's
+        # foreground locations). Undone and divided by the global batch's divisor, summed over
+        # ranks they are the one-process loss of the global batch; times the world size DDP
+        # divides by, the gradient is too (as detectron2 and mmdetection all-reduce FCOS's count).
+        divisor, count = loss_divisor(self.model, n) if n else (0, 0)
+        total = self.world.all_sum(torch.tensor([float(count)], dtype=torch.float64, device=device))
+        share = divisor / max(1.0, float(total[0]))
+        loss = mean * (share * self.world.size)
+        sums = torch.stack([mean.detach().double() * (share * global_len),
+                            torch.tensor(float(n), dtype=torch.float64, device=device)])
         return StepOut(loss, sums, lambda: {"step/loss": float(mean.detach()),
                                             **{f"step/{k}": float(v.detach()) for k, v in parts.items()}})
+
+    def blank(self) -> tuple[list, list]:
+        """One black image without objects, at the input size: its losses are finite."""
+        h, w = self.size
+        target = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)}
+        if self.masks:
+            target["masks"] = torch.zeros((0, h, w), dtype=torch.uint8)
+        return [torch.zeros((self.channels, h, w), device=self.device)], \
+            [{k: v.to(self.device) for k, v in target.items()}]
 
     def epoch(self, epoch: int, sums: torch.Tensor, lr: float, seconds: float) -> DetectEpoch:
         preds, targets, box, mask = score_split(self.model, self.va, self.device, self.classes, self.masks,

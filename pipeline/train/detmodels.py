@@ -20,6 +20,7 @@ detector's own transform normalises and resizes them to ``size`` (short side, lo
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -72,14 +73,35 @@ def _anchors(levels: int, scales: int, aspects: tuple[float, ...]):
     return AnchorGenerator(sizes, (aspects,) * levels)
 
 
+@functools.cache
+def counting_fcos_head() -> type:
+    """The class below, made on first use: torchvision is imported when a detector is built."""
+    from torchvision.models.detection.fcos import FCOSHead
+
+    class CountingFCOSHead(FCOSHead):
+        """torchvision's FCOS head, keeping how many foreground locations its last training
+        batch had: its losses are sums over the batch divided by that count (at least 1)."""
+
+        foreground = 0
+
+        def compute_loss(self, targets, head_outputs, anchors, matched_idxs):
+            self.foreground = sum(int((m >= 0).sum()) for m in matched_idxs)
+            return super().compute_loss(targets, head_outputs, anchors, matched_idxs)
+
+    return CountingFCOSHead
+
+
 def _fcos(backbone, num_classes, **kw):
     from torchvision.models.detection import FCOS
 
+    anchors = _anchors(5, 1, (1.0,))
+    # Made where FCOS would make it (after the backbone), so the seed gives the same weights.
+    head = counting_fcos_head()(backbone.out_channels, anchors.num_anchors_per_location()[0], num_classes)
     # Boxes down to a score of 0.05 (torchvision's default for FCOS is 0.2): COCO mAP ranks
     # every detection, and a cut at 0.2 hides the recall of a model still unsure of itself
     # (RetinaNet's and the R-CNNs' defaults are 0.05 already). Drawn overlays and predict
     # apply their own min_score.
-    return FCOS(backbone, num_classes, anchor_generator=_anchors(5, 1, (1.0,)), score_thresh=0.05, **kw)
+    return FCOS(backbone, num_classes, anchor_generator=anchors, head=head, score_thresh=0.05, **kw)
 
 
 def _retinanet(backbone, num_classes, **kw):
@@ -143,6 +165,18 @@ def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], sour
         raise InputError(f"{source}: does not fit the {BACKBONE} backbone (missing {missing[:3]}, "
                          f"other shape {shapes[:3]})")
     body.load_state_dict({k: state.get(k, own[k]) for k in own}, strict=True)
+
+
+def loss_divisor(model: nn.Module, images: int) -> tuple[int, int]:
+    """What the last training forward divided its losses by, and this batch's part of the
+    count one batch of many parts would divide by. FCOS divides its sums by the batch's
+    foreground locations (at least 1); RetinaNet averages per-image losses and the R-CNNs
+    sample a fixed number of anchors and proposals per image, so theirs are means over
+    ``images`` (the R-CNNs' only about: an image may have fewer proposals to sample)."""
+    head = getattr(model, "head", None)
+    if isinstance(head, counting_fcos_head()):
+        return max(1, head.foreground), head.foreground
+    return images, images
 
 
 def freeze_body(model: nn.Module, frozen: bool) -> None:
