@@ -110,3 +110,23 @@ def test_a_batch_loss_is_its_parts_losses_undivided_over_the_whole_divisor(model
     assert sum(parts) / max(1, sum(counts)) == pytest.approx(whole, rel=1e-5)
     if model == "fcos_lite0":  # divided by foreground locations, so the images' share is wrong
         assert images_only != pytest.approx(whole, rel=1e-3)
+
+
+@pytest.mark.parametrize("model", ["fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"])
+def test_the_blank_image_of_an_empty_shard_reaches_every_parameter_with_zero(model):
+    """A rank without images runs ``DetectTask.blank`` weighted 0: its losses are finite and
+    every trained parameter gets a gradient (DDP without find_unused_parameters waits for
+    each one), all zero."""
+    from types import SimpleNamespace
+
+    from pipeline.train.detect import DetectTask
+    from pipeline.train.detmodels import DetectorSpec, build_detector
+
+    net = build_detector(DetectorSpec(model, 2, 3, (64, 80), (0.5,) * 3, (0.5,) * 3, True), seed=0).train()
+    x, y = DetectTask.blank(SimpleNamespace(size=(64, 80), channels=3, masks=model == "maskrcnn_lite0",
+                                            device=torch.device("cpu")))
+    loss = sum(net(x, y).values())
+    assert torch.isfinite(loss)
+    (loss * 0).backward()
+    trained = [(n, q) for n, q in net.named_parameters() if q.requires_grad]
+    assert trained and [n for n, q in trained if q.grad is None or q.grad.abs().max() != 0] == []

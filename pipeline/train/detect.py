@@ -7,8 +7,10 @@ of it. The model is a torchvision detector (``pipeline.train.detmodels``) whose
 training forward returns its losses; their sum is the step's loss. Two-stage
 detectors draw their proposal samples from the global RNG: each step runs under a
 generator forked and seeded by (seed, epoch, step), so a run, resumed or not, is a
-function of its params. Validation scores the val split with ``detscore`` (COCO
-mAP through pycocotools) on the main process's full pass over it.
+function of its params. Under torchrun each rank's losses are rescaled to its share
+of the global batch's loss (``step``), so 2 processes train as one. Validation scores
+the val split with ``detscore`` (COCO mAP through pycocotools) on a full pass over it
+in every process (the same figures on every rank; rank 0 logs and writes them).
 """
 
 from __future__ import annotations
@@ -210,9 +212,9 @@ class DetectTask:
         parts = {k: v.float() for k, v in losses.items()}
         mean = sum(parts.values())
         # The detector's losses are this shard's sums over its own divisor (images, or FCOS's
-        # foreground locations). Undone and divided by the global batch's divisor, summed over
-        # ranks they are the one-process loss of the global batch; times the world size DDP
-        # divides by, the gradient is too (as detectron2 and mmdetection all-reduce FCOS's count).
+        # foreground locations, all-reduced as mmdetection does). Undone and divided by the
+        # global batch's divisor, summed over ranks they are the one-process loss of the
+        # global batch; times the world size DDP divides by, so is the gradient.
         divisor, count = loss_divisor(self.model, n) if n else (0, 0)
         total = self.world.all_sum(torch.tensor([float(count)], dtype=torch.float64, device=device))
         share = divisor / max(1.0, float(total[0]))
