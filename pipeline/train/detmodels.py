@@ -97,7 +97,7 @@ def _rcnn(backbone, num_classes, masks: bool = False, **kw):
                   box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2), **kw)
     if masks:
         model = MaskRCNN(backbone, num_classes, mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 14, 2), **common)
-        # torchvision's fan-out Kaiming gives the 1x1 logits conv std sqrt(2 / classes): 1 for one
+        # torchvision's fan-out Kaiming gives the 1x1 logits conv std sqrt(2 / (classes + 1)): 1 for one
         # class, logits of tens and a first mask loss of 3 to 54 that, under gradient clipping,
         # starved the box and RPN heads. Small, as Detectron2 starts it: every pixel near even odds.
         logits = model.roi_heads.mask_predictor.mask_fcn_logits
