@@ -34,17 +34,21 @@ from pipeline.datasets import load_dataset
 from pipeline.record import Dataset, Sample
 
 
-def _mask(obj, h: int, w: int) -> np.ndarray:
-    from PIL import Image, ImageDraw
+def object_mask(obj, h: int, w: int) -> np.ndarray:
+    """(h, w) bool: the pixels whose centres lie inside the object's polygons (its box
+    when it has none). pycocotools rasterises, so the masks trained on are the masks
+    COCOeval and the COCO export's consumers make of the same polygons (PIL's polygon
+    fill takes every pixel its outline touches: a pixel too many on two sides)."""
+    from pycocotools import mask as mask_utils
 
-    img = Image.new("L", (w, h), 0)
-    pen = ImageDraw.Draw(img)
-    # Pixel i spans [i, i + 1): a vertex at x covers the pixel whose centre x - 0.5 is nearest.
-    parts = obj.polygons or ((obj.box[0], obj.box[1], obj.box[2], obj.box[1], obj.box[2], obj.box[3],
-                              obj.box[0], obj.box[3]),)
-    for p in parts:
-        pen.polygon([(x - 0.5, y - 0.5) for x, y in zip(p[0::2], p[1::2])], fill=1)
-    return np.asarray(img, dtype=bool)
+    x1, y1, x2, y2 = obj.box
+    parts = [list(map(float, p)) for p in (obj.polygons or ((x1, y1, x2, y1, x2, y2, x1, y2),))]
+    # Fewer than 3 vertices cover no pixel centre (and pycocotools would read 4 numbers as a box).
+    parts = [p for p in parts if len(p) >= 6]
+    if not parts:
+        return np.zeros((h, w), bool)
+    rle = mask_utils.merge(mask_utils.frPyObjects(parts, h, w))
+    return mask_utils.decode(rle).astype(bool)
 
 
 class SplitDataset(TorchDataset):
@@ -75,7 +79,7 @@ class SplitDataset(TorchDataset):
             "labels": torch.tensor([self.index[o.label] + 1 for o in s.objects], dtype=torch.int64),
         }
         if self.masks:
-            m = np.stack([_mask(o, h, w) for o in s.objects]) if s.objects else np.zeros((0, h, w), bool)
+            m = np.stack([object_mask(o, h, w) for o in s.objects]) if s.objects else np.zeros((0, h, w), bool)
             target["masks"] = tv_tensors.Mask(torch.from_numpy(m))
         return image, target
 

@@ -133,3 +133,25 @@ def test_the_background_slot_is_never_a_prediction():
     assert out["masks"].shape == (2, 8, 8) and out["masks"][0, :2].all() and out["masks"][1, 4:].all()
     empty = prediction_arrays({k: v[1:2] for k, v in pred.items()})
     assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 8, 8)
+
+
+@pytest.mark.parametrize("weights", ["imagenet", "none"])
+def test_a_fresh_mask_head_starts_near_even_odds(shapes, weights):
+    """torchvision initialises the mask logits' 1x1 conv with fan-out Kaiming, std 1 for a
+    class or two: the first mask loss was 3 to 54 and, with the gradient clipped, drowned
+    the box and RPN losses. Started small, each mask pixel starts near ln 2."""
+    from pipeline.torchdata import open_splits
+    from pipeline.train.detmodels import DetectorSpec, build_detector, load_backbone_weights
+    from pipeline.train.pretrained import packaged_state
+
+    model = build_detector(DetectorSpec("maskrcnn_lite0", 2, 3, (48, 64), (0.5,) * 3, (0.25,) * 3,
+                                        weights == "imagenet"), seed=0)
+    if weights == "imagenet":
+        load_backbone_weights(model, *(lambda s, p: (s, str(p)))(*packaged_state("efficientnet_lite0")))
+    train = open_splits(shapes, masks=True)["train"]
+    images, targets = zip(*(train[i] for i in range(4)))
+    model.train()
+    with torch.no_grad():
+        losses = model([im.as_subclass(torch.Tensor).float() / 255 for im in images],
+                       [{k: v.as_subclass(torch.Tensor) for k, v in t.items()} for t in targets])
+    assert abs(float(losses["loss_mask"]) - 0.6931) < 0.05, {k: float(v) for k, v in losses.items()}

@@ -9,7 +9,8 @@ maps of ``FPN_CHANNELS`` each, the shape torchvision's detection heads take:
 * ``fcos_lite0``: FCOS (anchor-free), P3-P7;
 * ``retinanet_lite0``: RetinaNet, P3-P7, three scales and three aspects per level;
 * ``fasterrcnn_lite0``: Faster R-CNN, P3-P5 plus a pooled level, RoIAlign 7x7;
-* ``maskrcnn_lite0``: Mask R-CNN, the same with a 14x14 mask head (``train.task: segment``).
+* ``maskrcnn_lite0``: Mask R-CNN, the same with a 14x14 mask head (``train.task: segment``),
+  its logits started small (every mask pixel near even odds).
 
 Anchor sizes start at 16 pixels (torchvision's start at 32 for 800-pixel COCO images):
 aerial trees and drone objects are small. A pretrained backbone keeps its batch-norm
@@ -117,7 +118,14 @@ def _rcnn(backbone, num_classes, masks: bool = False, **kw):
     common = dict(rpn_anchor_generator=_anchors(4, 1, (0.5, 1.0, 2.0)),
                   box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2), **kw)
     if masks:
-        return MaskRCNN(backbone, num_classes, mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 14, 2), **common)
+        model = MaskRCNN(backbone, num_classes, mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 14, 2), **common)
+        # torchvision's fan-out Kaiming gives the 1x1 logits conv std sqrt(2 / (classes + 1)): 1 for one
+        # class, logits of tens and a first mask loss of 3 to 54 that, under gradient clipping,
+        # starved the box and RPN heads. Small, as Detectron2 starts it: every pixel near even odds.
+        logits = model.roi_heads.mask_predictor.mask_fcn_logits
+        nn.init.normal_(logits.weight, std=0.001)
+        nn.init.zeros_(logits.bias)
+        return model
     return FasterRCNN(backbone, num_classes, **common)
 
 
