@@ -30,9 +30,9 @@ from pipeline.core.resize_modes import DEFAULT_RESIZE, PAD_GREY
 FORMAT = "pipeline.dataset_version/1"
 # The code that renders a version's bytes, relative to the package's parent; the
 # augment stage lists the same paths as deps in dvc.yaml (a test keeps them equal).
-RENDER_CODE = ("pipeline/augment", "pipeline/backends", "pipeline/version", "pipeline/config.py",
-               "pipeline/images/imagestore.py", "pipeline/images/packindex.py", "pipeline/record.py",
-               "pipeline/core/seeding.py")
+RENDER_CODE = ("pipeline/__init__.py", "pipeline/config.py", "pipeline/datasets.py", "pipeline/record.py",
+               "pipeline/split.py", "pipeline/tvweights.py", "pipeline/augment", "pipeline/backends",
+               "pipeline/version", "pipeline/core", "pipeline/images", "pipeline/reports")
 
 
 def file_sha256(path: Path) -> str:
