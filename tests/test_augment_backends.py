@@ -71,7 +71,7 @@ def test_albumentations_backend_in_processes_equals_serial(two_threads):
     assert torch.equal(ALBUMENTATIONS.run(pipe, x[3:4], None, k[3:4], pipe.sample(k[3:4], 40, 48))[0][0], serial[3])
 
 
-@pytest.mark.parametrize("side", [32, 224])
+@pytest.mark.parametrize("side", [32, 224, 448, 640])
 def test_auto_picks_the_faster_backend_of_the_table_on_cpu(side):
     pixels, torch_rate, albu_rate = next(row for row in CPU_MEASURED if row[0] == side * side)
     faster = "torch" if torch_rate >= albu_rate else "albumentations"

@@ -3,12 +3,15 @@
 On CUDA the batched torch backend wins by far. On the CPU the choice follows a
 small table of throughputs measured on the 2-core development machine with the
 benchmark pipeline (``benchmarks/augment.py``'s ops; torch: batch split over the
-torch threads; albumentations: per sample over as many worker processes). Between
-and beyond the measured sizes the log of the speed ratio is interpolated linearly
-in the log of the pixel count (it falls steadily with image size: torch's fixed
-per-pixel float passes against OpenCV's uint8 kernels), so ``auto`` picks torch up
-to the extrapolated crossover (~590x590 px) and albumentations above it. Pipelines using ops
-albumentations lacks (mixup, cutmix, mosaic) always run on torch.
+torch threads; albumentations: our albumentations backend, per sample over as many
+worker processes). Between the measured sizes the log of the speed ratio is
+interpolated linearly in the log of the pixel count, and beyond them extrapolated from
+the nearest segment. Measured from 32x32 to 640x640, torch is the faster of the two at
+every size (5.3x at 32x32, 1.3-1.5x from 224x224 up), so ``auto`` picks torch; the
+table stays so that a measurement where albumentations wins would be followed; its
+sizes span the images people augment, because extrapolating from two sizes once picked
+the slower backend above 590x590. Pipelines using ops albumentations lacks (mixup,
+cutmix, mosaic) always run on torch.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import torch
 
 from pipeline.backends.albumentations_backend import UNSUPPORTED
 
-# (pixels per image, torch img/s, albumentations img/s), 2 cores, batch 512 at 32x32
-# and 64 at 224x224, measured 2026-11-22 01:30 UTC (docs/benchmarks.md, "Augmentation engine").
+# (pixels per image, torch img/s, albumentations backend img/s), 2 cores, batch 512 at
+# 32x32, 64 at 224x224, 32 at 448x448, 16 at 640x640, measured 2026-12-07 18:25 UTC on the
+# quiet 2-core AMD EPYC (docs/benchmarks.md, "Exact uint8 augmentation on a quiet machine").
 CPU_MEASURED = (
-    (32 * 32, 15414.0, 2651.0),
-    (224 * 224, 994.0, 556.0),
+    (32 * 32, 34616.0, 6508.0),
+    (224 * 224, 1729.0, 1346.0),
+    (448 * 448, 536.0, 418.0),
+    (640 * 640, 272.0, 186.0),
 )
 
 
