@@ -38,7 +38,12 @@ def rotation_about(angle_deg: torch.Tensor, cx: float, cy: float) -> torch.Tenso
     """Rotate counter-clockwise (as seen on screen, y down) about (cx, cy)."""
     a = angle_deg * (math.pi / 180.0)
     sin, cos = exactmath.sin_cos(a)  # the same bits on every device (fixed-point warps)
-    m = identity(a.shape[0], a.device)
+    return _rotation(cos, sin, cx, cy)
+
+
+def _rotation(cos: torch.Tensor, sin: torch.Tensor, cx: float, cy: float) -> torch.Tensor:
+    """(B, 3, 3) rotation by per-sample (cos, sin) about (cx, cy), y down."""
+    m = identity(cos.shape[0], cos.device)
     m[:, 0, 0], m[:, 0, 1] = cos, sin
     m[:, 1, 0], m[:, 1, 1] = -sin, cos
     m[:, 0, 2] = cx - cos * cx - sin * cy
@@ -53,12 +58,7 @@ def quarter_turns_about(turns: torch.Tensor, cx: float, cy: float) -> torch.Tens
     k = turns.long() % 4
     cos = torch.tensor([1.0, 0.0, -1.0, 0.0], device=turns.device)[k]
     sin = torch.tensor([0.0, 1.0, 0.0, -1.0], device=turns.device)[k]
-    m = identity(turns.shape[0], turns.device)
-    m[:, 0, 0], m[:, 0, 1] = cos, sin
-    m[:, 1, 0], m[:, 1, 1] = -sin, cos
-    m[:, 0, 2] = cx - cos * cx - sin * cy
-    m[:, 1, 2] = cy + sin * cx - cos * cy
-    return m
+    return _rotation(cos, sin, cx, cy)
 
 
 def hflip_matrix(applied: torch.Tensor, width: float) -> torch.Tensor:
