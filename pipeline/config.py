@@ -239,14 +239,22 @@ class AugmentParams(Section):
         return self
 
 
+# The models of each task (``train.model``); auto accepts any, and the version decides.
+TASK_MODELS = {
+    "classify": ("seed_cnn", "resnet_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
+                 "torchvision"),
+    "detect": ("fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"),
+    "segment": ("maskrcnn_lite0",),
+}
+ModelName = Literal[tuple(dict.fromkeys(m for models in TASK_MODELS.values() for m in models))]
+
+
 class TrainParams(Section):
     seed: int = 0
     # seed_cnn and resnet_small train from scratch; efficientnet_lite0 (lite1, lite2: deeper, slower)
     # starts from the ImageNet weights an installed package ships (offline); torchvision starts from the weights
     # ``pretrained`` names (torchvision downloads them once into its cache).
-    model: Literal["seed_cnn", "resnet_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                   "torchvision",
-                   "fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"] = "resnet_small"
+    model: ModelName = "resnet_small"  # TASK_MODELS, the one list
     # What the model learns: auto follows the version (objects: detect, image labels: classify);
     # segment (instance masks from the objects' polygons) is asked for, never guessed.
     task: Literal["auto", "classify", "detect", "segment"] = "auto"
@@ -341,13 +349,6 @@ class TrainParams(Section):
         return self
 
 
-# The models of each task (``train.model``); auto accepts any, and the version decides.
-TASK_MODELS = {
-    "classify": ("seed_cnn", "resnet_small", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2",
-                 "torchvision"),
-    "detect": ("fcos_lite0", "retinanet_lite0", "fasterrcnn_lite0", "maskrcnn_lite0"),
-    "segment": ("maskrcnn_lite0",),
-}
 DEFAULT_MODEL = {"detect": "fcos_lite0", "segment": "maskrcnn_lite0"}  # by measurement: docs/benchmarks.md
 
 

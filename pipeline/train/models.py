@@ -9,7 +9,7 @@ a 3x3 stem, three stages of conv + 2x2 max-pool + batch norm, residual blocks
 after the first and last stage, then global pooling, so any input size of at
 least 8x8 works. ``width`` scales every stage (64 gives the CIFAR-10 ResNet-9).
 
-``efficientnet_lite0`` (``_lite1``, ``_lite2``) is timm's ``tf_efficientnet_lite0``: EfficientNet-Lite as
+``efficientnet_lite0`` (``_lite1``, ``_lite2``) is timm's ``tf_efficientnet_lite<n>``: EfficientNet-Lite as
 TensorFlow defined it ("same" padding, batch-norm epsilon 1e-3), the architecture the
 ImageNet weights of ``pipeline.train.pretrained`` were trained in. ``torchvision:<name>``
 is any torchvision classification architecture (``resnet18``, ``mobilenet_v3_small``...).
@@ -25,6 +25,8 @@ import math
 
 import torch
 from torch import nn
+
+from pipeline.config import TASK_MODELS
 
 
 def seed_cnn(in_channels: int, height: int, width: int, classes: int) -> nn.Module:
@@ -121,6 +123,7 @@ def torchvision_model(arch: str, in_channels: int, classes: int) -> nn.Module:
 MODELS = {"seed_cnn": seed_cnn, "resnet_small": resnet_small,
           **{f"efficientnet_lite{v}": efficientnet_lite(v) for v in (0, 1, 2)}}
 SCALABLE = {"resnet_small"}  # models that take a width (``train.width``)
+assert (*MODELS, "torchvision") == TASK_MODELS["classify"], "one list of classification models"
 
 
 def known_model(name: object) -> bool:
