@@ -193,8 +193,8 @@ class SplitParams(Section):
         allowed = {"train", "val", "test"}
         if unknown := set(v) - allowed:
             raise ValueError(f"unknown split name(s) {sorted(unknown)}; allowed: train, val, test")
-        if "train" not in v or "test" not in v:
-            raise ValueError("ratios need at least train and test")
+        if "train" not in v or not {"val", "test"} & set(v):
+            raise ValueError("ratios need train and at least one of val, test")
         if any(r < 0 for r in v.values()):
             raise ValueError("ratios must be >= 0")
         if abs(sum(v.values()) - 1.0) > 1e-6:
@@ -368,8 +368,12 @@ def task_model_conflict(task: str, model: str) -> str | None:
 class EvaluateParams(Section):
     batch_size: int = Field(512, ge=1, le=65536)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # The split scored: test, or val where the user's own val folder is the held-out set
+    # (ants/bees: train on every given train photo, score the given val; train picks no
+    # epoch by val, so val is as unseen as test).
+    split: Literal["test", "val"] = "test"
     tta_hflip: bool = Field(False, description="average with the mirrored image (not for digits)")
-    worst: int = Field(32, ge=0, le=1024, description="misclassified test images shown in TensorBoard")
+    worst: int = Field(32, ge=0, le=1024, description="misclassified images of the scored split shown in TensorBoard")
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -441,7 +445,14 @@ def check_together(data: dict[str, Any], source: str = "params.yaml") -> None:
     """Checks that need two sections, run whichever stage loads the file: a combination
     that cannot train stops the first stage, not the train stage after augment ran."""
     aug, tr = data.get("augment"), data.get("train")
-    ing = data.get("ingest")
+    ing, spl, ev = data.get("ingest"), data.get("split"), data.get("evaluate")
+    if isinstance(ev, dict) or isinstance(spl, dict):
+        scored = parse_section("evaluate", ev, source).split
+        ratios = parse_section("split", spl, source).ratios
+        if scored not in ratios:
+            raise ConfigError(
+                f"{source}: evaluate.split is {scored} but split.ratios has no {scored} entry ({dict(ratios)}), so "
+                f"evaluate would find it empty after training ran; add a {scored} share or set evaluate.split")
     if isinstance(tr, dict) and isinstance(ing, dict):
         train_p = parse_section("train", tr, source)
         ingest_p = parse_section("ingest", ing, source)

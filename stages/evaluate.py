@@ -1,4 +1,4 @@
-"""DVC stage `evaluate`: checkpoint + dataset version -> test metrics and plots (params `evaluate.*`).
+"""DVC stage `evaluate`: checkpoint + dataset version -> metrics and plots of the scored split (params `evaluate.*`).
 
 The checkpoint says what it is: a classifier is scored by accuracy and F1
 (``pipeline.train.evaluate``), a detector or segmenter by COCO mAP

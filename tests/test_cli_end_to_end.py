@@ -105,3 +105,32 @@ def test_unreadable_image_in_default_tree_is_quarantined(tmp_path):
     assert [(r.path, r.reason) for r in ds.quarantine] == [("7/corrupt.png", "not-an-image")]
     with Image.open(io.BytesIO(ds.read_image(ds.samples[0]))) as img:
         assert img.size == (28, 28) and img.mode == "L"
+
+
+@pytest.mark.slow
+def test_given_train_and_val_folders_train_on_all_of_train_and_score_val(tmp_path):
+    """The photo user's usual tree, root/{train,val}/<class>/<image>: with no test share
+    and `evaluate.split: val`, every given train image trains and the given val is what
+    evaluate scores (nothing carved out of train)."""
+    src = make_imagefolder(tmp_path / "src", classes=2, per_class=8, size=16, splits=("train", "val"))
+    (tmp_path / "params.yaml").write_text(
+        "ingest: {workers: 1}\nsplit: {ratios: {train: 0.9, val: 0.1}}\naugment: {copies: 0}\n"
+        "train: {epochs: 1, batch_size: 8}\nevaluate: {split: val}\n")
+    steps = [
+        ("ingest", src, "--out", "canonical"),
+        ("split", "canonical", "--out", "splits"),
+        ("augment", "canonical", "--splits", "splits", "--out", "version"),
+        ("train", "version", "--checkpoint", "m.pt", "--logdir", "tb", "--metrics", "train.json",
+         "--curve", "curve.csv"),
+        ("evaluate", "version", "--checkpoint", "m.pt", "--metrics", "eval.json", "--confusion",
+         "confusion.csv", "--logdir", "tb_eval"),
+    ]
+    out = []
+    for step in steps:
+        r = cli(*step, cwd=tmp_path)
+        assert r.returncode == 0, (step, r.stdout, r.stderr)
+        out.append(r.stdout)
+    assert json.loads((tmp_path / "splits/splits.json").read_text())["counts"] == {"train": 16, "val": 16}
+    m = json.loads((tmp_path / "eval.json").read_text())
+    assert m["val_samples"] == 16 and "test_samples" not in m
+    assert "evaluate: val accuracy" in out[-1] and "on 16 images" in out[-1]

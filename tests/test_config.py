@@ -22,6 +22,7 @@ def test_repo_params_file_is_valid():
     ("train", {"model": "vgg"}, ["train.model", "seed_cnn"]),
     ("split", {"ratios": {"train": 0.5, "test": 0.2}}, ["split.ratios", "sum to 1"]),
     ("split", {"ratios": {"train": 0.5, "tset": 0.5}}, ["split.ratios", "tset"]),
+    ("split", {"ratios": {"train": 1.0}}, ["split.ratios", "at least one of val, test"]),
     ("ingest", {"min_size": 0}, ["ingest.min_size"]),
     ("augment", {"pipeline": [{"name": "rotat"}]}, ["augment.pipeline[0]", "unknown op 'rotat'", "rotate"]),
     ("augment", {"pipeline": [{"name": "rotate", "degrees": 400}]}, ["augment.pipeline[0]", "degrees", "400"]),
@@ -146,3 +147,23 @@ def test_a_params_yaml_that_is_not_a_file_is_refused_not_ignored(tmp_path, monke
     res = CliRunner().invoke(app, ["split", str(tmp_path), "--out", str(tmp_path / "sp")])
     assert res.exit_code == 2 and "params.yaml" in res.output
     assert ("not-a-regular-file" in res.output or "fifo" in res.output) if kind == "fifo" else "dangling" in res.output
+
+
+@pytest.mark.parametrize("ratios,scored,refused", [
+    ({"train": 0.9, "val": 0.1}, None, True),  # evaluate scores test by default: none would exist
+    ({"train": 0.9, "val": 0.1}, "val", False),  # the given val folder as the held-out set
+    ({"train": 0.9, "test": 0.1}, "val", True),
+    ({"train": 0.8, "val": 0.1, "test": 0.1}, "val", False),
+])
+def test_evaluate_split_without_a_share_is_refused_before_any_stage(tmp_path, ratios, scored, refused):
+    import yaml
+
+    params = {"split": {"ratios": ratios}, **({"evaluate": {"split": scored}} if scored else {})}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    if not refused:
+        assert load_section("download", path) is not None
+        return
+    with pytest.raises(ConfigError) as err:
+        load_section("download", path)  # the first stage stops, not evaluate after training
+    assert "evaluate.split" in str(err.value) and "split.ratios" in str(err.value)

@@ -37,7 +37,7 @@ def test_metrics_file_has_what_dvc_compares(trained, tmp_path):
     result = run(trained, tmp_path)
     saved = json.loads((tmp_path / "eval.json").read_text())
     report = json.loads((tmp_path / "report.json").read_text())
-    assert {**saved, **report} == result
+    assert {**saved, **report, "split": "test"} == result
     # the headline leads (dvc exp show's first columns); per-class scores go to the report
     assert list(saved) == ["accuracy", "macro_f1", "loss", "test_samples", "tta_hflip"]
     for key in ("accuracy", "loss", "macro_f1"):
@@ -69,6 +69,28 @@ def test_tensorboard_run_has_confusion_pr_curves_and_hparams(trained, tmp_path):
     assert "test/confusion_matrix" in tags["images"]
     assert {f"test/pr/class{i}" for i in range(3)} <= set(tags["tensors"])
     assert "hparam/test_accuracy" in tags["scalars"]
+
+
+def test_evaluate_scores_val_when_asked_and_names_it_everywhere(trained, tmp_path):
+    """evaluate.split: val (the user's own val folder as the held-out set): the val rows
+    are scored, every key, tag and line says val, and the figure is the last epoch's."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from pipeline.reports.summary import evaluate_line
+
+    result = run(trained, tmp_path, split="val")
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert list(saved) == ["accuracy", "macro_f1", "loss", "val_samples", "tta_hflip"] and saved["val_samples"] == 9
+    ckpt = torch.load(trained / "m.pt", weights_only=True)
+    last = ckpt["history"][-1]
+    assert result["accuracy"] == pytest.approx(last["val_acc"], abs=1e-6)
+    assert result["loss"] == pytest.approx(last["val_loss"], abs=1e-4)
+    assert evaluate_line(result).startswith("evaluate: val accuracy") and "on 9 images" in evaluate_line(result)
+    acc = EventAccumulator(str(tmp_path / "tb" / ckpt["run"]), size_guidance={"tensors": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert "val/confusion_matrix" in tags["images"] and "test/confusion_matrix" not in tags["images"]
+    assert "hparam/val_macro_f1" in tags["scalars"] and "hparam/test_accuracy" not in tags["scalars"]
+    assert acc.Scalars("hparam/val_accuracy")[0].value == pytest.approx(result["accuracy"])
 
 
 def hparams_view(logdir):

@@ -322,8 +322,9 @@ def train_line(f: Mapping[str, Any]) -> str:
 
 def evaluate_line(f: Mapping[str, Any]) -> str:
     """From ``evaluate``'s result (its facts as they are)."""
-    return (f"evaluate: test accuracy {f['accuracy']:.4f}, macro-F1 {f['macro_f1']:.4f} "
-            f"on {plural(f['test_samples'], 'image')} (loss {f['loss']:.4f})")
+    split = f.get("split", "test")
+    return (f"evaluate: {split} accuracy {f['accuracy']:.4f}, macro-F1 {f['macro_f1']:.4f} "
+            f"on {plural(f[f'{split}_samples'], 'image')} (loss {f['loss']:.4f})")
 
 
 def detection_train_facts(history: list, checkpoint: Path) -> dict:
@@ -345,8 +346,9 @@ def detection_evaluate_line(f: Mapping[str, Any]) -> str:
         return "n/a" if f.get(key) is None else f"{f[key]:.4f}"
 
     masks = f", mask mAP {num('mask_map')}" if "mask_map" in f else ""
-    return (f"evaluate: test mAP {num('map')}, mAP50 {num('map50')}, mAP75 {num('map75')}, AR100 {num('ar100')}"
-            f"{masks} on {plural(f['test_images'], 'image')}")
+    split = f.get("split", "test")
+    return (f"evaluate: {split} mAP {num('map')}, mAP50 {num('map50')}, mAP75 {num('map75')}, AR100 {num('ar100')}"
+            f"{masks} on {plural(f[f'{split}_images'], 'image')}")
 
 
 # -- predict ----------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def worst_grid(images_u8, labels: torch.Tensor, probs: torch.Tensor, classes: li
     return fig
 
 
-def confusion_figure(cm: torch.Tensor, classes: list[str]):
+def confusion_figure(cm: torch.Tensor, classes: list[str], split: str = "test"):
     """Rows: actual class, columns: predicted. Colour: the share of the row (readable
     with unequal classes), text: the count; sized to the number of classes."""
     plt = _pyplot()
@@ -145,7 +145,7 @@ def confusion_figure(cm: torch.Tensor, classes: list[str]):
     ax.set_yticks(range(k), names, fontsize=font)
     ax.set_xlabel("predicted", fontsize=FONT_PT)
     ax.set_ylabel("actual", fontsize=FONT_PT)
-    ax.set_title("test confusion (colour: share of the actual class)", fontsize=FONT_PT)
+    ax.set_title(f"{split} confusion (colour: share of the actual class)", fontsize=FONT_PT)
     if cell >= COUNTS_FROM_CELL:
         for i in range(k):
             for j in range(k):

@@ -1,6 +1,7 @@
-"""The evaluate stage for a detector or segmenter: COCO scores of the test split.
+"""The evaluate stage for a detector or segmenter: COCO scores of the scored split
+(``evaluate.split``: test by default).
 
-The checkpoint's detector runs on every test image; ``detscore`` scores boxes (and
+The checkpoint's detector runs on every image of it; ``detscore`` scores boxes (and
 masks, for ``segment``) with pycocotools' COCOeval. Written:
 
 * ``metrics``: the headline (map, map50, map75, ar100; mask_* for segment), so
@@ -9,7 +10,7 @@ masks, for ``segment``) with pycocotools' COCOeval. Written:
 * ``confusion_csv``: one (actual, predicted) row per count of the confusion matrix
   with a background class, the rows DVC's ``confusion`` template counts;
 * ``pr_csv`` (optional): the per-class precision-recall curves at IoU .5;
-* TensorBoard: test images with ground truth and predictions drawn in two colours.
+* TensorBoard: scored images with ground truth and predictions drawn in two colours.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ def evaluate_detection(version: Path, checkpoint: Path, params: EvaluateParams, 
     device = resolve_device(params.device)
     model, ckpt = load_model(checkpoint, device)
     classes, masks = list(ckpt["classes"]), ckpt["task"] == "segment"
-    test = open_splits(version, masks=masks).get("test")
+    scored = params.split
+    test = open_splits(version, masks=masks).get(scored)
     if test is None or len(test) == 0:
-        raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
+        raise InputError(f"{version}: the {scored} split (evaluate.split) is empty; give split.ratios a {scored} share")
     if not test.detection:
         raise InputError(f"{version}: has image labels only, but {checkpoint} is a {ckpt['task']} model; "
                          "evaluate it on a version with objects")
@@ -60,7 +62,7 @@ def evaluate_detection(version: Path, checkpoint: Path, params: EvaluateParams, 
                                             batch_size=min(params.batch_size, 16))
     cm = detscore.confusion(targets, preds, classes)
     headline = {**box.headline(), **(mask.headline("mask_") if mask is not None else {}),
-                "test_images": len(test)}
+                f"{scored}_images": len(test)}
     details = {"box": box.report(), **({"mask": mask.report()} if mask is not None else {}),
                "confusion_matrix": cm.tolist(), "confusion_axes": "rows predicted, columns true",
                "classes": classes + [detscore.background_name(classes)]}
@@ -72,7 +74,8 @@ def evaluate_detection(version: Path, checkpoint: Path, params: EvaluateParams, 
     if pr_csv is not None:
         atomic_write_text(pr_csv, detscore.csv_text(box.pr_rows(), detscore.PR_HEADER))
     name = board.evaluation_run(ckpt)
-    trial = (hparams.run_hparams(ckpt.get("params", {}), params), hparams.run_metrics(ckpt.get("history", []), headline))
+    trial = (hparams.run_hparams(ckpt.get("params", {}), params),
+             hparams.run_metrics(ckpt.get("history", []), headline, scored))
     run_dir = logdir / name
     hparams.clear_events(run_dir, hparams.EVENTS_SUFFIX)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -80,9 +83,9 @@ def evaluate_detection(version: Path, checkpoint: Path, params: EvaluateParams, 
         for i in range(min(params.worst, len(test))):  # evaluate.worst: images shown
             image = test[i][0].as_subclass(torch.Tensor).permute(1, 2, 0).numpy()
             drawn = detscore.draw(np.ascontiguousarray(image), targets[i], preds[i], classes)
-            writer.add_image(f"test/predictions/{i:03d}", drawn, 0, dataformats="HWC")
+            writer.add_image(f"{scored}/predictions/{i:03d}", drawn, 0, dataformats="HWC")
         if hparams_logdir is None:
             hparams.write_trial(writer._get_file_writer(), name, *trial)
     if hparams_logdir is not None:
         hparams.write_apart(hparams_logdir, name, trial)
-    return {**headline, **details}
+    return {**headline, **details, "split": scored}

@@ -1,7 +1,8 @@
-"""The evaluate stage: test-split metrics for a checkpoint, for DVC and TensorBoard.
+"""The evaluate stage: metrics of the scored split (``evaluate.split``: test, or the
+user's own val) for a checkpoint, for DVC and TensorBoard.
 
 Writes ``metrics.json`` (accuracy, loss, macro-F1, per-class precision/recall/F1
-and the confusion matrix) and a CSV of (actual, predicted) class names per test
+and the confusion matrix) and a CSV of (actual, predicted) class names per scored
 image, which DVC's ``confusion`` plot template reads.
 """
 
@@ -66,7 +67,7 @@ def per_class_scores(cm: torch.Tensor, classes: list[str]) -> tuple[dict, float]
 
 def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
              confusion_csv: Path, logdir: Path, report: Path | None = None, hparams_logdir: Path | None = None) -> dict:
-    """Test-split metrics for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run,
+    """Metrics of the split ``params.split`` names (test by default) for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run,
     and the per-class report. Returns all of it as one dict.
 
     ``metrics`` holds only the headline numbers, accuracy and macro-F1 first, so they
@@ -93,16 +94,17 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     device = resolve_device(params.device)
     model, ckpt = load_checkpoint(checkpoint, device)
     classes = ckpt["classes"]
-    test = load_split(version, "test")
+    scored = params.split
+    test = load_split(version, scored)
     if len(test) == 0:
-        raise InputError(f"{version}: the test split is empty; give split.ratios a test share")
+        raise InputError(f"{version}: the {scored} split (evaluate.split) is empty; give split.ratios a {scored} share")
     size = checkpoint_input(ckpt)
     c = size.channels
     stored = read_card(version).shape
     # A checkpoint trained without resizing saw one size: a version of another is another
     # data set. One trained through the resize (mixed sizes, train.image_size) takes any.
     if stored[2] != c or (not ckpt.get("resized") and not test.fits(size)):
-        raise InputError(f"{version}: test images are {tuple(stored)} (H, W, C) but {checkpoint} was trained on "
+        raise InputError(f"{version}: {scored} images are {tuple(stored)} (H, W, C) but {checkpoint} was trained on "
                          f"{ckpt['shape']} (H, W, C); evaluate on its version")
     mean, std = torch.tensor(ckpt["mean"]), torch.tensor(ckpt["std"])
     loss, acc, probs = evaluate_split(model, test, split_batches(test, size, device, params.batch_size), mean, std,
@@ -111,28 +113,29 @@ def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: P
     cm = confusion_matrix(test.labels, pred, len(classes))
     per_class, macro_f1 = per_class_scores(cm, classes)
     headline = {"accuracy": round(acc, 6), "macro_f1": round(macro_f1, 6), "loss": round(loss, 6),
-                "test_samples": len(test), "tta_hflip": params.tta_hflip}
+                f"{scored}_samples": len(test), "tta_hflip": params.tta_hflip}
     details = {"per_class": per_class, "confusion_matrix": cm.tolist(), "classes": list(classes)}
     atomic_write_text(metrics, json.dumps(headline, indent=1) + "\n")
     if report is not None:
         atomic_write_text(report, json.dumps(details, indent=1) + "\n")
-    result = {**headline, **details}
+    result = {**headline, **details, "split": scored}
     f = io.StringIO(newline="")
     out = csv.writer(f)
     out.writerow(["actual", "predicted"])
     out.writerows((classes[a], classes[p]) for a, p in zip(test.labels.tolist(), pred.tolist()))
     atomic_write_text(confusion_csv, f.getvalue())
     name = board.evaluation_run(ckpt)
-    trial = (hparams.run_hparams(ckpt.get("params", {}), params), hparams.run_metrics(ckpt.get("history", []), headline))
+    trial = (hparams.run_hparams(ckpt.get("params", {}), params),
+             hparams.run_metrics(ckpt.get("history", []), headline, scored))
     run_dir = logdir / name
     hparams.clear_events(run_dir, EVENTS_SUFFIX)
     run_dir.mkdir(parents=True, exist_ok=True)
     with SummaryWriter(str(run_dir), filename_suffix=EVENTS_SUFFIX) as writer:
-        writer.add_figure("test/confusion_matrix", board.confusion_figure(cm, classes), 0)
-        board.log_pr_curves(writer, probs, test.labels, classes, "test/pr")
+        writer.add_figure(f"{scored}/confusion_matrix", board.confusion_figure(cm, classes, scored), 0)
+        board.log_pr_curves(writer, probs, test.labels, classes, f"{scored}/pr")
         fig = board.worst_grid(RowImages(test, size), test.labels, probs, classes, params.worst)
         if fig is not None:
-            writer.add_figure("test/worst_misclassified", fig, 0)
+            writer.add_figure(f"{scored}/worst_misclassified", fig, 0)
         if hparams_logdir is None:
             hparams.write_trial(writer._get_file_writer(), name, *trial)
     if hparams_logdir is not None:

@@ -31,15 +31,17 @@ EVALUATE_SETTINGS = {"batch_size", "device", "worst"}
 # Event files evaluate writes: a re-evaluation replaces only these (``clear_events``).
 EVENTS_SUFFIX = ".evaluate"
 
-# (scalar tag, display name): test first, then the final epoch of training. A
-# classifier's run has the accuracy rows, a detector's the COCO ones.
+# (scalar tag, display name): the scored split first, then the final epoch of training.
+# A classifier's run has the accuracy rows, a detector's the COCO ones. Where evaluate
+# scores val (``evaluate.split``), its figures fill the val rows.
 METRICS = (
     ("hparam/test_accuracy", "test accuracy"), ("hparam/test_macro_f1", "test macro-F1"),
     ("hparam/test_loss", "test loss"),
     ("hparam/test_map", "test mAP"), ("hparam/test_map50", "test mAP50"), ("hparam/test_map75", "test mAP75"),
     ("hparam/test_ar100", "test AR100"), ("hparam/test_mask_map", "test mask mAP"),
-    ("hparam/val_accuracy", "val accuracy"), ("hparam/val_loss", "val loss"),
-    ("hparam/val_map", "val mAP"), ("hparam/val_map50", "val mAP50"), ("hparam/val_mask_map", "val mask mAP"),
+    ("hparam/val_accuracy", "val accuracy"), ("hparam/val_macro_f1", "val macro-F1"), ("hparam/val_loss", "val loss"),
+    ("hparam/val_map", "val mAP"), ("hparam/val_map50", "val mAP50"), ("hparam/val_map75", "val mAP75"),
+    ("hparam/val_ar100", "val AR100"), ("hparam/val_mask_map", "val mask mAP"),
     ("hparam/train_accuracy", "train accuracy"), ("hparam/train_loss", "train loss"),
 )
 # A detector's headline and epoch record, by the names the tags use.
@@ -70,19 +72,22 @@ def run_hparams(train: dict, evaluate: EvaluateParams) -> list[HParam]:
     return sorted(out, key=lambda p: (not p.changed, p.name))
 
 
-def run_metrics(history: list[dict], test: dict) -> dict[str, float]:
-    """Scalar tag -> value: ``test`` (evaluate's headline) and the last epoch of ``history``
-    (the checkpoint's records; a checkpoint without them gives the test scores alone)."""
-    if "accuracy" in test:
-        values = {"test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_loss": test["loss"]}
+def run_metrics(history: list[dict], scores: dict, split: str = "test") -> dict[str, float]:
+    """Scalar tag -> value: ``scores`` (evaluate's headline on ``split``) and the last
+    epoch of ``history`` (the checkpoint's records; a checkpoint without them gives the
+    scores alone). Scores of val replace the epoch's val figures: the same model on the
+    same images, scored as evaluate was asked to (test-time flips, say)."""
+    if "accuracy" in scores:
+        values = {}
         if history:
             last = history[-1]
             values.update(val_accuracy=last["val_acc"], val_loss=last["val_loss"],
                           train_accuracy=last["train_acc"], train_loss=last["train_loss"])
+        values.update({f"{split}_accuracy": scores["accuracy"], f"{split}_macro_f1": scores["macro_f1"],
+                       f"{split}_loss": scores["loss"]})
     else:  # a detector: COCO figures (undefined ones, None, are left out)
-        values = {f"test_{k}": test.get(k) for k in DETECTION_TEST}
-        if history:
-            values.update({k: history[-1].get(k) for k in DETECTION_EPOCH})
+        values = {k: history[-1].get(k) for k in DETECTION_EPOCH} if history else {}
+        values.update({f"{split}_{k}": scores.get(k) for k in DETECTION_TEST})
         values = {k: v for k, v in values.items() if v is not None}
     return {tag: float(values[tag.removeprefix("hparam/")]) for tag, _ in METRICS
             if tag.removeprefix("hparam/") in values}
