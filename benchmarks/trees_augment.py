@@ -1,7 +1,7 @@
 """Does the augment stage earn its place on the trees example? The same detector trained
 with and without augmentation, over several seeds, scored on the test split.
 
-    python benchmarks/trees_augment.py [--seeds 0 1 2] [--out DIR]
+    python benchmarks/trees_augment.py [--seeds 0 1 2] [--arms augmented none] [--out DIR]
 
 Run from the repository root after `cd examples/trees && dvc repro split` (it reads that
 example's canonical dataset, splits and params.yaml). For each seed and arm it writes a
@@ -35,6 +35,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "trees"
+ARMS = ("augmented", "none")
 
 
 def arm_params(base: dict, arm: str, seed: int) -> dict:
@@ -78,17 +79,19 @@ def run(arm: str, seed: int, base: dict, out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                    help="which arms to run (e.g. none alone, where dvc repro already gave the augmented one)")
     ap.add_argument("--out", type=Path, default=None, help="where the runs go (default: a temporary directory)")
     args = ap.parse_args()
     base = yaml.safe_load((EXAMPLE / "params.yaml").read_text())
     out = args.out or Path(tempfile.mkdtemp(prefix="trees-augment-"))
     results = []
     for seed in args.seeds:
-        for arm in ("augmented", "none"):
+        for arm in args.arms:
             r = run(arm, seed, base, out)
             results.append(r)
             print(json.dumps(r), flush=True)
-    for arm in ("augmented", "none"):
+    for arm in args.arms:
         m50 = [r["map50"] for r in results if r["arm"] == arm]
         secs = [r["train_seconds"] for r in results if r["arm"] == arm]
         spread = statistics.stdev(m50) if len(m50) > 1 else 0.0
