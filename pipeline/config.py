@@ -186,6 +186,11 @@ class SplitParams(Section):
     # and val, no test): "carve" takes it from the given train split, "keep" leaves the
     # given splits untouched (the missing split then stays empty, and split stops).
     given: Literal["carve", "keep"] = "carve"
+    # Tiles of one large image (ingest.tile) stay in one split; with a block size they
+    # are dealt by square blocks of this many source pixels instead, and tiles that
+    # overlap across a split boundary become the buffer, in no split (pipeline.split_blocks).
+    block: int | None = Field(None, ge=1, le=1 << 20, description="source pixels per spatial block of a tiled image; "
+                                                                  "null = an image's tiles stay in one split")
 
     @field_validator("ratios")
     @classmethod

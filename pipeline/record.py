@@ -39,6 +39,7 @@ QUARANTINE = "quarantine.jsonl"
 IMAGES = "images"
 REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
 DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
+BUFFER = "buffer"  # the split assignment of a tile left between two splits' blocks (split.block): in none
 
 Box = tuple[float, float, float, float]
 T = TypeVar("T")

@@ -44,16 +44,18 @@ from pipeline.core.apportion import largest_remainder, moves_to_fill, per_class,
 from pipeline.core.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
 from pipeline.core.outputs import claim_dir
-from pipeline.record import Dataset, Sample, read_duplicate_groups, read_json
+from pipeline.record import BUFFER, Dataset, Sample, read_duplicate_groups, read_json
 from pipeline.core.seeding import key64
+from pipeline.split_blocks import add_buffer, block_of
 
 SPLITS_FILE = "splits.json"
 ORDER = ("train", "val", "test")
 
 
-def units(dataset: Dataset) -> list[list[Sample]]:
-    """Samples grouped so that duplicates, and the tiles of one image, stay together; each
-    unit sorted by id."""
+def units(dataset: Dataset, block: int | None = None) -> list[list[Sample]]:
+    """Samples grouped so that duplicates, and the tiles of one image (of one spatial
+    block of it, with ``block``: ``pipeline.split_blocks``), stay together; each unit
+    sorted by id."""
     by_id = {s.id: s for s in dataset.samples}
     parent = {i: i for i in by_id}
 
@@ -80,7 +82,8 @@ def units(dataset: Dataset) -> list[list[Sample]]:
     by_source: dict[str, str] = {}
     for s in dataset.samples:
         if s.tile is not None:
-            join(by_source.setdefault(s.tile.source_id, s.id), s.id)
+            where = s.tile.source_id if block is None else block_of(s, block)
+            join(by_source.setdefault(where, s.id), s.id)
     out: dict[str, list[Sample]] = defaultdict(list)
     for i in sorted(by_id):
         out[find(i)].append(by_id[i])
@@ -178,11 +181,12 @@ def missing_given(dataset: Dataset, params: SplitParams) -> list[str]:
 
 
 def assign_splits(dataset: Dataset, params: SplitParams) -> dict[str, str]:
-    """Return ``{sample id: split}`` for every sample."""
+    """Return ``{sample id: split}`` for every sample (``BUFFER`` for a tile left out
+    between the blocks of two splits, with ``split.block``)."""
     out: dict[str, str] = {}
     todo: list[list[Sample]] = []
     given_train: list[list[Sample]] = []
-    for u in units(dataset):
+    for u in units(dataset, params.block):
         g = _given(u)
         if g is not None:
             for s in u:
@@ -197,11 +201,18 @@ def assign_splits(dataset: Dataset, params: SplitParams) -> dict[str, str]:
         share = {k: params.ratios[k] for k in ("train", *missing)}
         total = sum(share.values())
         _assign(given_train, {k: v / total for k, v in share.items()}, params.seed, out)
+    if params.block is not None:
+        add_buffer(dataset, out, params.block)
     return out
 
 
 def _units_text(pool: list[list[Sample]]) -> str:
-    """How many units there are, as a person counts them: groups and single samples."""
+    """How many units there are, as a person counts them: groups and single samples
+    (the tiles of one image, without duplicates, as that image)."""
+    images = [u for u in pool if len(u) > 1 and all(s.tile for s in u) and len({s.tile.source_id for s in u}) == 1]
+    if images and len(images) == len(pool):
+        n = len(images)
+        return f"{n} image{'s' if n != 1 else ''} cut into {sum(len(u) for u in images)} tiles"
     groups = [u for u in pool if len(u) > 1]
     singles = len(pool) - len(groups)
     if not groups:
@@ -231,13 +242,15 @@ def check_not_empty(counts: Counter, params: SplitParams, dataset: Dataset) -> N
     elif given and "train" not in given:
         why = f"the source gives its own splits ({', '.join(given)}) and no train split to carve from"
     elif given:
-        train = [u for u in units(dataset) if _given(u) == "train"]
+        train = [u for u in units(dataset, params.block) if _given(u) == "train"]
         why = (f"the given train split holds only {_units_text(train)}, too few to carve "
                f"{', '.join(empty)} from it and keep train (each split needs one)")
     else:
-        why = (f"only {_units_text(units(dataset))} to split, too few for split.ratios {params.ratios}: "
+        why = (f"only {_units_text(units(dataset, params.block))} to split, too few for split.ratios {params.ratios}: "
                f"each of the {live} splits with a positive ratio needs one")
     fix = "add images or set their ratio to 0" + (", or set split.given: carve" if given and params.given == "keep" else "")
+    if params.block is None and any(s.tile is not None for s in dataset.samples):
+        fix += ", or deal large images by spatial blocks (split.block, e.g. 4 tiles wide)"
     raise InputError(f"{dataset.root}: split(s) {', '.join(empty)} would be empty: {why}; {fix}")
 
 
@@ -247,7 +260,7 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
     out = Path(out)
     claim_dir(out, "splits", [dataset.root])
     assignment = assign_splits(dataset, params)
-    counts = Counter(assignment.values())
+    counts = Counter(v for v in assignment.values() if v != BUFFER)
     check_not_empty(counts, params, dataset)
     missing = missing_given(dataset, params)
     carved = Counter(assignment[s.id] for s in dataset.samples if s.split == "train" and assignment[s.id] in missing)
@@ -256,7 +269,9 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
     for s in dataset.samples:
         by_class[assignment[s.id]][s.label or ""] += 1
         objects[assignment[s.id]].update(o.label for o in s.objects)
-    groups = [u for u in units(dataset) if len(u) > 1]
+    buffered = by_class.pop(BUFFER, Counter())
+    buffered_objects = objects.pop(BUFFER, Counter())
+    groups = [u for u in units(dataset, params.block) if len(u) > 1]
     duplicates = [u for u in groups if len({s.tile.source_id if s.tile else s.id for s in u}) > 1]
     summary = {
         "seed": params.seed,
@@ -269,6 +284,9 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
         "moved": sorted(s.id for u in groups for s in u if s.split and assignment[s.id] != s.split),
         "assignment": dict(sorted(assignment.items())),
     }
+    if params.block is not None:  # only then: other assignments keep their bytes
+        summary["block"] = params.block
+        summary["buffer"] = {"tiles": sum(buffered.values()), "objects": sum(buffered_objects.values())}
     tiled = {s.tile.source_id for s in dataset.samples if s.tile is not None}
     if tiled:  # only a tiled dataset has the key: other assignments keep their bytes
         summary["tiled_images"] = {k: len({s.tile.source_id for s in dataset.samples if s.tile is not None

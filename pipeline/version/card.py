@@ -31,8 +31,8 @@ FORMAT = "pipeline.dataset_version/1"
 # The code that renders a version's bytes, relative to the package's parent; the
 # augment stage lists the same paths as deps in dvc.yaml (a test keeps them equal).
 RENDER_CODE = ("pipeline/__init__.py", "pipeline/config.py", "pipeline/datasets.py", "pipeline/record.py",
-               "pipeline/split.py", "pipeline/tvweights.py", "pipeline/augment", "pipeline/backends",
-               "pipeline/version", "pipeline/core", "pipeline/images", "pipeline/reports")
+               "pipeline/split.py", "pipeline/split_blocks.py", "pipeline/tvweights.py", "pipeline/augment",
+               "pipeline/backends", "pipeline/version", "pipeline/core", "pipeline/images", "pipeline/reports")
 
 
 def file_sha256(path: Path) -> str:

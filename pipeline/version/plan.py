@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 from pipeline.config import AugmentParams
 from pipeline.core.errors import InputError
-from pipeline.record import Dataset, Sample
+from pipeline.record import BUFFER, Dataset, Sample
 
 SPLITS = ("train", "val", "test")
 
@@ -39,6 +39,8 @@ class Plan:
         self.by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
         for s in sorted(dataset.samples, key=lambda s: s.id):
             split = assignment.get(s.id)
+            if split == BUFFER:  # a tile between two splits' blocks (split.block): in no split
+                continue
             if split not in self.by_split:
                 raise InputError(f"sample {s.id!r} has no split; re-run the split stage")
             self.by_split[split].append(s)
