@@ -60,6 +60,25 @@ def test_evaluate_stage_scores_a_detector_with_coco_figures(trained, tmp_path):
     assert {"hparam/test_map", "hparam/test_map50", "hparam/val_map", "hparam/train_loss"} <= set(acc.Tags()["scalars"])
 
 
+def test_evaluate_scores_the_val_split_of_a_detector_when_asked(trained, tmp_path, capsys):
+    from stages.evaluate import run
+
+    (tmp_path / "params.yaml").write_text("split: {ratios: {train: 0.8, val: 0.2}}\nevaluate: {split: val, worst: 1}\n")
+    run(tmp_path / "params.yaml", trained / "version", trained / "m.pt", tmp_path / "eval.json",
+        tmp_path / "confusion.csv", tmp_path / "tb", tmp_path / "report.json", tmp_path / "hparams")
+    metrics = json.loads((tmp_path / "eval.json").read_text())
+    assert metrics["val_images"] == 2 and "test_images" not in metrics
+    assert "evaluate: val mAP" in capsys.readouterr().out
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (trial,) = [d for d in (tmp_path / "hparams").iterdir() if d.is_dir()]
+    acc = EventAccumulator(str(trial))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"hparam/val_map", "hparam/val_map75", "hparam/val_ar100"} <= tags and "hparam/test_map" not in tags
+    assert acc.Scalars("hparam/val_map")[0].value == pytest.approx(metrics["map"])
+
+
 def test_predict_writes_coco_results_pycocotools_loads_and_tiles_large_images(trained, tmp_path):
     from PIL import Image
     from pycocotools.coco import COCO
