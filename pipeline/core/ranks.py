@@ -110,6 +110,16 @@ class Ranks:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def all_gather(self, value: T) -> list[T]:
+        """Every rank's ``value`` (picklable), in rank order, on every rank."""
+        if not self.distributed:
+            return [value]
+        import torch.distributed as dist
+
+        got: list = [None] * self.size
+        dist.all_gather_object(got, value)
+        return got
+
     def all_sum(self, values):
         """Element-wise sum of a tensor over ranks (the tensor itself in one process)."""
         if not self.distributed:

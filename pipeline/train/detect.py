@@ -9,8 +9,9 @@ detectors draw their proposal samples from the global RNG: each step runs under 
 generator forked and seeded by (seed, epoch, step), so a run, resumed or not, is a
 function of its params. Under torchrun each rank's losses are rescaled to its share
 of the global batch's loss (``step``), so 2 processes train as one. Validation scores
-the val split with ``detscore`` (COCO mAP through pycocotools) on a full pass over it
-in every process (the same figures on every rank; rank 0 logs and writes them).
+the val split with ``detscore`` (COCO mAP through pycocotools): each rank predicts its
+share of the images, the predictions are gathered to every rank, and each scores the
+whole split (the same figures on every rank; rank 0 logs and writes them).
 """
 
 from __future__ import annotations
@@ -110,17 +111,26 @@ def predict_images(model: nn.Module, images, device, bf16: bool = True, batch_si
     return out
 
 
-def score_split(model, split, device, classes, masks: bool, bf16: bool = True, batch_size: int = 8):
-    """(predictions, targets, box DetScore, mask DetScore or None) over a split."""
+def score_split(model, split, device, classes, masks: bool, bf16: bool = True, batch_size: int = 8,
+                world: Ranks = Ranks()):
+    """(predictions, targets, box DetScore, mask DetScore or None) over a split.
+
+    Under torchrun each rank predicts its contiguous share of the images; the shares'
+    predictions are gathered, in order, to every rank, which scores the whole split (so
+    every rank holds the figures one process would, for 1/N of the inference)."""
     from pipeline.train import detscore
 
-    images, targets = [], []
-    for i in range(len(split)):
+    start, stop = world.share(len(split))
+    images, targets, sizes = [], [], []
+    for i in range(start, stop):
         image, target = split[i]
         images.append(image.as_subclass(torch.Tensor))
         targets.append(target_arrays(target))
+        sizes.append(tuple(image.shape[1:]))
     preds = predict_images(model, images, device, bf16, batch_size)
-    sizes = [tuple(im.shape[1:]) for im in images]
+    if world.distributed:
+        shares = world.all_gather((preds, targets, sizes))
+        preds, targets, sizes = ([x for share in shares for x in share[k]] for k in range(3))
     box = detscore.score(targets, preds, sizes, classes, iou_type="bbox")
     mask = detscore.score(targets, preds, sizes, classes, iou_type="segm") if masks else None
     return preds, targets, box, mask
@@ -235,7 +245,7 @@ class DetectTask:
 
     def epoch(self, epoch: int, sums: torch.Tensor, lr: float, seconds: float) -> DetectEpoch:
         preds, targets, box, mask = score_split(self.model, self.va, self.device, self.classes, self.masks,
-                                                self.params.bf16)
+                                                self.params.bf16, world=self.world)
         self.shown = (preds[:SHOWN], targets[:SHOWN])
         return DetectEpoch(epoch, float(sums[0] / sums[1].clamp(min=1)), box.map, box.map50, box.map75, box.ar100,
                            lr, seconds, None if mask is None else mask.map)
