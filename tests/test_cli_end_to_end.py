@@ -32,6 +32,26 @@ def cli(*args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+def run_stages(src, cwd) -> list[str]:
+    """ingest -> split -> augment -> train -> evaluate through the CLI in ``cwd`` (its
+    params.yaml); each stage's stdout."""
+    steps = [
+        ("ingest", src, "--out", "canonical"),
+        ("split", "canonical", "--out", "splits"),
+        ("augment", "canonical", "--splits", "splits", "--out", "version"),
+        ("train", "version", "--checkpoint", "m.pt", "--logdir", "tb", "--metrics", "train.json",
+         "--curve", "curve.csv"),
+        ("evaluate", "version", "--checkpoint", "m.pt", "--metrics", "eval.json", "--confusion",
+         "confusion.csv", "--logdir", "tb_eval"),
+    ]
+    out = []
+    for step in steps:
+        r = cli(*step, cwd=cwd)
+        assert r.returncode == 0, (step, r.stdout, r.stderr)
+        out.append(r.stdout)
+    return out
+
+
 def test_help_is_fast_and_lists_every_stage():
     t = time.perf_counter()
     r = cli("--help", cwd=REPO)
@@ -50,18 +70,7 @@ def test_cli_end_to_end(tmp_path):
     (src / "class1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     before = tree_digest(src)
     (tmp_path / "params.yaml").write_text(PARAMS)
-    steps = [
-        ("ingest", src, "--out", "canonical"),
-        ("split", "canonical", "--out", "splits"),
-        ("augment", "canonical", "--splits", "splits", "--out", "version"),
-        ("train", "version", "--checkpoint", "m.pt", "--logdir", "tb", "--metrics", "train.json",
-         "--curve", "curve.csv"),
-        ("evaluate", "version", "--checkpoint", "m.pt", "--metrics", "eval.json", "--confusion",
-         "confusion.csv", "--logdir", "tb_eval"),
-    ]
-    for step in steps:
-        r = cli(*step, cwd=tmp_path)
-        assert r.returncode == 0, (step, r.stdout, r.stderr)
+    run_stages(src, tmp_path)
     assert tree_digest(src) == before
     q = [json.loads(l) for l in (tmp_path / "canonical/quarantine.jsonl").read_text().splitlines()]
     assert [(x["path"], x["reason"]) for x in q] == [("class1/broken.png", "truncated-or-corrupt")]
@@ -116,20 +125,7 @@ def test_given_train_and_val_folders_train_on_all_of_train_and_score_val(tmp_pat
     (tmp_path / "params.yaml").write_text(
         "ingest: {workers: 1}\nsplit: {ratios: {train: 0.9, val: 0.1}}\naugment: {copies: 0}\n"
         "train: {epochs: 1, batch_size: 8}\nevaluate: {split: val}\n")
-    steps = [
-        ("ingest", src, "--out", "canonical"),
-        ("split", "canonical", "--out", "splits"),
-        ("augment", "canonical", "--splits", "splits", "--out", "version"),
-        ("train", "version", "--checkpoint", "m.pt", "--logdir", "tb", "--metrics", "train.json",
-         "--curve", "curve.csv"),
-        ("evaluate", "version", "--checkpoint", "m.pt", "--metrics", "eval.json", "--confusion",
-         "confusion.csv", "--logdir", "tb_eval"),
-    ]
-    out = []
-    for step in steps:
-        r = cli(*step, cwd=tmp_path)
-        assert r.returncode == 0, (step, r.stdout, r.stderr)
-        out.append(r.stdout)
+    out = run_stages(src, tmp_path)
     assert json.loads((tmp_path / "splits/splits.json").read_text())["counts"] == {"train": 16, "val": 16}
     m = json.loads((tmp_path / "eval.json").read_text())
     assert m["val_samples"] == 16 and "test_samples" not in m
