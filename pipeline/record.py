@@ -39,6 +39,7 @@ QUARANTINE = "quarantine.jsonl"
 IMAGES = "images"
 REPORT = "report.json"  # ingest's findings: inputs, class map, rejected objects
 DUPLICATES = "duplicates.json"  # exact and near-duplicate groups (split keeps each together)
+SPLITS = ("train", "val", "test")  # the split names, in the order samples are dealt and listed
 BUFFER = "buffer"  # the split assignment of a tile left between two splits' blocks (split.block): in none
 
 Box = tuple[float, float, float, float]

@@ -44,12 +44,12 @@ from pipeline.core.apportion import largest_remainder, moves_to_fill, per_class,
 from pipeline.core.atomic import atomic_dir, atomic_write_text
 from pipeline.config import SplitParams
 from pipeline.core.outputs import claim_dir
-from pipeline.record import BUFFER, Dataset, Sample, read_duplicate_groups, read_json
+from pipeline.record import BUFFER, SPLITS, Dataset, Sample, read_duplicate_groups, read_json
 from pipeline.core.seeding import key64
 from pipeline.split_blocks import add_buffer, block_of
 
 SPLITS_FILE = "splits.json"
-ORDER = ("train", "val", "test")
+ORDER = SPLITS
 
 
 def units(dataset: Dataset, block: int | None = None) -> list[list[Sample]]:

@@ -9,9 +9,9 @@ blocks are the units the split deals (stratified like any unit). Neighbouring bl
 then land in different splits, and tiles that overlap across that boundary would put
 the same pixels in both: the lower-ranked tile of each such pair goes to the
 **buffer** (test keeps all its tiles, val gives up those touching test, train those
-touching what val and test kept), so the scored splits stay as dealt. A buffered tile is in no split (``buffer`` in ``splits.json``,
-counted with its objects in the summary line): the loss the user chose with the block
-size, as spatial cross-validation does (Roberts et al., 2017, "Cross-validation
+touching what val and test kept). A buffered tile is in no split (``buffer`` in
+``splits.json``, counted with its objects in the summary line): the loss the user chose
+with the block size, as spatial cross-validation does (Roberts et al., 2017, "Cross-validation
 strategies for data with temporal, spatial, hierarchical, or phylogenetic structure").
 """
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from pipeline.core.errors import InputError
-from pipeline.record import BUFFER, Dataset, Sample
+from pipeline.record import BUFFER, SPLITS, Dataset, Sample
 
 # Which tile of an overlapping pair stays: the higher rank (test, then val, then train);
 # a split of another name (given by the source) ranks below train.
-KEEP_RANK = {"train": 0, "val": 1, "test": 2}
+KEEP_RANK = {name: i for i, name in enumerate(SPLITS)}
 MAX_BUFFER_SHARE = 0.5  # more than this share of the tiles as buffer: the block is too small
 
 

@@ -67,8 +67,9 @@ def per_class_scores(cm: torch.Tensor, classes: list[str]) -> tuple[dict, float]
 
 def evaluate(version: Path, checkpoint: Path, params: EvaluateParams, metrics: Path,
              confusion_csv: Path, logdir: Path, report: Path | None = None, hparams_logdir: Path | None = None) -> dict:
-    """Metrics of the split ``params.split`` names (test by default) for ``checkpoint``: metrics JSON, confusion CSV, TensorBoard run,
-    and the per-class report. Returns all of it as one dict.
+    """Metrics of the split ``params.split`` names (test by default) for ``checkpoint``:
+    metrics JSON, confusion CSV, TensorBoard run, and the per-class report. Returns all
+    of it as one dict.
 
     ``metrics`` holds only the headline numbers, accuracy and macro-F1 first, so they
     lead ``dvc exp show``'s columns; per-class scores and the confusion matrix go to

@@ -13,9 +13,7 @@ from typing import Callable, Iterator
 
 from pipeline.config import AugmentParams
 from pipeline.core.errors import InputError
-from pipeline.record import BUFFER, Dataset, Sample
-
-SPLITS = ("train", "val", "test")
+from pipeline.record import BUFFER, SPLITS, Dataset, Sample
 
 
 @dataclass(frozen=True)

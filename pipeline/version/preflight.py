@@ -42,7 +42,8 @@ def _gib(n: float) -> str:
 
 def check_fits(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path) -> None:
     """Raise ``InputError`` when the version cannot fit in memory or on ``out``'s disk."""
-    from pipeline.version.plan import SPLITS, Plan, output_geometry, reference_size
+    from pipeline.record import SPLITS
+    from pipeline.version.plan import Plan, output_geometry, reference_size
 
     h, w, c = output_geometry(dataset, params)
     plan = Plan(dataset, assignment, params)

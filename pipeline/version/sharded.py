@@ -30,10 +30,9 @@ import numpy as np
 from pipeline.core.atomic import atomic_dir
 from pipeline.config import AugmentParams
 from pipeline.core.ranks import Ranks, join
-from pipeline.record import Dataset
+from pipeline.record import SPLITS, Dataset
 from pipeline.version import card as cards
 from pipeline.version.manifest import VersionRow
-from pipeline.version.plan import SPLITS
 from pipeline.version.shards import NpyWriter
 from pipeline.version.job import VersionJob, close_split, finish, prepare, render_rows
 

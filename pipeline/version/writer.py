@@ -21,10 +21,9 @@ from typing import Iterable
 
 from pipeline.core.atomic import atomic_dir
 from pipeline.config import AugmentParams
-from pipeline.record import Dataset
+from pipeline.record import SPLITS, Dataset
 from pipeline.version.card import VersionCard
 from pipeline.version.job import close_split, finish, prepare, render_rows
-from pipeline.version.plan import SPLITS
 
 
 def write_version(dataset: Dataset, assignment: dict[str, str], params: AugmentParams, out: Path,
