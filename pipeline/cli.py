@@ -464,7 +464,7 @@ def predict(
         None, "--out", help="detectors: write results.json (COCO results format), images.json and drawn overlays here"),
     tile: Optional[int] = typer.Option(
         None, "--tile", min=0, help="detectors: predict images larger than this by tiles stitched with NMS "
-                                    "(default: the training input's long side; 0: never)"),
+                                    "(default: the training images' long side; 0: never)"),
     overlap: float = typer.Option(0.25, "--overlap", min=0.0, max=0.9, help="detectors: share of a tile its neighbour covers"),
     min_score: float = typer.Option(0.25, "--min-score", min=0.0, max=1.0,
                                     help="detectors: objects counted and drawn from this score"),

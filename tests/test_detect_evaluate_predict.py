@@ -105,3 +105,29 @@ def test_predict_writes_coco_results_pycocotools_loads_and_tiles_large_images(tr
         gt.loadRes(results)
         assert {d["image_id"] for d in results} <= {1, 2}
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_predict_tiles_at_the_training_images_scale_when_training_upscaled(trained, tmp_path):
+    """train.image_size twice the training images' size: the detector learned objects at 2x.
+    predict must cut a larger image into tiles of the training images' side (64 here), which
+    the detector then upscales as in training, not into tiles of its input side (128), which
+    would show it objects at half the scale it learned."""
+    import torch
+    from PIL import Image
+
+    from pipeline.cli import app
+
+    p = TrainParams(model="fcos_lite0", backbone_weights="none", epochs=1, batch_size=4, lr=0.01,
+                    optimizer="adamw", schedule="constant", freeze_epochs=0, image_size=(96, 128), threads=1)
+    train(trained / "version", p, tmp_path / "up.pt", tmp_path / "tb", tmp_path / "t.json", tmp_path / "c.csv")
+    ckpt = torch.load(tmp_path / "up.pt", map_location="cpu", weights_only=False)
+    assert (ckpt["size"], ckpt["tile_side"]) == ([96, 128], 64)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (80, 100, 3), dtype=np.uint8)).save(folder / "mid.png")  # 64 < 100 < 128
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / "same.png")
+    r = CliRunner().invoke(app, ["predict", str(tmp_path / "up.pt"), str(folder), "--json", "--min-score", "0"])
+    assert r.exit_code == 0, r.output
+    tiled = {p["path"].rsplit("/", 1)[-1]: p["tiled"] for p in json.loads(r.stdout)["predictions"]}
+    assert tiled == {"mid.png": True, "same.png": False}

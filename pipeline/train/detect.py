@@ -88,14 +88,19 @@ class _Batches(Dataset):
         return idx, n_global, images, targets
 
 
+def median_sides(split) -> tuple[int, int]:
+    """(short side, long side) of the split's median image (512 for an empty split)."""
+    h = int(statistics.median(s.height for s in split.samples)) if split.samples else 512
+    w = int(statistics.median(s.width for s in split.samples)) if split.samples else 512
+    return min(h, w), max(h, w)
+
+
 def input_size(params: TrainParams, split) -> tuple[int, int]:
     """(short side, long side) the detector resizes to: train.image_size, else the train
     split's median sides (each image keeps its aspect)."""
-    if params.image_size is not None:
-        h, w = params.image_size
-    else:
-        h = int(statistics.median(s.height for s in split.samples)) if split.samples else 512
-        w = int(statistics.median(s.width for s in split.samples)) if split.samples else 512
+    if params.image_size is None:
+        return median_sides(split)
+    h, w = params.image_size
     return min(h, w), max(h, w)
 
 
@@ -161,6 +166,10 @@ class DetectTask:
         self.classes = list(info.classes)
         self.channels = int(info.shape[2])
         self.size = input_size(params, self.tr)
+        # The long side of the images the detector learned from, before its own resize:
+        # predict cuts large images into tiles of this side, so objects meet the model at the
+        # scale they had in training whatever train.image_size upscales to.
+        self.tile_side = median_sides(self.tr)[1]
         self.pretrained = params.backbone_weights == "imagenet"
         if self.pretrained:
             from pipeline.train.pretrained import packaged_preprocessing, packaged_state
@@ -286,7 +295,7 @@ class DetectTask:
         s = self.spec
         return {
             "task": self.name, "model": s.model, "state_dict": self.model.state_dict(),
-            "classes": self.classes, "channels": s.channels, "size": list(s.size),
+            "classes": self.classes, "channels": s.channels, "size": list(s.size), "tile_side": self.tile_side,
             "mean": list(s.mean), "std": list(s.std), "frozen_norms": s.frozen_norms, "pretrained": self.source,
             "params": self.params.recorded(), "run": run, "history": [e.record() for e in history],
         }

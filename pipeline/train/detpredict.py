@@ -36,15 +36,17 @@ class ImageDetections:
 def predict_detections(checkpoint: Path, paths: list[Path], tile: int | None = None, overlap: float = 0.25,
                        device: str = "cpu") -> tuple[list[ImageDetections | InputError], dict]:
     """One ImageDetections per readable image, the InputError for each that is not (input
-    order), and the checkpoint. ``tile``: the side of a tile (None: the training input's long
-    side; 0: never tile); ``overlap``: the share of a tile its neighbour covers."""
+    order), and the checkpoint. ``tile``: the side of a tile (None: the long side of the
+    training images, before the detector's resize, so objects keep their training scale;
+    0: never tile); ``overlap``: the share of a tile its neighbour covers."""
     from pipeline.train import detscore
     from pipeline.train.checkpoint import load_model
     from pipeline.train.detect import predict_images
     from pipeline.train.predict import load_image
 
     model, ckpt = load_model(checkpoint, device)
-    side = int(max(ckpt["size"])) if tile is None else tile
+    # checkpoints written before tile_side was recorded: the input size, as they were tiled
+    side = int(ckpt.get("tile_side") or max(ckpt["size"])) if tile is None else tile
     channels = int(ckpt["channels"])
     dev = torch.device(device)
 
