@@ -46,7 +46,7 @@ from pipeline.config import SplitParams
 from pipeline.core.outputs import claim_dir
 from pipeline.record import BUFFER, SPLITS, Dataset, Sample, read_duplicate_groups, read_json
 from pipeline.core.seeding import key64
-from pipeline.split_blocks import add_buffer, block_of
+from pipeline.split_blocks import add_buffer, block_of, objects_in_no_kept_tile
 
 SPLITS_FILE = "splits.json"
 ORDER = SPLITS
@@ -286,7 +286,8 @@ def write_splits(dataset: Dataset, params: SplitParams, out: Path) -> dict:
     }
     if params.block is not None:  # only then: other assignments keep their bytes
         summary["block"] = params.block
-        summary["buffer"] = {"tiles": sum(buffered.values()), "objects": sum(buffered_objects.values())}
+        summary["buffer"] = {"tiles": sum(buffered.values()), "objects": sum(buffered_objects.values()),
+                             "objects_in_no_kept_tile": objects_in_no_kept_tile(dataset, assignment)}
     tiled = {s.tile.source_id for s in dataset.samples if s.tile is not None}
     if tiled:  # only a tiled dataset has the key: other assignments keep their bytes
         summary["tiled_images"] = {k: len({s.tile.source_id for s in dataset.samples if s.tile is not None

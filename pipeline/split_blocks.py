@@ -71,3 +71,25 @@ def add_buffer(dataset: Dataset, assignment: dict[str, str], block: int) -> int:
                          f"between splits (tiles up to {side} px overlap across every block edge); use a block "
                          f"of several tiles (e.g. {4 * side}) or null to keep each image in one split")
     return moved
+
+
+def objects_in_no_kept_tile(dataset: Dataset, assignment: dict[str, str]) -> int:
+    """How many objects of buffered tiles the splits lose outright. Tiles overlap, so most
+    objects of a buffered tile also lie in a kept neighbour; one counts as lost unless a
+    kept tile of its image holds an object of its label whose box (in the source image's
+    pixels) contains its centre: a tree cut to a sliver at a kept tile's edge, centre
+    outside, counts as lost."""
+    kept: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
+    buffered: list[tuple[str, str, float, float]] = []
+    for s in dataset.samples:
+        if s.tile is None:
+            continue
+        dx, dy = s.tile.x, s.tile.y
+        for o in s.objects:
+            x0, y0, x1, y1 = o.box
+            if assignment[s.id] == BUFFER:
+                buffered.append((s.tile.source_id, o.label, dx + (x0 + x1) / 2, dy + (y0 + y1) / 2))
+            else:
+                kept[(s.tile.source_id, o.label)].append((dx + x0, dy + y0, dx + x1, dy + y1))
+    return sum(not any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in kept.get((src, label), ()))
+               for src, label, cx, cy in buffered)

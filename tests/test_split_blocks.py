@@ -119,7 +119,10 @@ def test_splits_json_counts_the_buffer_and_the_version_leaves_it_out(tmp_path):
     n = saved["buffer"]["tiles"]
     assert saved["block"] == 300 and n > 0 and saved["buffer"]["objects"] == 2 * n
     assert sum(saved["counts"].values()) + n == len(ds.samples) and BUFFER not in saved["counts"]
-    assert f"{n} tiles ({2 * n} objects) left out as the buffer" in split_line(split_facts(summary, tmp_path / "splits"))
+    # these tiles' objects lie in one tile each: every buffered one is lost
+    assert saved["buffer"]["objects_in_no_kept_tile"] == 2 * n
+    line = split_line(split_facts(summary, tmp_path / "splits"))
+    assert f"{n} tiles ({2 * n} objects; {2 * n} of them in no kept tile) left out as the buffer" in line
     plan = Plan(ds, saved["assignment"], AugmentParams(copies=0))
     assert sum(len(v) for v in plan.by_split.values()) == len(ds.samples) - n
     plain = write_splits(orthomosaic(4, 4, images=2, root=tmp_path / "c2"),
@@ -168,3 +171,25 @@ def test_ingest_tiles_split_by_blocks_and_the_version_holds_no_buffered_tile(tmp
     rows = [json.loads(line) for line in (tmp_path / "version" / "manifest.jsonl").read_text().splitlines()]
     sources = {r["source_id"] for r in rows}
     assert not sources & buffered and len(sources) == sum(saved["counts"].values())
+
+
+def test_a_buffered_object_that_a_kept_tile_also_holds_is_not_counted_lost():
+    """Overlapping tiles repeat the objects near their edges: only those that no kept tile
+    holds (same image, same label, a box around the centre) are lost."""
+    from pipeline.split_blocks import objects_in_no_kept_tile
+
+    def tile(x, objects):
+        return Sample(id=f"o.png@{x},0", image="", width=100, height=100, channels=3, pixel_hash=f"{x}",
+                      objects=tuple(objects), tile=Tile("o.png", x, 0, 160, 100))
+
+    kept = tile(0, [Object("tree", (70, 10, 90, 30)),      # source (70..90): also in the buffered tile
+                    Object("bush", (65, 60, 75, 70)),      # source (65..75)
+                    Object("tree", (95, 80, 100, 90))])    # a sliver of a tree whose centre is at x 102
+    buffered = tile(60, [Object("tree", (10, 10, 30, 30)),  # the kept tile's first tree: not lost
+                         Object("tree", (5, 60, 15, 70)),   # where the kept tile has a bush: lost
+                         Object("tree", (35, 80, 49, 90)),  # centre at source x 102: the sliver does not hold it
+                         Object("tree", (60, 40, 80, 60))])  # only here: lost
+    ds = Dataset(None, (kept, buffered), ("bush", "tree"))  # type: ignore[arg-type]
+    assert objects_in_no_kept_tile(ds, {kept.id: "train", buffered.id: BUFFER}) == 3
+    assert objects_in_no_kept_tile(ds, {kept.id: "train", buffered.id: "val"}) == 0
+    assert objects_in_no_kept_tile(ds, {kept.id: BUFFER, buffered.id: BUFFER}) == 7

@@ -233,8 +233,10 @@ def split_line(f: Mapping[str, Any]) -> str:
         extra.append(f"{plural(len(f['moved']), 'sample')} moved to their group's split")
     if f.get("block") is not None:
         buf = f["buffer"]
-        extra.append(f"blocks of {f['block']} px; {plural(buf['tiles'], 'tile')} ({plural(buf['objects'], 'object')}) "
-                     "left out as the buffer between splits")
+        lost = buf.get("objects_in_no_kept_tile")
+        whole = "" if lost is None else f"; {lost} of them in no kept tile"
+        extra.append(f"blocks of {f['block']} px; {plural(buf['tiles'], 'tile')} ({plural(buf['objects'], 'object')}"
+                     f"{whole}) left out as the buffer between splits")
     return f"split: {plural(total, 'sample')} {ARROW} {f['out']} ({split_counts(f['counts'])}; {'; '.join(extra)})"
 
 
