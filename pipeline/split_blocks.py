@@ -79,17 +79,29 @@ def objects_in_no_kept_tile(dataset: Dataset, assignment: dict[str, str]) -> int
     kept tile of its image holds an object of its label whose box (in the source image's
     pixels) contains its centre: a tree cut to a sliver at a kept tile's edge, centre
     outside, counts as lost."""
-    kept: dict[tuple[str, str], list[tuple[float, ...]]] = defaultdict(list)
+    tiles = [s for s in dataset.samples if s.tile is not None]
+    if not tiles:
+        return 0
+    # Kept boxes by the grid cell of their centre, cells a tile wide: a box (within one
+    # tile) that contains a point has its centre in that point's cell or a neighbour.
+    side = max(max(s.width, s.height) for s in tiles)
+    kept: dict[tuple, list[tuple[float, ...]]] = defaultdict(list)
     buffered: list[tuple[str, str, float, float]] = []
-    for s in dataset.samples:
-        if s.tile is None:
-            continue
+    for s in tiles:
         dx, dy = s.tile.x, s.tile.y
         for o in s.objects:
             x0, y0, x1, y1 = o.box
+            cx, cy = dx + (x0 + x1) / 2, dy + (y0 + y1) / 2
             if assignment[s.id] == BUFFER:
-                buffered.append((s.tile.source_id, o.label, dx + (x0 + x1) / 2, dy + (y0 + y1) / 2))
+                buffered.append((s.tile.source_id, o.label, cx, cy))
             else:
-                kept[(s.tile.source_id, o.label)].append((dx + x0, dy + y0, dx + x1, dy + y1))
-    return sum(not any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in kept.get((src, label), ()))
-               for src, label, cx, cy in buffered)
+                kept[(s.tile.source_id, o.label, int(cx // side), int(cy // side))].append(
+                    (dx + x0, dy + y0, dx + x1, dy + y1))
+
+    def held(src: str, label: str, cx: float, cy: float) -> bool:
+        i, j = int(cx // side), int(cy // side)
+        return any(x0 <= cx <= x1 and y0 <= cy <= y1
+                   for di in (-1, 0, 1) for dj in (-1, 0, 1)
+                   for x0, y0, x1, y1 in kept.get((src, label, i + di, j + dj), ()))
+
+    return sum(not held(*b) for b in buffered)
