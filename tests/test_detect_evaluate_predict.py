@@ -36,6 +36,11 @@ def trained(tmp_path_factory):
     return root
 
 
+def tiled_by_name(predict_json: str) -> dict[str, bool]:
+    """{file name: predicted by tiles} from ``pipeline predict --json``'s output."""
+    return {p["path"].rsplit("/", 1)[-1]: p["tiled"] for p in json.loads(predict_json)["predictions"]}
+
+
 def test_evaluate_stage_scores_a_detector_with_coco_figures(trained, tmp_path):
     from stages.evaluate import run
 
@@ -93,9 +98,7 @@ def test_predict_writes_coco_results_pycocotools_loads_and_tiles_large_images(tr
     r = CliRunner().invoke(app, ["predict", str(trained / "m.pt"), str(folder), "--out", str(tmp_path / "out"),
                                  "--json", "--min-score", "0"])
     assert r.exit_code == 0, r.output
-    facts = json.loads(r.stdout)
-    tiled = {p["path"].rsplit("/", 1)[-1]: p["tiled"] for p in facts["predictions"]}
-    assert tiled == {"large.png": True, "small.png": False}
+    assert tiled_by_name(r.stdout) == {"large.png": True, "small.png": False}
     images = json.loads((tmp_path / "out" / "images.json").read_text())
     gt = COCO()
     gt.dataset = {**images, "annotations": []}
@@ -129,5 +132,4 @@ def test_predict_tiles_at_the_training_images_scale_when_training_upscaled(train
     Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(folder / "same.png")
     r = CliRunner().invoke(app, ["predict", str(tmp_path / "up.pt"), str(folder), "--json", "--min-score", "0"])
     assert r.exit_code == 0, r.output
-    tiled = {p["path"].rsplit("/", 1)[-1]: p["tiled"] for p in json.loads(r.stdout)["predictions"]}
-    assert tiled == {"mid.png": True, "same.png": False}
+    assert tiled_by_name(r.stdout) == {"mid.png": True, "same.png": False}
